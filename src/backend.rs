@@ -1,0 +1,79 @@
+//! Backend selection: burn 0.22 picks the backend from the `Device` at run time.
+
+use burn::tensor::{Device, Tensor};
+
+use crate::spec::BackendKind;
+
+/// The CPU backend `backend = "cpu"` means. ndarray measured faster than flex for our
+/// model on the 2-core machine (README, "Backends"), so it is the default.
+pub const DEFAULT_CPU: BackendKind = BackendKind::Ndarray;
+
+/// The concrete backend a kind resolves to ("cpu" is an alias).
+pub fn resolve(kind: BackendKind) -> BackendKind {
+    match kind {
+        BackendKind::Cpu => DEFAULT_CPU,
+        other => other,
+    }
+}
+
+pub fn name(kind: BackendKind) -> &'static str {
+    match resolve(kind) {
+        BackendKind::Ndarray => "ndarray",
+        BackendKind::Flex => "flex",
+        BackendKind::Cuda => "cuda",
+        BackendKind::Cpu => unreachable!("resolved above"),
+    }
+}
+
+/// The plain (inference) device for a backend; `.autodiff()` gives the training one.
+/// A device that cannot run (no GPU, no driver) is an error here, not a panic later.
+#[allow(deprecated)] // burn-ndarray is deprecated upstream but is the faster CPU backend for us
+pub fn device(kind: BackendKind, index: usize) -> anyhow::Result<Device> {
+    let device = match resolve(kind) {
+        BackendKind::Ndarray => Device::ndarray(),
+        BackendKind::Flex => Device::flex(),
+        BackendKind::Cuda => cuda_device(index)?,
+        BackendKind::Cpu => unreachable!("resolved above"),
+    };
+    probe(&device, kind)?;
+    Ok(device)
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device(index: usize) -> anyhow::Result<Device> {
+    Ok(Device::cuda(index))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_device(_index: usize) -> anyhow::Result<Device> {
+    anyhow::bail!(
+        "backend \"cuda\" is not compiled in; rebuild with `cargo build --release --features cuda`"
+    )
+}
+
+/// Runs one tiny operation; backends that cannot start panic, which we turn into an error.
+fn probe(device: &Device, kind: BackendKind) -> anyhow::Result<()> {
+    let device = device.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = std::panic::catch_unwind(move || {
+        let t = Tensor::<1>::from_floats([1.0, 2.0], &device);
+        t.sum().into_scalar::<f32>()
+    });
+    std::panic::set_hook(previous);
+    match outcome {
+        Ok(v) if v == 3.0 => Ok(()),
+        Ok(v) => anyhow::bail!("backend {} computed 1 + 2 = {v}", name(kind)),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown error".into());
+            anyhow::bail!(
+                "backend {} is not usable on this machine (is a GPU and its driver present?): {why}",
+                name(kind)
+            )
+        }
+    }
+}

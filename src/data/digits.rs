@@ -1,0 +1,30 @@
+//! The UCI 8×8 handwritten digits (1797 images, intensities 0..16) that `smartcore` ships.
+
+use super::{Dataset, Matrix, split};
+use crate::spec::DataConfig;
+
+const SIDE: usize = 8;
+const MAX_INTENSITY: f32 = 16.0;
+
+pub fn load(config: &DataConfig) -> anyhow::Result<Dataset> {
+    let raw = smartcore::dataset::digits::load_dataset();
+    anyhow::ensure!(
+        raw.num_features == SIDE * SIDE,
+        "smartcore's digits have {} features, expected 64",
+        raw.num_features
+    );
+    let values: Vec<f32> = raw
+        .data
+        .iter()
+        .map(|v| (v / MAX_INTENSITY).clamp(0.0, 1.0))
+        .collect();
+    let all = Matrix::new(raw.num_samples, raw.num_features, values);
+    let (train, test) = split(&all, config.test_fraction, config.split_seed);
+    Ok(Dataset {
+        train,
+        test,
+        image_shape: Some((SIDE, SIDE)),
+        dynamic_binarization: false,
+        exact_test_log_px: None,
+    })
+}

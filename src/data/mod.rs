@@ -1,0 +1,139 @@
+//! Datasets: train and test splits of f32 rows, held on the host in a fixed order.
+//!
+//! Everything random about the data (splits, static binarization, the synthetic model)
+//! comes from `data.split_seed`, so every training seed of a sweep sees the same test set.
+
+mod digits;
+mod idx;
+pub mod synthetic;
+mod table;
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+use crate::spec::{Binarization, DataConfig, DatasetKind, StaticBinarization};
+
+/// Row-major examples.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Matrix {
+    pub rows: usize,
+    pub cols: usize,
+    pub values: Vec<f32>,
+}
+
+impl Matrix {
+    pub fn new(rows: usize, cols: usize, values: Vec<f32>) -> Self {
+        assert_eq!(values.len(), rows * cols, "matrix data does not match its shape");
+        Self { rows, cols, values }
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.values[i * self.cols..(i + 1) * self.cols]
+    }
+
+    /// The rows at `indices`, in that order.
+    pub fn gather(&self, indices: &[usize]) -> Matrix {
+        let mut values = Vec::with_capacity(indices.len() * self.cols);
+        for &i in indices {
+            values.extend_from_slice(self.row(i));
+        }
+        Matrix::new(indices.len(), self.cols, values)
+    }
+
+    /// The first `n` rows (all of them if there are fewer).
+    pub fn head(&self, n: usize) -> Matrix {
+        let n = n.min(self.rows);
+        Matrix::new(n, self.cols, self.values[..n * self.cols].to_vec())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    pub train: Matrix,
+    pub test: Matrix,
+    /// (height, width) where the rows are images, for TensorBoard.
+    pub image_shape: Option<(usize, usize)>,
+    /// Train examples are re-binarized with a fresh Bernoulli sample each time they are seen.
+    pub dynamic_binarization: bool,
+    /// Mean exact test log p(x) in nats, where the data's true model is known (synthetic).
+    pub exact_test_log_px: Option<f64>,
+}
+
+impl Dataset {
+    pub fn dim(&self) -> usize {
+        self.train.cols
+    }
+}
+
+/// Checks the files a dataset needs before anything runs; the message says what is wrong.
+pub fn check_files(config: &DataConfig) -> Result<(), String> {
+    match config.dataset {
+        DatasetKind::Mnist | DatasetKind::FashionMnist => idx::check_files(config),
+        DatasetKind::Table => table::check_files(config),
+        DatasetKind::Synthetic | DatasetKind::Digits => Ok(()),
+    }
+}
+
+pub fn load(config: &DataConfig) -> anyhow::Result<Dataset> {
+    let mut dataset = match config.dataset {
+        DatasetKind::Synthetic => synthetic::load(config),
+        DatasetKind::Digits => digits::load(config)?,
+        DatasetKind::Mnist | DatasetKind::FashionMnist => idx::load(config)?,
+        DatasetKind::Table => table::load(config)?,
+    };
+    if let Some(n) = config.train_limit {
+        dataset.train = dataset.train.head(n);
+    }
+    if let Some(n) = config.test_limit {
+        dataset.test = dataset.test.head(n);
+    }
+    apply_binarization(&mut dataset, config);
+    Ok(dataset)
+}
+
+fn apply_binarization(dataset: &mut Dataset, config: &DataConfig) {
+    let mut rng = StdRng::seed_from_u64(config.split_seed ^ 0xB1A2_12E0);
+    match config.binarization {
+        Binarization::None => {}
+        Binarization::Static => {
+            for m in [&mut dataset.train, &mut dataset.test] {
+                match config.static_mode {
+                    StaticBinarization::Threshold => {
+                        threshold(&mut m.values, config.threshold as f32)
+                    }
+                    StaticBinarization::Sample => bernoulli_sample(&mut m.values, &mut rng),
+                }
+            }
+        }
+        Binarization::Dynamic => {
+            // Training data are resampled every time they are seen; the test set is
+            // binarized once, so that every evaluation scores the same data.
+            bernoulli_sample(&mut dataset.test.values, &mut rng);
+            dataset.dynamic_binarization = true;
+        }
+    }
+}
+
+fn threshold(values: &mut [f32], t: f32) {
+    for v in values {
+        *v = if *v > t { 1.0 } else { 0.0 };
+    }
+}
+
+/// Replaces each intensity p in [0, 1] with one Bernoulli(p) draw.
+pub fn bernoulli_sample(values: &mut [f32], rng: &mut impl Rng) {
+    for v in values {
+        *v = if rng.random::<f32>() < *v { 1.0 } else { 0.0 };
+    }
+}
+
+/// Splits rows into (train, test) by a seeded shuffle; `test_fraction` of them go to test.
+pub fn split(all: &Matrix, test_fraction: f64, seed: u64) -> (Matrix, Matrix) {
+    let mut order: Vec<usize> = (0..all.rows).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(seed));
+    let n_test = ((all.rows as f64) * test_fraction).round() as usize;
+    let n_test = n_test.clamp(1, all.rows.saturating_sub(1).max(1));
+    let (test, train) = order.split_at(n_test);
+    (all.gather(train), all.gather(test))
+}

@@ -1,0 +1,20 @@
+//! aevb: declarative variational-autoencoder experiments (Kingma & Welling's AEVB) on burn.
+//!
+//! The library is the scientific core (specs, data, models, objectives, training,
+//! evaluation) plus the result sinks; the `runner` binary drives it from spec files.
+
+pub mod backend;
+pub mod check;
+pub mod data;
+pub mod eval;
+pub mod model;
+pub mod objective;
+pub mod report;
+pub mod spec;
+pub mod sweep;
+pub mod train;
+
+/// Version recorded in every result row and baseline.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub mod runner;
+pub mod sinks;

@@ -1,0 +1,290 @@
+//! `runner`: plan, train and inspect VAE experiments from spec files.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use aevb::runner::{self, fmt_opt};
+use aevb::{check, report};
+use aevb::spec::{self, Spec, SpecError};
+use aevb::sweep::{self, PlannedRun};
+use aevb::{backend, VERSION};
+
+#[derive(Parser)]
+#[command(name = "runner", version = VERSION, about = "Declarative VAE experiments (AEVB) on burn")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct SpecArgs {
+    /// Experiment spec (TOML or YAML).
+    spec: PathBuf,
+    /// Override a spec key: --set objective.beta=0.5 (repeatable; wins over file and env).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the runs a spec expands to, as a table; trains nothing.
+    Plan(SpecArgs),
+    /// Train every run of the spec's sweep that has not finished yet.
+    Sweep {
+        #[command(flatten)]
+        args: SpecArgs,
+        /// Rerun runs that already finished.
+        #[arg(long)]
+        force: bool,
+        /// Runs trained at once (default: runtime.workers, else one per core on CPU).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+    /// Train the spec's base config as a single run (its [sweep] is ignored).
+    Run {
+        #[command(flatten)]
+        args: SpecArgs,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Aggregate a results folder over seeds: a table, and plots in <DIR>/report/.
+    Report {
+        /// A results folder, e.g. results/beta_grid.
+        dir: PathBuf,
+        /// Primary metric: sorts the table and is plotted against each swept key.
+        #[arg(long, default_value = "test_elbo")]
+        metric: String,
+        /// Group by these config keys (comma-separated; default: the swept keys but the seed).
+        #[arg(long, value_delimiter = ',')]
+        by: Option<Vec<String>>,
+        /// Table format; markdown, csv and json are also saved in <DIR>/report/.
+        #[arg(long, value_enum, default_value = "table")]
+        format: report::Format,
+    },
+    /// Train small deterministic specs and compare their metrics with a baseline.
+    Check {
+        /// Spec files (or folders of them).
+        #[arg(required = true)]
+        specs: Vec<PathBuf>,
+        /// Baseline TOML: tolerances and the expected metrics per run.
+        #[arg(long)]
+        baseline: PathBuf,
+        /// Rewrite the baseline from the current results (for intentional changes).
+        #[arg(long)]
+        bless: bool,
+        /// Where the check runs write their results.
+        #[arg(long, default_value = "results/check")]
+        results: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => match e.downcast_ref::<SpecError>() {
+            Some(spec_error) => {
+                eprintln!("error: {spec_error}");
+                ExitCode::from(2)
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}
+
+fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Plan(args) => {
+            let (spec, runs) = load(&args)?;
+            print_plan(&spec, &runs, runner::workers(&spec, None));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sweep {
+            args,
+            force,
+            workers,
+        } => {
+            let (spec, runs) = load(&args)?;
+            train(&spec, &runs, runner::workers(&spec, workers), force)
+        }
+        Command::Run { args, force } => {
+            let (mut spec, _) = load(&args)?;
+            spec.sweep = Default::default();
+            spec.name = format!("{}-run", spec.name);
+            let runs = sweep::expand(&spec, &args.spec.display().to_string())?;
+            train(&spec, &runs, 1, force)
+        }
+        Command::Report {
+            dir,
+            metric,
+            by,
+            format,
+        } => report_command(&dir, &metric, by, format),
+        Command::Check {
+            specs,
+            baseline,
+            bless,
+            results,
+        } => check_command(&specs, &baseline, bless, &results),
+    }
+}
+
+fn report_command(
+    dir: &Path,
+    metric: &str,
+    by: Option<Vec<String>>,
+    format: report::Format,
+) -> anyhow::Result<ExitCode> {
+    let runs = report::read_runs(dir)?;
+    let by = by.unwrap_or_else(|| report::default_group_keys(&runs));
+    let table = report::aggregate(&dir.join("runs.parquet"), &by, metric)?;
+    let text = report::render(&table, format)?;
+    print!("{text}");
+    let out = report::report_dir(dir);
+    std::fs::create_dir_all(&out)?;
+    let extension = match format {
+        report::Format::Table => None,
+        report::Format::Markdown => Some("md"),
+        report::Format::Csv => Some("csv"),
+        report::Format::Json => Some("json"),
+    };
+    if let Some(ext) = extension {
+        let path = out.join(format!("summary.{ext}"));
+        std::fs::write(&path, &text)?;
+        eprintln!("wrote {}", path.display());
+    }
+    let epochs_path = dir.join("epochs.parquet");
+    let epochs = if epochs_path.is_file() {
+        Some(polars::prelude::ParquetReader::new(std::fs::File::open(&epochs_path)?).finish()?)
+    } else {
+        None
+    };
+    use polars::prelude::SerReader;
+    for file in report::write_plots(&runs, epochs.as_ref(), &by, metric, &out)? {
+        eprintln!("wrote {}", file.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_command(
+    specs: &[PathBuf],
+    baseline_path: &Path,
+    bless: bool,
+    results: &Path,
+) -> anyhow::Result<ExitCode> {
+    let previous = if baseline_path.is_file() {
+        Some(check::Baseline::load(baseline_path)?)
+    } else if bless {
+        None
+    } else {
+        anyhow::bail!("{}: baseline not found (create it with --bless)", baseline_path.display());
+    };
+    let mut records = Vec::new();
+    for file in spec::spec_files(specs) {
+        let (spec, runs) = load(&SpecArgs {
+            spec: file.clone(),
+            set: Vec::new(),
+        })?;
+        // Always retrain: a check must measure the code as it is now.
+        let workers = runner::workers(&spec, None);
+        runner::run_sweep(&spec, &runs, results, workers, true)?;
+        let dir = aevb::sinks::results::ResultsDir::new(results, &spec.name);
+        records.extend(runs.iter().filter_map(|r| dir.record(&r.id)));
+    }
+    let backend = records
+        .first()
+        .map(|r| r.backend.clone())
+        .unwrap_or_else(|| "none".into());
+    if bless {
+        let blessed = check::bless(&records, previous.as_ref(), &backend);
+        aevb::sinks::results::write_atomic(baseline_path, blessed.to_text()?.as_bytes())?;
+        eprintln!("blessed {} runs into {}", blessed.runs.len(), baseline_path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let baseline = previous.expect("loaded above unless blessing");
+    if baseline.backend != backend {
+        eprintln!(
+            "warning: the baseline was made on backend {}, this check ran on {backend}",
+            baseline.backend
+        );
+    }
+    let comparisons = check::compare(&baseline, &records);
+    print!("{}", check::render(&comparisons));
+    let failed = comparisons.iter().filter(|c| !c.passed()).count();
+    if failed > 0 {
+        eprintln!("check: {failed} of {} comparisons FAILED", comparisons.len());
+        Ok(ExitCode::from(1))
+    } else {
+        eprintln!("check: all {} comparisons passed", comparisons.len());
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn load(args: &SpecArgs) -> anyhow::Result<(Spec, Vec<PlannedRun>)> {
+    let spec = spec::load(&args.spec, &args.set)?;
+    let runs = sweep::expand(&spec, &args.spec.display().to_string())?;
+    Ok((spec, runs))
+}
+
+fn train(spec: &Spec, runs: &[PlannedRun], workers: usize, force: bool) -> anyhow::Result<ExitCode> {
+    let root = Path::new(&spec.runtime.results_dir);
+    eprintln!(
+        "{}: {} runs, {} at a time, results in {}",
+        spec.name,
+        runs.len(),
+        workers,
+        root.join(&spec.name).display()
+    );
+    let summary = runner::run_sweep(spec, runs, root, workers, force)?;
+    eprintln!(
+        "{}: {} ok, {} diverged, {} failed ({} already finished, skipped)",
+        spec.name, summary.ok, summary.diverged, summary.failed, summary.skipped
+    );
+    Ok(if summary.all_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_plan(spec: &Spec, runs: &[PlannedRun], workers: usize) {
+    let base = spec.run_config();
+    println!("experiment  {}", spec.name);
+    if !spec.description.is_empty() {
+        println!("            {}", spec.description);
+    }
+    println!(
+        "data        {:?}, model {}-{:?}-{}, {:?} likelihood, {:?} prior",
+        base.data.dataset,
+        base.model.encoder.hidden.len(),
+        base.model.encoder.hidden,
+        base.model.latent_dim,
+        base.model.likelihood,
+        base.model.prior
+    );
+    println!(
+        "runs        {} on backend {}, {} at a time ({} cores here)",
+        runs.len(),
+        backend::name(base.runtime.backend),
+        workers,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    let results = aevb::sinks::results::ResultsDir::new(Path::new(&spec.runtime.results_dir), &spec.name);
+    println!();
+    println!("{:<14} {:<40} {:>7} {:>10}  status", "id", "label", "epochs", "beta");
+    for run in runs {
+        let status = match results.record(&run.id) {
+            Some(r) => format!("done ({}), test ELBO {}", r.status.as_str(), fmt_opt(r.test_elbo)),
+            None => "to run".into(),
+        };
+        println!(
+            "{:<14} {:<40} {:>7} {:>10}  {}",
+            run.id, run.label, run.config.train.epochs, run.config.objective.beta, status
+        );
+    }
+}

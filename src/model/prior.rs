@@ -1,0 +1,204 @@
+//! p(z). A new prior is a `LatentPrior` plus a variant of `Prior`: the objectives and the
+//! training loop only ever call the trait's three methods.
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::Rng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, StandardNormal};
+
+use super::density::{LN_2PI, kl_normal_normal, kl_standard_normal, log_sum_exp, standard_normal};
+use super::encoder::Posterior;
+use crate::spec::{ModelConfig, PriorKind};
+
+pub trait LatentPrior {
+    /// log p(z) per row of z [N, Z].
+    fn log_prob(&self, z: Tensor<2>) -> Tensor<1>;
+    /// KL(q || p) per row where it has a closed form; None where it must be estimated.
+    fn analytic_kl(&self, q: &Posterior) -> Option<Tensor<1>>;
+    /// n draws from p(z), made with `rng` on the host.
+    fn sample(&self, n: usize, rng: &mut StdRng, device: &Device) -> Tensor<2>;
+}
+
+fn normal_draws(n: usize, rng: &mut StdRng) -> Vec<f32> {
+    (0..n).map(|_| StandardNormal.sample(rng)).collect()
+}
+
+/// N(0, I).
+#[derive(Module, Debug)]
+pub struct StandardNormalPrior {
+    #[module(skip)]
+    pub latent_dim: usize,
+}
+
+impl LatentPrior for StandardNormalPrior {
+    fn log_prob(&self, z: Tensor<2>) -> Tensor<1> {
+        standard_normal(z)
+    }
+    fn analytic_kl(&self, q: &Posterior) -> Option<Tensor<1>> {
+        Some(kl_standard_normal(q.mean.clone(), q.logvar.clone()))
+    }
+    fn sample(&self, n: usize, rng: &mut StdRng, device: &Device) -> Tensor<2> {
+        let z = normal_draws(n * self.latent_dim, rng);
+        Tensor::from_data(TensorData::new(z, [n, self.latent_dim]), device)
+    }
+}
+
+/// N(mean, exp(logvar)) per dimension, learned or fixed at N(0, I)'s values.
+#[derive(Module, Debug)]
+pub struct DiagonalNormalPrior {
+    pub mean: Param<Tensor<1>>,
+    pub logvar: Param<Tensor<1>>,
+}
+
+impl DiagonalNormalPrior {
+    fn params(&self) -> (Tensor<2>, Tensor<2>) {
+        (
+            self.mean.val().unsqueeze_dim::<2>(0),
+            self.logvar.val().unsqueeze_dim::<2>(0),
+        )
+    }
+}
+
+impl LatentPrior for DiagonalNormalPrior {
+    fn log_prob(&self, z: Tensor<2>) -> Tensor<1> {
+        let (mean, logvar) = self.params();
+        super::density::normal_diag(z, mean, logvar)
+    }
+    fn analytic_kl(&self, q: &Posterior) -> Option<Tensor<1>> {
+        let (mean, logvar) = self.params();
+        Some(kl_normal_normal(q.mean.clone(), q.logvar.clone(), mean, logvar))
+    }
+    fn sample(&self, n: usize, rng: &mut StdRng, device: &Device) -> Tensor<2> {
+        let mean: Vec<f32> = host(self.mean.val());
+        let std: Vec<f32> = host(self.logvar.val()).iter().map(|lv| (0.5 * lv).exp()).collect();
+        let d = mean.len();
+        let eps = normal_draws(n * d, rng);
+        let z = eps
+            .iter()
+            .enumerate()
+            .map(|(i, e)| mean[i % d] + std[i % d] * e)
+            .collect();
+        Tensor::from_data(TensorData::new(z, [n, d]), device)
+    }
+}
+
+/// Σ_k π_k N(mean_k, exp(logvar_k)), with π = softmax(logits); all learned.
+#[derive(Module, Debug)]
+pub struct MixturePrior {
+    pub means: Param<Tensor<2>>,
+    pub logvars: Param<Tensor<2>>,
+    pub logits: Param<Tensor<1>>,
+}
+
+impl LatentPrior for MixturePrior {
+    fn log_prob(&self, z: Tensor<2>) -> Tensor<1> {
+        let [n, _] = z.dims();
+        let k = self.logits.val().dims()[0];
+        let z = z.unsqueeze_dim::<3>(1); // [N, 1, Z]
+        let means = self.means.val().unsqueeze_dim::<3>(0); // [1, K, Z]
+        let logvars = self.logvars.val().unsqueeze_dim::<3>(0);
+        let sq = (z - means).square() * logvars.clone().neg().exp();
+        let per_component = (sq + logvars)
+            .add_scalar(LN_2PI)
+            .mul_scalar(-0.5)
+            .sum_dim(2)
+            .reshape([n, k]); // [N, K]
+        let log_weights = log_softmax(self.logits.val(), 0).unsqueeze_dim::<2>(0);
+        log_sum_exp(per_component + log_weights, 1).squeeze_dim::<1>(1)
+    }
+    fn analytic_kl(&self, _q: &Posterior) -> Option<Tensor<1>> {
+        None
+    }
+    fn sample(&self, n: usize, rng: &mut StdRng, device: &Device) -> Tensor<2> {
+        let [k, d] = self.means.val().dims();
+        let means: Vec<f32> = host(self.means.val());
+        let logvars: Vec<f32> = host(self.logvars.val());
+        let logits: Vec<f32> = host(self.logits.val());
+        let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let weights: Vec<f64> = logits.iter().map(|l| ((l - max) as f64).exp()).collect();
+        let total: f64 = weights.iter().sum();
+        let mut z = Vec::with_capacity(n * d);
+        for _ in 0..n {
+            let mut u = rng.random::<f64>() * total;
+            let mut c = k - 1;
+            for (i, w) in weights.iter().enumerate() {
+                if u < *w {
+                    c = i;
+                    break;
+                }
+                u -= w;
+            }
+            for j in 0..d {
+                let e: f32 = StandardNormal.sample(rng);
+                z.push(means[c * d + j] + (0.5 * logvars[c * d + j]).exp() * e);
+            }
+        }
+        Tensor::from_data(TensorData::new(z, [n, d]), device)
+    }
+}
+
+/// Reads a tensor back to the host as f32.
+pub fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 data")
+}
+
+#[derive(Module, Debug)]
+pub enum Prior {
+    StandardNormal(StandardNormalPrior),
+    Normal(DiagonalNormalPrior),
+    Mixture(MixturePrior),
+}
+
+impl Prior {
+    pub fn new(config: &ModelConfig, rng: &mut StdRng, device: &Device) -> Self {
+        let z = config.latent_dim;
+        match config.prior {
+            PriorKind::StandardNormal => Prior::StandardNormal(StandardNormalPrior { latent_dim: z }),
+            PriorKind::Normal => {
+                let param = |v: Vec<f32>| {
+                    Param::from_data(TensorData::new(v, [z]), device)
+                        .set_require_grad(config.prior_learned)
+                };
+                Prior::Normal(DiagonalNormalPrior {
+                    mean: param(vec![0.0; z]),
+                    logvar: param(vec![0.0; z]),
+                })
+            }
+            PriorKind::Mixture => {
+                let k = config.prior_components;
+                // Spread the component means so they do not start identical.
+                let means = normal_draws(k * z, rng);
+                Prior::Mixture(MixturePrior {
+                    means: Param::from_data(TensorData::new(means, [k, z]), device),
+                    logvars: Param::from_data(TensorData::new(vec![0f32; k * z], [k, z]), device),
+                    logits: Param::from_data(TensorData::new(vec![0f32; k], [k]), device),
+                })
+            }
+        }
+    }
+
+    fn inner(&self) -> &dyn LatentPrior {
+        match self {
+            Prior::StandardNormal(p) => p,
+            Prior::Normal(p) => p,
+            Prior::Mixture(p) => p,
+        }
+    }
+}
+
+impl LatentPrior for Prior {
+    fn log_prob(&self, z: Tensor<2>) -> Tensor<1> {
+        self.inner().log_prob(z)
+    }
+    fn analytic_kl(&self, q: &Posterior) -> Option<Tensor<1>> {
+        self.inner().analytic_kl(q)
+    }
+    fn sample(&self, n: usize, rng: &mut StdRng, device: &Device) -> Tensor<2> {
+        self.inner().sample(n, rng, device)
+    }
+}

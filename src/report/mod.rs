@@ -1,0 +1,242 @@
+//! `runner report`: aggregate a results folder over seeds, print the table, draw the plots.
+
+mod plots;
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+pub use plots::write_plots;
+
+/// Metrics aggregated for every group, in table order.
+pub const METRICS: [&str; 5] = [
+    "test_elbo",
+    "test_log_px",
+    "test_kl",
+    "test_recon",
+    "active_units",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Markdown,
+    Csv,
+    Json,
+}
+
+/// The keys a results folder was swept over (less the seed, which is aggregated over).
+pub fn default_group_keys(runs: &DataFrame) -> Vec<String> {
+    let Ok(col) = runs.column("swept_keys") else {
+        return Vec::new();
+    };
+    let Ok(strings) = col.str() else {
+        return Vec::new();
+    };
+    let mut keys: Vec<String> = Vec::new();
+    for s in strings.iter().flatten() {
+        for k in s.split(',').filter(|k| !k.is_empty()) {
+            if k != "train.seed" && !keys.iter().any(|x| x == k) {
+                keys.push(k.to_string());
+            }
+        }
+    }
+    keys
+}
+
+pub fn read_runs(dir: &Path) -> anyhow::Result<DataFrame> {
+    let path = dir.join("runs.parquet");
+    anyhow::ensure!(
+        path.is_file(),
+        "{}: no runs.parquet here; run `runner sweep SPEC` first",
+        dir.display()
+    );
+    Ok(scan(&path)?.collect()?)
+}
+
+fn scan(path: &Path) -> anyhow::Result<LazyFrame> {
+    Ok(LazyFrame::scan_parquet(
+        PlRefPath::try_from_path(path)?,
+        ScanArgsParquet::default(),
+    )?)
+}
+
+/// Groups runs by `by` and aggregates over the rest (seeds): count of ok and not-ok runs,
+/// mean and sample standard deviation of each metric over the ok runs, best group first
+/// (highest mean of `metric`; failed groups last).
+pub fn aggregate(runs_parquet: &Path, by: &[String], metric: &str) -> anyhow::Result<DataFrame> {
+    anyhow::ensure!(
+        METRICS.contains(&metric),
+        "--metric {metric}: expected one of {}",
+        METRICS.join(", ")
+    );
+    let lf = scan(runs_parquet)?;
+    let schema = lf.clone().collect_schema()?;
+    for key in by {
+        anyhow::ensure!(
+            schema.contains(key),
+            "--by {key}: no such column in {}",
+            runs_parquet.display()
+        );
+    }
+    let (lf, keys): (LazyFrame, Vec<Expr>) = if by.is_empty() {
+        (lf.with_column(lit("all").alias("group")), vec![col("group")])
+    } else {
+        (lf, by.iter().map(|k| col(k.as_str())).collect())
+    };
+    let ok = col("status").eq(lit("ok"));
+    let mut aggs = vec![
+        ok.clone().cast(DataType::UInt32).sum().alias("ok"),
+        ok.clone().not().cast(DataType::UInt32).sum().alias("failed"),
+    ];
+    for m in METRICS {
+        let values = col(m).cast(DataType::Float64).filter(ok.clone());
+        aggs.push(values.clone().mean().alias(format!("{m}_mean")));
+        aggs.push(values.std(1).alias(format!("{m}_std")));
+    }
+    let sorted = lf
+        .group_by_stable(keys)
+        .agg(aggs)
+        .sort(
+            [format!("{metric}_mean")],
+            SortMultipleOptions::default()
+                .with_order_descending(true)
+                .with_nulls_last(true),
+        )
+        .collect()?;
+    let n = sorted.height();
+    let best = Column::new(
+        "best".into(),
+        (0..n).map(|i| i == 0).collect::<Vec<bool>>(),
+    );
+    let mut out = sorted;
+    out.with_column(best)?;
+    Ok(out)
+}
+
+/// The aggregate as text in the chosen format.
+pub fn render(table: &DataFrame, format: Format) -> anyhow::Result<String> {
+    let mut df = table.clone();
+    Ok(match format {
+        Format::Csv => {
+            let mut buf = Vec::new();
+            CsvWriter::new(&mut buf).finish(&mut df)?;
+            String::from_utf8(buf)?
+        }
+        Format::Json => json_rows(&df)? + "\n",
+        Format::Table | Format::Markdown => text_table(&df, format == Format::Markdown),
+    })
+}
+
+/// The table as a JSON array of row objects (nulls for missing values).
+fn json_rows(df: &DataFrame) -> anyhow::Result<String> {
+    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let rows: Vec<serde_json::Map<String, serde_json::Value>> = (0..df.height())
+        .map(|i| {
+            names
+                .iter()
+                .map(|name| {
+                    let v = match df.column(name).and_then(|c| c.get(i)) {
+                        Ok(AnyValue::Boolean(b)) => serde_json::Value::Bool(b),
+                        Ok(AnyValue::String(s)) => serde_json::Value::String(s.to_string()),
+                        Ok(AnyValue::Null) | Err(_) => serde_json::Value::Null,
+                        Ok(v) => v
+                            .extract::<f64>()
+                            .and_then(serde_json::Number::from_f64)
+                            .map(serde_json::Value::Number)
+                            .unwrap_or_else(|| serde_json::Value::String(v.to_string())),
+                    };
+                    (name.clone(), v)
+                })
+                .collect()
+        })
+        .collect();
+    Ok(serde_json::to_string_pretty(&rows)?)
+}
+
+/// Group keys, counts and "mean ± std" per metric; the best group is marked.
+fn text_table(df: &DataFrame, markdown: bool) -> String {
+    let key_cols: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .take_while(|n| n != "ok")
+        .collect();
+    let mut header: Vec<String> = key_cols.clone();
+    header.extend(["ok".into(), "failed".into()]);
+    header.extend(METRICS.iter().map(|m| m.to_string()));
+    header.push(String::new());
+    let cell = |name: &str, i: usize| -> String {
+        df.column(name)
+            .ok()
+            .and_then(|c| c.get(i).ok())
+            .map(|v| match v {
+                AnyValue::Null => "-".to_string(),
+                AnyValue::String(s) => s.to_string(),
+                AnyValue::Float64(f) => format!("{f}"),
+                other => other.to_string(),
+            })
+            .unwrap_or_default()
+    };
+    let num = |name: &str, i: usize| -> Option<f64> {
+        df.column(name)
+            .ok()?
+            .f64()
+            .ok()?
+            .get(i)
+    };
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for i in 0..df.height() {
+        let mut row: Vec<String> = key_cols.iter().map(|k| cell(k, i)).collect();
+        row.push(cell("ok", i));
+        row.push(cell("failed", i));
+        for m in METRICS {
+            row.push(match (num(&format!("{m}_mean"), i), num(&format!("{m}_std"), i)) {
+                (Some(mean), Some(std)) => format!("{mean:.2} ± {std:.2}"),
+                (Some(mean), None) => format!("{mean:.2}"),
+                _ => "-".into(),
+            });
+        }
+        row.push(if i == 0 && num(&format!("{}_mean", METRICS[0]), 0).is_some() {
+            "best".into()
+        } else {
+            String::new()
+        });
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|j| {
+            rows.iter()
+                .map(|r| r[j].chars().count())
+                .chain([header[j].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| -> String {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        if markdown {
+            format!("| {} |", padded.join(" | "))
+        } else {
+            padded.join("  ").trim_end().to_string()
+        }
+    };
+    let mut out = vec![line(&header)];
+    if markdown {
+        out.push(format!(
+            "|{}|",
+            widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("|")
+        ));
+    }
+    out.extend(rows.iter().map(|r| line(r)));
+    out.join("\n") + "\n"
+}
+
+/// Where the report's files go: `<results>/<name>/report/`.
+pub fn report_dir(results: &Path) -> PathBuf {
+    results.join("report")
+}

@@ -1,0 +1,390 @@
+//! Report plots, each as PNG and SVG: the primary metric against each swept key with error
+//! bars over seeds, the rate–distortion plane, and training curves per group.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use polars::prelude::*;
+
+const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+const SIZE: (u32, u32) = (900, 600);
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
+            .map_err(|_| ())
+            .expect("the embedded DejaVu Sans is a valid font");
+    });
+}
+
+/// One run as the plots see it.
+struct RunPoint {
+    run_id: String,
+    keys: BTreeMap<String, String>,
+    ok: bool,
+    metric: Option<f64>,
+    kl: Option<f64>,
+    recon: Option<f64>,
+}
+
+fn cell(df: &DataFrame, name: &str, i: usize) -> String {
+    df.column(name)
+        .ok()
+        .and_then(|c| c.get(i).ok())
+        .map(|v| match v {
+            AnyValue::String(s) => s.to_string(),
+            AnyValue::Null => "-".into(),
+            other => other.to_string(),
+        })
+        .unwrap_or_default()
+}
+
+fn float(df: &DataFrame, name: &str, i: usize) -> Option<f64> {
+    let c = df.column(name).ok()?.cast(&DataType::Float64).ok()?;
+    c.f64().ok()?.get(i).filter(|v| v.is_finite())
+}
+
+fn points(runs: &DataFrame, by: &[String], metric: &str) -> Vec<RunPoint> {
+    (0..runs.height())
+        .map(|i| RunPoint {
+            run_id: cell(runs, "run_id", i),
+            keys: by.iter().map(|k| (k.clone(), cell(runs, k, i))).collect(),
+            ok: cell(runs, "status", i) == "ok",
+            metric: float(runs, metric, i),
+            kl: float(runs, "test_kl", i),
+            recon: float(runs, "test_recon", i),
+        })
+        .collect()
+}
+
+fn group_label(keys: &BTreeMap<String, String>, skip: Option<&str>) -> String {
+    let parts: Vec<String> = keys
+        .iter()
+        .filter(|(k, _)| Some(k.as_str()) != skip)
+        .map(|(k, v)| format!("{}={v}", k.rsplit('.').next().unwrap_or(k)))
+        .collect();
+    if parts.is_empty() {
+        "all runs".into()
+    } else {
+        parts.join(",")
+    }
+}
+
+fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let std = if values.len() > 1 {
+        (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    (mean, std)
+}
+
+/// Writes every plot into `dir`; returns the files written.
+pub fn write_plots(
+    runs: &DataFrame,
+    epochs: Option<&DataFrame>,
+    by: &[String],
+    metric: &str,
+    dir: &Path,
+) -> anyhow::Result<Vec<PathBuf>> {
+    register_font();
+    std::fs::create_dir_all(dir)?;
+    let pts = points(runs, by, metric);
+    let mut written = Vec::new();
+    for key in by {
+        let stem = format!("{metric}_vs_{}", key.replace('.', "_"));
+        written.extend(both(dir, &stem, &Figure::MetricVsKey(key), &pts, metric)?);
+    }
+    written.extend(both(dir, "rate_distortion", &Figure::RateDistortion, &pts, metric)?);
+    if let Some(epochs) = epochs {
+        written.extend(both(dir, "training_curves", &Figure::Curves(epochs), &pts, metric)?);
+    }
+    Ok(written)
+}
+
+enum Figure<'a> {
+    MetricVsKey(&'a str),
+    RateDistortion,
+    Curves(&'a DataFrame),
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    figure: &Figure,
+    pts: &[RunPoint],
+    metric: &str,
+) -> anyhow::Result<()> {
+    match figure {
+        Figure::MetricVsKey(key) => metric_vs_key(root, pts, key, metric),
+        Figure::RateDistortion => rate_distortion(root, pts),
+        Figure::Curves(epochs) => curves(root, pts, epochs),
+    }
+}
+
+/// Draws one figure to `<stem>.png` and `<stem>.svg`.
+fn both(
+    dir: &Path,
+    stem: &str,
+    figure: &Figure,
+    pts: &[RunPoint],
+    metric: &str,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let png = dir.join(format!("{stem}.png"));
+    let svg = dir.join(format!("{stem}.svg"));
+    {
+        let root = BitMapBackend::new(&png, SIZE).into_drawing_area();
+        draw(&root, figure, pts, metric)?;
+        root.present().map_err(|e| anyhow::anyhow!("{}: {e}", png.display()))?;
+    }
+    {
+        let root = SVGBackend::new(&svg, SIZE).into_drawing_area();
+        draw(&root, figure, pts, metric)?;
+        root.present().map_err(|e| anyhow::anyhow!("{}: {e}", svg.display()))?;
+    }
+    Ok(vec![png, svg])
+}
+
+fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
+    anyhow::anyhow!("plotting failed: {e}")
+}
+
+fn padded(lo: f64, hi: f64) -> std::ops::Range<f64> {
+    let span = (hi - lo).abs().max(1e-6);
+    (lo - 0.08 * span)..(hi + 0.08 * span)
+}
+
+/// Mean ± std of `metric` over seeds against one swept key; one series per value of the
+/// other swept keys. Numeric keys spanning a wide range are on a log2 axis.
+fn metric_vs_key<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    pts: &[RunPoint],
+    key: &str,
+    metric: &str,
+) -> anyhow::Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    let values: Vec<&String> = {
+        let mut v: Vec<&String> = pts.iter().map(|p| &p.keys[key]).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let numeric: Option<Vec<f64>> = values.iter().map(|v| v.parse::<f64>().ok()).collect();
+    let log2 = numeric.as_ref().is_some_and(|n| {
+        let (lo, hi) = n.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        lo > 0.0 && hi / lo >= 8.0
+    });
+    let position = |v: &String| -> f64 {
+        match v.parse::<f64>() {
+            Ok(x) if numeric.is_some() => if log2 { x.log2() } else { x },
+            _ => values.iter().position(|u| *u == v).unwrap_or(0) as f64,
+        }
+    };
+    // series label -> x -> values over seeds
+    let mut series: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
+    for p in pts.iter().filter(|p| p.ok) {
+        if let Some(m) = p.metric {
+            series
+                .entry(group_label(&p.keys, Some(key)))
+                .or_default()
+                .entry(p.keys[key].clone())
+                .or_default()
+                .push(m);
+        }
+    }
+    let stats: Vec<(String, Vec<(f64, f64, f64)>)> = series
+        .into_iter()
+        .map(|(label, by_x)| {
+            let mut line: Vec<(f64, f64, f64)> = by_x
+                .iter()
+                .map(|(x, vs)| {
+                    let (m, s) = mean_std(vs);
+                    (position(x), m, s)
+                })
+                .collect();
+            line.sort_by(|a, b| a.0.total_cmp(&b.0));
+            (label, line)
+        })
+        .collect();
+    let all: Vec<&(f64, f64, f64)> = stats.iter().flat_map(|(_, l)| l).collect();
+    if all.is_empty() {
+        return Ok(());
+    }
+    let xs = all.iter().map(|p| p.0);
+    let (x_lo, x_hi) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
+    let (y_lo, y_hi) = all
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1 - p.2), b.max(p.1 + p.2)));
+    let mut chart = ChartBuilder::on(root)
+        .caption(format!("{metric} vs {key} (mean ± std over seeds)"), ("sans-serif", 24))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(padded(x_lo, x_hi), padded(y_lo, y_hi))
+        .map_err(err)?;
+    let label_x = |x: &f64| -> String {
+        if numeric.is_none() {
+            values.get(x.round() as usize).map(|s| s.to_string()).unwrap_or_default()
+        } else if log2 {
+            format!("{}", (2f64.powf(*x) * 1000.0).round() / 1000.0)
+        } else {
+            format!("{}", (x * 1000.0).round() / 1000.0)
+        }
+    };
+    chart
+        .configure_mesh()
+        .x_desc(if log2 { format!("{key} (log scale)") } else { key.to_string() })
+        .y_desc(format!("{metric} (nats per example)"))
+        .x_labels(values.len().clamp(2, 12))
+        .x_label_formatter(&label_x)
+        .draw()
+        .map_err(err)?;
+    for (i, (label, line)) in stats.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(line.iter().map(|p| (p.0, p.1)), color.stroke_width(2)))
+            .map_err(err)?
+            .label(label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        chart
+            .draw_series(line.iter().map(|&(x, m, s)| {
+                ErrorBar::new_vertical(x, m - s, m, m + s, color.filled(), 10)
+            }))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+/// Rate (KL) against distortion (−E_q log p(x|z)), one point per ok run.
+fn rate_distortion<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    pts: &[RunPoint],
+) -> anyhow::Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for p in pts.iter().filter(|p| p.ok) {
+        if let (Some(kl), Some(recon)) = (p.kl, p.recon) {
+            groups.entry(group_label(&p.keys, None)).or_default().push((kl, -recon));
+        }
+    }
+    let all: Vec<(f64, f64)> = groups.values().flatten().copied().collect();
+    if all.is_empty() {
+        return Ok(());
+    }
+    let (x_lo, x_hi) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (y_lo, y_hi) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let mut chart = ChartBuilder::on(root)
+        .caption("Rate–distortion plane (one point per run)", ("sans-serif", 24))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(padded(x_lo.min(0.0), x_hi), padded(y_lo, y_hi))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("rate: KL(q(z|x) || p(z)) (nats per example)")
+        .y_desc("distortion: −E_q log p(x|z) (nats per example)")
+        .draw()
+        .map_err(err)?;
+    for (i, (label, points)) in groups.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 5, color.filled())))
+            .map_err(err)?
+            .label(label.clone())
+            .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+/// Test ELBO against training examples seen, averaged over the seeds of each group.
+fn curves<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    pts: &[RunPoint],
+    epochs: &DataFrame,
+) -> anyhow::Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    let group_of: BTreeMap<&str, String> = pts
+        .iter()
+        .filter(|p| p.ok)
+        .map(|p| (p.run_id.as_str(), group_label(&p.keys, None)))
+        .collect();
+    // group -> examples seen -> test ELBO of each run
+    let mut lines: BTreeMap<String, BTreeMap<i64, Vec<f64>>> = BTreeMap::new();
+    for i in 0..epochs.height() {
+        let id = cell(epochs, "run_id", i);
+        let (Some(group), Some(seen), Some(elbo)) = (
+            group_of.get(id.as_str()),
+            float(epochs, "examples_seen", i),
+            float(epochs, "test_elbo", i),
+        ) else {
+            continue;
+        };
+        lines
+            .entry(group.clone())
+            .or_default()
+            .entry(seen as i64)
+            .or_default()
+            .push(elbo);
+    }
+    let series: Vec<(String, Vec<(f64, f64)>)> = lines
+        .into_iter()
+        .map(|(g, by_x)| {
+            let pts = by_x.into_iter().map(|(x, v)| (x as f64, mean_std(&v).0)).collect();
+            (g, pts)
+        })
+        .collect();
+    let all: Vec<(f64, f64)> = series.iter().flat_map(|(_, l)| l.iter().copied()).collect();
+    if all.is_empty() {
+        return Ok(());
+    }
+    let x_hi = all.iter().map(|p| p.0).fold(f64::MIN, f64::max);
+    let (y_lo, y_hi) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let mut chart = ChartBuilder::on(root)
+        .caption("Test ELBO during training (mean over seeds)", ("sans-serif", 24))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..x_hi * 1.02, padded(y_lo, y_hi))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("training examples seen")
+        .y_desc("test ELBO (nats per example)")
+        .draw()
+        .map_err(err)?;
+    for (i, (label, line)) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(line.iter().copied(), color.stroke_width(2)))
+            .map_err(err)?
+            .label(label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}

@@ -1,0 +1,427 @@
+//! Runs a planned sweep: skips finished runs, trains the rest on `workers` threads, shows
+//! progress, and records every run (ok, diverged or failed) without stopping the sweep.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::Value;
+
+use crate::data::{self, Dataset};
+use crate::eval;
+use crate::model::Vae;
+use crate::sinks::results::{ResultsDir, RunRecord, RunStatus};
+use crate::sinks::tensorboard::{RunBoard, write_experiment};
+use crate::spec::{BackendKind, Binarization, RunConfig, Spec};
+use crate::sweep::PlannedRun;
+use crate::train::{self, EpochMetrics, Observer, eval_rng};
+use crate::{backend, VERSION};
+
+/// Sensible default parallelism: one run per core on CPU (each burn CPU run keeps about one
+/// core busy on these small models), one at a time on a GPU.
+pub fn default_workers(config: &RunConfig) -> usize {
+    match backend::resolve(config.runtime.backend) {
+        BackendKind::Cuda => 1,
+        _ => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+    }
+}
+
+pub fn workers(spec: &Spec, override_: Option<usize>) -> usize {
+    override_
+        .or(spec.runtime.workers)
+        .unwrap_or_else(|| default_workers(&spec.run_config()))
+        .max(1)
+}
+
+pub struct SweepSummary {
+    pub skipped: usize,
+    pub ok: usize,
+    pub diverged: usize,
+    pub failed: usize,
+}
+
+impl SweepSummary {
+    pub fn all_ok(&self) -> bool {
+        self.diverged == 0 && self.failed == 0
+    }
+}
+
+/// Trains every run that has no record yet (every run with `force`).
+pub fn run_sweep(
+    spec: &Spec,
+    runs: &[PlannedRun],
+    results_root: &Path,
+    workers: usize,
+    force: bool,
+) -> anyhow::Result<SweepSummary> {
+    let out = ResultsDir::new(results_root, &spec.name);
+    std::fs::create_dir_all(&out.root)?;
+    let mut summary = SweepSummary {
+        skipped: 0,
+        ok: 0,
+        diverged: 0,
+        failed: 0,
+    };
+    let mut todo = Vec::new();
+    for run in runs {
+        // Diverged runs are deterministic and count as finished; failed ones are retried.
+        match out.record(&run.id) {
+            Some(r) if !force && r.status != RunStatus::Failed => {
+                summary.skipped += 1;
+                match r.status {
+                    RunStatus::Ok => summary.ok += 1,
+                    _ => summary.diverged += 1,
+                }
+            }
+            _ => todo.push(run.clone()),
+        }
+    }
+    write_experiment(&out.tensorboard_dir(), &spec.name, &swept_domains(runs));
+    // Devices are probed here, once, before any worker thread starts.
+    let mut devices = HashMap::new();
+    for run in &todo {
+        let kind = backend::resolve(run.config.runtime.backend);
+        if let std::collections::hash_map::Entry::Vacant(e) = devices.entry(backend::name(kind)) {
+            e.insert(backend::device(kind, run.config.runtime.device_index)?);
+        }
+    }
+
+    let progress = Progress::new(todo.len());
+    let next = AtomicUsize::new(0);
+    let datasets = DataCache::default();
+    let table_lock = Mutex::new(());
+    let counts = Mutex::new(&mut summary);
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(todo.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(run) = todo.get(i) else { break };
+                    let device = &devices[backend::name(run.config.runtime.backend)];
+                    let bar = progress.run_bar(&run.label, run.config.train.epochs);
+                    let record = execute(spec, run, &out, device, &datasets, &bar);
+                    bar.finish_and_clear();
+                    progress.finished(&record);
+                    let _guard = table_lock.lock().expect("no panics hold this lock");
+                    if let Err(e) = out.write_tables() {
+                        eprintln!("warning: could not rebuild the Parquet tables: {e:#}");
+                    }
+                    let mut counts = counts.lock().expect("no panics hold this lock");
+                    match record.status {
+                        RunStatus::Ok => counts.ok += 1,
+                        RunStatus::Diverged => counts.diverged += 1,
+                        RunStatus::Failed => counts.failed += 1,
+                    }
+                }
+            });
+        }
+    });
+    progress.overall.finish_and_clear();
+    out.write_tables()?;
+    Ok(summary)
+}
+
+/// Every swept key with the values it takes, for the HParams experiment record.
+fn swept_domains(runs: &[PlannedRun]) -> Vec<(String, Vec<Value>)> {
+    let mut out: Vec<(String, Vec<Value>)> = Vec::new();
+    for run in runs {
+        for (k, v) in &run.swept {
+            match out.iter_mut().find(|(key, _)| key == k) {
+                Some((_, values)) if !values.contains(v) => values.push(v.clone()),
+                Some(_) => {}
+                None => out.push((k.clone(), vec![v.clone()])),
+            }
+        }
+    }
+    out
+}
+
+/// Datasets shared by the runs of a sweep that read the same data.
+#[derive(Default)]
+struct DataCache(Mutex<HashMap<String, Arc<Dataset>>>);
+
+impl DataCache {
+    fn get(&self, config: &crate::spec::DataConfig) -> anyhow::Result<Arc<Dataset>> {
+        let key = serde_json::to_string(config)?;
+        let mut map = self.0.lock().expect("no panics hold this lock");
+        if let Some(d) = map.get(&key) {
+            return Ok(d.clone());
+        }
+        let d = Arc::new(data::load(config)?);
+        map.insert(key, d.clone());
+        Ok(d)
+    }
+}
+
+/// Trains and evaluates one run and saves its record; never panics, never stops the sweep.
+fn execute(
+    spec: &Spec,
+    run: &PlannedRun,
+    out: &ResultsDir,
+    device: &burn::tensor::Device,
+    datasets: &DataCache,
+    bar: &ProgressBar,
+) -> RunRecord {
+    let started = Instant::now();
+    let board_dir = out.board_dir(&run.label);
+    // A rerun replaces the logs of an earlier, unfinished attempt.
+    let _ = std::fs::remove_dir_all(&board_dir);
+    let mut board = RunBoard::create(&board_dir);
+    board.session_start(&run.swept, &run.label);
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        let data = datasets.get(&run.config.data)?;
+        let mut observer = RunObserver {
+            board: &mut board,
+            bar,
+            images_every: run.config.eval.images_every_epochs,
+            epochs: run.config.train.epochs,
+            seed: run.config.train.seed,
+        };
+        let trained = train::train(&run.config, &data, device, &mut observer);
+        anyhow::Ok((trained, data))
+    }));
+    let mut record = RunRecord {
+        run_id: run.id.clone(),
+        label: run.label.clone(),
+        experiment: spec.name.clone(),
+        swept_keys: run
+            .swept
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        status: RunStatus::Failed,
+        error: None,
+        diverged_epoch: None,
+        config: run.config.clone(),
+        train_elbo: None,
+        train_recon: None,
+        train_kl: None,
+        test_elbo: None,
+        test_recon: None,
+        test_kl: None,
+        test_log_px: None,
+        log_px_k: run.config.eval.importance_samples,
+        log_px_examples: 0,
+        exact_test_log_px: None,
+        active_units: None,
+        epochs_done: 0,
+        examples_seen: 0,
+        wall_seconds: 0.0,
+        samples_per_second: 0.0,
+        backend: backend::name(run.config.runtime.backend).to_string(),
+        aevb_version: VERSION.to_string(),
+        finished_at: String::new(),
+    };
+    let mut epochs: Vec<EpochMetrics> = Vec::new();
+    match outcome {
+        Ok(Ok((trained, data))) => {
+            epochs = trained.epochs.clone();
+            record.epochs_done = trained.epochs.len();
+            record.examples_seen = trained.examples_seen;
+            record.samples_per_second = trained.examples_seen as f64 / trained.train_seconds;
+            record.exact_test_log_px = data.exact_test_log_px;
+            if let Some(epoch) = trained.diverged_at {
+                record.status = RunStatus::Diverged;
+                record.diverged_epoch = Some(epoch);
+                record.error = Some(format!("loss became non-finite in epoch {epoch}"));
+            } else {
+                bar.set_message("evaluating log p(x)");
+                match std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    final_evaluation(&trained.model, &data, &run.config, &mut record)
+                })) {
+                    Ok(()) => {
+                        let finite = [record.test_elbo, record.test_log_px]
+                            .iter()
+                            .all(|v| v.is_some_and(f64::is_finite));
+                        record.status = if finite {
+                            RunStatus::Ok
+                        } else {
+                            RunStatus::Diverged
+                        };
+                        if let Some(lp) = record.test_log_px {
+                            board.scalar("test/log_px", lp, trained.examples_seen);
+                        }
+                    }
+                    Err(panic) => record.error = Some(panic_message(panic)),
+                }
+            }
+        }
+        Ok(Err(e)) => record.error = Some(format!("{e:#}")),
+        Err(panic) => record.error = Some(panic_message(panic)),
+    }
+    record.wall_seconds = started.elapsed().as_secs_f64();
+    record.finished_at = chrono_like_now();
+    board.session_end(record.status == RunStatus::Ok);
+    board.flush();
+    drop(board);
+    let toml = toml::to_string_pretty(&run.config).unwrap_or_default();
+    if let Err(e) = out.save_run(&record, &epochs, &toml) {
+        eprintln!("error: could not save run {}: {e:#}", run.label);
+    }
+    record
+}
+
+/// Final numbers at β = 1 on the trained model.
+fn final_evaluation(model: &Vae, data: &Dataset, config: &RunConfig, record: &mut RunRecord) {
+    let seed = config.train.seed;
+    // Dynamically binarized training data are scored on one fixed binarization.
+    let mut train_data = data.train.clone();
+    if config.data.binarization == Binarization::Dynamic {
+        data::bernoulli_sample(&mut train_data.values, &mut eval_rng(seed));
+    }
+    let train = eval::elbo(model, &train_data, config, &mut eval_rng(seed));
+    let test = eval::elbo(model, &data.test, config, &mut eval_rng(seed));
+    record.train_elbo = Some(train.elbo);
+    record.train_recon = Some(train.recon);
+    record.train_kl = Some(train.kl);
+    record.test_elbo = Some(test.elbo);
+    record.test_recon = Some(test.recon);
+    record.test_kl = Some(test.kl);
+    let subset = match config.eval.log_px_examples {
+        Some(n) => data.test.head(n),
+        None => data.test.clone(),
+    };
+    let log_px = eval::per_example_log_px(
+        model,
+        &subset,
+        config.eval.importance_samples,
+        config.eval.max_rows_per_chunk,
+        &mut eval_rng(seed),
+    );
+    record.log_px_examples = log_px.len();
+    record.test_log_px = Some(log_px.iter().sum::<f64>() / log_px.len().max(1) as f64);
+    record.active_units = Some(eval::active_units(
+        model,
+        &data.test,
+        config.eval.active_unit_threshold,
+    ));
+}
+
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .map(|m| format!("panicked: {m}"))
+        .unwrap_or_else(|| "panicked".into())
+}
+
+/// UTC time as RFC 3339, without a date-time dependency.
+fn chrono_like_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+struct RunObserver<'a> {
+    board: &'a mut RunBoard,
+    bar: &'a ProgressBar,
+    images_every: usize,
+    epochs: usize,
+    seed: u64,
+}
+
+impl Observer for RunObserver<'_> {
+    fn on_epoch(&mut self, m: &EpochMetrics, model: &Vae, data: &Dataset) {
+        self.board.epoch(m);
+        let last = m.epoch == self.epochs;
+        if last || (self.images_every > 0 && m.epoch % self.images_every == 0) {
+            self.board
+                .images(model, data, m.examples_seen, &mut eval_rng(self.seed));
+        }
+        self.bar.set_position(m.epoch as u64);
+        let elbo = m.test_elbo.unwrap_or(m.train_elbo);
+        self.bar.set_message(format!("ELBO {elbo:.2}"));
+    }
+}
+
+/// An overall bar plus one per active run, drawn only on a terminal; elsewhere one line
+/// per finished run.
+struct Progress {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    terminal: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        let target = if terminal {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let multi = MultiProgress::with_draw_target(target);
+        let overall = multi.add(ProgressBar::new(total as u64));
+        overall.set_style(
+            ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} runs, {elapsed}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        overall.set_prefix("sweep");
+        Self {
+            multi,
+            overall,
+            terminal,
+        }
+    }
+
+    fn run_bar(&self, label: &str, epochs: usize) -> ProgressBar {
+        let bar = self.multi.add(ProgressBar::new(epochs as u64));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>12} [{bar:30}] epoch {pos}/{len} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(label.to_string());
+        bar
+    }
+
+    fn finished(&self, r: &RunRecord) {
+        self.overall.inc(1);
+        let line = format!(
+            "{:<9} {} ({}): test ELBO {} nats, log p(x) {} nats, {:.1} s",
+            r.status.as_str(),
+            r.label,
+            r.run_id,
+            fmt_opt(r.test_elbo),
+            fmt_opt(r.test_log_px),
+            r.wall_seconds
+        );
+        if self.terminal {
+            let _ = self.multi.println(line);
+        } else {
+            eprintln!("{line}");
+        }
+    }
+}
+
+pub fn fmt_opt(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into())
+}

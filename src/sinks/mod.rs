@@ -1,0 +1,4 @@
+//! Where results go: Parquet tables and per-run records, and TensorBoard logs.
+
+pub mod results;
+pub mod tensorboard;

@@ -1,0 +1,309 @@
+//! The results folder of one experiment:
+//!
+//! ```text
+//! results/<name>/runs.parquet       one row per run (rebuilt after every run)
+//! results/<name>/epochs.parquet     one row per run and epoch
+//! results/<name>/runs/<id>/         record.json, epochs.json, config.toml
+//! results/<name>/tb/<label>/        TensorBoard events
+//! ```
+//!
+//! A run's record is written only when it has finished, and every file is written to a
+//! temporary name and renamed into place, so a killed sweep leaves no half-written file and
+//! the next invocation redoes only the runs without a record.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::spec::RunConfig;
+use crate::train::EpochMetrics;
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Ok,
+    Diverged,
+    #[default]
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Ok => "ok",
+            RunStatus::Diverged => "diverged",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+/// Everything known about one finished run; one row of runs.parquet.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub label: String,
+    pub experiment: String,
+    /// The swept keys, comma-separated: what `runner report` groups by.
+    pub swept_keys: String,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub diverged_epoch: Option<usize>,
+    pub config: RunConfig,
+    pub train_elbo: Option<f64>,
+    pub train_recon: Option<f64>,
+    pub train_kl: Option<f64>,
+    pub test_elbo: Option<f64>,
+    pub test_recon: Option<f64>,
+    pub test_kl: Option<f64>,
+    /// Importance-sampled mean test log p(x) with `log_px_k` samples per example.
+    pub test_log_px: Option<f64>,
+    pub log_px_k: usize,
+    pub log_px_examples: usize,
+    /// The exact mean test log p(x), where the data's true model is known.
+    pub exact_test_log_px: Option<f64>,
+    pub active_units: Option<usize>,
+    pub epochs_done: usize,
+    pub examples_seen: u64,
+    pub wall_seconds: f64,
+    pub samples_per_second: f64,
+    pub backend: String,
+    pub aevb_version: String,
+    pub finished_at: String,
+}
+
+pub struct ResultsDir {
+    pub root: PathBuf,
+}
+
+impl ResultsDir {
+    pub fn new(results_root: &Path, experiment: &str) -> Self {
+        Self {
+            root: results_root.join(experiment),
+        }
+    }
+
+    pub fn run_dir(&self, run_id: &str) -> PathBuf {
+        self.root.join("runs").join(run_id)
+    }
+
+    pub fn tensorboard_dir(&self) -> PathBuf {
+        self.root.join("tb")
+    }
+
+    /// Folder name for a run's TensorBoard logs: its label, made safe as a path.
+    pub fn board_dir(&self, label: &str) -> PathBuf {
+        let safe: String = label
+            .chars()
+            .map(|c| if c == '/' || c == '\\' || c.is_control() { '_' } else { c })
+            .collect();
+        self.tensorboard_dir().join(safe)
+    }
+
+    pub fn runs_parquet(&self) -> PathBuf {
+        self.root.join("runs.parquet")
+    }
+
+    pub fn epochs_parquet(&self) -> PathBuf {
+        self.root.join("epochs.parquet")
+    }
+
+    /// The finished run's record, if there is one.
+    pub fn record(&self, run_id: &str) -> Option<RunRecord> {
+        let text = std::fs::read_to_string(self.run_dir(run_id).join("record.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub fn save_run(
+        &self,
+        record: &RunRecord,
+        epochs: &[EpochMetrics],
+        spec_toml: &str,
+    ) -> anyhow::Result<()> {
+        let dir = self.run_dir(&record.run_id);
+        std::fs::create_dir_all(&dir)?;
+        write_atomic(&dir.join("config.toml"), spec_toml.as_bytes())?;
+        write_atomic(&dir.join("epochs.json"), &serde_json::to_vec_pretty(epochs)?)?;
+        // Written last: its presence is what marks the run finished.
+        write_atomic(&dir.join("record.json"), &serde_json::to_vec_pretty(record)?)?;
+        Ok(())
+    }
+
+    /// Every finished run's record and epochs, in run-id order.
+    pub fn load_all(&self) -> Vec<(RunRecord, Vec<EpochMetrics>)> {
+        let Ok(entries) = std::fs::read_dir(self.root.join("runs")) else {
+            return Vec::new();
+        };
+        let mut ids: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        ids.sort();
+        ids.into_iter()
+            .filter_map(|id| {
+                let record = self.record(&id)?;
+                let text = std::fs::read_to_string(self.run_dir(&id).join("epochs.json")).ok()?;
+                Some((record, serde_json::from_str(&text).ok()?))
+            })
+            .collect()
+    }
+
+    /// Rebuilds runs.parquet and epochs.parquet from the finished runs' records.
+    pub fn write_tables(&self) -> anyhow::Result<()> {
+        let all = self.load_all();
+        let records: Vec<&RunRecord> = all.iter().map(|(r, _)| r).collect();
+        let mut runs = runs_frame(&records)?;
+        write_parquet_atomic(&self.runs_parquet(), &mut runs)?;
+        let mut epochs = epochs_frame(&all)?;
+        write_parquet_atomic(&self.epochs_parquet(), &mut epochs)?;
+        Ok(())
+    }
+}
+
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn write_parquet_atomic(path: &Path, df: &mut DataFrame) -> anyhow::Result<()> {
+    let tmp = path.with_extension("parquet.tmp");
+    {
+        let file = std::fs::File::create(&tmp)?;
+        ParquetWriter::new(file).finish(df)?;
+    }
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Columns of runs.parquet: identity and metrics first, then every config key (dotted).
+pub fn runs_frame(records: &[&RunRecord]) -> anyhow::Result<DataFrame> {
+    let rows: Vec<BTreeMap<String, Value>> = records.iter().map(|r| run_row(r)).collect();
+    let mut order: Vec<String> = Vec::new();
+    if !rows.is_empty() {
+        // Metric columns in record order, config columns (dotted) after them.
+        let record = serde_json::to_value(records[0])?;
+        for k in record.as_object().expect("records are objects").keys() {
+            if k != "config" {
+                order.push(k.clone());
+            }
+        }
+        let mut config_keys: BTreeSet<String> = BTreeSet::new();
+        for row in &rows {
+            config_keys.extend(row.keys().filter(|k| k.contains('.')).cloned());
+        }
+        order.extend(config_keys);
+    }
+    frame_from_rows(&rows, &order, &run_row(&template_record()))
+}
+
+/// A record with every optional field filled, so that a column that is null in every row
+/// (no run diverged, no data.path) still gets its proper type.
+fn template_record() -> RunRecord {
+    let mut config = RunConfig::default();
+    config.data.path = Some(String::new());
+    config.data.test_path = Some(String::new());
+    config.data.train_limit = Some(0);
+    config.data.test_limit = Some(0);
+    config.data.columns = Some(Vec::new());
+    config.eval.log_px_examples = Some(0);
+    config.runtime.workers = Some(0);
+    RunRecord {
+        error: Some(String::new()),
+        diverged_epoch: Some(0),
+        train_elbo: Some(0.0),
+        train_recon: Some(0.0),
+        train_kl: Some(0.0),
+        test_elbo: Some(0.0),
+        test_recon: Some(0.0),
+        test_kl: Some(0.0),
+        test_log_px: Some(0.0),
+        exact_test_log_px: Some(0.0),
+        active_units: Some(0),
+        config,
+        ..Default::default()
+    }
+}
+
+fn run_row(record: &RunRecord) -> BTreeMap<String, Value> {
+    let mut row: BTreeMap<String, Value> = match serde_json::to_value(record) {
+        Ok(Value::Object(map)) => map.into_iter().filter(|(k, _)| k != "config").collect(),
+        _ => BTreeMap::new(),
+    };
+    row.extend(crate::sweep::flatten(&record.config));
+    row
+}
+
+fn epochs_frame(all: &[(RunRecord, Vec<EpochMetrics>)]) -> anyhow::Result<DataFrame> {
+    let mut rows = Vec::new();
+    for (record, epochs) in all {
+        for e in epochs {
+            let mut row = BTreeMap::new();
+            row.insert("run_id".to_string(), Value::String(record.run_id.clone()));
+            row.insert("label".to_string(), Value::String(record.label.clone()));
+            if let Value::Object(map) = serde_json::to_value(e)? {
+                row.extend(map);
+            }
+            rows.push(row);
+        }
+    }
+    let mut order = vec!["run_id".to_string(), "label".to_string()];
+    let template = EpochMetrics {
+        test_elbo: Some(0.0),
+        test_recon: Some(0.0),
+        test_kl: Some(0.0),
+        ..Default::default()
+    };
+    let mut template_row = BTreeMap::new();
+    if let Value::Object(map) = serde_json::to_value(template)? {
+        order.extend(map.keys().cloned());
+        template_row.extend(map);
+    }
+    frame_from_rows(&rows, &order, &template_row)
+}
+
+/// A typed frame: a column is Int64, Float64, Boolean or String by the JSON values it
+/// holds (ints mixed with floats are Float64), with nulls where a row has no value; a
+/// column with no values at all takes its type from `template`.
+fn frame_from_rows(
+    rows: &[BTreeMap<String, Value>],
+    order: &[String],
+    template: &BTreeMap<String, Value>,
+) -> anyhow::Result<DataFrame> {
+    let mut columns = Vec::with_capacity(order.len());
+    for name in order {
+        let values: Vec<&Value> = rows
+            .iter()
+            .map(|r| r.get(name).unwrap_or(&Value::Null))
+            .collect();
+        let mut present: Vec<&Value> = values.iter().copied().filter(|v| !v.is_null()).collect();
+        if present.is_empty() {
+            present.extend(template.get(name).filter(|v| !v.is_null()));
+        }
+        let all = |f: fn(&Value) -> bool| !present.is_empty() && present.iter().all(|v| f(v));
+        let column: Column = if all(Value::is_boolean) {
+            Column::new(name.into(), values.iter().map(|v| v.as_bool()).collect::<Vec<_>>())
+        } else if all(|v| v.is_i64() || v.is_u64()) {
+            Column::new(name.into(), values.iter().map(|v| v.as_i64()).collect::<Vec<_>>())
+        } else if all(Value::is_number) {
+            Column::new(name.into(), values.iter().map(|v| v.as_f64()).collect::<Vec<_>>())
+        } else {
+            Column::new(
+                name.into(),
+                values
+                    .iter()
+                    .map(|v| match v {
+                        Value::Null => None,
+                        Value::String(s) => Some(s.clone()),
+                        other => Some(other.to_string()),
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        };
+        columns.push(column);
+    }
+    Ok(DataFrame::new(rows.len(), columns)?)
+}

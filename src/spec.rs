@@ -1,0 +1,709 @@
+//! Experiment specs: the typed schema, loading (TOML/YAML, env, `--set`) and validation.
+//!
+//! Precedence, lowest first: built-in defaults < the spec file < `AEVB_*` environment
+//! variables < `--set section.key=value`. Every error names the file, the dotted key and
+//! what was expected, and is raised before anything trains or is written.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml, Yaml};
+use serde::{Deserialize, Serialize};
+
+/// A whole spec file: one experiment, possibly swept into many runs.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Spec {
+    pub name: String,
+    pub description: String,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub objective: ObjectiveConfig,
+    pub train: TrainConfig,
+    pub eval: EvalConfig,
+    pub runtime: RuntimeConfig,
+    pub sweep: SweepConfig,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Self {
+            name: "experiment".into(),
+            description: String::new(),
+            data: DataConfig::default(),
+            model: ModelConfig::default(),
+            objective: ObjectiveConfig::default(),
+            train: TrainConfig::default(),
+            eval: EvalConfig::default(),
+            runtime: RuntimeConfig::default(),
+            sweep: SweepConfig::default(),
+        }
+    }
+}
+
+/// Everything one training run needs: a spec with its sweep resolved away.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub objective: ObjectiveConfig,
+    pub train: TrainConfig,
+    pub eval: EvalConfig,
+    pub runtime: RuntimeConfig,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Spec::default().run_config()
+    }
+}
+
+impl Spec {
+    /// The spec's base run (before any sweep values are applied).
+    pub fn run_config(&self) -> RunConfig {
+        RunConfig {
+            data: self.data.clone(),
+            model: self.model.clone(),
+            objective: self.objective.clone(),
+            train: self.train.clone(),
+            eval: self.eval.clone(),
+            runtime: self.runtime.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetKind {
+    Synthetic,
+    Digits,
+    Mnist,
+    FashionMnist,
+    Table,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Binarization {
+    None,
+    Static,
+    Dynamic,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StaticBinarization {
+    /// `x > threshold`.
+    Threshold,
+    /// One Bernoulli(x) sample, drawn once from `data.split_seed`.
+    Sample,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    pub dataset: DatasetKind,
+    /// Directory of IDX files (mnist, fashion_mnist) or a Parquet/CSV file (table).
+    pub path: Option<String>,
+    /// Table datasets: a second file that holds the test split.
+    pub test_path: Option<String>,
+    /// Fraction of examples held out for testing where a dataset has no test split of its own.
+    pub test_fraction: f64,
+    /// Seed of everything about the data that is not training: splits, static samples,
+    /// the synthetic model. Kept apart from `train.seed` so all seeds share one test set.
+    pub split_seed: u64,
+    pub binarization: Binarization,
+    pub static_mode: StaticBinarization,
+    pub threshold: f64,
+    /// Use only the first N training / test examples (quick checks, CI).
+    pub train_limit: Option<usize>,
+    pub test_limit: Option<usize>,
+    /// Table datasets: the columns to use (default: every numeric column).
+    pub columns: Option<Vec<String>>,
+    pub synthetic: SyntheticConfig,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            dataset: DatasetKind::Digits,
+            path: None,
+            test_path: None,
+            test_fraction: 0.2,
+            split_seed: 0,
+            binarization: Binarization::None,
+            static_mode: StaticBinarization::Threshold,
+            threshold: 0.5,
+            train_limit: None,
+            test_limit: None,
+            columns: None,
+            synthetic: SyntheticConfig::default(),
+        }
+    }
+}
+
+/// x = W z + b + noise_std * e, z ~ N(0, I), e ~ N(0, I): log p(x) is known exactly.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyntheticConfig {
+    pub train_size: usize,
+    pub test_size: usize,
+    pub data_dim: usize,
+    pub latent_dim: usize,
+    pub noise_std: f64,
+}
+
+impl Default for SyntheticConfig {
+    fn default() -> Self {
+        Self {
+            train_size: 2000,
+            test_size: 500,
+            data_dim: 16,
+            latent_dim: 2,
+            noise_std: 0.5,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    Tanh,
+    Relu,
+    Softplus,
+    Sigmoid,
+    Elu,
+    Gelu,
+    LeakyRelu,
+    Identity,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MlpConfig {
+    /// Hidden layer widths; empty means the heads read the input directly (a linear model).
+    pub hidden: Vec<usize>,
+    pub activation: Activation,
+}
+
+impl Default for MlpConfig {
+    fn default() -> Self {
+        Self {
+            hidden: vec![400],
+            activation: Activation::Relu,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LikelihoodKind {
+    Bernoulli,
+    Gaussian,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum VarianceKind {
+    /// One learned log-variance per output dimension.
+    Learned,
+    /// A second output head of the decoder network.
+    Head,
+    /// `model.fixed_variance`, not learned.
+    Fixed,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PriorKind {
+    StandardNormal,
+    Normal,
+    Mixture,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum InitKind {
+    /// PyTorch's `nn.Linear` default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and bias.
+    Pytorch,
+    /// N(0, init_std^2) weights and zero biases (Kingma & Welling use 0.01).
+    Normal,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    pub latent_dim: usize,
+    pub encoder: MlpConfig,
+    pub decoder: MlpConfig,
+    pub likelihood: LikelihoodKind,
+    pub variance: VarianceKind,
+    pub fixed_variance: f64,
+    pub prior: PriorKind,
+    /// `normal` prior: learn its mean and scale (else they stay at N(0, I)'s values).
+    pub prior_learned: bool,
+    /// `mixture` prior: number of diagonal Gaussian components.
+    pub prior_components: usize,
+    pub init: InitKind,
+    pub init_std: f64,
+    /// Encoder (and learned decoder) log-variances are clamped to [-limit, limit] so that an
+    /// exploding head saturates instead of turning into inf/NaN.
+    pub logvar_limit: f64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            latent_dim: 20,
+            encoder: MlpConfig::default(),
+            decoder: MlpConfig::default(),
+            likelihood: LikelihoodKind::Bernoulli,
+            variance: VarianceKind::Learned,
+            fixed_variance: 1.0,
+            prior: PriorKind::StandardNormal,
+            prior_learned: true,
+            prior_components: 10,
+            init: InitKind::Pytorch,
+            init_std: 0.01,
+            logvar_limit: 30.0,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectiveKind {
+    Elbo,
+    Iwae,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KlMode {
+    Analytic,
+    MonteCarlo,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObjectiveConfig {
+    pub kind: ObjectiveKind,
+    pub beta: f64,
+    /// L, Monte Carlo samples of z per data point for the ELBO.
+    pub mc_samples: usize,
+    pub kl: KlMode,
+    /// k, importance samples per data point for the IWAE bound.
+    pub iwae_k: usize,
+    /// β ramps linearly from 0 to `beta` over this many epochs (0: no warm-up).
+    pub kl_warmup_epochs: usize,
+}
+
+impl Default for ObjectiveConfig {
+    fn default() -> Self {
+        Self {
+            kind: ObjectiveKind::Elbo,
+            beta: 1.0,
+            mc_samples: 1,
+            kl: KlMode::Analytic,
+            iwae_k: 5,
+            kl_warmup_epochs: 0,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    Adam,
+    Adagrad,
+    Sgd,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LrSchedule {
+    Constant,
+    /// Burda et al. (2015): 3^i epochs at lr * 10^(-i/7), i = 0..7 (3280 epochs in all).
+    Burda,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub optimizer: OptimizerKind,
+    pub lr: f64,
+    pub lr_schedule: LrSchedule,
+    /// L2 penalty on every weight (a N(0, 1/(N·wd)) prior, as in the AEVB paper).
+    pub weight_decay: f64,
+    pub adam_beta1: f64,
+    pub adam_beta2: f64,
+    pub adam_epsilon: f64,
+    pub seed: u64,
+    pub shuffle: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            batch_size: 128,
+            optimizer: OptimizerKind::Adam,
+            lr: 1e-3,
+            lr_schedule: LrSchedule::Constant,
+            weight_decay: 0.0,
+            adam_beta1: 0.9,
+            adam_beta2: 0.999,
+            adam_epsilon: 1e-8,
+            seed: 0,
+            shuffle: true,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// K, importance samples for the final test log p(x) estimate.
+    pub importance_samples: usize,
+    /// Estimate log p(x) on the first N test examples only (None: all of them).
+    pub log_px_examples: Option<usize>,
+    /// Upper bound on the rows (examples × samples) evaluated at once: bounds memory.
+    pub max_rows_per_chunk: usize,
+    /// Evaluate the test ELBO every this many epochs (the last epoch always is).
+    pub every_epochs: usize,
+    /// Write TensorBoard images every this many epochs (0: only at the end).
+    pub images_every_epochs: usize,
+    /// Active units: posterior-mean variance across the test set above this.
+    pub active_unit_threshold: f64,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            importance_samples: 5000,
+            log_px_examples: None,
+            max_rows_per_chunk: 65_536,
+            every_epochs: 1,
+            images_every_epochs: 5,
+            active_unit_threshold: 0.01,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    /// The faster CPU backend on our measurements (see README): ndarray.
+    Cpu,
+    Ndarray,
+    Flex,
+    Cuda,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    pub backend: BackendKind,
+    pub device_index: usize,
+    /// Runs trained at once (None: one per core on CPU, one on CUDA).
+    pub workers: Option<usize>,
+    pub results_dir: String,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            backend: BackendKind::Cpu,
+            device_index: 0,
+            workers: None,
+            results_dir: "results".into(),
+        }
+    }
+}
+
+/// `[sweep]`: `grid` is a Cartesian product over dotted keys; each `zip` group pairs its
+/// lists element by element and is then crossed with the grid and the other groups.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SweepConfig {
+    pub grid: BTreeMap<String, Vec<serde_json::Value>>,
+    pub zip: Vec<BTreeMap<String, Vec<serde_json::Value>>>,
+}
+
+/// A spec problem, reported before anything runs (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: key `{key}`: {message}")]
+pub struct SpecError {
+    pub file: String,
+    pub key: String,
+    pub message: String,
+}
+
+impl SpecError {
+    pub fn new(file: impl Into<String>, key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            file: file.into(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Environment variable that moves the MNIST-style data directory (`data.path`).
+pub const DATA_DIR_ENV: &str = "AEVB_DATA";
+
+/// Loads a spec file with env and `--set` overrides, and validates every run it sweeps into.
+pub fn load(path: &Path, overrides: &[String]) -> Result<Spec, SpecError> {
+    let file = path.display().to_string();
+    if !path.is_file() {
+        return Err(SpecError::new(&file, "-", "spec file not found"));
+    }
+    let mut figment = Figment::from(Serialized::defaults(Spec::default()));
+    figment = match path.extension().and_then(|e| e.to_str()) {
+        Some("toml") => figment.merge(Toml::file_exact(path)),
+        Some("yaml" | "yml") => figment.merge(Yaml::file_exact(path)),
+        _ => {
+            return Err(SpecError::new(
+                &file,
+                "-",
+                "expected a .toml, .yaml or .yml spec file",
+            ));
+        }
+    };
+    // AEVB_TRAIN__EPOCHS=3 sets train.epochs; AEVB_DATA is the data directory (below).
+    figment = figment.merge(
+        Env::prefixed("AEVB_")
+            .ignore(&["DATA", "TEST_BACKEND", "BENCH_BACKENDS"])
+            .split("__"),
+    );
+    if let Ok(dir) = std::env::var(DATA_DIR_ENV) {
+        figment = figment.merge(Serialized::default("data.path", dir));
+    }
+    for item in overrides {
+        let (key, value) = parse_override(item).map_err(|m| SpecError::new(&file, item, m))?;
+        figment = figment.merge(Serialized::default(&key, value));
+    }
+    let spec: Spec = figment
+        .extract()
+        .map_err(|e| figment_error(&file, e, path))?;
+    validate_spec(&spec, &file)?;
+    Ok(spec)
+}
+
+/// `key=value`, the value read as a TOML value when it parses as one, else as a string.
+fn parse_override(item: &str) -> Result<(String, toml::Value), String> {
+    let (key, raw) = item
+        .split_once('=')
+        .ok_or_else(|| "expected --set section.key=value".to_string())?;
+    let key = key.trim().to_string();
+    let raw = raw.trim();
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    Ok((key, value))
+}
+
+fn figment_error(file: &str, error: figment::Error, path: &Path) -> SpecError {
+    use figment::error::Kind;
+    let error = error.into_iter().next().expect("figment errors are never empty");
+    // Name where the bad value came from: the spec file, the environment, or --set.
+    let source = match error.metadata.as_ref() {
+        Some(m) => match &m.source {
+            Some(figment::Source::File(p)) if p.ends_with(path) || path.ends_with(p) => {
+                file.to_string()
+            }
+            Some(figment::Source::File(p)) => p.display().to_string(),
+            Some(figment::Source::Code(_)) => format!("{file} (with --set / {DATA_DIR_ENV})"),
+            _ => format!("{file} (with {})", m.name),
+        },
+        None => file.to_string(),
+    };
+    // figment prefixes paths with the profile name ("default").
+    let mut key_path: Vec<String> = error.path.clone();
+    if key_path.first().map(|s| s.as_str()) == Some("default") {
+        key_path.remove(0);
+    }
+    match &error.kind {
+        Kind::UnknownField(field, expected) => {
+            key_path.push(field.clone());
+            let hint = closest(field, expected)
+                .map(|c| format!("; did you mean `{}`?", replace_last(&key_path, c)))
+                .unwrap_or_default();
+            SpecError::new(
+                source,
+                key_path.join("."),
+                format!(
+                    "unknown key{hint} (valid keys here: {})",
+                    expected.join(", ")
+                ),
+            )
+        }
+        Kind::InvalidType(actual, expected) => SpecError::new(
+            source,
+            key_path.join("."),
+            format!("expected {expected}, found {actual}"),
+        ),
+        Kind::UnknownVariant(variant, expected) => SpecError::new(
+            source,
+            key_path.join("."),
+            format!(
+                "unknown value `{variant}`, expected one of: {}",
+                expected.join(", ")
+            ),
+        ),
+        other => SpecError::new(source, key_path.join("."), other.to_string()),
+    }
+}
+
+fn replace_last(path: &[String], last: &str) -> String {
+    let mut p = path.to_vec();
+    if let Some(l) = p.last_mut() {
+        *l = last.to_string();
+    }
+    p.join(".")
+}
+
+/// The candidate nearest to `word` by edit distance, if it is plausibly a typo of it.
+pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), *c))
+        .filter(|(d, c)| *d <= 3.max(c.len() / 3))
+        .min()
+        .map(|(_, c)| c)
+}
+
+fn validate_spec(spec: &Spec, file: &str) -> Result<(), SpecError> {
+    if spec.name.trim().is_empty()
+        || !spec
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(SpecError::new(
+            file,
+            "name",
+            "expected a non-empty name of letters, digits, '-', '_' or '.' (it names the results folder)",
+        ));
+    }
+    let runs = crate::sweep::expand(spec, file)?;
+    for run in &runs {
+        validate_run(&run.config, file)?;
+    }
+    Ok(())
+}
+
+/// Checks one resolved run: values in range and combinations that make sense.
+pub fn validate_run(c: &RunConfig, file: &str) -> Result<(), SpecError> {
+    let err = |key: &str, msg: &str| Err(SpecError::new(file, key, msg));
+    let m = &c.model;
+    if m.latent_dim == 0 {
+        return err("model.latent_dim", "expected a positive integer, found 0");
+    }
+    for (name, mlp) in [("encoder", &m.encoder), ("decoder", &m.decoder)] {
+        if mlp.hidden.contains(&0) {
+            return err(
+                &format!("model.{name}.hidden"),
+                "expected positive layer widths, found a 0",
+            );
+        }
+    }
+    if m.fixed_variance.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+        return err("model.fixed_variance", "expected a variance > 0");
+    }
+    if m.prior == PriorKind::Mixture && m.prior_components == 0 {
+        return err("model.prior_components", "expected at least 1 component");
+    }
+    if m.init_std.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+        return err("model.init_std", "expected a standard deviation > 0");
+    }
+    if m.logvar_limit.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+        return err("model.logvar_limit", "expected a limit > 0");
+    }
+    let o = &c.objective;
+    if o.beta.partial_cmp(&0.0).is_none() || o.beta < 0.0 {
+        return err("objective.beta", "expected beta >= 0");
+    }
+    if o.mc_samples == 0 {
+        return err("objective.mc_samples", "expected at least 1 sample");
+    }
+    if o.iwae_k == 0 {
+        return err("objective.iwae_k", "expected at least 1 importance sample");
+    }
+    if o.kind == ObjectiveKind::Elbo && o.kl == KlMode::Analytic && m.prior == PriorKind::Mixture
+    {
+        return err(
+            "objective.kl",
+            "analytic KL needs a Gaussian prior, but model.prior = \"mixture\" has no closed form; use kl = \"monte_carlo\"",
+        );
+    }
+    let t = &c.train;
+    if t.epochs == 0 {
+        return err("train.epochs", "expected at least 1 epoch");
+    }
+    if t.batch_size == 0 {
+        return err("train.batch_size", "expected a positive batch size");
+    }
+    if !(t.lr > 0.0 && t.lr.is_finite()) {
+        return err("train.lr", "expected a learning rate > 0");
+    }
+    if !(t.weight_decay >= 0.0 && t.weight_decay.is_finite()) {
+        return err("train.weight_decay", "expected weight decay >= 0");
+    }
+    let e = &c.eval;
+    if e.importance_samples == 0 {
+        return err("eval.importance_samples", "expected K >= 1");
+    }
+    if e.max_rows_per_chunk == 0 {
+        return err("eval.max_rows_per_chunk", "expected a positive row budget");
+    }
+    if e.every_epochs == 0 {
+        return err("eval.every_epochs", "expected a positive interval");
+    }
+    if c.runtime.workers == Some(0) {
+        return err("runtime.workers", "expected at least 1 worker");
+    }
+    if c.runtime.backend == BackendKind::Cuda && !cfg!(feature = "cuda") {
+        return err(
+            "runtime.backend",
+            "\"cuda\" needs a runner built with `cargo build --release --features cuda`",
+        );
+    }
+    let d = &c.data;
+    if !(d.test_fraction > 0.0 && d.test_fraction < 1.0) {
+        return err("data.test_fraction", "expected a fraction in (0, 1)");
+    }
+    crate::data::check_files(d).map_err(|m| SpecError::new(file, "data.path", m))?;
+    Ok(())
+}
+
+/// Spec files named on the command line, expanded when a directory is given.
+pub fn spec_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    matches!(
+                        p.extension().and_then(|e| e.to_str()),
+                        Some("toml" | "yaml" | "yml")
+                    )
+                })
+                .collect();
+            entries.sort();
+            out.extend(entries);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out
+}

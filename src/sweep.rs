@@ -1,0 +1,254 @@
+//! Turns a spec's `[sweep]` into concrete runs, each with a stable id and a readable label.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::spec::{RunConfig, Spec, SpecError, closest};
+
+/// One run of a sweep, fully resolved.
+#[derive(Clone, Debug)]
+pub struct PlannedRun {
+    /// Hash of the resolved config (less settings that cannot change results).
+    pub id: String,
+    /// The swept values, `beta=0.5,seed=1`; "run" when nothing is swept.
+    pub label: String,
+    /// Swept key -> value, in the order they appear in the label.
+    pub swept: Vec<(String, Value)>,
+    pub config: RunConfig,
+}
+
+/// Expands the grid and zip groups, in a deterministic order.
+pub fn expand(spec: &Spec, file: &str) -> Result<Vec<PlannedRun>, SpecError> {
+    let base = serde_json::to_value(spec.run_config()).expect("configs serialize");
+    let leaves = leaf_keys(&base, "");
+
+    // Each axis is a list of assignments; the sweep is their Cartesian product.
+    let mut axes: Vec<Vec<Vec<(String, Value)>>> = Vec::new();
+    for (key, values) in &spec.sweep.grid {
+        check_key(key, &leaves, file, &format!("sweep.grid.\"{key}\""))?;
+        if values.is_empty() {
+            return Err(SpecError::new(
+                file,
+                format!("sweep.grid.\"{key}\""),
+                "expected a non-empty list of values",
+            ));
+        }
+        axes.push(
+            values
+                .iter()
+                .map(|v| vec![(key.clone(), v.clone())])
+                .collect(),
+        );
+    }
+    for (i, group) in spec.sweep.zip.iter().enumerate() {
+        let where_ = format!("sweep.zip[{i}]");
+        let mut len = None;
+        for (key, values) in group {
+            check_key(key, &leaves, file, &format!("{where_}.\"{key}\""))?;
+            if spec.sweep.grid.contains_key(key) {
+                return Err(SpecError::new(
+                    file,
+                    format!("{where_}.\"{key}\""),
+                    "this key is also swept in sweep.grid; sweep it in one place",
+                ));
+            }
+            match len {
+                None => len = Some(values.len()),
+                Some(n) if n != values.len() => {
+                    return Err(SpecError::new(
+                        file,
+                        &where_,
+                        format!(
+                            "zip lists must have equal lengths, but `{key}` has {} values and an earlier key has {n}",
+                            values.len()
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let n = len.unwrap_or(0);
+        if n == 0 {
+            return Err(SpecError::new(
+                file,
+                &where_,
+                "expected non-empty lists of values",
+            ));
+        }
+        axes.push(
+            (0..n)
+                .map(|j| {
+                    group
+                        .iter()
+                        .map(|(k, vs)| (k.clone(), vs[j].clone()))
+                        .collect()
+                })
+                .collect(),
+        );
+    }
+
+    let swept_keys: Vec<String> = axes
+        .iter()
+        .flat_map(|a| a[0].iter().map(|(k, _)| k.clone()))
+        .collect();
+    let mut runs = Vec::new();
+    for combination in cartesian(&axes) {
+        let mut value = base.clone();
+        let assignments: Vec<(String, Value)> = combination.into_iter().flatten().collect();
+        for (key, v) in &assignments {
+            set_path(&mut value, key, v.clone());
+        }
+        let config: RunConfig = serde_json::from_value(value).map_err(|e| {
+            let key = assignments
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            SpecError::new(file, format!("sweep ({key})"), format!("invalid value: {e}"))
+        })?;
+        runs.push(PlannedRun {
+            id: run_id(&config),
+            label: label(&assignments, &swept_keys),
+            swept: assignments,
+            config,
+        });
+    }
+    Ok(runs)
+}
+
+fn cartesian<T: Clone>(axes: &[Vec<T>]) -> Vec<Vec<T>> {
+    axes.iter().fold(vec![Vec::new()], |acc, axis| {
+        acc.iter()
+            .flat_map(|prefix| {
+                axis.iter().map(move |item| {
+                    let mut next = prefix.clone();
+                    next.push(item.clone());
+                    next
+                })
+            })
+            .collect()
+    })
+}
+
+/// Stable across invocations: a hash of the config with settings that do not change the
+/// numbers (how many runs share the machine, where results go) blanked out.
+pub fn run_id(config: &RunConfig) -> String {
+    let mut c = config.clone();
+    c.runtime.workers = None;
+    c.runtime.results_dir = String::new();
+    let canonical = serde_json::to_string(&c).expect("configs serialize");
+    let digest = Sha256::digest(canonical.as_bytes());
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn label(assignments: &[(String, Value)], swept_keys: &[String]) -> String {
+    if assignments.is_empty() {
+        return "run".into();
+    }
+    let short = |key: &str| {
+        let last = key.rsplit('.').next().unwrap_or(key);
+        let clashes = swept_keys
+            .iter()
+            .filter(|k| k.rsplit('.').next() == Some(last))
+            .count();
+        if clashes > 1 {
+            key.to_string()
+        } else {
+            last.to_string()
+        }
+    };
+    assignments
+        .iter()
+        .map(|(k, v)| format!("{}={}", short(k), format_value(v)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A value as a person writes it: strings bare, lists compact.
+pub fn format_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => {
+            let parts: Vec<String> = items.iter().map(format_value).collect();
+            format!("[{}]", parts.join(" "))
+        }
+        other => other.to_string(),
+    }
+}
+
+fn check_key(key: &str, leaves: &[String], file: &str, where_: &str) -> Result<(), SpecError> {
+    if leaves.iter().any(|l| l == key) {
+        return Ok(());
+    }
+    let candidates: Vec<&str> = leaves.iter().map(|s| s.as_str()).collect();
+    let hint = closest(key, &candidates)
+        .map(|c| format!("; did you mean `{c}`?"))
+        .unwrap_or_default();
+    Err(SpecError::new(
+        file,
+        where_,
+        format!("`{key}` is not a config key{hint}"),
+    ))
+}
+
+/// Every dotted key of a config (objects are descended, everything else is a leaf).
+pub fn leaf_keys(value: &Value, prefix: &str) -> Vec<String> {
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .flat_map(|(k, v)| {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                let below = leaf_keys(v, &key);
+                if below.is_empty() { vec![key] } else { below }
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn set_path(value: &mut Value, key: &str, new: Value) {
+    let mut node = value;
+    for part in key.split('.') {
+        node = node
+            .as_object_mut()
+            .expect("checked key paths descend objects")
+            .entry(part.to_string())
+            .or_insert(Value::Null);
+    }
+    *node = new;
+}
+
+/// The config flattened to dotted keys (lists become JSON text): one Parquet column each.
+pub fn flatten(config: &RunConfig) -> BTreeMap<String, Value> {
+    let value = serde_json::to_value(config).expect("configs serialize");
+    let mut out = BTreeMap::new();
+    flatten_into(&value, "", &mut out);
+    out
+}
+
+fn flatten_into(value: &Value, prefix: &str, out: &mut BTreeMap<String, Value>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten_into(v, &key, out);
+            }
+        }
+        Value::Array(_) => {
+            out.insert(prefix.to_string(), Value::String(value.to_string()));
+        }
+        other => {
+            out.insert(prefix.to_string(), other.clone());
+        }
+    }
+}

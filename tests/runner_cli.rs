@@ -1,0 +1,284 @@
+//! The `runner` binary end to end: bad specs, a small sweep with its Parquet and
+//! TensorBoard output, and a sweep killed mid-run and resumed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use polars::prelude::*;
+use protobuf::Message;
+use tensorboard_proto::event::Event;
+
+fn runner() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_runner"))
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run_sweep(spec: &Path, results: &Path, extra: &[&str]) -> Output {
+    runner()
+        .arg("sweep")
+        .arg(spec)
+        .arg("--set")
+        .arg(format!("runtime.results_dir={}", results.display()))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+const SMALL_DIGITS: &str = r#"
+name = "small"
+[data]
+dataset = "digits"
+[model]
+latent_dim = 4
+encoder = { hidden = [32] }
+decoder = { hidden = [32] }
+[train]
+epochs = 3
+batch_size = 128
+[eval]
+importance_samples = 50
+images_every_epochs = 2
+"#;
+
+#[test]
+fn bad_specs_name_the_file_and_key_exit_2_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        (
+            "unknown.toml",
+            "[model]\nlattent_dim = 3\n".into(),
+            vec!["model.lattent_dim", "did you mean `model.latent_dim`"],
+        ),
+        (
+            "type.toml",
+            "[model]\nlatent_dim = \"ten\"\n".into(),
+            vec!["model.latent_dim", "expected"],
+        ),
+        ("zero.toml", "[model]\nlatent_dim = 0\n".into(), vec!["model.latent_dim", "positive"]),
+        ("lr.toml", "[train]\nlr = -0.1\n".into(), vec!["train.lr", "> 0"]),
+        (
+            "variant.toml",
+            "[model]\nlikelihood = \"poisson\"\n".into(),
+            vec!["model.likelihood", "bernoulli"],
+        ),
+        (
+            "mixture.toml",
+            "[model]\nprior = \"mixture\"\n[objective]\nkl = \"analytic\"\n".into(),
+            vec!["objective.kl", "mixture"],
+        ),
+        (
+            "sweep_key.toml",
+            "[sweep.grid]\n\"objective.betta\" = [1, 2]\n".into(),
+            vec!["objective.betta", "did you mean `objective.beta`"],
+        ),
+        (
+            "sweep_zip.toml",
+            "[[sweep.zip]]\n\"objective.beta\" = [1, 2]\n\"train.seed\" = [1, 2, 3]\n".into(),
+            vec!["sweep.zip[0]", "equal lengths"],
+        ),
+        (
+            "sweep_value.toml",
+            "[sweep.grid]\n\"model.latent_dim\" = [2, 0]\n".into(),
+            vec!["model.latent_dim", "positive"],
+        ),
+        (
+            "missing.toml",
+            format!("[data]\ndataset = \"mnist\"\npath = \"{}\"\n", empty.display()),
+            vec!["data.path", "train-images-idx3-ubyte", "sha256"],
+        ),
+        (
+            "unknown.yaml",
+            "train:\n  epohcs: 3\n".into(),
+            vec!["train.epohcs", "did you mean `train.epochs`"],
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let spec = write(dir.path(), name, &text);
+        let results = dir.path().join(format!("results-{name}"));
+        let out = run_sweep(&spec, &results, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(name), "{name}: message must name the file: {stderr}");
+        for e in expected {
+            assert!(stderr.contains(e), "{name}: message must contain `{e}`: {stderr}");
+        }
+        assert!(!results.exists(), "{name}: nothing may be written");
+    }
+}
+
+/// Records of a TFRecord file: u64 length, u32 CRC, payload, u32 CRC.
+fn read_events(path: &Path) -> Vec<Event> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut events = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let len = u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap()) as usize;
+        let data = &bytes[i + 12..i + 12 + len];
+        events.push(Event::parse_from_bytes(data).unwrap());
+        i += 12 + len + 4;
+    }
+    events
+}
+
+fn events_in(dir: &Path) -> Vec<Event> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("events.out.tfevents") {
+            out.extend(read_events(&entry.path()));
+        }
+    }
+    out
+}
+
+/// (tag, step) of every summary value.
+fn tags(events: &[Event]) -> Vec<(String, i64)> {
+    events
+        .iter()
+        .flat_map(|e| {
+            e.get_summary()
+                .get_value()
+                .iter()
+                .map(|v| (v.get_tag().to_string(), e.get_step()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn read_parquet(path: &Path) -> DataFrame {
+    ParquetReader::new(std::fs::File::open(path).unwrap())
+        .finish()
+        .unwrap()
+}
+
+#[test]
+fn small_sweep_writes_parquet_and_tensorboard_and_a_rerun_trains_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec_text = format!(
+        "{SMALL_DIGITS}\n[sweep.grid]\n\"objective.beta\" = [0.5, 1]\n\"train.seed\" = [0, 1]\n"
+    );
+    let spec = write(dir.path(), "small.toml", &spec_text);
+    let results = dir.path().join("results");
+    let out = run_sweep(&spec, &results, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let root = results.join("small");
+
+    let runs = read_parquet(&root.join("runs.parquet"));
+    assert_eq!(runs.height(), 4);
+    let status = runs.column("status").unwrap().str().unwrap();
+    assert!(status.iter().all(|s| s == Some("ok")));
+    assert_eq!(runs.column("objective.beta").unwrap().dtype(), &DataType::Float64);
+    assert_eq!(runs.column("model.latent_dim").unwrap().dtype(), &DataType::Int64);
+    let log_px = runs.column("test_log_px").unwrap().f64().unwrap();
+    let elbo = runs.column("test_elbo").unwrap().f64().unwrap();
+    for (lp, e) in log_px.iter().zip(elbo.iter()) {
+        let (lp, e) = (lp.unwrap(), e.unwrap());
+        // The importance-sampled estimate sits above the bound (up to estimator noise).
+        assert!(lp.is_finite() && e.is_finite() && lp > e - 1.0, "log p(x) {lp}, ELBO {e}");
+    }
+    let ids = runs.column("run_id").unwrap().n_unique().unwrap();
+    assert_eq!(ids, 4);
+
+    let epochs = read_parquet(&root.join("epochs.parquet"));
+    assert_eq!(epochs.height(), 12);
+    let seen: Vec<i64> = epochs
+        .column("examples_seen")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .take(3)
+        .map(|v| v.unwrap())
+        .collect();
+    // digits: 1797 images, 20% held out -> 1438 training examples per epoch.
+    assert_eq!(seen, vec![1438, 2876, 4314]);
+
+    let root_events = tags(&events_in(&root.join("tb")));
+    assert!(root_events.iter().any(|(t, _)| t == "_hparams_/experiment"));
+    for label in ["beta=0.5,seed=0", "beta=0.5,seed=1", "beta=1,seed=0", "beta=1,seed=1"] {
+        let events = tags(&events_in(&root.join("tb").join(label)));
+        let steps = |tag: &str| -> Vec<i64> {
+            events.iter().filter(|(t, _)| t == tag).map(|(_, s)| *s).collect()
+        };
+        assert_eq!(steps("train/elbo"), vec![1438, 2876, 4314], "{label}");
+        assert_eq!(steps("test/elbo").len(), 3, "{label}");
+        assert_eq!(steps("beta").len(), 3, "{label}");
+        assert_eq!(steps("test/log_px").len(), 1, "{label}");
+        // Images at epoch 2 and at the last epoch.
+        assert_eq!(steps("reconstructions"), vec![2876, 4314], "{label}");
+        assert_eq!(steps("samples").len(), 2, "{label}");
+        assert_eq!(steps("_hparams_/session_start_info").len(), 1, "{label}");
+        assert_eq!(steps("_hparams_/session_end_info").len(), 1, "{label}");
+    }
+
+    let before = std::fs::read(root.join("runs.parquet")).unwrap();
+    let again = run_sweep(&spec, &results, &[]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{stderr}");
+    assert!(stderr.contains("4 already finished"), "{stderr}");
+    assert!(!stderr.contains("ok     "), "a rerun must train nothing: {stderr}");
+    let runs_again = read_parquet(&root.join("runs.parquet"));
+    assert_eq!(runs_again.height(), 4);
+    let _ = before;
+}
+
+#[test]
+fn a_killed_sweep_resumes_with_finished_rows_intact_and_no_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec_text = SMALL_DIGITS.replace("epochs = 3", "epochs = 12")
+        + "\n[runtime]\nworkers = 1\n[sweep.grid]\n\"train.seed\" = [0, 1, 2, 3, 4, 5]\n";
+    let spec = write(dir.path(), "small.toml", &spec_text);
+    let results = dir.path().join("results");
+    let root = results.join("small");
+    let mut child = runner()
+        .arg("sweep")
+        .arg(&spec)
+        .arg("--set")
+        .arg(format!("runtime.results_dir={}", results.display()))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it (SIGKILL) once two runs have finished and before all six have.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let finished_before = loop {
+        let n = std::fs::read_dir(root.join("runs"))
+            .map(|d| d.flatten().filter(|e| e.path().join("record.json").exists()).count())
+            .unwrap_or(0);
+        if n >= 2 {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break n;
+        }
+        assert!(Instant::now() < deadline, "the sweep made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(finished_before < 6, "the sweep finished before it could be killed");
+    let records_before: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(root.join("runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("record.json"))
+        .filter(|p| p.exists())
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    let rows_before = read_parquet(&root.join("runs.parquet")).height();
+    assert!(rows_before >= 1, "the table readable after the kill");
+
+    let out = run_sweep(&spec, &results, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let runs = read_parquet(&root.join("runs.parquet"));
+    assert_eq!(runs.height(), 6);
+    assert_eq!(runs.column("run_id").unwrap().n_unique().unwrap(), 6);
+    for (path, bytes) in records_before {
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{} changed", path.display());
+    }
+    let epochs = read_parquet(&root.join("epochs.parquet"));
+    assert_eq!(epochs.height(), 6 * 12);
+}

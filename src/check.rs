@@ -66,9 +66,9 @@ fn metric(record: &RunRecord, name: &str) -> Option<f64> {
 
 /// A baseline holding the current numbers, keeping `previous` tolerances where given.
 pub fn bless(records: &[RunRecord], previous: Option<&Baseline>, backend: &str) -> Baseline {
-    let tolerance = previous.map(|b| b.tolerance.clone()).unwrap_or_else(|| {
-        CHECKED.iter().map(|m| (m.to_string(), 0.3)).collect()
-    });
+    let tolerance = previous
+        .map(|b| b.tolerance.clone())
+        .unwrap_or_else(|| CHECKED.iter().map(|m| (m.to_string(), 0.3)).collect());
     let runs = records
         .iter()
         .filter(|r| r.status == RunStatus::Ok)
@@ -140,7 +140,10 @@ pub fn compare(baseline: &Baseline, records: &[RunRecord]) -> Vec<Comparison> {
 }
 
 pub fn render(comparisons: &[Comparison]) -> String {
-    let f = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "missing".into());
+    let f = |v: Option<f64>| {
+        v.map(|v| format!("{v:.4}"))
+            .unwrap_or_else(|| "missing".into())
+    };
     let mut rows = vec![[
         "run".to_string(),
         "metric".into(),
@@ -156,7 +159,9 @@ pub fn render(comparisons: &[Comparison]) -> String {
             c.metric.clone(),
             f(c.baseline),
             f(c.now),
-            c.difference().map(|d| format!("{d:+.4}")).unwrap_or_else(|| "-".into()),
+            c.difference()
+                .map(|d| format!("{d:+.4}"))
+                .unwrap_or_else(|| "-".into()),
             format!("{:.4}", c.tolerance),
             if c.passed() { "pass" } else { "FAIL" }.into(),
         ]);

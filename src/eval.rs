@@ -51,7 +51,10 @@ pub fn elbo(model: &Vae, data: &Matrix, config: &RunConfig, rng: &mut StdRng) ->
 
 /// The mean IWAE bound with k samples per example (k = 1 is the ELBO).
 pub fn iwae_bound(model: &Vae, data: &Matrix, k: usize, rng: &mut StdRng) -> f64 {
-    per_example_log_px(model, data, k, 65_536, rng).iter().sum::<f64>() / data.rows as f64
+    per_example_log_px(model, data, k, 65_536, rng)
+        .iter()
+        .sum::<f64>()
+        / data.rows as f64
 }
 
 /// log p(x) ≈ log (1/K) Σ_k p(x, z_k) / q(z_k|x), z_k ~ q(z|x), per example.
@@ -112,7 +115,9 @@ pub fn active_units(model: &Vae, data: &Matrix, threshold: f64) -> usize {
     let mut latent = 0;
     for start in (0..data.rows).step_by(EVAL_BATCH) {
         let rows: Vec<usize> = (start..(start + EVAL_BATCH).min(data.rows)).collect();
-        let q = model.encoder.forward(to_tensor(&data.gather(&rows), &device));
+        let q = model
+            .encoder
+            .forward(to_tensor(&data.gather(&rows), &device));
         latent = q.mean.dims()[1];
         means.extend(host(q.mean));
     }

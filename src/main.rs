@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use aevb::runner::{self, fmt_opt};
-use aevb::{check, report};
 use aevb::spec::{self, Spec, SpecError};
 use aevb::sweep::{self, PlannedRun};
-use aevb::{backend, VERSION};
+use aevb::{VERSION, backend};
+use aevb::{check, report};
 
 #[derive(Parser)]
 #[command(name = "runner", version = VERSION, about = "Declarative VAE experiments (AEVB) on burn")]
@@ -182,7 +182,10 @@ fn check_command(
     } else if bless {
         None
     } else {
-        anyhow::bail!("{}: baseline not found (create it with --bless)", baseline_path.display());
+        anyhow::bail!(
+            "{}: baseline not found (create it with --bless)",
+            baseline_path.display()
+        );
     };
     let mut records = Vec::new();
     for file in spec::spec_files(specs) {
@@ -203,7 +206,11 @@ fn check_command(
     if bless {
         let blessed = check::bless(&records, previous.as_ref(), &backend);
         aevb::sinks::results::write_atomic(baseline_path, blessed.to_text()?.as_bytes())?;
-        eprintln!("blessed {} runs into {}", blessed.runs.len(), baseline_path.display());
+        eprintln!(
+            "blessed {} runs into {}",
+            blessed.runs.len(),
+            baseline_path.display()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let baseline = previous.expect("loaded above unless blessing");
@@ -217,7 +224,10 @@ fn check_command(
     print!("{}", check::render(&comparisons));
     let failed = comparisons.iter().filter(|c| !c.passed()).count();
     if failed > 0 {
-        eprintln!("check: {failed} of {} comparisons FAILED", comparisons.len());
+        eprintln!(
+            "check: {failed} of {} comparisons FAILED",
+            comparisons.len()
+        );
         Ok(ExitCode::from(1))
     } else {
         eprintln!("check: all {} comparisons passed", comparisons.len());
@@ -231,7 +241,12 @@ fn load(args: &SpecArgs) -> anyhow::Result<(Spec, Vec<PlannedRun>)> {
     Ok((spec, runs))
 }
 
-fn train(spec: &Spec, runs: &[PlannedRun], workers: usize, force: bool) -> anyhow::Result<ExitCode> {
+fn train(
+    spec: &Spec,
+    runs: &[PlannedRun],
+    workers: usize,
+    force: bool,
+) -> anyhow::Result<ExitCode> {
     let root = Path::new(&spec.runtime.results_dir);
     eprintln!(
         "{}: {} runs, {} at a time, results in {}",
@@ -272,14 +287,24 @@ fn print_plan(spec: &Spec, runs: &[PlannedRun], workers: usize) {
         runs.len(),
         backend::name(base.runtime.backend),
         workers,
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     );
-    let results = aevb::sinks::results::ResultsDir::new(Path::new(&spec.runtime.results_dir), &spec.name);
+    let results =
+        aevb::sinks::results::ResultsDir::new(Path::new(&spec.runtime.results_dir), &spec.name);
     println!();
-    println!("{:<14} {:<40} {:>7} {:>10}  status", "id", "label", "epochs", "beta");
+    println!(
+        "{:<14} {:<40} {:>7} {:>10}  status",
+        "id", "label", "epochs", "beta"
+    );
     for run in runs {
         let status = match results.record(&run.id) {
-            Some(r) => format!("done ({}), test ELBO {}", r.status.as_str(), fmt_opt(r.test_elbo)),
+            Some(r) => format!(
+                "done ({}), test ELBO {}",
+                r.status.as_str(),
+                fmt_opt(r.test_elbo)
+            ),
             None => "to run".into(),
         };
         println!(

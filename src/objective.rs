@@ -28,7 +28,9 @@ impl Terms {
 
 /// Standard normal noise of shape [rows, cols], drawn on the host from `rng`.
 pub fn standard_normal(rows: usize, cols: usize, rng: &mut StdRng, device: &Device) -> Tensor<2> {
-    let values: Vec<f32> = (0..rows * cols).map(|_| StandardNormal.sample(rng)).collect();
+    let values: Vec<f32> = (0..rows * cols)
+        .map(|_| StandardNormal.sample(rng))
+        .collect();
     Tensor::from_data(TensorData::new(values, [rows, cols]), device)
 }
 
@@ -48,12 +50,21 @@ pub fn evaluate(
 
 /// ELBO_β = E_q[log p(x|z)] − β KL(q || p), averaged over L reparameterised samples.
 /// An analytic KL is asked for only where the prior has one (validated in the spec).
-pub fn elbo(vae: &Vae, x: Tensor<2>, samples: usize, kl_mode: KlMode, beta: f64, rng: &mut StdRng) -> Terms {
+pub fn elbo(
+    vae: &Vae,
+    x: Tensor<2>,
+    samples: usize,
+    kl_mode: KlMode,
+    beta: f64,
+    rng: &mut StdRng,
+) -> Terms {
     let [n, _] = x.dims();
     let q = vae.encoder.forward(x.clone());
     let eps = standard_normal(samples * n, q.mean.dims()[1], rng, &x.device());
     let z = q.reparameterize(eps.clone());
-    let log_px_z = vae.decoder.log_prob(z.clone(), crate::model::encoder::repeat_rows(x, samples));
+    let log_px_z = vae
+        .decoder
+        .log_prob(z.clone(), crate::model::encoder::repeat_rows(x, samples));
     let recon = mean_over_samples(log_px_z, samples, n);
     let kl = match kl_mode {
         KlMode::Analytic => vae
@@ -79,7 +90,9 @@ pub fn iwae(vae: &Vae, x: Tensor<2>, k: usize, beta: f64, rng: &mut StdRng) -> T
     let q = vae.encoder.forward(x.clone());
     let eps = standard_normal(k * n, q.mean.dims()[1], rng, &x.device());
     let z = q.reparameterize(eps.clone());
-    let log_px_z = vae.decoder.log_prob(z.clone(), crate::model::encoder::repeat_rows(x, k));
+    let log_px_z = vae
+        .decoder
+        .log_prob(z.clone(), crate::model::encoder::repeat_rows(x, k));
     let log_ratio = q.log_prob_at(eps) - vae.prior.log_prob(z);
     let log_w = log_px_z.clone() - log_ratio.clone().mul_scalar(beta);
     Terms {

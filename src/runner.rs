@@ -20,7 +20,7 @@ use crate::sinks::tensorboard::{RunBoard, write_experiment};
 use crate::spec::{BackendKind, Binarization, RunConfig, Spec};
 use crate::sweep::PlannedRun;
 use crate::train::{self, EpochMetrics, Observer, eval_rng};
-use crate::{backend, VERSION};
+use crate::{VERSION, backend};
 
 /// Sensible default parallelism: one run per core on CPU (each burn CPU run keeps about one
 /// core busy on these small models), one at a time on a GPU.
@@ -351,7 +351,7 @@ impl Observer for RunObserver<'_> {
     fn on_epoch(&mut self, m: &EpochMetrics, model: &Vae, data: &Dataset) {
         self.board.epoch(m);
         let last = m.epoch == self.epochs;
-        if last || (self.images_every > 0 && m.epoch % self.images_every == 0) {
+        if last || (self.images_every > 0 && m.epoch.is_multiple_of(self.images_every)) {
             self.board
                 .images(model, data, m.examples_seen, &mut eval_rng(self.seed));
         }

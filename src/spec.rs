@@ -444,7 +444,11 @@ pub struct SpecError {
 }
 
 impl SpecError {
-    pub fn new(file: impl Into<String>, key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(
+        file: impl Into<String>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             file: file.into(),
             key: key.into(),
@@ -480,16 +484,26 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Spec, SpecError> {
             .ignore(&["DATA", "TEST_BACKEND", "BENCH_BACKENDS"])
             .split("__"),
     );
-    if let Ok(dir) = std::env::var(DATA_DIR_ENV) {
-        figment = figment.merge(Serialized::default("data.path", dir));
-    }
     for item in overrides {
         let (key, value) = parse_override(item).map_err(|m| SpecError::new(&file, item, m))?;
         figment = figment.merge(Serialized::default(&key, value));
     }
-    let spec: Spec = figment
+    let mut spec: Spec = figment
         .extract()
         .map_err(|e| figment_error(&file, e, path))?;
+    // AEVB_DATA moves the IDX directory (above the file, below --set). It is applied only to
+    // the datasets that read one, so that it never changes the run ids of other specs.
+    let path_set = overrides
+        .iter()
+        .any(|o| o.trim_start().starts_with("data.path"));
+    if let (Ok(dir), false) = (std::env::var(DATA_DIR_ENV), path_set)
+        && matches!(
+            spec.data.dataset,
+            DatasetKind::Mnist | DatasetKind::FashionMnist
+        )
+    {
+        spec.data.path = Some(dir);
+    }
     validate_spec(&spec, &file)?;
     Ok(spec)
 }
@@ -510,7 +524,10 @@ fn parse_override(item: &str) -> Result<(String, toml::Value), String> {
 
 fn figment_error(file: &str, error: figment::Error, path: &Path) -> SpecError {
     use figment::error::Kind;
-    let error = error.into_iter().next().expect("figment errors are never empty");
+    let error = error
+        .into_iter()
+        .next()
+        .expect("figment errors are never empty");
     // Name where the bad value came from: the spec file, the environment, or --set.
     let source = match error.metadata.as_ref() {
         Some(m) => match &m.source {
@@ -518,7 +535,7 @@ fn figment_error(file: &str, error: figment::Error, path: &Path) -> SpecError {
                 file.to_string()
             }
             Some(figment::Source::File(p)) => p.display().to_string(),
-            Some(figment::Source::Code(_)) => format!("{file} (with --set / {DATA_DIR_ENV})"),
+            Some(figment::Source::Code(_)) => format!("{file} (with --set)"),
             _ => format!("{file} (with {})", m.name),
         },
         None => file.to_string(),
@@ -530,7 +547,9 @@ fn figment_error(file: &str, error: figment::Error, path: &Path) -> SpecError {
     }
     match &error.kind {
         Kind::UnknownField(field, expected) => {
-            key_path.push(field.clone());
+            if key_path.last() != Some(field) {
+                key_path.push(field.clone());
+            }
             let hint = closest(field, expected)
                 .map(|c| format!("; did you mean `{}`?", replace_last(&key_path, c)))
                 .unwrap_or_default();
@@ -635,8 +654,7 @@ pub fn validate_run(c: &RunConfig, file: &str) -> Result<(), SpecError> {
     if o.iwae_k == 0 {
         return err("objective.iwae_k", "expected at least 1 importance sample");
     }
-    if o.kind == ObjectiveKind::Elbo && o.kl == KlMode::Analytic && m.prior == PriorKind::Mixture
-    {
+    if o.kind == ObjectiveKind::Elbo && o.kl == KlMode::Analytic && m.prior == PriorKind::Mixture {
         return err(
             "objective.kl",
             "analytic KL needs a Gaussian prior, but model.prior = \"mixture\" has no closed form; use kl = \"monte_carlo\"",

@@ -106,7 +106,11 @@ pub fn expand(spec: &Spec, file: &str) -> Result<Vec<PlannedRun>, SpecError> {
                 .map(|(k, _)| k.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
-            SpecError::new(file, format!("sweep ({key})"), format!("invalid value: {e}"))
+            SpecError::new(
+                file,
+                format!("sweep ({key})"),
+                format!("invalid value: {e}"),
+            )
         })?;
         runs.push(PlannedRun {
             id: run_id(&config),

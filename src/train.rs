@@ -130,7 +130,7 @@ pub fn train(
             break;
         }
         let last = epoch + 1 == t.epochs;
-        if last || (epoch + 1) % config.eval.every_epochs == 0 {
+        if last || (epoch + 1).is_multiple_of(config.eval.every_epochs) {
             let plain = model.valid();
             let test = eval::elbo(&plain, &data.test, config, &mut eval_rng(t.seed));
             metrics.test_elbo = Some(test.elbo);

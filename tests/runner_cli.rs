@@ -62,8 +62,16 @@ fn bad_specs_name_the_file_and_key_exit_2_and_write_nothing() {
             "[model]\nlatent_dim = \"ten\"\n".into(),
             vec!["model.latent_dim", "expected"],
         ),
-        ("zero.toml", "[model]\nlatent_dim = 0\n".into(), vec!["model.latent_dim", "positive"]),
-        ("lr.toml", "[train]\nlr = -0.1\n".into(), vec!["train.lr", "> 0"]),
+        (
+            "zero.toml",
+            "[model]\nlatent_dim = 0\n".into(),
+            vec!["model.latent_dim", "positive"],
+        ),
+        (
+            "lr.toml",
+            "[train]\nlr = -0.1\n".into(),
+            vec!["train.lr", "> 0"],
+        ),
         (
             "variant.toml",
             "[model]\nlikelihood = \"poisson\"\n".into(),
@@ -91,7 +99,10 @@ fn bad_specs_name_the_file_and_key_exit_2_and_write_nothing() {
         ),
         (
             "missing.toml",
-            format!("[data]\ndataset = \"mnist\"\npath = \"{}\"\n", empty.display()),
+            format!(
+                "[data]\ndataset = \"mnist\"\npath = \"{}\"\n",
+                empty.display()
+            ),
             vec!["data.path", "train-images-idx3-ubyte", "sha256"],
         ),
         (
@@ -106,9 +117,15 @@ fn bad_specs_name_the_file_and_key_exit_2_and_write_nothing() {
         let out = run_sweep(&spec, &results, &[]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
-        assert!(stderr.contains(name), "{name}: message must name the file: {stderr}");
+        assert!(
+            stderr.contains(name),
+            "{name}: message must name the file: {stderr}"
+        );
         for e in expected {
-            assert!(stderr.contains(e), "{name}: message must contain `{e}`: {stderr}");
+            assert!(
+                stderr.contains(e),
+                "{name}: message must contain `{e}`: {stderr}"
+            );
         }
         assert!(!results.exists(), "{name}: nothing may be written");
     }
@@ -168,21 +185,34 @@ fn small_sweep_writes_parquet_and_tensorboard_and_a_rerun_trains_nothing() {
     let spec = write(dir.path(), "small.toml", &spec_text);
     let results = dir.path().join("results");
     let out = run_sweep(&spec, &results, &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let root = results.join("small");
 
     let runs = read_parquet(&root.join("runs.parquet"));
     assert_eq!(runs.height(), 4);
     let status = runs.column("status").unwrap().str().unwrap();
     assert!(status.iter().all(|s| s == Some("ok")));
-    assert_eq!(runs.column("objective.beta").unwrap().dtype(), &DataType::Float64);
-    assert_eq!(runs.column("model.latent_dim").unwrap().dtype(), &DataType::Int64);
+    assert_eq!(
+        runs.column("objective.beta").unwrap().dtype(),
+        &DataType::Float64
+    );
+    assert_eq!(
+        runs.column("model.latent_dim").unwrap().dtype(),
+        &DataType::Int64
+    );
     let log_px = runs.column("test_log_px").unwrap().f64().unwrap();
     let elbo = runs.column("test_elbo").unwrap().f64().unwrap();
     for (lp, e) in log_px.iter().zip(elbo.iter()) {
         let (lp, e) = (lp.unwrap(), e.unwrap());
         // The importance-sampled estimate sits above the bound (up to estimator noise).
-        assert!(lp.is_finite() && e.is_finite() && lp > e - 1.0, "log p(x) {lp}, ELBO {e}");
+        assert!(
+            lp.is_finite() && e.is_finite() && lp > e - 1.0,
+            "log p(x) {lp}, ELBO {e}"
+        );
     }
     let ids = runs.column("run_id").unwrap().n_unique().unwrap();
     assert_eq!(ids, 4);
@@ -203,10 +233,19 @@ fn small_sweep_writes_parquet_and_tensorboard_and_a_rerun_trains_nothing() {
 
     let root_events = tags(&events_in(&root.join("tb")));
     assert!(root_events.iter().any(|(t, _)| t == "_hparams_/experiment"));
-    for label in ["beta=0.5,seed=0", "beta=0.5,seed=1", "beta=1,seed=0", "beta=1,seed=1"] {
+    for label in [
+        "beta=0.5,seed=0",
+        "beta=0.5,seed=1",
+        "beta=1,seed=0",
+        "beta=1,seed=1",
+    ] {
         let events = tags(&events_in(&root.join("tb").join(label)));
         let steps = |tag: &str| -> Vec<i64> {
-            events.iter().filter(|(t, _)| t == tag).map(|(_, s)| *s).collect()
+            events
+                .iter()
+                .filter(|(t, _)| t == tag)
+                .map(|(_, s)| *s)
+                .collect()
         };
         assert_eq!(steps("train/elbo"), vec![1438, 2876, 4314], "{label}");
         assert_eq!(steps("test/elbo").len(), 3, "{label}");
@@ -224,7 +263,10 @@ fn small_sweep_writes_parquet_and_tensorboard_and_a_rerun_trains_nothing() {
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(again.status.success(), "{stderr}");
     assert!(stderr.contains("4 already finished"), "{stderr}");
-    assert!(!stderr.contains("ok     "), "a rerun must train nothing: {stderr}");
+    assert!(
+        !stderr.contains("ok     "),
+        "a rerun must train nothing: {stderr}"
+    );
     let runs_again = read_parquet(&root.join("runs.parquet"));
     assert_eq!(runs_again.height(), 4);
     let _ = before;
@@ -250,17 +292,28 @@ fn a_killed_sweep_resumes_with_finished_rows_intact_and_no_duplicates() {
     let deadline = Instant::now() + Duration::from_secs(300);
     let finished_before = loop {
         let n = std::fs::read_dir(root.join("runs"))
-            .map(|d| d.flatten().filter(|e| e.path().join("record.json").exists()).count())
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().join("record.json").exists())
+                    .count()
+            })
             .unwrap_or(0);
         if n >= 2 {
-            child.kill().unwrap();
-            child.wait().unwrap();
+            let _ = child.kill();
+            let _ = child.wait();
             break n;
         }
-        assert!(Instant::now() < deadline, "the sweep made no progress");
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the sweep made no progress");
+        }
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(finished_before < 6, "the sweep finished before it could be killed");
+    assert!(
+        finished_before < 6,
+        "the sweep finished before it could be killed"
+    );
     let records_before: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(root.join("runs"))
         .unwrap()
         .flatten()
@@ -272,13 +325,184 @@ fn a_killed_sweep_resumes_with_finished_rows_intact_and_no_duplicates() {
     assert!(rows_before >= 1, "the table readable after the kill");
 
     let out = run_sweep(&spec, &results, &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let runs = read_parquet(&root.join("runs.parquet"));
     assert_eq!(runs.height(), 6);
     assert_eq!(runs.column("run_id").unwrap().n_unique().unwrap(), 6);
     for (path, bytes) in records_before {
-        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{} changed", path.display());
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "{} changed",
+            path.display()
+        );
     }
     let epochs = read_parquet(&root.join("epochs.parquet"));
     assert_eq!(epochs.height(), 6 * 12);
+}
+
+#[test]
+fn report_aggregates_a_fixed_table_as_computed_by_hand_and_draws_the_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    // β ∈ {1, 2} × 3 seeds; the third β = 2 run failed (no metrics).
+    let mut df = df![
+        "run_id" => ["a", "b", "c", "d", "e", "f"],
+        "label" => ["beta=1,seed=0", "beta=1,seed=1", "beta=1,seed=2", "beta=2,seed=0", "beta=2,seed=1", "beta=2,seed=2"],
+        "status" => ["ok", "ok", "ok", "ok", "ok", "failed"],
+        "swept_keys" => ["objective.beta,train.seed"; 6],
+        "objective.beta" => [1.0, 1.0, 1.0, 2.0, 2.0, 2.0],
+        "train.seed" => [0i64, 1, 2, 0, 1, 2],
+        "test_elbo" => [Some(-10.0), Some(-12.0), Some(-14.0), Some(-20.0), Some(-22.0), None],
+        "test_log_px" => [Some(-9.0), Some(-11.0), Some(-13.0), Some(-19.0), Some(-21.0), None],
+        "test_kl" => [Some(3.0), Some(4.0), Some(5.0), Some(1.0), Some(2.0), None],
+        "test_recon" => [Some(-7.0), Some(-8.0), Some(-9.0), Some(-19.0), Some(-20.0), None],
+        "active_units" => [Some(4i64), Some(5), Some(6), Some(2), Some(2), None],
+    ]
+    .unwrap();
+    let path = dir.path().join("runs.parquet");
+    ParquetWriter::new(std::fs::File::create(&path).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let by = aevb::report::default_group_keys(&df);
+    assert_eq!(by, vec!["objective.beta".to_string()]);
+    let table = aevb::report::aggregate(&path, &by, "test_elbo").unwrap();
+    let f = |name: &str, row: usize| table.column(name).unwrap().f64().unwrap().get(row);
+    let u = |name: &str, row: usize| {
+        let c = table.column(name).unwrap().cast(&DataType::Int64).unwrap();
+        c.i64().unwrap().get(row)
+    };
+    // Best (highest mean test ELBO) first: β = 1.
+    assert_eq!(f("objective.beta", 0), Some(1.0));
+    assert_eq!((u("ok", 0), u("failed", 0)), (Some(3), Some(0)));
+    assert_eq!((u("ok", 1), u("failed", 1)), (Some(2), Some(1)));
+    // β = 1: mean(−10, −12, −14) = −12, sample std = 2.
+    assert_eq!(f("test_elbo_mean", 0), Some(-12.0));
+    assert!((f("test_elbo_std", 0).unwrap() - 2.0).abs() < 1e-12);
+    // β = 2, the failed run left out: mean(−20, −22) = −21, std = √2.
+    assert_eq!(f("test_elbo_mean", 1), Some(-21.0));
+    assert!((f("test_elbo_std", 1).unwrap() - 2f64.sqrt()).abs() < 1e-12);
+    assert_eq!(f("active_units_mean", 0), Some(5.0));
+    assert_eq!(f("test_kl_mean", 1), Some(1.5));
+    let best = table.column("best").unwrap().bool().unwrap();
+    assert_eq!((best.get(0), best.get(1)), (Some(true), Some(false)));
+
+    // The command prints the same numbers and writes PNG and SVG plots.
+    let out = runner()
+        .args([
+            "report",
+            dir.path().to_str().unwrap(),
+            "--format",
+            "markdown",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("-12.00 ± 2.00") && stdout.contains("-21.00 ± 1.41"),
+        "{stdout}"
+    );
+    for file in ["test_elbo_vs_objective_beta", "rate_distortion"] {
+        for ext in ["png", "svg"] {
+            let p = dir.path().join("report").join(format!("{file}.{ext}"));
+            assert!(
+                std::fs::metadata(&p)
+                    .map(|m| m.len() > 1000)
+                    .unwrap_or(false),
+                "{}",
+                p.display()
+            );
+        }
+    }
+    assert!(dir.path().join("report/summary.md").exists());
+}
+
+fn check(specs: &[&Path], baseline: &Path, results: &Path, bless: bool) -> Output {
+    let mut cmd = runner();
+    cmd.arg("check").args(specs).arg("--baseline").arg(baseline);
+    cmd.arg("--results").arg(results);
+    if bless {
+        cmd.arg("--bless");
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn check_passes_on_a_blessed_baseline_and_fails_on_a_stricter_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write(
+        dir.path(),
+        "tiny.toml",
+        &SMALL_DIGITS.replace("name = \"small\"", "name = \"tiny\""),
+    );
+    let baseline = dir.path().join("baseline.toml");
+    let results = dir.path().join("results");
+    let blessed = check(&[&spec], &baseline, &results, true);
+    assert!(
+        blessed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&blessed.stderr)
+    );
+    let text = std::fs::read_to_string(&baseline).unwrap();
+    assert!(
+        text.contains("[runs.\"tiny/run\"]") && text.contains("backend = \"ndarray\""),
+        "{text}"
+    );
+
+    // Same code, same seed: passes.
+    let pass = check(&[&spec], &baseline, &results, false);
+    let table = String::from_utf8_lossy(&pass.stdout);
+    assert!(
+        pass.status.success(),
+        "{table}{}",
+        String::from_utf8_lossy(&pass.stderr)
+    );
+    assert!(
+        table.contains("test_elbo") && !table.contains("FAIL"),
+        "{table}"
+    );
+
+    // A baseline one nat better than reality, with a 0.3-nat tolerance: fails, with the table.
+    let mut b: aevb::check::Baseline = toml::from_str(&text).unwrap();
+    let run = b.runs.get_mut("tiny/run").unwrap();
+    *run.get_mut("test_elbo").unwrap() += 1.0;
+    std::fs::write(&baseline, b.to_text().unwrap()).unwrap();
+    let fail = check(&[&spec], &baseline, &results, false);
+    let table = String::from_utf8_lossy(&fail.stdout);
+    assert_eq!(fail.status.code(), Some(1), "{table}");
+    assert!(
+        table.contains("FAIL") && table.contains("-1.0000"),
+        "{table}"
+    );
+}
+
+#[test]
+fn check_passes_on_the_committed_ci_baseline() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let specs: Vec<PathBuf> = ["digits.toml", "synthetic_iwae.toml", "mixture.toml"]
+        .iter()
+        .map(|s| root.join("experiments/ci").join(s))
+        .collect();
+    let refs: Vec<&Path> = specs.iter().map(|p| p.as_path()).collect();
+    let out = check(
+        &refs,
+        &root.join("experiments/ci_baseline.toml"),
+        dir.path(),
+        false,
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -109,8 +109,8 @@ pub fn read_images(path: &Path) -> anyhow::Result<Matrix> {
 }
 
 fn read_maybe_gzip(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let raw = std::fs::read(path)
-        .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+    let raw =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&raw[..])

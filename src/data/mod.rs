@@ -24,7 +24,11 @@ pub struct Matrix {
 
 impl Matrix {
     pub fn new(rows: usize, cols: usize, values: Vec<f32>) -> Self {
-        assert_eq!(values.len(), rows * cols, "matrix data does not match its shape");
+        assert_eq!(
+            values.len(),
+            rows * cols,
+            "matrix data does not match its shape"
+        );
         Self { rows, cols, values }
     }
 

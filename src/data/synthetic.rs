@@ -69,9 +69,7 @@ impl LinearGaussian {
         let log_det: f64 = (0..d).map(|i| 2.0 * l[i * d + i].ln()).sum();
         (0..x.rows)
             .map(|r| {
-                let diff: Vec<f64> = (0..d)
-                    .map(|i| x.row(r)[i] as f64 - self.b[i])
-                    .collect();
+                let diff: Vec<f64> = (0..d).map(|i| x.row(r)[i] as f64 - self.b[i]).collect();
                 let y = forward_substitute(&l, d, &diff);
                 let maha: f64 = y.iter().map(|v| v * v).sum();
                 -0.5 * (d as f64 * (2.0 * std::f64::consts::PI).ln() + log_det + maha)
@@ -87,7 +85,10 @@ impl LinearGaussian {
         let mut p = vec![0.0; k * k];
         for a in 0..k {
             for b in 0..k {
-                p[a * k + b] = (0..d).map(|i| self.w[i * k + a] * self.w[i * k + b]).sum::<f64>() / s2;
+                p[a * k + b] = (0..d)
+                    .map(|i| self.w[i * k + a] * self.w[i * k + b])
+                    .sum::<f64>()
+                    / s2;
             }
             p[a * k + a] += 1.0;
         }
@@ -95,7 +96,10 @@ impl LinearGaussian {
         let mut a_mat = vec![0.0; k * d];
         for r in 0..k {
             for i in 0..d {
-                a_mat[r * d + i] = (0..k).map(|c| s[r * k + c] * self.w[i * k + c]).sum::<f64>() / s2;
+                a_mat[r * d + i] = (0..k)
+                    .map(|c| s[r * k + c] * self.w[i * k + c])
+                    .sum::<f64>()
+                    / s2;
             }
         }
         (a_mat, s)

@@ -90,7 +90,10 @@ pub fn read_matrix(path: &str, columns: Option<&[String]>) -> anyhow::Result<Mat
         })?;
         for (i, v) in cast.f32()?.iter().enumerate() {
             values[i * cols + j] = v.ok_or_else(|| {
-                anyhow::anyhow!("{path}: column `{}` has a missing value in row {i}", column.name())
+                anyhow::anyhow!(
+                    "{path}: column `{}` has a missing value in row {i}",
+                    column.name()
+                )
             })?;
         }
     }

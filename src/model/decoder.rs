@@ -36,7 +36,14 @@ impl Decoder {
         device: &Device,
     ) -> Self {
         let spec = &config.decoder;
-        let body = Mlp::new(config.latent_dim, &spec.hidden, spec.activation, init, rng, device);
+        let body = Mlp::new(
+            config.latent_dim,
+            &spec.hidden,
+            spec.activation,
+            init,
+            rng,
+            device,
+        );
         let width = body.out_dim(config.latent_dim);
         let out = dense(width, data_dim, init, rng, device);
         let gaussian = config.likelihood == LikelihoodKind::Gaussian;

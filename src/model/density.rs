@@ -30,12 +30,7 @@ pub fn standard_normal(z: Tensor<2>) -> Tensor<1> {
 }
 
 /// KL(N(m1, e^lv1) || N(m2, e^lv2)) for diagonal Gaussians; the prior side broadcasts.
-pub fn kl_normal_normal(
-    m1: Tensor<2>,
-    lv1: Tensor<2>,
-    m2: Tensor<2>,
-    lv2: Tensor<2>,
-) -> Tensor<1> {
+pub fn kl_normal_normal(m1: Tensor<2>, lv1: Tensor<2>, m2: Tensor<2>, lv2: Tensor<2>) -> Tensor<1> {
     let ratio = (lv1.clone() - lv2.clone()).exp();
     let maha = (m1 - m2).square() * lv2.clone().neg().exp();
     sum_rows((ratio + maha - lv1 + lv2).sub_scalar(1.0).mul_scalar(0.5))
@@ -43,7 +38,11 @@ pub fn kl_normal_normal(
 
 /// KL(N(m, e^lv) || N(0, I)).
 pub fn kl_standard_normal(mean: Tensor<2>, logvar: Tensor<2>) -> Tensor<1> {
-    sum_rows((logvar.clone().exp() + mean.square() - logvar).sub_scalar(1.0).mul_scalar(0.5))
+    sum_rows(
+        (logvar.clone().exp() + mean.square() - logvar)
+            .sub_scalar(1.0)
+            .mul_scalar(0.5),
+    )
 }
 
 /// log Σ exp along `dim`, keeping it (size 1); the max is detached, as it cancels.

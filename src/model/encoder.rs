@@ -37,7 +37,11 @@ impl Posterior {
 
 /// [N, D] -> [L·N, D]: L copies of the block, one after another.
 pub fn repeat_rows(t: Tensor<2>, copies: usize) -> Tensor<2> {
-    if copies == 1 { t } else { t.repeat_dim(0, copies) }
+    if copies == 1 {
+        t
+    } else {
+        t.repeat_dim(0, copies)
+    }
 }
 
 #[derive(Module, Debug)]
@@ -59,7 +63,14 @@ impl Encoder {
         rng: &mut StdRng,
         device: &Device,
     ) -> Self {
-        let body = Mlp::new(data_dim, &config.hidden, config.activation, init, rng, device);
+        let body = Mlp::new(
+            data_dim,
+            &config.hidden,
+            config.activation,
+            init,
+            rng,
+            device,
+        );
         let width = body.out_dim(data_dim);
         Self {
             mean: dense(width, latent_dim, init, rng, device),

@@ -68,11 +68,19 @@ impl LatentPrior for DiagonalNormalPrior {
     }
     fn analytic_kl(&self, q: &Posterior) -> Option<Tensor<1>> {
         let (mean, logvar) = self.params();
-        Some(kl_normal_normal(q.mean.clone(), q.logvar.clone(), mean, logvar))
+        Some(kl_normal_normal(
+            q.mean.clone(),
+            q.logvar.clone(),
+            mean,
+            logvar,
+        ))
     }
     fn sample(&self, n: usize, rng: &mut StdRng, device: &Device) -> Tensor<2> {
         let mean: Vec<f32> = host(self.mean.val());
-        let std: Vec<f32> = host(self.logvar.val()).iter().map(|lv| (0.5 * lv).exp()).collect();
+        let std: Vec<f32> = host(self.logvar.val())
+            .iter()
+            .map(|lv| (0.5 * lv).exp())
+            .collect();
         let d = mean.len();
         let eps = normal_draws(n * d, rng);
         let z = eps
@@ -158,7 +166,9 @@ impl Prior {
     pub fn new(config: &ModelConfig, rng: &mut StdRng, device: &Device) -> Self {
         let z = config.latent_dim;
         match config.prior {
-            PriorKind::StandardNormal => Prior::StandardNormal(StandardNormalPrior { latent_dim: z }),
+            PriorKind::StandardNormal => {
+                Prior::StandardNormal(StandardNormalPrior { latent_dim: z })
+            }
             PriorKind::Normal => {
                 let param = |v: Vec<f32>| {
                     Param::from_data(TensorData::new(v, [z]), device)

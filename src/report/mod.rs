@@ -80,14 +80,21 @@ pub fn aggregate(runs_parquet: &Path, by: &[String], metric: &str) -> anyhow::Re
         );
     }
     let (lf, keys): (LazyFrame, Vec<Expr>) = if by.is_empty() {
-        (lf.with_column(lit("all").alias("group")), vec![col("group")])
+        (
+            lf.with_column(lit("all").alias("group")),
+            vec![col("group")],
+        )
     } else {
         (lf, by.iter().map(|k| col(k.as_str())).collect())
     };
     let ok = col("status").eq(lit("ok"));
     let mut aggs = vec![
         ok.clone().cast(DataType::UInt32).sum().alias("ok"),
-        ok.clone().not().cast(DataType::UInt32).sum().alias("failed"),
+        ok.clone()
+            .not()
+            .cast(DataType::UInt32)
+            .sum()
+            .alias("failed"),
     ];
     for m in METRICS {
         let values = col(m).cast(DataType::Float64).filter(ok.clone());
@@ -105,10 +112,7 @@ pub fn aggregate(runs_parquet: &Path, by: &[String], metric: &str) -> anyhow::Re
         )
         .collect()?;
     let n = sorted.height();
-    let best = Column::new(
-        "best".into(),
-        (0..n).map(|i| i == 0).collect::<Vec<bool>>(),
-    );
+    let best = Column::new("best".into(), (0..n).map(|i| i == 0).collect::<Vec<bool>>());
     let mut out = sorted;
     out.with_column(best)?;
     Ok(out)
@@ -130,7 +134,11 @@ pub fn render(table: &DataFrame, format: Format) -> anyhow::Result<String> {
 
 /// The table as a JSON array of row objects (nulls for missing values).
 fn json_rows(df: &DataFrame) -> anyhow::Result<String> {
-    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let rows: Vec<serde_json::Map<String, serde_json::Value>> = (0..df.height())
         .map(|i| {
             names
@@ -178,30 +186,28 @@ fn text_table(df: &DataFrame, markdown: bool) -> String {
             })
             .unwrap_or_default()
     };
-    let num = |name: &str, i: usize| -> Option<f64> {
-        df.column(name)
-            .ok()?
-            .f64()
-            .ok()?
-            .get(i)
-    };
+    let num = |name: &str, i: usize| -> Option<f64> { df.column(name).ok()?.f64().ok()?.get(i) };
     let mut rows: Vec<Vec<String>> = Vec::new();
     for i in 0..df.height() {
         let mut row: Vec<String> = key_cols.iter().map(|k| cell(k, i)).collect();
         row.push(cell("ok", i));
         row.push(cell("failed", i));
         for m in METRICS {
-            row.push(match (num(&format!("{m}_mean"), i), num(&format!("{m}_std"), i)) {
-                (Some(mean), Some(std)) => format!("{mean:.2} ± {std:.2}"),
-                (Some(mean), None) => format!("{mean:.2}"),
-                _ => "-".into(),
-            });
+            row.push(
+                match (num(&format!("{m}_mean"), i), num(&format!("{m}_std"), i)) {
+                    (Some(mean), Some(std)) => format!("{mean:.2} ± {std:.2}"),
+                    (Some(mean), None) => format!("{mean:.2}"),
+                    _ => "-".into(),
+                },
+            );
         }
-        row.push(if i == 0 && num(&format!("{}_mean", METRICS[0]), 0).is_some() {
-            "best".into()
-        } else {
-            String::new()
-        });
+        row.push(
+            if i == 0 && num(&format!("{}_mean", METRICS[0]), 0).is_some() {
+                "best".into()
+            } else {
+                String::new()
+            },
+        );
         rows.push(row);
     }
     let widths: Vec<usize> = (0..header.len())
@@ -229,7 +235,11 @@ fn text_table(df: &DataFrame, markdown: bool) -> String {
     if markdown {
         out.push(format!(
             "|{}|",
-            widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("|")
+            widths
+                .iter()
+                .map(|w| "-".repeat(w + 2))
+                .collect::<Vec<_>>()
+                .join("|")
         ));
     }
     out.extend(rows.iter().map(|r| line(r)));

@@ -21,6 +21,9 @@ fn register_font() {
     });
 }
 
+/// (x position, mean, standard deviation) of one point with an error bar.
+type MeanStd = (f64, f64, f64);
+
 /// One run as the plots see it.
 struct RunPoint {
     run_id: String,
@@ -101,9 +104,21 @@ pub fn write_plots(
         let stem = format!("{metric}_vs_{}", key.replace('.', "_"));
         written.extend(both(dir, &stem, &Figure::MetricVsKey(key), &pts, metric)?);
     }
-    written.extend(both(dir, "rate_distortion", &Figure::RateDistortion, &pts, metric)?);
+    written.extend(both(
+        dir,
+        "rate_distortion",
+        &Figure::RateDistortion,
+        &pts,
+        metric,
+    )?);
     if let Some(epochs) = epochs {
-        written.extend(both(dir, "training_curves", &Figure::Curves(epochs), &pts, metric)?);
+        written.extend(both(
+            dir,
+            "training_curves",
+            &Figure::Curves(epochs),
+            &pts,
+            metric,
+        )?);
     }
     Ok(written)
 }
@@ -140,12 +155,14 @@ fn both(
     {
         let root = BitMapBackend::new(&png, SIZE).into_drawing_area();
         draw(&root, figure, pts, metric)?;
-        root.present().map_err(|e| anyhow::anyhow!("{}: {e}", png.display()))?;
+        root.present()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", png.display()))?;
     }
     {
         let root = SVGBackend::new(&svg, SIZE).into_drawing_area();
         draw(&root, figure, pts, metric)?;
-        root.present().map_err(|e| anyhow::anyhow!("{}: {e}", svg.display()))?;
+        root.present()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", svg.display()))?;
     }
     Ok(vec![png, svg])
 }
@@ -176,12 +193,20 @@ fn metric_vs_key<DB: DrawingBackend>(
     };
     let numeric: Option<Vec<f64>> = values.iter().map(|v| v.parse::<f64>().ok()).collect();
     let log2 = numeric.as_ref().is_some_and(|n| {
-        let (lo, hi) = n.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        let (lo, hi) = n
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
         lo > 0.0 && hi / lo >= 8.0
     });
     let position = |v: &String| -> f64 {
         match v.parse::<f64>() {
-            Ok(x) if numeric.is_some() => if log2 { x.log2() } else { x },
+            Ok(x) if numeric.is_some() => {
+                if log2 {
+                    x.log2()
+                } else {
+                    x
+                }
+            }
             _ => values.iter().position(|u| *u == v).unwrap_or(0) as f64,
         }
     };
@@ -197,10 +222,10 @@ fn metric_vs_key<DB: DrawingBackend>(
                 .push(m);
         }
     }
-    let stats: Vec<(String, Vec<(f64, f64, f64)>)> = series
+    let stats: Vec<(String, Vec<MeanStd>)> = series
         .into_iter()
         .map(|(label, by_x)| {
-            let mut line: Vec<(f64, f64, f64)> = by_x
+            let mut line: Vec<MeanStd> = by_x
                 .iter()
                 .map(|(x, vs)| {
                     let (m, s) = mean_std(vs);
@@ -211,17 +236,20 @@ fn metric_vs_key<DB: DrawingBackend>(
             (label, line)
         })
         .collect();
-    let all: Vec<&(f64, f64, f64)> = stats.iter().flat_map(|(_, l)| l).collect();
+    let all: Vec<&MeanStd> = stats.iter().flat_map(|(_, l)| l).collect();
     if all.is_empty() {
         return Ok(());
     }
     let xs = all.iter().map(|p| p.0);
     let (x_lo, x_hi) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
-    let (y_lo, y_hi) = all
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1 - p.2), b.max(p.1 + p.2)));
+    let (y_lo, y_hi) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), p| {
+        (a.min(p.1 - p.2), b.max(p.1 + p.2))
+    });
     let mut chart = ChartBuilder::on(root)
-        .caption(format!("{metric} vs {key} (mean ± std over seeds)"), ("sans-serif", 24))
+        .caption(
+            format!("{metric} vs {key} (mean ± std over seeds)"),
+            ("sans-serif", 24),
+        )
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(70)
@@ -229,7 +257,10 @@ fn metric_vs_key<DB: DrawingBackend>(
         .map_err(err)?;
     let label_x = |x: &f64| -> String {
         if numeric.is_none() {
-            values.get(x.round() as usize).map(|s| s.to_string()).unwrap_or_default()
+            values
+                .get(x.round() as usize)
+                .map(|s| s.to_string())
+                .unwrap_or_default()
         } else if log2 {
             format!("{}", (2f64.powf(*x) * 1000.0).round() / 1000.0)
         } else {
@@ -238,7 +269,11 @@ fn metric_vs_key<DB: DrawingBackend>(
     };
     chart
         .configure_mesh()
-        .x_desc(if log2 { format!("{key} (log scale)") } else { key.to_string() })
+        .x_desc(if log2 {
+            format!("{key} (log scale)")
+        } else {
+            key.to_string()
+        })
         .y_desc(format!("{metric} (nats per example)"))
         .x_labels(values.len().clamp(2, 12))
         .x_label_formatter(&label_x)
@@ -247,14 +282,19 @@ fn metric_vs_key<DB: DrawingBackend>(
     for (i, (label, line)) in stats.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         chart
-            .draw_series(LineSeries::new(line.iter().map(|p| (p.0, p.1)), color.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                line.iter().map(|p| (p.0, p.1)),
+                color.stroke_width(2),
+            ))
             .map_err(err)?
             .label(label.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
         chart
-            .draw_series(line.iter().map(|&(x, m, s)| {
-                ErrorBar::new_vertical(x, m - s, m, m + s, color.filled(), 10)
-            }))
+            .draw_series(
+                line.iter().map(|&(x, m, s)| {
+                    ErrorBar::new_vertical(x, m - s, m, m + s, color.filled(), 10)
+                }),
+            )
             .map_err(err)?;
     }
     chart
@@ -276,17 +316,27 @@ fn rate_distortion<DB: DrawingBackend>(
     let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for p in pts.iter().filter(|p| p.ok) {
         if let (Some(kl), Some(recon)) = (p.kl, p.recon) {
-            groups.entry(group_label(&p.keys, None)).or_default().push((kl, -recon));
+            groups
+                .entry(group_label(&p.keys, None))
+                .or_default()
+                .push((kl, -recon));
         }
     }
     let all: Vec<(f64, f64)> = groups.values().flatten().copied().collect();
     if all.is_empty() {
         return Ok(());
     }
-    let (x_lo, x_hi) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-    let (y_lo, y_hi) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (x_lo, x_hi) = all
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (y_lo, y_hi) = all
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
     let mut chart = ChartBuilder::on(root)
-        .caption("Rate–distortion plane (one point per run)", ("sans-serif", 24))
+        .caption(
+            "Rate–distortion plane (one point per run)",
+            ("sans-serif", 24),
+        )
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(70)
@@ -348,7 +398,10 @@ fn curves<DB: DrawingBackend>(
     let series: Vec<(String, Vec<(f64, f64)>)> = lines
         .into_iter()
         .map(|(g, by_x)| {
-            let pts = by_x.into_iter().map(|(x, v)| (x as f64, mean_std(&v).0)).collect();
+            let pts = by_x
+                .into_iter()
+                .map(|(x, v)| (x as f64, mean_std(&v).0))
+                .collect();
             (g, pts)
         })
         .collect();
@@ -357,9 +410,14 @@ fn curves<DB: DrawingBackend>(
         return Ok(());
     }
     let x_hi = all.iter().map(|p| p.0).fold(f64::MIN, f64::max);
-    let (y_lo, y_hi) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (y_lo, y_hi) = all
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
     let mut chart = ChartBuilder::on(root)
-        .caption("Test ELBO during training (mean over seeds)", ("sans-serif", 24))
+        .caption(
+            "Test ELBO during training (mean over seeds)",
+            ("sans-serif", 24),
+        )
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(70)

@@ -97,7 +97,13 @@ impl ResultsDir {
     pub fn board_dir(&self, label: &str) -> PathBuf {
         let safe: String = label
             .chars()
-            .map(|c| if c == '/' || c == '\\' || c.is_control() { '_' } else { c })
+            .map(|c| {
+                if c == '/' || c == '\\' || c.is_control() {
+                    '_'
+                } else {
+                    c
+                }
+            })
             .collect();
         self.tensorboard_dir().join(safe)
     }
@@ -125,9 +131,15 @@ impl ResultsDir {
         let dir = self.run_dir(&record.run_id);
         std::fs::create_dir_all(&dir)?;
         write_atomic(&dir.join("config.toml"), spec_toml.as_bytes())?;
-        write_atomic(&dir.join("epochs.json"), &serde_json::to_vec_pretty(epochs)?)?;
+        write_atomic(
+            &dir.join("epochs.json"),
+            &serde_json::to_vec_pretty(epochs)?,
+        )?;
         // Written last: its presence is what marks the run finished.
-        write_atomic(&dir.join("record.json"), &serde_json::to_vec_pretty(record)?)?;
+        write_atomic(
+            &dir.join("record.json"),
+            &serde_json::to_vec_pretty(record)?,
+        )?;
         Ok(())
     }
 
@@ -285,11 +297,20 @@ fn frame_from_rows(
         }
         let all = |f: fn(&Value) -> bool| !present.is_empty() && present.iter().all(|v| f(v));
         let column: Column = if all(Value::is_boolean) {
-            Column::new(name.into(), values.iter().map(|v| v.as_bool()).collect::<Vec<_>>())
+            Column::new(
+                name.into(),
+                values.iter().map(|v| v.as_bool()).collect::<Vec<_>>(),
+            )
         } else if all(|v| v.is_i64() || v.is_u64()) {
-            Column::new(name.into(), values.iter().map(|v| v.as_i64()).collect::<Vec<_>>())
+            Column::new(
+                name.into(),
+                values.iter().map(|v| v.as_i64()).collect::<Vec<_>>(),
+            )
         } else if all(Value::is_number) {
-            Column::new(name.into(), values.iter().map(|v| v.as_f64()).collect::<Vec<_>>())
+            Column::new(
+                name.into(),
+                values.iter().map(|v| v.as_f64()).collect::<Vec<_>>(),
+            )
         } else {
             Column::new(
                 name.into(),

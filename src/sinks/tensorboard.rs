@@ -56,8 +56,10 @@ impl RunBoard {
     }
 
     pub fn scalar(&mut self, tag: &str, value: f64, step: u64) {
-        self.writer
-            .add_summary(tensorboard_rs::summary::scalar(tag, value as f32), step as usize);
+        self.writer.add_summary(
+            tensorboard_rs::summary::scalar(tag, value as f32),
+            step as usize,
+        );
     }
 
     /// Test inputs above their reconstructions, and decoded samples from the prior.
@@ -186,7 +188,10 @@ pub fn write_experiment(dir: &Path, name: &str, swept: &[(String, Vec<Value>)]) 
 fn plugin_value(tag: &str, data: &HParamsPluginData) -> Summary_Value {
     let mut plugin = SummaryMetadata_PluginData::new();
     plugin.set_plugin_name("hparams".into());
-    plugin.set_content(data.write_to_bytes().expect("encoding in memory cannot fail"));
+    plugin.set_content(
+        data.write_to_bytes()
+            .expect("encoding in memory cannot fail"),
+    );
     let mut meta = SummaryMetadata::new();
     meta.set_plugin_data(plugin);
     let mut value = Summary_Value::new();

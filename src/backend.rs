@@ -4,9 +4,10 @@ use burn::tensor::{Device, Tensor};
 
 use crate::spec::BackendKind;
 
-/// The CPU backend `backend = "cpu"` means. ndarray measured faster than flex for our
-/// model on the 2-core machine (README, "Backends"), so it is the default.
-pub const DEFAULT_CPU: BackendKind = BackendKind::Ndarray;
+/// The CPU backend `backend = "cpu"` means: flex measured faster than ndarray on the 2-core
+/// machine, 5.98 s against 7.12 s for an epoch of the canonical VAE (benches/epoch.rs,
+/// README "Backends"), and on the small digits models too.
+pub const DEFAULT_CPU: BackendKind = BackendKind::Flex;
 
 /// The concrete backend a kind resolves to ("cpu" is an alias).
 pub fn resolve(kind: BackendKind) -> BackendKind {

@@ -397,7 +397,7 @@ impl Default for EvalConfig {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendKind {
-    /// The faster CPU backend on our measurements (see README): ndarray.
+    /// The faster CPU backend on our measurements (see README): flex.
     Cpu,
     Ndarray,
     Flex,

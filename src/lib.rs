@@ -10,11 +10,11 @@ pub mod eval;
 pub mod model;
 pub mod objective;
 pub mod report;
+pub mod runner;
+pub mod sinks;
 pub mod spec;
 pub mod sweep;
 pub mod train;
 
 /// Version recorded in every result row and baseline.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-pub mod runner;
-pub mod sinks;

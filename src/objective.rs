@@ -6,7 +6,8 @@ use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::model::density::log_mean_exp_rows;
-use crate::model::{LatentPrior, Vae};
+use crate::model::encoder::repeat_rows;
+use crate::model::{LatentPrior, Posterior, Vae};
 use crate::spec::{KlMode, ObjectiveConfig, ObjectiveKind};
 
 /// Per-example values, each [N], in nats.
@@ -59,12 +60,12 @@ pub fn elbo(
     rng: &mut StdRng,
 ) -> Terms {
     let [n, _] = x.dims();
-    let q = vae.encoder.forward(x.clone());
-    let eps = standard_normal(samples * n, q.mean.dims()[1], rng, &x.device());
-    let z = q.reparameterize(eps.clone());
-    let log_px_z = vae
-        .decoder
-        .log_prob(z.clone(), crate::model::encoder::repeat_rows(x, samples));
+    let Draws {
+        q,
+        eps,
+        z,
+        log_px_z,
+    } = draw(vae, x, samples, rng);
     let recon = mean_over_samples(log_px_z, samples, n);
     let kl = match kl_mode {
         KlMode::Analytic => vae
@@ -87,18 +88,42 @@ pub fn elbo(
 /// log-ratio log p(z) − log q(z|x) inside each weight is scaled by β.
 pub fn iwae(vae: &Vae, x: Tensor<2>, k: usize, beta: f64, rng: &mut StdRng) -> Terms {
     let [n, _] = x.dims();
-    let q = vae.encoder.forward(x.clone());
-    let eps = standard_normal(k * n, q.mean.dims()[1], rng, &x.device());
-    let z = q.reparameterize(eps.clone());
-    let log_px_z = vae
-        .decoder
-        .log_prob(z.clone(), crate::model::encoder::repeat_rows(x, k));
+    let Draws {
+        q,
+        eps,
+        z,
+        log_px_z,
+    } = draw(vae, x, k, rng);
     let log_ratio = q.log_prob_at(eps) - vae.prior.log_prob(z);
     let log_w = log_px_z.clone() - log_ratio.clone().mul_scalar(beta);
     Terms {
         bound: log_mean_exp_rows(log_w.reshape([k, n])),
         recon: mean_over_samples(log_px_z, k, n),
         kl: mean_over_samples(log_ratio, k, n),
+    }
+}
+
+/// `samples` reparameterised draws z ~ q(z|x) per row of x, and log p(x|z) at each.
+pub struct Draws {
+    pub q: Posterior,
+    /// The standard normal noise behind z: [samples·N, Z], samples blocks of N rows.
+    pub eps: Tensor<2>,
+    pub z: Tensor<2>,
+    /// [samples·N].
+    pub log_px_z: Tensor<1>,
+}
+
+pub fn draw(vae: &Vae, x: Tensor<2>, samples: usize, rng: &mut StdRng) -> Draws {
+    let [n, _] = x.dims();
+    let q = vae.encoder.forward(x.clone());
+    let eps = standard_normal(samples * n, q.mean.dims()[1], rng, &x.device());
+    let z = q.reparameterize(eps.clone());
+    let log_px_z = vae.decoder.log_prob(z.clone(), repeat_rows(x, samples));
+    Draws {
+        q,
+        eps,
+        z,
+        log_px_z,
     }
 }
 

@@ -263,6 +263,8 @@ fn execute(
     board.flush();
     drop(board);
     let toml = toml::to_string_pretty(&run.config).unwrap_or_default();
+    // The resolved spec also sits beside the run's TensorBoard logs.
+    let _ = crate::sinks::results::write_atomic(&board_dir.join("config.toml"), toml.as_bytes());
     if let Err(e) = out.save_run(&record, &epochs, &toml) {
         eprintln!("error: could not save run {}: {e:#}", run.label);
     }

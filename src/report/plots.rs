@@ -171,6 +171,11 @@ fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow::anyhow!("plotting failed: {e}")
 }
 
+/// (min, max) of the values.
+fn extent(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    values.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)))
+}
+
 fn padded(lo: f64, hi: f64) -> std::ops::Range<f64> {
     let span = (hi - lo).abs().max(1e-6);
     (lo - 0.08 * span)..(hi + 0.08 * span)
@@ -193,9 +198,7 @@ fn metric_vs_key<DB: DrawingBackend>(
     };
     let numeric: Option<Vec<f64>> = values.iter().map(|v| v.parse::<f64>().ok()).collect();
     let log2 = numeric.as_ref().is_some_and(|n| {
-        let (lo, hi) = n
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        let (lo, hi) = extent(n.iter().copied());
         lo > 0.0 && hi / lo >= 8.0
     });
     let position = |v: &String| -> f64 {
@@ -240,11 +243,8 @@ fn metric_vs_key<DB: DrawingBackend>(
     if all.is_empty() {
         return Ok(());
     }
-    let xs = all.iter().map(|p| p.0);
-    let (x_lo, x_hi) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
-    let (y_lo, y_hi) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), p| {
-        (a.min(p.1 - p.2), b.max(p.1 + p.2))
-    });
+    let (x_lo, x_hi) = extent(all.iter().map(|p| p.0));
+    let (y_lo, y_hi) = extent(all.iter().flat_map(|p| [p.1 - p.2, p.1 + p.2]));
     let mut chart = ChartBuilder::on(root)
         .caption(
             format!("{metric} vs {key} (mean ± std over seeds)"),
@@ -326,12 +326,8 @@ fn rate_distortion<DB: DrawingBackend>(
     if all.is_empty() {
         return Ok(());
     }
-    let (x_lo, x_hi) = all
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-    let (y_lo, y_hi) = all
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (x_lo, x_hi) = extent(all.iter().map(|p| p.0));
+    let (y_lo, y_hi) = extent(all.iter().map(|p| p.1));
     let mut chart = ChartBuilder::on(root)
         .caption(
             "Rate–distortion plane (one point per run)",
@@ -409,10 +405,8 @@ fn curves<DB: DrawingBackend>(
     if all.is_empty() {
         return Ok(());
     }
-    let x_hi = all.iter().map(|p| p.0).fold(f64::MIN, f64::max);
-    let (y_lo, y_hi) = all
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (_, x_hi) = extent(all.iter().map(|p| p.0));
+    let (y_lo, y_hi) = extent(all.iter().map(|p| p.1));
     let mut chart = ChartBuilder::on(root)
         .caption(
             "Test ELBO during training (mean over seeds)",

@@ -274,11 +274,11 @@ fn print_plan(spec: &Spec, runs: &[PlannedRun], workers: usize) {
         println!("            {}", spec.description);
     }
     println!(
-        "data        {:?}, model {}-{:?}-{}, {:?} likelihood, {:?} prior",
+        "data        {:?}; encoder {:?}, {} latents, decoder {:?}; {:?} likelihood, {:?} prior",
         base.data.dataset,
-        base.model.encoder.hidden.len(),
         base.model.encoder.hidden,
         base.model.latent_dim,
+        base.model.decoder.hidden,
         base.model.likelihood,
         base.model.prior
     );

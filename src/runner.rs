@@ -387,6 +387,9 @@ impl Progress {
                 .progress_chars("=> "),
         );
         overall.set_prefix("sweep");
+        if terminal {
+            overall.enable_steady_tick(std::time::Duration::from_millis(500));
+        }
         Self {
             multi,
             overall,

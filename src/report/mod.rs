@@ -146,7 +146,9 @@ fn json_rows(df: &DataFrame) -> anyhow::Result<String> {
                 .map(|name| {
                     let v = match df.column(name).and_then(|c| c.get(i)) {
                         Ok(AnyValue::Boolean(b)) => serde_json::Value::Bool(b),
-                        Ok(AnyValue::String(s)) => serde_json::Value::String(s.to_string()),
+                        Ok(v @ (AnyValue::String(_) | AnyValue::StringOwned(_))) => {
+                            serde_json::Value::String(v.str_value().to_string())
+                        }
                         Ok(AnyValue::Null) | Err(_) => serde_json::Value::Null,
                         Ok(v) => v
                             .extract::<f64>()
@@ -180,7 +182,7 @@ fn text_table(df: &DataFrame, markdown: bool) -> String {
             .and_then(|c| c.get(i).ok())
             .map(|v| match v {
                 AnyValue::Null => "-".to_string(),
-                AnyValue::String(s) => s.to_string(),
+                AnyValue::String(_) | AnyValue::StringOwned(_) => v.str_value().to_string(),
                 AnyValue::Float64(f) => format!("{f}"),
                 other => other.to_string(),
             })

@@ -39,7 +39,7 @@ fn cell(df: &DataFrame, name: &str, i: usize) -> String {
         .ok()
         .and_then(|c| c.get(i).ok())
         .map(|v| match v {
-            AnyValue::String(s) => s.to_string(),
+            AnyValue::String(_) | AnyValue::StringOwned(_) => v.str_value().to_string(),
             AnyValue::Null => "-".into(),
             other => other.to_string(),
         })

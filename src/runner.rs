@@ -258,7 +258,7 @@ fn execute(
         Err(panic) => record.error = Some(panic_message(panic)),
     }
     record.wall_seconds = started.elapsed().as_secs_f64();
-    record.finished_at = chrono_like_now();
+    record.finished_at = utc_now_rfc3339();
     board.session_end(record.status == RunStatus::Ok);
     board.flush();
     drop(board);
@@ -317,7 +317,7 @@ fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// UTC time as RFC 3339, without a date-time dependency.
-fn chrono_like_now() -> String {
+fn utc_now_rfc3339() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -51,7 +51,7 @@ fn bad_specs_name_the_file_and_key_exit_2_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+    let mut cases: Vec<(&str, String, Vec<&str>)> = vec![
         (
             "unknown.toml",
             "[model]\nlattent_dim = 3\n".into(),
@@ -111,6 +111,13 @@ fn bad_specs_name_the_file_and_key_exit_2_and_write_nothing() {
             vec!["train.epohcs", "did you mean `train.epochs`"],
         ),
     ];
+    if !cfg!(feature = "cuda") {
+        cases.push((
+            "cuda.toml",
+            "[runtime]\nbackend = \"cuda\"\n".into(),
+            vec!["runtime.backend", "--features cuda"],
+        ));
+    }
     for (name, text, expected) in cases {
         let spec = write(dir.path(), name, &text);
         let results = dir.path().join(format!("results-{name}"));

@@ -79,7 +79,9 @@ fn table(path: &Path, setup: &Setup) -> anyhow::Result<()> {
         let c = df.column(name).ok()?.cast(&DataType::Float64).ok()?;
         c.f64().ok()?.get(i)
     };
-    println!("| run | paper | ours | gap | train ELBO | test ELBO | epochs | examples seen | wall time | status |");
+    println!(
+        "| run | paper | ours | gap | train ELBO | test ELBO | epochs | examples seen | wall time | status |"
+    );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     // Natural order of labels: latent_dim=3 before latent_dim=10.
     let mut rows: Vec<usize> = (0..df.height()).collect();

@@ -40,6 +40,7 @@ pub fn workers(spec: &Spec, override_: Option<usize>) -> usize {
         .max(1)
 }
 
+#[derive(Default)]
 pub struct SweepSummary {
     pub skipped: usize,
     pub ok: usize,
@@ -48,6 +49,14 @@ pub struct SweepSummary {
 }
 
 impl SweepSummary {
+    fn count(&mut self, status: RunStatus) {
+        match status {
+            RunStatus::Ok => self.ok += 1,
+            RunStatus::Diverged => self.diverged += 1,
+            RunStatus::Failed => self.failed += 1,
+        }
+    }
+
     pub fn all_ok(&self) -> bool {
         self.diverged == 0 && self.failed == 0
     }
@@ -62,29 +71,19 @@ pub fn run_sweep(
     force: bool,
 ) -> anyhow::Result<SweepSummary> {
     let out = ResultsDir::new(results_root, &spec.name);
-    std::fs::create_dir_all(&out.root)?;
-    let mut summary = SweepSummary {
-        skipped: 0,
-        ok: 0,
-        diverged: 0,
-        failed: 0,
-    };
+    let mut summary = SweepSummary::default();
     let mut todo = Vec::new();
     for run in runs {
         // Diverged runs are deterministic and count as finished; failed ones are retried.
         match out.record(&run.id) {
             Some(r) if !force && r.status != RunStatus::Failed => {
                 summary.skipped += 1;
-                match r.status {
-                    RunStatus::Ok => summary.ok += 1,
-                    _ => summary.diverged += 1,
-                }
+                summary.count(r.status);
             }
             _ => todo.push(run.clone()),
         }
     }
-    write_experiment(&out.tensorboard_dir(), &spec.name, &swept_domains(runs));
-    // Devices are probed here, once, before any worker thread starts.
+    // Devices are probed once, before any worker starts and before anything is written.
     let mut devices = HashMap::new();
     for run in &todo {
         let kind = backend::resolve(run.config.runtime.backend);
@@ -92,12 +91,14 @@ pub fn run_sweep(
             e.insert(backend::device(kind, run.config.runtime.device_index)?);
         }
     }
+    std::fs::create_dir_all(&out.root)?;
+    write_experiment(&out.tensorboard_dir(), &spec.name, &swept_domains(runs));
 
     let progress = Progress::new(todo.len());
     let next = AtomicUsize::new(0);
     let datasets = DataCache::default();
-    let table_lock = Mutex::new(());
-    let counts = Mutex::new(&mut summary);
+    // One lock for what finished runs share: the tables on disk and the counts.
+    let finished = Mutex::new(&mut summary);
     std::thread::scope(|scope| {
         for _ in 0..workers.min(todo.len()) {
             scope.spawn(|| {
@@ -109,16 +110,11 @@ pub fn run_sweep(
                     let record = execute(spec, run, &out, device, &datasets, &bar);
                     bar.finish_and_clear();
                     progress.finished(&record);
-                    let _guard = table_lock.lock().expect("no panics hold this lock");
+                    let mut summary = finished.lock().expect("no panics hold this lock");
                     if let Err(e) = out.write_tables() {
                         eprintln!("warning: could not rebuild the Parquet tables: {e:#}");
                     }
-                    let mut counts = counts.lock().expect("no panics hold this lock");
-                    match record.status {
-                        RunStatus::Ok => counts.ok += 1,
-                        RunStatus::Diverged => counts.diverged += 1,
-                        RunStatus::Failed => counts.failed += 1,
-                    }
+                    summary.count(record.status);
                 }
             });
         }

@@ -75,7 +75,6 @@ pub fn per_example_log_px(
         let n = rows.len();
         let x = to_tensor(&data.gather(&rows), &device);
         let q = model.encoder.forward(x.clone());
-        let latent = q.mean.dims()[1];
         let samples_per_chunk = (max_rows / n).clamp(1, k);
         // Running max and scaled sum of weights per example.
         let mut max = vec![f64::NEG_INFINITY; n];
@@ -83,11 +82,8 @@ pub fn per_example_log_px(
         let mut done = 0;
         while done < k {
             let s = samples_per_chunk.min(k - done);
-            let eps = objective::standard_normal(s * n, latent, rng, &device);
-            let z = q.reparameterize(eps.clone());
-            let log_px_z = model
-                .decoder
-                .log_prob(z.clone(), crate::model::encoder::repeat_rows(x.clone(), s));
+            let objective::Draws { eps, z, log_px_z } =
+                objective::draw(model, &q, x.clone(), s, rng);
             let log_w = log_px_z + model.prior.log_prob(z) - q.log_prob_at(eps);
             let log_w = host(log_w); // [s · n], s blocks of n
             for (idx, lw) in log_w.iter().enumerate() {

@@ -60,12 +60,8 @@ pub fn elbo(
     rng: &mut StdRng,
 ) -> Terms {
     let [n, _] = x.dims();
-    let Draws {
-        q,
-        eps,
-        z,
-        log_px_z,
-    } = draw(vae, x, samples, rng);
+    let q = vae.encoder.forward(x.clone());
+    let Draws { eps, z, log_px_z } = draw(vae, &q, x, samples, rng);
     let recon = mean_over_samples(log_px_z, samples, n);
     let kl = match kl_mode {
         KlMode::Analytic => vae
@@ -88,12 +84,8 @@ pub fn elbo(
 /// log-ratio log p(z) − log q(z|x) inside each weight is scaled by β.
 pub fn iwae(vae: &Vae, x: Tensor<2>, k: usize, beta: f64, rng: &mut StdRng) -> Terms {
     let [n, _] = x.dims();
-    let Draws {
-        q,
-        eps,
-        z,
-        log_px_z,
-    } = draw(vae, x, k, rng);
+    let q = vae.encoder.forward(x.clone());
+    let Draws { eps, z, log_px_z } = draw(vae, &q, x, k, rng);
     let log_ratio = q.log_prob_at(eps) - vae.prior.log_prob(z);
     let log_w = log_px_z.clone() - log_ratio.clone().mul_scalar(beta);
     Terms {
@@ -105,7 +97,6 @@ pub fn iwae(vae: &Vae, x: Tensor<2>, k: usize, beta: f64, rng: &mut StdRng) -> T
 
 /// `samples` reparameterised draws z ~ q(z|x) per row of x, and log p(x|z) at each.
 pub struct Draws {
-    pub q: Posterior,
     /// The standard normal noise behind z: [samples·N, Z], samples blocks of N rows.
     pub eps: Tensor<2>,
     pub z: Tensor<2>,
@@ -113,18 +104,15 @@ pub struct Draws {
     pub log_px_z: Tensor<1>,
 }
 
-pub fn draw(vae: &Vae, x: Tensor<2>, samples: usize, rng: &mut StdRng) -> Draws {
-    let [n, _] = x.dims();
-    let q = vae.encoder.forward(x.clone());
-    let eps = standard_normal(samples * n, q.mean.dims()[1], rng, &x.device());
+/// Draws from a posterior `q` already computed for `x`, so that a caller sampling in
+/// chunks (the importance sampler) encodes each example once.
+pub fn draw(vae: &Vae, q: &Posterior, x: Tensor<2>, samples: usize, rng: &mut StdRng) -> Draws {
+    let [n, d] = q.mean.dims();
+    assert_eq!(x.dims()[0], n, "q and x describe different batches");
+    let eps = standard_normal(samples * n, d, rng, &x.device());
     let z = q.reparameterize(eps.clone());
     let log_px_z = vae.decoder.log_prob(z.clone(), repeat_rows(x, samples));
-    Draws {
-        q,
-        eps,
-        z,
-        log_px_z,
-    }
+    Draws { eps, z, log_px_z }
 }
 
 /// [L·N] laid out as L blocks of N -> mean over the L samples: [N].

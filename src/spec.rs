@@ -484,8 +484,10 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Spec, SpecError> {
             .ignore(&["DATA", "TEST_BACKEND", "BENCH_BACKENDS"])
             .split("__"),
     );
+    let mut path_set = false;
     for item in overrides {
         let (key, value) = parse_override(item).map_err(|m| SpecError::new(&file, item, m))?;
+        path_set |= key == "data.path";
         figment = figment.merge(Serialized::default(&key, value));
     }
     let mut spec: Spec = figment
@@ -493,9 +495,6 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Spec, SpecError> {
         .map_err(|e| figment_error(&file, e, path))?;
     // AEVB_DATA moves the IDX directory (above the file, below --set). It is applied only to
     // the datasets that read one, so that it never changes the run ids of other specs.
-    let path_set = overrides
-        .iter()
-        .any(|o| o.trim_start().starts_with("data.path"));
     if let (Ok(dir), false) = (std::env::var(DATA_DIR_ENV), path_set)
         && matches!(
             spec.data.dataset,

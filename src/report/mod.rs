@@ -176,17 +176,12 @@ fn text_table(df: &DataFrame, markdown: bool) -> String {
     header.extend(["ok".into(), "failed".into()]);
     header.extend(METRICS.iter().map(|m| m.to_string()));
     header.push(String::new());
+    // Floats as Rust writes them (1 rather than polars' 1.0), like the run labels.
     let cell = |name: &str, i: usize| -> String {
-        df.column(name)
-            .ok()
-            .and_then(|c| c.get(i).ok())
-            .map(|v| match v {
-                AnyValue::Null => "-".to_string(),
-                AnyValue::String(_) | AnyValue::StringOwned(_) => v.str_value().to_string(),
-                AnyValue::Float64(f) => format!("{f}"),
-                other => other.to_string(),
-            })
-            .unwrap_or_default()
+        match df.column(name).and_then(|c| c.get(i)) {
+            Ok(AnyValue::Float64(f)) => format!("{f}"),
+            _ => cell_text(df, name, i),
+        }
     };
     let num = |name: &str, i: usize| -> Option<f64> { df.column(name).ok()?.f64().ok()?.get(i) };
     let mut rows: Vec<Vec<String>> = Vec::new();
@@ -246,6 +241,19 @@ fn text_table(df: &DataFrame, markdown: bool) -> String {
     }
     out.extend(rows.iter().map(|r| line(r)));
     out.join("\n") + "\n"
+}
+
+/// A cell as text: strings unquoted, "-" for null, "" for a column that is not there.
+fn cell_text(df: &DataFrame, name: &str, i: usize) -> String {
+    df.column(name)
+        .ok()
+        .and_then(|c| c.get(i).ok())
+        .map(|v| match v {
+            AnyValue::String(_) | AnyValue::StringOwned(_) => v.str_value().to_string(),
+            AnyValue::Null => "-".into(),
+            other => other.to_string(),
+        })
+        .unwrap_or_default()
 }
 
 /// Where the report's files go: `<results>/<name>/report/`.

@@ -9,6 +9,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use polars::prelude::*;
 
+use super::cell_text;
+
 const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 const SIZE: (u32, u32) = (900, 600);
 
@@ -34,18 +36,6 @@ struct RunPoint {
     recon: Option<f64>,
 }
 
-fn cell(df: &DataFrame, name: &str, i: usize) -> String {
-    df.column(name)
-        .ok()
-        .and_then(|c| c.get(i).ok())
-        .map(|v| match v {
-            AnyValue::String(_) | AnyValue::StringOwned(_) => v.str_value().to_string(),
-            AnyValue::Null => "-".into(),
-            other => other.to_string(),
-        })
-        .unwrap_or_default()
-}
-
 fn float(df: &DataFrame, name: &str, i: usize) -> Option<f64> {
     let c = df.column(name).ok()?.cast(&DataType::Float64).ok()?;
     c.f64().ok()?.get(i).filter(|v| v.is_finite())
@@ -54,9 +44,12 @@ fn float(df: &DataFrame, name: &str, i: usize) -> Option<f64> {
 fn points(runs: &DataFrame, by: &[String], metric: &str) -> Vec<RunPoint> {
     (0..runs.height())
         .map(|i| RunPoint {
-            run_id: cell(runs, "run_id", i),
-            keys: by.iter().map(|k| (k.clone(), cell(runs, k, i))).collect(),
-            ok: cell(runs, "status", i) == "ok",
+            run_id: cell_text(runs, "run_id", i),
+            keys: by
+                .iter()
+                .map(|k| (k.clone(), cell_text(runs, k, i)))
+                .collect(),
+            ok: cell_text(runs, "status", i) == "ok",
             metric: float(runs, metric, i),
             kl: float(runs, "test_kl", i),
             recon: float(runs, "test_recon", i),
@@ -376,7 +369,7 @@ fn curves<DB: DrawingBackend>(
     // group -> examples seen -> test ELBO of each run
     let mut lines: BTreeMap<String, BTreeMap<i64, Vec<f64>>> = BTreeMap::new();
     for i in 0..epochs.height() {
-        let id = cell(epochs, "run_id", i);
+        let id = cell_text(epochs, "run_id", i);
         let (Some(group), Some(seen), Some(elbo)) = (
             group_of.get(id.as_str()),
             float(epochs, "examples_seen", i),

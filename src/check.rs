@@ -9,6 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::sinks::results::{RunRecord, RunStatus};
+use crate::spec::SpecError;
 
 /// Metrics compared against the baseline.
 pub const CHECKED: [&str; 3] = ["test_elbo", "test_log_px", "test_kl"];
@@ -25,17 +26,41 @@ pub struct Baseline {
 }
 
 impl Baseline {
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
+    /// Reads and checks a baseline; problems are spec errors (exit 2) naming the key.
+    pub fn load(path: &Path) -> Result<Self, SpecError> {
+        let file = path.display().to_string();
         let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("{}: cannot read the baseline: {e}", path.display()))?;
+            .map_err(|e| SpecError::new(&file, "-", format!("cannot read the baseline: {e}")))?;
         let baseline: Baseline = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: not a valid baseline: {e}", path.display()))?;
+            .map_err(|e| SpecError::new(&file, "-", format!("not a valid baseline: {e}")))?;
         for metric in CHECKED {
-            anyhow::ensure!(
-                baseline.tolerance.contains_key(metric),
-                "{}: key `tolerance.{metric}` is missing (absolute nats)",
-                path.display()
-            );
+            if !baseline.tolerance.contains_key(metric) {
+                return Err(SpecError::new(
+                    &file,
+                    format!("tolerance.{metric}"),
+                    "missing; expected an absolute tolerance in nats",
+                ));
+            }
+        }
+        for (metric, t) in &baseline.tolerance {
+            if !(t.is_finite() && *t >= 0.0) {
+                return Err(SpecError::new(
+                    &file,
+                    format!("tolerance.{metric}"),
+                    format!("expected a finite tolerance >= 0 (absolute nats), found {t}"),
+                ));
+            }
+        }
+        for (run, metrics) in &baseline.runs {
+            for (metric, v) in metrics {
+                if !v.is_finite() {
+                    return Err(SpecError::new(
+                        &file,
+                        format!("runs.\"{run}\".{metric}"),
+                        format!("expected a finite value, found {v}"),
+                    ));
+                }
+            }
         }
         Ok(baseline)
     }

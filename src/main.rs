@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use aevb::prepare::{self, DataCache};
 use aevb::runner::{self, fmt_opt};
 use aevb::spec::{self, Spec, SpecError};
 use aevb::sweep::{self, PlannedRun};
@@ -40,7 +41,7 @@ enum Command {
         force: bool,
         /// Runs trained at once (default: runtime.workers, else one per core on CPU).
         #[arg(long)]
-        workers: Option<usize>,
+        workers: Option<std::num::NonZeroUsize>,
     },
     /// Train the spec's base config as a single run (its [sweep] is ignored).
     Run {
@@ -101,6 +102,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Plan(args) => {
             let (spec, runs) = load(&args)?;
+            // Data problems show at plan time too.
+            prepare::load_data(&runs, &args.spec.display().to_string())?;
             print_plan(&spec, &runs, runner::workers(&spec, None));
             Ok(ExitCode::SUCCESS)
         }
@@ -110,14 +113,17 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             workers,
         } => {
             let (spec, runs) = load(&args)?;
-            train(&spec, &runs, runner::workers(&spec, workers), force)
+            let file = args.spec.display().to_string();
+            let workers = runner::workers(&spec, workers.map(|w| w.get()));
+            train(&spec, &runs, workers, force, &file)
         }
         Command::Run { args, force } => {
             let (mut spec, _) = load(&args)?;
             spec.sweep = Default::default();
             spec.name = format!("{}-run", spec.name);
-            let runs = sweep::expand(&spec, &args.spec.display().to_string())?;
-            train(&spec, &runs, 1, force)
+            let file = args.spec.display().to_string();
+            let runs = sweep::expand(&spec, &file)?;
+            train(&spec, &runs, 1, force, &file)
         }
         Command::Report {
             dir,
@@ -146,7 +152,8 @@ fn report_command(
     let text = report::render(&table, format)?;
     print!("{text}");
     let out = report::report_dir(dir);
-    std::fs::create_dir_all(&out)?;
+    std::fs::create_dir_all(&out)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
     let extension = match format {
         report::Format::Table => None,
         report::Format::Markdown => Some("md"),
@@ -155,12 +162,20 @@ fn report_command(
     };
     if let Some(ext) = extension {
         let path = out.join(format!("summary.{ext}"));
-        std::fs::write(&path, &text)?;
+        aevb::sinks::results::write_atomic(&path, text.as_bytes())?;
         eprintln!("wrote {}", path.display());
     }
     let epochs_path = dir.join("epochs.parquet");
     let epochs = if epochs_path.is_file() {
-        Some(polars::prelude::ParquetReader::new(std::fs::File::open(&epochs_path)?).finish()?)
+        let read = std::fs::File::open(&epochs_path)
+            .map_err(anyhow::Error::from)
+            .and_then(|f| Ok(polars::prelude::ParquetReader::new(f).finish()?));
+        Some(read.map_err(|e| {
+            anyhow::anyhow!(
+                "{}: not a readable Parquet file: {e:#}",
+                epochs_path.display()
+            )
+        })?)
     } else {
         None
     };
@@ -188,14 +203,24 @@ fn check_command(
         );
     };
     let mut records = Vec::new();
+    let mut loaded = Vec::new();
     for file in spec::spec_files(specs) {
         let (spec, runs) = load(&SpecArgs {
             spec: file.clone(),
             set: Vec::new(),
         })?;
+        let name = file.display().to_string();
+        let datasets = prepare::load_data(&runs, &name)?;
+        prepare::check_results_dir(&results.join(&spec.name), &name)?;
+        loaded.push((spec, runs, datasets));
+    }
+    for (spec, runs, datasets) in &loaded {
         // Always retrain: a check must measure the code as it is now.
-        let workers = runner::workers(&spec, None);
-        runner::run_sweep(&spec, &runs, results, workers, true)?;
+        let workers = runner::workers(spec, None);
+        let summary = runner::run_sweep(spec, runs, results, workers, true, datasets)?;
+        if let Some(e) = summary.write_error {
+            anyhow::bail!("{e}");
+        }
         let dir = aevb::sinks::results::ResultsDir::new(results, &spec.name);
         records.extend(runs.iter().filter_map(|r| dir.record(&r.id)));
     }
@@ -213,7 +238,9 @@ fn check_command(
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let baseline = previous.expect("loaded above unless blessing");
+    let Some(baseline) = previous else {
+        anyhow::bail!("{}: baseline not found", baseline_path.display());
+    };
     if baseline.backend != backend {
         eprintln!(
             "warning: the baseline was made on backend {}, this check ran on {backend}",
@@ -246,20 +273,39 @@ fn train(
     runs: &[PlannedRun],
     workers: usize,
     force: bool,
+    file: &str,
 ) -> anyhow::Result<ExitCode> {
     let root = Path::new(&spec.runtime.results_dir);
+    let experiment_dir = root.join(&spec.name);
+    // Checked before anything is written: the data of every run, and the results folder.
+    let datasets: DataCache = prepare::load_data(runs, file)?;
+    prepare::check_results_dir(&experiment_dir, file)?;
     eprintln!(
         "{}: {} runs, {} at a time, results in {}",
         spec.name,
         runs.len(),
         workers,
-        root.join(&spec.name).display()
+        experiment_dir.display()
     );
-    let summary = runner::run_sweep(spec, runs, root, workers, force)?;
+    let summary = runner::run_sweep(spec, runs, root, workers, force, &datasets)?;
     eprintln!(
         "{}: {} ok, {} diverged, {} failed ({} already finished, skipped)",
         spec.name, summary.ok, summary.diverged, summary.failed, summary.skipped
     );
+    if let Some(e) = &summary.write_error {
+        eprintln!(
+            "error: {e}\nerror: the sweep stopped; runs that finished before it are intact in {} (rerun to train the rest)",
+            experiment_dir.display()
+        );
+    }
+    if !summary.missing.is_empty() {
+        eprintln!(
+            "error: {} runs have no record in {} although they finished or were skipped ({}); was the folder changed during the sweep? Rerun to train them again",
+            summary.missing.len(),
+            experiment_dir.join("runs").display(),
+            summary.missing.join(", ")
+        );
+    }
     Ok(if summary.all_ok() {
         ExitCode::SUCCESS
     } else {

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::data::{self, Dataset};
 use crate::eval;
 use crate::model::Vae;
+use crate::prepare::DataCache;
 use crate::sinks::results::{ResultsDir, RunRecord, RunStatus};
 use crate::sinks::tensorboard::{RunBoard, write_experiment};
 use crate::spec::{BackendKind, Binarization, RunConfig, Spec};
@@ -46,6 +47,11 @@ pub struct SweepSummary {
     pub ok: usize,
     pub diverged: usize,
     pub failed: usize,
+    /// Runs of the plan with no record on disk at the end although none is still to train
+    /// (their folder was removed during the sweep).
+    pub missing: Vec<String>,
+    /// The write error that stopped the sweep ("cannot write path: reason"), if one did.
+    pub write_error: Option<String>,
 }
 
 impl SweepSummary {
@@ -58,17 +64,22 @@ impl SweepSummary {
     }
 
     pub fn all_ok(&self) -> bool {
-        self.diverged == 0 && self.failed == 0
+        self.diverged == 0
+            && self.failed == 0
+            && self.missing.is_empty()
+            && self.write_error.is_none()
     }
 }
 
-/// Trains every run that has no record yet (every run with `force`).
+/// Trains every run that has no record yet (every run with `force`). `datasets` holds the
+/// runs' data, loaded and checked by `prepare` before anything was written.
 pub fn run_sweep(
     spec: &Spec,
     runs: &[PlannedRun],
     results_root: &Path,
     workers: usize,
     force: bool,
+    datasets: &DataCache,
 ) -> anyhow::Result<SweepSummary> {
     let out = ResultsDir::new(results_root, &spec.name);
     let mut summary = SweepSummary::default();
@@ -91,36 +102,62 @@ pub fn run_sweep(
             e.insert(backend::device(kind, run.config.runtime.device_index)?);
         }
     }
-    std::fs::create_dir_all(&out.root)?;
-    write_experiment(&out.tensorboard_dir(), &spec.name, &swept_domains(runs));
+    std::fs::create_dir_all(&out.root)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.root.display()))?;
+    write_experiment(&out.tensorboard_dir(), &spec.name, &swept_domains(runs))
+        .map_err(anyhow::Error::msg)?;
 
     let progress = Progress::new(todo.len());
     let next = AtomicUsize::new(0);
-    let datasets = DataCache::default();
-    // One lock for what finished runs share: the tables on disk and the counts.
+    // One lock for what finished runs share: the tables on disk, the counts, and the first
+    // write error, which stops the sweep (a full or read-only disk fails every later run).
     let finished = Mutex::new(&mut summary);
+    let stopped = || {
+        finished
+            .lock()
+            .map(|s| s.write_error.is_some())
+            .unwrap_or(true)
+    };
     std::thread::scope(|scope| {
         for _ in 0..workers.min(todo.len()) {
             scope.spawn(|| {
                 loop {
+                    if stopped() {
+                        break;
+                    }
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(run) = todo.get(i) else { break };
                     let device = &devices[backend::name(run.config.runtime.backend)];
                     let bar = progress.run_bar(&run.label, run.config.train.epochs);
-                    let record = execute(spec, run, &out, device, &datasets, &bar);
+                    let (record, write_error) = execute(spec, run, &out, device, datasets, &bar);
                     bar.finish_and_clear();
                     progress.finished(&record);
-                    let mut summary = finished.lock().expect("no panics hold this lock");
-                    if let Err(e) = out.write_tables() {
-                        eprintln!("warning: could not rebuild the Parquet tables: {e:#}");
-                    }
+                    let Ok(mut summary) = finished.lock() else {
+                        break;
+                    };
                     summary.count(record.status);
+                    let tables = out.write_tables().err().map(|e| format!("{e:#}"));
+                    if let Some(e) = write_error.or(tables) {
+                        summary.write_error.get_or_insert(e);
+                    }
                 }
             });
         }
     });
     progress.overall.finish_and_clear();
-    out.write_tables()?;
+    if summary.write_error.is_none()
+        && let Err(e) = out.write_tables()
+    {
+        summary.write_error = Some(format!("{e:#}"));
+    }
+    if summary.write_error.is_none() {
+        // Every run of the plan has a record now, unless its files vanished meanwhile.
+        summary.missing = runs
+            .iter()
+            .filter(|r| out.record(&r.id).is_none())
+            .map(|r| r.label.clone())
+            .collect();
+    }
     Ok(summary)
 }
 
@@ -139,24 +176,8 @@ fn swept_domains(runs: &[PlannedRun]) -> Vec<(String, Vec<Value>)> {
     out
 }
 
-/// Datasets shared by the runs of a sweep that read the same data.
-#[derive(Default)]
-struct DataCache(Mutex<HashMap<String, Arc<Dataset>>>);
-
-impl DataCache {
-    fn get(&self, config: &crate::spec::DataConfig) -> anyhow::Result<Arc<Dataset>> {
-        let key = serde_json::to_string(config)?;
-        let mut map = self.0.lock().expect("no panics hold this lock");
-        if let Some(d) = map.get(&key) {
-            return Ok(d.clone());
-        }
-        let d = Arc::new(data::load(config)?);
-        map.insert(key, d.clone());
-        Ok(d)
-    }
-}
-
 /// Trains and evaluates one run and saves its record; never panics, never stops the sweep.
+/// Returns the record and, if its files could not be written, the error ("path: reason").
 fn execute(
     spec: &Spec,
     run: &PlannedRun,
@@ -164,15 +185,20 @@ fn execute(
     device: &burn::tensor::Device,
     datasets: &DataCache,
     bar: &ProgressBar,
-) -> RunRecord {
+) -> (RunRecord, Option<String>) {
     let started = Instant::now();
-    let board_dir = out.board_dir(&run.label);
+    let board_dir = out.board_dir(&run.label, &run.id);
     // A rerun replaces the logs of an earlier, unfinished attempt.
     let _ = std::fs::remove_dir_all(&board_dir);
     let mut board = RunBoard::create(&board_dir);
     board.session_start(&run.swept, &run.label);
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
         let data = datasets.get(&run.config.data)?;
+        // A failed allocation aborts the process, so a model that cannot fit is refused
+        // here, as this run's failure, before any of it is built.
+        let bytes = crate::model::memory_estimate_bytes(&run.config, data.dim(), data.test.rows);
+        crate::resources::ensure_fits(bytes, "this model")
+            .map_err(|m| anyhow::anyhow!("refused before training: {m}"))?;
         let mut observer = RunObserver {
             board: &mut board,
             bar,
@@ -222,26 +248,44 @@ fn execute(
             epochs = trained.epochs.clone();
             record.epochs_done = trained.epochs.len();
             record.examples_seen = trained.examples_seen;
-            record.samples_per_second = trained.examples_seen as f64 / trained.train_seconds;
+            record.samples_per_second =
+                trained.examples_seen as f64 / trained.train_seconds.max(1e-9);
             record.exact_test_log_px = data.exact_test_log_px;
             if let Some(epoch) = trained.diverged_at {
                 record.status = RunStatus::Diverged;
                 record.diverged_epoch = Some(epoch);
-                record.error = Some(format!("loss became non-finite in epoch {epoch}"));
+                record.error = Some(format!(
+                    "diverged in epoch {epoch}: {}",
+                    trained
+                        .diverged_because
+                        .as_deref()
+                        .unwrap_or("non-finite loss")
+                ));
+                // The diverged epoch is the last one; the row keeps what came before it.
+                last_metrics(&epochs[..epochs.len().saturating_sub(1)], &mut record);
             } else {
                 bar.set_message("evaluating log p(x)");
                 match std::panic::catch_unwind(AssertUnwindSafe(|| {
                     final_evaluation(&trained.model, &data, &run.config, &mut record)
                 })) {
                     Ok(()) => {
-                        let finite = [record.test_elbo, record.test_log_px]
-                            .iter()
-                            .all(|v| v.is_some_and(f64::is_finite));
-                        record.status = if finite {
-                            RunStatus::Ok
-                        } else {
-                            RunStatus::Diverged
-                        };
+                        let divergence = [
+                            ("the final test ELBO", record.test_elbo),
+                            ("the test log p(x) estimate", record.test_log_px),
+                        ]
+                        .iter()
+                        .find_map(|(what, v)| {
+                            trained.divergence.check(what, v.unwrap_or(f64::NAN))
+                        });
+                        match divergence {
+                            None => record.status = RunStatus::Ok,
+                            Some(why) => {
+                                record.status = RunStatus::Diverged;
+                                record.diverged_epoch = Some(record.epochs_done);
+                                record.error =
+                                    Some(format!("diverged in the final evaluation: {why}"));
+                            }
+                        }
                         if let Some(lp) = record.test_log_px {
                             board.scalar("test/log_px", lp, trained.examples_seen);
                         }
@@ -257,14 +301,47 @@ fn execute(
     record.finished_at = utc_now_rfc3339();
     board.session_end(record.status == RunStatus::Ok);
     board.flush();
+    let mut write_error = board.error().map(str::to_string);
     drop(board);
     let toml = toml::to_string_pretty(&run.config).unwrap_or_default();
     // The resolved spec also sits beside the run's TensorBoard logs.
-    let _ = crate::sinks::results::write_atomic(&board_dir.join("config.toml"), toml.as_bytes());
-    if let Err(e) = out.save_run(&record, &epochs, &toml) {
-        eprintln!("error: could not save run {}: {e:#}", run.label);
+    if let Err(e) =
+        crate::sinks::results::write_atomic(&board_dir.join("config.toml"), toml.as_bytes())
+    {
+        write_error.get_or_insert(format!("{e:#}"));
     }
-    record
+    // The record goes last, and only when the logs are whole: a run whose files could not
+    // all be written is not finished, and the next invocation trains it again.
+    if write_error.is_none()
+        && let Err(e) = out.save_run(&record, &epochs, &toml)
+    {
+        write_error = Some(format!("{e:#}"));
+    }
+    if let Some(e) = &write_error {
+        record.status = RunStatus::Failed;
+        record.error = Some(format!("could not save the run: {e}"));
+    }
+    (record, write_error)
+}
+
+/// A diverged run's row keeps the training metrics of its last epoch before the divergence,
+/// and the test metrics of its last evaluation before it.
+fn last_metrics(epochs: &[EpochMetrics], record: &mut RunRecord) {
+    let finite = |v: f64| v.is_finite().then_some(v);
+    if let Some(e) = epochs.iter().rev().find(|e| e.train_elbo.is_finite()) {
+        record.train_elbo = finite(e.train_elbo);
+        record.train_recon = finite(e.train_recon);
+        record.train_kl = finite(e.train_kl);
+    }
+    if let Some(e) = epochs
+        .iter()
+        .rev()
+        .find(|e| e.test_elbo.is_some_and(f64::is_finite))
+    {
+        record.test_elbo = e.test_elbo;
+        record.test_recon = e.test_recon.filter(|v| v.is_finite());
+        record.test_kl = e.test_kl.filter(|v| v.is_finite());
+    }
 }
 
 /// Final numbers at β = 1 on the trained model.
@@ -415,6 +492,13 @@ impl Progress {
             fmt_opt(r.test_log_px),
             r.wall_seconds
         );
+        let line = match (&r.error, r.status) {
+            (Some(e), RunStatus::Failed | RunStatus::Diverged) => {
+                let short: String = e.chars().take(300).collect();
+                format!("{line}\n          {short}")
+            }
+            _ => line,
+        };
         if self.terminal {
             let _ = self.multi.println(line);
         } else {

@@ -344,6 +344,9 @@ pub struct TrainConfig {
     pub adam_epsilon: f64,
     pub seed: u64,
     pub shuffle: bool,
+    /// A run diverges when a metric is not finite, or when a bound moves more than this
+    /// many times max(|ELBO at initialisation|, 1) nats away from its initial value.
+    pub divergence_factor: f64,
 }
 
 impl Default for TrainConfig {
@@ -360,6 +363,7 @@ impl Default for TrainConfig {
             adam_epsilon: 1e-8,
             seed: 0,
             shuffle: true,
+            divergence_factor: 100.0,
         }
     }
 }
@@ -466,6 +470,7 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Spec, SpecError> {
     if !path.is_file() {
         return Err(SpecError::new(&file, "-", "spec file not found"));
     }
+    check_file_text(path, &file)?;
     let mut figment = Figment::from(Serialized::defaults(Spec::default()));
     figment = match path.extension().and_then(|e| e.to_str()) {
         Some("toml") => figment.merge(Toml::file_exact(path)),
@@ -493,6 +498,7 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Spec, SpecError> {
     let mut spec: Spec = figment
         .extract()
         .map_err(|e| figment_error(&file, e, path))?;
+    check_finite(&spec, &figment, &file, path)?;
     // AEVB_DATA moves the IDX directory (above the file, below --set). It is applied only to
     // the datasets that read one, so that it never changes the run ids of other specs.
     if let (Ok(dir), false) = (std::env::var(DATA_DIR_ENV), path_set)
@@ -513,6 +519,15 @@ fn parse_override(item: &str) -> Result<(String, toml::Value), String> {
         .split_once('=')
         .ok_or_else(|| "expected --set section.key=value".to_string())?;
     let key = key.trim().to_string();
+    let well_formed = !key.is_empty()
+        && key.split('.').all(|part| {
+            !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+    if !well_formed {
+        return Err(format!(
+            "`{key}` is not a dotted key; expected --set section.key=value"
+        ));
+    }
     let raw = raw.trim();
     let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
         .ok()
@@ -521,14 +536,84 @@ fn parse_override(item: &str) -> Result<(String, toml::Value), String> {
     Ok((key, value))
 }
 
-fn figment_error(file: &str, error: figment::Error, path: &Path) -> SpecError {
-    use figment::error::Kind;
-    let error = error
-        .into_iter()
-        .next()
-        .expect("figment errors are never empty");
-    // Name where the bad value came from: the spec file, the environment, or --set.
-    let source = match error.metadata.as_ref() {
+/// What figment cannot tell us about the file itself: that it says nothing at all (an empty
+/// spec would train a default experiment), or that a YAML mapping repeats a key (figment's
+/// YAML provider silently keeps the last value). Syntax errors are left to figment, which
+/// reports them with line numbers.
+fn check_file_text(path: &Path, file: &str) -> Result<(), SpecError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SpecError::new(file, "-", format!("cannot read the spec file: {e}")))?;
+    let empty = SpecError::new(
+        file,
+        "-",
+        "the spec file is empty; expected at least `name` and the settings that differ from the defaults",
+    );
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("toml") => match toml::from_str::<toml::Table>(&text) {
+            Ok(table) if table.is_empty() => Err(empty),
+            _ => Ok(()),
+        },
+        Some("yaml" | "yml") => match serde_yaml::from_str::<serde_yaml::Value>(&text) {
+            Ok(serde_yaml::Value::Null) => Err(empty),
+            Ok(serde_yaml::Value::Mapping(m)) if m.is_empty() => Err(empty),
+            Err(e) if e.to_string().contains("duplicate entry") => {
+                let message = e.to_string();
+                // serde_yaml: `duplicate entry with key "latent_dim" at line 4 column 3`.
+                let key = message
+                    .split('"')
+                    .nth(1)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| "-".into());
+                Err(SpecError::new(
+                    file,
+                    key,
+                    format!("{message}; each key may appear once per section"),
+                ))
+            }
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// NaN and infinities pass serde as valid floats; no setting takes one. The error names the
+/// dotted key and where the value came from (file, environment or --set).
+fn check_finite(spec: &Spec, figment: &Figment, file: &str, path: &Path) -> Result<(), SpecError> {
+    fn walk(value: &toml::Value, key: &str, bad: &mut Vec<(String, f64)>) {
+        match value {
+            toml::Value::Float(f) if !f.is_finite() => bad.push((key.to_string(), *f)),
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let key = if key.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{key}.{k}")
+                    };
+                    walk(v, &key, bad);
+                }
+            }
+            toml::Value::Array(items) => items.iter().for_each(|v| walk(v, key, bad)),
+            _ => {}
+        }
+    }
+    let Ok(value) = toml::Value::try_from(spec.run_config()) else {
+        return Ok(());
+    };
+    let mut bad = Vec::new();
+    walk(&value, "", &mut bad);
+    match bad.first() {
+        Some((key, v)) => Err(SpecError::new(
+            source_name(figment.find_metadata(key), file, path),
+            key.clone(),
+            format!("expected a finite number, found {v}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Where a value came from: the spec file, another file, the environment, or --set.
+fn source_name(metadata: Option<&figment::Metadata>, file: &str, path: &Path) -> String {
+    match metadata {
         Some(m) => match &m.source {
             Some(figment::Source::File(p)) if p.ends_with(path) || path.ends_with(p) => {
                 file.to_string()
@@ -538,7 +623,16 @@ fn figment_error(file: &str, error: figment::Error, path: &Path) -> SpecError {
             _ => format!("{file} (with {})", m.name),
         },
         None => file.to_string(),
+    }
+}
+
+fn figment_error(file: &str, error: figment::Error, path: &Path) -> SpecError {
+    use figment::error::Kind;
+    let Some(error) = error.into_iter().next() else {
+        return SpecError::new(file, "-", "invalid spec");
     };
+    // Name where the bad value came from: the spec file, the environment, or --set.
+    let source = source_name(error.metadata.as_ref(), file, path);
     // figment prefixes paths with the profile name ("default").
     let mut key_path: Vec<String> = error.path.clone();
     if key_path.first().map(|s| s.as_str()) == Some("default") {
@@ -574,6 +668,14 @@ fn figment_error(file: &str, error: figment::Error, path: &Path) -> SpecError {
                 expected.join(", ")
             ),
         ),
+        // Syntax errors have no key; say which format failed to parse.
+        other if key_path.is_empty() => {
+            let format = match path.extension().and_then(|e| e.to_str()) {
+                Some("yaml" | "yml") => "YAML",
+                _ => "TOML",
+            };
+            SpecError::new(source, "-", format!("not valid {format}: {other}"))
+        }
         other => SpecError::new(source, key_path.join("."), other.to_string()),
     }
 }
@@ -588,25 +690,40 @@ fn replace_last(path: &[String], last: &str) -> String {
 
 /// The candidate nearest to `word` by edit distance, if it is plausibly a typo of it.
 pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
+    let near = candidates
         .iter()
         .map(|c| (strsim::damerau_levenshtein(word, c), *c))
         .filter(|(d, c)| *d <= 3.max(c.len() / 3))
         .min()
-        .map(|(_, c)| c)
+        .map(|(_, c)| c);
+    // A shortened key (`latent` for `latent_dim`) is far in edit distance but plain to see.
+    near.or_else(|| {
+        let mut prefixed = candidates
+            .iter()
+            .filter(|c| word.len() >= 3 && (c.starts_with(word) || word.starts_with(**c)));
+        match (prefixed.next(), prefixed.next()) {
+            (Some(c), None) => Some(*c),
+            _ => None,
+        }
+    })
 }
 
 fn validate_spec(spec: &Spec, file: &str) -> Result<(), SpecError> {
-    if spec.name.trim().is_empty()
-        || !spec
+    let name_ok = !spec.name.is_empty()
+        && spec.name.len() <= 100
+        && !spec.name.starts_with('.')
+        && spec
             .name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !name_ok {
         return Err(SpecError::new(
             file,
             "name",
-            "expected a non-empty name of letters, digits, '-', '_' or '.' (it names the results folder)",
+            format!(
+                "expected a name of up to 100 letters, digits, '-', '_' or '.', not starting with '.' (it names the folder results/<name>), found {:?}",
+                spec.name
+            ),
         ));
     }
     let runs = crate::sweep::expand(spec, file)?;
@@ -660,6 +777,18 @@ pub fn validate_run(c: &RunConfig, file: &str) -> Result<(), SpecError> {
         );
     }
     let t = &c.train;
+    if !(0.0..1.0).contains(&t.adam_beta1) {
+        return err("train.adam_beta1", "expected a decay rate in [0, 1)");
+    }
+    if !(0.0..1.0).contains(&t.adam_beta2) {
+        return err("train.adam_beta2", "expected a decay rate in [0, 1)");
+    }
+    if t.adam_epsilon.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+        return err("train.adam_epsilon", "expected epsilon > 0");
+    }
+    if t.divergence_factor.partial_cmp(&1.0) != Some(std::cmp::Ordering::Greater) {
+        return err("train.divergence_factor", "expected a factor > 1");
+    }
     if t.epochs == 0 {
         return err("train.epochs", "expected at least 1 epoch");
     }
@@ -682,6 +811,15 @@ pub fn validate_run(c: &RunConfig, file: &str) -> Result<(), SpecError> {
     if e.every_epochs == 0 {
         return err("eval.every_epochs", "expected a positive interval");
     }
+    if e.log_px_examples == Some(0) {
+        return err(
+            "eval.log_px_examples",
+            "expected at least 1 example (leave it out to use the whole test set)",
+        );
+    }
+    if e.active_unit_threshold.partial_cmp(&0.0).is_none() || e.active_unit_threshold < 0.0 {
+        return err("eval.active_unit_threshold", "expected a variance >= 0");
+    }
     if c.runtime.workers == Some(0) {
         return err("runtime.workers", "expected at least 1 worker");
     }
@@ -695,7 +833,58 @@ pub fn validate_run(c: &RunConfig, file: &str) -> Result<(), SpecError> {
     if !(d.test_fraction > 0.0 && d.test_fraction < 1.0) {
         return err("data.test_fraction", "expected a fraction in (0, 1)");
     }
-    crate::data::check_files(d).map_err(|m| SpecError::new(file, "data.path", m))?;
+    if d.train_limit == Some(0) {
+        return err(
+            "data.train_limit",
+            "expected at least 1 example (leave it out to use them all)",
+        );
+    }
+    if d.test_limit == Some(0) {
+        return err(
+            "data.test_limit",
+            "expected at least 1 example (leave it out to use them all)",
+        );
+    }
+    if d.binarization == Binarization::Static
+        && d.static_mode == StaticBinarization::Threshold
+        && !(0.0..1.0).contains(&d.threshold)
+    {
+        return err(
+            "data.threshold",
+            "expected a threshold in [0, 1) (intensities are in [0, 1])",
+        );
+    }
+    if d.columns.as_ref().is_some_and(|c| c.is_empty()) {
+        return err(
+            "data.columns",
+            "expected at least one column name (leave it out to use every numeric column)",
+        );
+    }
+    let syn = &d.synthetic;
+    for (key, value) in [
+        ("data.synthetic.train_size", syn.train_size),
+        ("data.synthetic.test_size", syn.test_size),
+        ("data.synthetic.data_dim", syn.data_dim),
+        ("data.synthetic.latent_dim", syn.latent_dim),
+    ] {
+        if value == 0 {
+            return err(key, "expected a positive integer, found 0");
+        }
+    }
+    if !(1e-3..=1e3).contains(&syn.noise_std) {
+        return err(
+            "data.synthetic.noise_std",
+            "expected a standard deviation in [0.001, 1000] (the exact log p(x) factorises W Wᵀ + σ² I)",
+        );
+    }
+    if syn.data_dim > 4096 {
+        return err(
+            "data.synthetic.data_dim",
+            "expected at most 4096 dimensions (the exact log p(x) needs a d × d Cholesky factor)",
+        );
+    }
+    // The data files themselves are checked where they are loaded, before anything is
+    // written (runner::prepare).
     Ok(())
 }
 

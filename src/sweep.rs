@@ -21,7 +21,8 @@ pub struct PlannedRun {
 
 /// Expands the grid and zip groups, in a deterministic order.
 pub fn expand(spec: &Spec, file: &str) -> Result<Vec<PlannedRun>, SpecError> {
-    let base = serde_json::to_value(spec.run_config()).expect("configs serialize");
+    let base = serde_json::to_value(spec.run_config())
+        .map_err(|e| SpecError::new(file, "-", format!("cannot represent the spec: {e}")))?;
     let leaves = leaf_keys(&base, "");
 
     // Each axis is a list of assignments; the sweep is their Cartesian product.
@@ -100,18 +101,8 @@ pub fn expand(spec: &Spec, file: &str) -> Result<Vec<PlannedRun>, SpecError> {
         for (key, v) in &assignments {
             set_path(&mut value, key, v.clone());
         }
-        let config: RunConfig = serde_json::from_value(value).map_err(|e| {
-            let key = assignments
-                .iter()
-                .map(|(k, _)| k.as_str())
-                .collect::<Vec<_>>()
-                .join(", ");
-            SpecError::new(
-                file,
-                format!("sweep ({key})"),
-                format!("invalid value: {e}"),
-            )
-        })?;
+        let config: RunConfig = serde_json::from_value(value)
+            .map_err(|e| bad_value(&base, &assignments, spec, file, &e))?;
         runs.push(PlannedRun {
             id: run_id(&config),
             label: label(&assignments, &swept_keys),
@@ -119,7 +110,80 @@ pub fn expand(spec: &Spec, file: &str) -> Result<Vec<PlannedRun>, SpecError> {
             config,
         });
     }
+    check_distinct(&runs, file)?;
     Ok(runs)
+}
+
+/// The swept value that makes a run's config invalid, named by its key in the sweep.
+fn bad_value(
+    base: &Value,
+    assignments: &[(String, Value)],
+    spec: &Spec,
+    file: &str,
+    error: &serde_json::Error,
+) -> SpecError {
+    for (key, v) in assignments {
+        let mut value = base.clone();
+        set_path(&mut value, key, v.clone());
+        if let Err(e) = serde_json::from_value::<RunConfig>(value) {
+            let where_ = if spec.sweep.grid.contains_key(key) {
+                format!("sweep.grid.\"{key}\"")
+            } else {
+                let i = spec
+                    .sweep
+                    .zip
+                    .iter()
+                    .position(|g| g.contains_key(key))
+                    .unwrap_or(0);
+                format!("sweep.zip[{i}].\"{key}\"")
+            };
+            let message = if v.is_null() {
+                // NaN and infinities reach us as null (JSON has neither).
+                "expected a finite value, found NaN, an infinity or null".to_string()
+            } else {
+                format!("invalid value {}: {e}", format_value(v))
+            };
+            return SpecError::new(file, where_, message);
+        }
+    }
+    SpecError::new(file, "sweep", format!("invalid value: {error}"))
+}
+
+/// Two runs with one id would train the same config into the same files at once.
+fn check_distinct(runs: &[PlannedRun], file: &str) -> Result<(), SpecError> {
+    let mut seen: BTreeMap<&str, &PlannedRun> = BTreeMap::new();
+    for run in runs {
+        if let Some(first) = seen.insert(&run.id, run) {
+            let differing: Vec<&str> = run
+                .swept
+                .iter()
+                .zip(&first.swept)
+                .filter(|(a, b)| a.1 != b.1)
+                .map(|(a, _)| a.0.as_str())
+                .collect();
+            let message = if differing.is_empty() {
+                format!(
+                    "the sweep lists the combination `{}` twice; remove the repeated value",
+                    run.label
+                )
+            } else {
+                format!(
+                    "runs `{}` and `{}` differ only in {}, which do not change a run (run id {}); sweep keys that change the model, data or training",
+                    first.label,
+                    run.label,
+                    differing.join(", "),
+                    run.id
+                )
+            };
+            let key = differing
+                .first()
+                .copied()
+                .or_else(|| run.swept.first().map(|(k, _)| k.as_str()))
+                .unwrap_or("sweep");
+            return Err(SpecError::new(file, format!("sweep: {key}"), message));
+        }
+    }
+    Ok(())
 }
 
 fn cartesian<T: Clone>(axes: &[Vec<T>]) -> Vec<Vec<T>> {
@@ -142,7 +206,7 @@ pub fn run_id(config: &RunConfig) -> String {
     let mut c = config.clone();
     c.runtime.workers = None;
     c.runtime.results_dir = String::new();
-    let canonical = serde_json::to_string(&c).expect("configs serialize");
+    let canonical = serde_json::to_string(&c).unwrap_or_default();
     let digest = Sha256::digest(canonical.as_bytes());
     digest[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -216,21 +280,21 @@ pub fn leaf_keys(value: &Value, prefix: &str) -> Vec<String> {
     }
 }
 
+/// Sets a dotted key (checked against the config's leaves beforehand).
 fn set_path(value: &mut Value, key: &str, new: Value) {
     let mut node = value;
     for part in key.split('.') {
-        node = node
-            .as_object_mut()
-            .expect("checked key paths descend objects")
-            .entry(part.to_string())
-            .or_insert(Value::Null);
+        let Some(map) = node.as_object_mut() else {
+            return;
+        };
+        node = map.entry(part.to_string()).or_insert(Value::Null);
     }
     *node = new;
 }
 
 /// The config flattened to dotted keys (lists become JSON text): one Parquet column each.
 pub fn flatten(config: &RunConfig) -> BTreeMap<String, Value> {
-    let value = serde_json::to_value(config).expect("configs serialize");
+    let value = serde_json::to_value(config).unwrap_or_default();
     let mut out = BTreeMap::new();
     flatten_into(&value, "", &mut out);
     out

@@ -16,6 +16,12 @@ use crate::model::Vae;
 use crate::objective;
 use crate::spec::{LrSchedule, OptimizerKind, RunConfig, TrainConfig};
 
+/// JSON has no NaN or infinity: serde_json writes them as `null`. Fields that may hold them
+/// (the metrics of a diverged epoch) read `null` back as NaN instead of failing to load.
+pub fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(<Option<f64> as serde::Deserialize>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 /// Metrics of one epoch; test values only on epochs that were evaluated.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochMetrics {
@@ -26,14 +32,19 @@ pub struct EpochMetrics {
     pub beta: f64,
     pub lr: f64,
     /// Mean training objective (β-weighted bound) over the epoch's minibatches.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub train_objective: f64,
     /// Mean ELBO terms on the minibatches as they were trained (β = 1).
+    #[serde(deserialize_with = "f64_or_nan")]
     pub train_elbo: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub train_recon: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub train_kl: f64,
     pub test_elbo: Option<f64>,
     pub test_recon: Option<f64>,
     pub test_kl: Option<f64>,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub seconds: f64,
 }
 
@@ -50,10 +61,41 @@ pub struct TrainOutcome {
     /// The trained model (on the plain device, for evaluation).
     pub model: Vae,
     pub epochs: Vec<EpochMetrics>,
-    /// Epoch (1-based) in which the loss stopped being finite.
+    /// Epoch (1-based) in which the run diverged (see [`Divergence`]), and why.
     pub diverged_at: Option<usize>,
+    pub diverged_because: Option<String>,
+    /// The divergence rule, anchored at the model's ELBO before training.
+    pub divergence: Divergence,
     pub train_seconds: f64,
     pub examples_seen: u64,
+}
+
+/// When a run counts as diverged: a metric that is not finite, or a bound (nats per example)
+/// that has moved more than `factor` × max(|initial|, 1) nats away from `initial`, the ELBO
+/// of the untrained model on the first minibatch. Training improves a bound by far less
+/// than that (MNIST: from about −540 to −100 nats); an exploding optimiser (lr = 1e6 gave
+/// −3.7e29) leaves it far behind, finite or not.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Divergence {
+    pub initial: f64,
+    pub factor: f64,
+}
+
+impl Divergence {
+    /// Why `value` (a bound named `what`) counts as diverged, if it does.
+    pub fn check(&self, what: &str, value: f64) -> Option<String> {
+        let allowed = self.factor * self.initial.abs().max(1.0);
+        if !value.is_finite() {
+            Some(format!("{what} became {value}"))
+        } else if self.initial.is_finite() && (value - self.initial).abs() > allowed {
+            Some(format!(
+                "{what} {value:.6e} nats moved more than {allowed:.4e} nats (train.divergence_factor = {} × max(|{:.2}|, 1)) from its value at initialisation",
+                self.factor, self.initial
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 /// Salt that keeps the evaluation noise stream apart from the training stream.
@@ -74,6 +116,11 @@ pub fn train(
     let mut epochs = Vec::new();
     let mut examples_seen = 0u64;
     let mut diverged_at = None;
+    let mut diverged_because = None;
+    let mut divergence = Divergence {
+        initial: f64::NAN,
+        factor: t.divergence_factor,
+    };
     let started = Instant::now();
 
     for epoch in 0..t.epochs {
@@ -103,6 +150,10 @@ pub fn train(
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(lr, model, grads);
             let stats = crate::model::prior::host(stats);
+            if examples_seen == 0 {
+                // Computed before the first step: the bound of the untrained model.
+                divergence.initial = (stats[1] as f64 - stats[2] as f64) / batch.len() as f64;
+            }
             for (s, v) in sums.iter_mut().zip(&stats) {
                 *s += *v as f64;
             }
@@ -123,8 +174,14 @@ pub fn train(
             train_kl: sums[2] / n,
             ..Default::default()
         };
-        if !sums.iter().all(|v| v.is_finite()) {
+        let train_bound = if sums.iter().all(|v| v.is_finite()) {
+            metrics.train_elbo
+        } else {
+            f64::NAN
+        };
+        if let Some(why) = divergence.check("the training ELBO", train_bound) {
             diverged_at = Some(epoch + 1);
+            diverged_because = Some(why);
             metrics.seconds = epoch_start.elapsed().as_secs_f64();
             epochs.push(metrics);
             break;
@@ -136,8 +193,9 @@ pub fn train(
             metrics.test_elbo = Some(test.elbo);
             metrics.test_recon = Some(test.recon);
             metrics.test_kl = Some(test.kl);
-            if !test.elbo.is_finite() {
+            if let Some(why) = divergence.check("the test ELBO", test.elbo) {
                 diverged_at = Some(epoch + 1);
+                diverged_because = Some(why);
             }
         }
         metrics.seconds = epoch_start.elapsed().as_secs_f64();
@@ -151,6 +209,8 @@ pub fn train(
         model: model.valid(),
         epochs,
         diverged_at,
+        diverged_because,
+        divergence,
         train_seconds: started.elapsed().as_secs_f64(),
         examples_seen,
     }
@@ -203,6 +263,31 @@ pub fn lr_at(t: &TrainConfig, epoch: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn divergence_is_a_non_finite_bound_or_one_far_from_its_initial_value() {
+        // Allowed distance: 100 × max(|−50|, 1) = 5000 nats.
+        let d = Divergence {
+            initial: -50.0,
+            factor: 100.0,
+        };
+        assert_eq!(d.check("b", -40.0), None);
+        assert_eq!(d.check("b", -5049.0), None);
+        assert!(
+            d.check("b", -5051.0)
+                .is_some_and(|m| m.contains("b -5.051"))
+        );
+        assert!(d.check("b", 4951.0).is_some());
+        assert!(d.check("b", f64::NAN).is_some_and(|m| m.contains("NaN")));
+        assert!(d.check("b", f64::NEG_INFINITY).is_some());
+        // Near zero the scale is 1 nat, not |initial|.
+        let small = Divergence {
+            initial: 0.2,
+            factor: 100.0,
+        };
+        assert_eq!(small.check("b", 100.1), None);
+        assert!(small.check("b", 100.3).is_some());
+    }
 
     #[test]
     fn burda_schedule_has_3280_epochs_in_eight_stages() {

@@ -1,18 +1,22 @@
 //! The UCI 8×8 handwritten digits (1797 images, intensities 0..16) that `smartcore` ships.
 
-use super::{Dataset, Matrix, split};
+use super::{DataError, Dataset, Matrix, split};
 use crate::spec::DataConfig;
 
 const SIDE: usize = 8;
 const MAX_INTENSITY: f32 = 16.0;
 
-pub fn load(config: &DataConfig) -> anyhow::Result<Dataset> {
+pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
     let raw = smartcore::dataset::digits::load_dataset();
-    anyhow::ensure!(
-        raw.num_features == SIDE * SIDE,
-        "smartcore's digits have {} features, expected 64",
-        raw.num_features
-    );
+    if raw.num_features != SIDE * SIDE || raw.data.len() != raw.num_samples * SIDE * SIDE {
+        return Err(DataError::new(
+            "data.dataset",
+            format!(
+                "smartcore's digits have {} features, expected 64",
+                raw.num_features
+            ),
+        ));
+    }
     let values: Vec<f32> = raw
         .data
         .iter()

@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::{Dataset, Matrix};
+use super::{DataError, Dataset, Matrix};
 use crate::spec::{DataConfig, DatasetKind};
 
 const IMAGES_MAGIC: u32 = 2051;
@@ -53,16 +53,26 @@ pub fn check_files(config: &DataConfig) -> Result<(), String> {
     Ok(())
 }
 
-pub fn load(config: &DataConfig) -> anyhow::Result<Dataset> {
-    check_files(config).map_err(anyhow::Error::msg)?;
+pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
     let dir = data_dir(config);
-    let mut splits = Vec::new();
-    for (stem, _) in FILES {
-        let path = find(&dir, stem).expect("checked above");
-        splits.push(read_images(&path)?);
+    if !dir.is_dir() {
+        return Err(DataError::new(
+            "data.path",
+            format!(
+                "{} is not a folder; expected the folder of the four IDX files (set it with AEVB_DATA=DIR or --set data.path=DIR)",
+                dir.display()
+            ),
+        ));
     }
-    let test = splits.pop().expect("two splits");
-    let train = splits.pop().expect("two splits");
+    check_files(config).map_err(|m| DataError::new("data.path", m))?;
+    let read = |stem: &str| -> Result<Matrix, DataError> {
+        let path = find(&dir, stem).ok_or_else(|| {
+            DataError::new("data.path", format!("missing {stem} in {}", dir.display()))
+        })?;
+        read_images(&path).map_err(|e| DataError::new("data.path", format!("{e:#}")))
+    };
+    let train = read(FILES[0].0)?;
+    let test = read(FILES[1].0)?;
     Ok(Dataset {
         train,
         test,
@@ -75,15 +85,20 @@ pub fn load(config: &DataConfig) -> anyhow::Result<Dataset> {
 /// Reads an IDX3 image file into rows of intensities in [0, 1].
 pub fn read_images(path: &Path) -> anyhow::Result<Matrix> {
     let bytes = read_maybe_gzip(path)?;
-    let header = |i: usize| -> u32 {
-        u32::from_be_bytes(bytes[4 * i..4 * i + 4].try_into().expect("4 bytes"))
-    };
     anyhow::ensure!(
         bytes.len() >= 16,
         "{}: {} bytes is too short for an IDX image header",
         path.display(),
         bytes.len()
     );
+    let header = |i: usize| -> u32 {
+        u32::from_be_bytes([
+            bytes[4 * i],
+            bytes[4 * i + 1],
+            bytes[4 * i + 2],
+            bytes[4 * i + 3],
+        ])
+    };
     let (magic, n, rows, cols) = (header(0), header(1), header(2), header(3));
     anyhow::ensure!(
         magic == IMAGES_MAGIC,
@@ -98,7 +113,7 @@ pub fn read_images(path: &Path) -> anyhow::Result<Matrix> {
     );
     let pixels = &bytes[16..];
     anyhow::ensure!(
-        pixels.len() == n * rows * cols,
+        Some(pixels.len()) == n.checked_mul(rows * cols),
         "{}: {} pixel bytes, expected {} (truncated or corrupt)",
         path.display(),
         pixels.len(),

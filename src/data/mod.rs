@@ -23,6 +23,7 @@ pub struct Matrix {
 }
 
 impl Matrix {
+    /// Callers build `values` from `rows` and `cols`; a mismatch is a bug, not bad input.
     pub fn new(rows: usize, cols: usize, values: Vec<f32>) -> Self {
         assert_eq!(
             values.len(),
@@ -70,18 +71,29 @@ impl Dataset {
     }
 }
 
-/// Checks the files a dataset needs before anything runs; the message says what is wrong.
-pub fn check_files(config: &DataConfig) -> Result<(), String> {
-    match config.dataset {
-        DatasetKind::Mnist | DatasetKind::FashionMnist => idx::check_files(config),
-        DatasetKind::Table => table::check_files(config),
-        DatasetKind::Synthetic | DatasetKind::Digits => Ok(()),
+/// Data that cannot be used, with the spec key that points at it (`data.path`,
+/// `data.test_path`, `data.columns`, ...); the message names the file and the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct DataError {
+    pub key: &'static str,
+    pub message: String,
+}
+
+impl DataError {
+    pub fn new(key: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            key,
+            message: message.into(),
+        }
     }
 }
 
-pub fn load(config: &DataConfig) -> anyhow::Result<Dataset> {
+/// Loads, limits and binarizes a dataset, and checks what every model needs of it: at least
+/// one training and one test example, and finite values.
+pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
     let mut dataset = match config.dataset {
-        DatasetKind::Synthetic => synthetic::load(config),
+        DatasetKind::Synthetic => synthetic::load(config)?,
         DatasetKind::Digits => digits::load(config)?,
         DatasetKind::Mnist | DatasetKind::FashionMnist => idx::load(config)?,
         DatasetKind::Table => table::load(config)?,
@@ -92,8 +104,54 @@ pub fn load(config: &DataConfig) -> anyhow::Result<Dataset> {
     if let Some(n) = config.test_limit {
         dataset.test = dataset.test.head(n);
     }
+    let source = source_name(config);
+    for (split, m) in [("training", &dataset.train), ("test", &dataset.test)] {
+        if m.rows == 0 || m.cols == 0 {
+            return Err(DataError::new(
+                "data.path",
+                format!(
+                    "{source}: the {split} split has {} examples of {} values; expected at least one example with at least one value",
+                    m.rows, m.cols
+                ),
+            ));
+        }
+        if let Some(i) = m.values.iter().position(|v| !v.is_finite()) {
+            return Err(DataError::new(
+                "data.path",
+                format!(
+                    "{source}: {split} example {} has a non-finite value ({}) in column {}",
+                    i / m.cols,
+                    m.values[i],
+                    i % m.cols
+                ),
+            ));
+        }
+    }
     apply_binarization(&mut dataset, config);
     Ok(dataset)
+}
+
+/// How to name a dataset in messages: its file or folder, else its kind.
+pub fn source_name(config: &DataConfig) -> String {
+    match (config.dataset, config.path.as_deref()) {
+        (DatasetKind::Table, Some(p)) => p.to_string(),
+        (DatasetKind::Mnist | DatasetKind::FashionMnist, p) => {
+            p.unwrap_or(idx::DEFAULT_DIR).to_string()
+        }
+        (kind, _) => format!("the {kind:?} dataset").to_lowercase(),
+    }
+}
+
+/// The smallest and largest value of the (unbinarized) data.
+pub fn value_range(dataset: &Dataset) -> (f32, f32) {
+    dataset
+        .train
+        .values
+        .iter()
+        .chain(&dataset.test.values)
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        })
 }
 
 fn apply_binarization(dataset: &mut Dataset, config: &DataConfig) {

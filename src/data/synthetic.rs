@@ -106,7 +106,8 @@ impl LinearGaussian {
     }
 }
 
-/// Lower-triangular L with L Lᵀ = a, for a symmetric positive-definite n × n matrix.
+/// Lower-triangular L with L Lᵀ = a, for a symmetric positive-definite n × n matrix (a
+/// matrix that is not gives NaN entries, and so a NaN log-likelihood, rather than a panic).
 pub fn cholesky(a: &[f64], n: usize) -> Vec<f64> {
     let mut l = vec![0.0; n * n];
     for i in 0..n {
@@ -114,8 +115,7 @@ pub fn cholesky(a: &[f64], n: usize) -> Vec<f64> {
             let s: f64 = (0..j).map(|k| l[i * n + k] * l[j * n + k]).sum();
             if i == j {
                 let v = a[i * n + i] - s;
-                assert!(v > 0.0, "matrix is not positive definite");
-                l[i * n + j] = v.sqrt();
+                l[i * n + j] = if v > 0.0 { v.sqrt() } else { f64::NAN };
             } else {
                 l[i * n + j] = (a[i * n + j] - s) / l[j * n + j];
             }
@@ -153,8 +153,13 @@ fn invert_spd(a: &[f64], n: usize) -> Vec<f64> {
     inv
 }
 
-pub fn load(config: &DataConfig) -> Dataset {
+pub fn load(config: &DataConfig) -> Result<Dataset, super::DataError> {
     let s = &config.synthetic;
+    // The examples (f32) and the exact log p(x)'s d × d covariance and factor (f64).
+    let (d, z) = (s.data_dim as f64, s.latent_dim as f64);
+    let bytes = 4.0 * d * (s.train_size as f64 + s.test_size as f64) + 8.0 * (3.0 * d * d + d * z);
+    crate::resources::ensure_fits(bytes, "the synthetic dataset")
+        .map_err(|m| super::DataError::new("data.synthetic", m))?;
     let model = LinearGaussian::random(s.data_dim, s.latent_dim, s.noise_std, config.split_seed);
     let mut rng = StdRng::seed_from_u64(config.split_seed.wrapping_add(1));
     let train = model.sample(s.train_size, &mut rng);
@@ -164,13 +169,13 @@ pub fn load(config: &DataConfig) -> Dataset {
         None => test.clone(),
     };
     let exact = model.log_px(&test_used);
-    Dataset {
+    Ok(Dataset {
         train,
         test,
         image_shape: None,
         dynamic_binarization: false,
-        exact_test_log_px: Some(exact.iter().sum::<f64>() / exact.len() as f64),
-    }
+        exact_test_log_px: Some(exact.iter().sum::<f64>() / exact.len().max(1) as f64),
+    })
 }
 
 #[cfg(test)]

@@ -4,20 +4,33 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use super::{Dataset, Matrix, split};
+use super::{DataError, Dataset, Matrix, split};
 use crate::spec::DataConfig;
 
-pub fn check_files(config: &DataConfig) -> Result<(), String> {
-    let path = config
-        .path
-        .as_deref()
-        .ok_or("the table dataset needs data.path: a .parquet or .csv file")?;
-    for p in std::iter::once(path).chain(config.test_path.as_deref()) {
+fn check_files(config: &DataConfig) -> Result<(), DataError> {
+    let path = config.path.as_deref().ok_or_else(|| {
+        DataError::new(
+            "data.path",
+            "the table dataset needs data.path: a .parquet or .csv file",
+        )
+    })?;
+    let files = [
+        ("data.path", Some(path)),
+        ("data.test_path", config.test_path.as_deref()),
+    ];
+    for (key, p) in files {
+        let Some(p) = p else { continue };
         if !Path::new(p).is_file() {
-            return Err(format!("table file {p} does not exist"));
+            return Err(DataError::new(
+                key,
+                format!("table file {p} does not exist"),
+            ));
         }
         if !matches!(extension(p).as_str(), "parquet" | "csv") {
-            return Err(format!("table file {p}: expected a .parquet or .csv file"));
+            return Err(DataError::new(
+                key,
+                format!("table file {p}: expected a .parquet or .csv file"),
+            ));
         }
     }
     Ok(())
@@ -31,22 +44,36 @@ fn extension(path: &str) -> String {
         .to_ascii_lowercase()
 }
 
-pub fn load(config: &DataConfig) -> anyhow::Result<Dataset> {
-    check_files(config).map_err(anyhow::Error::msg)?;
-    let path = config.path.as_deref().expect("checked");
-    let all = read_matrix(path, config.columns.as_deref())?;
+pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
+    check_files(config)?;
+    let path = config.path.as_deref().unwrap_or_default();
+    let all = read_matrix(path, config.columns.as_deref(), "data.path")?;
     let (train, test) = match config.test_path.as_deref() {
         Some(test_path) => {
-            let test = read_matrix(test_path, config.columns.as_deref())?;
-            anyhow::ensure!(
-                test.cols == all.cols,
-                "{test_path}: {} numeric columns, but {path} has {}",
-                test.cols,
-                all.cols
-            );
+            let test = read_matrix(test_path, config.columns.as_deref(), "data.test_path")?;
+            if test.cols != all.cols {
+                return Err(DataError::new(
+                    "data.test_path",
+                    format!(
+                        "{test_path}: {} numeric columns, but {path} has {}",
+                        test.cols, all.cols
+                    ),
+                ));
+            }
             (all, test)
         }
-        None => split(&all, config.test_fraction, config.split_seed),
+        None => {
+            if all.rows < 2 {
+                return Err(DataError::new(
+                    "data.path",
+                    format!(
+                        "{path}: {} rows; expected at least 2 (one to train on, one to test on)",
+                        all.rows
+                    ),
+                ));
+            }
+            split(&all, config.test_fraction, config.split_seed)
+        }
     };
     Ok(Dataset {
         train,
@@ -57,44 +84,99 @@ pub fn load(config: &DataConfig) -> anyhow::Result<Dataset> {
     })
 }
 
-/// Reads the numeric columns (or the named ones) of a table into f32 rows.
-pub fn read_matrix(path: &str, columns: Option<&[String]>) -> anyhow::Result<Matrix> {
+/// Reads the numeric columns (or the named ones) of a table into f32 rows. Errors carry
+/// `key` (the spec key naming this file) or `data.columns`, and name the file.
+pub fn read_matrix(
+    path: &str,
+    columns: Option<&[String]>,
+    key: &'static str,
+) -> Result<Matrix, DataError> {
+    let fail = |message: String| DataError::new(key, format!("{path}: {message}"));
     let df = match extension(path).as_str() {
-        "parquet" => ParquetReader::new(std::fs::File::open(path)?).finish()?,
+        "parquet" => std::fs::File::open(path)
+            .map_err(|e| e.to_string())
+            .and_then(|f| ParquetReader::new(f).finish().map_err(|e| e.to_string()))
+            .map_err(|e| fail(format!("not a readable Parquet file: {e}")))?,
         _ => CsvReadOptions::default()
             .with_has_header(true)
-            .try_into_reader_with_file_path(Some(path.into()))?
-            .finish()?,
+            .try_into_reader_with_file_path(Some(path.into()))
+            .and_then(|r| r.finish())
+            .map_err(|e| fail(format!("not a readable CSV file: {e}")))?,
     };
+    if df.height() == 0 {
+        return Err(fail("no rows (an empty file, or a header only)".into()));
+    }
     let selected: Vec<&Column> = match columns {
-        Some(names) => names
-            .iter()
-            .map(|n| {
-                df.column(n)
-                    .map_err(|_| anyhow::anyhow!("{path}: no column named `{n}` (data.columns)"))
-            })
-            .collect::<anyhow::Result<_>>()?,
-        None => df
-            .columns()
-            .iter()
-            .filter(|c| c.dtype().is_primitive_numeric())
-            .collect(),
+        Some(names) => {
+            let mut out = Vec::new();
+            for n in names {
+                let column = df.column(n).map_err(|_| {
+                    let have: Vec<String> = df
+                        .get_column_names()
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect();
+                    DataError::new(
+                        "data.columns",
+                        format!(
+                            "{path}: no column named `{n}` (columns: {})",
+                            have.join(", ")
+                        ),
+                    )
+                })?;
+                if !column.dtype().is_primitive_numeric() {
+                    return Err(DataError::new(
+                        "data.columns",
+                        format!("{path}: column `{n}` holds {}, not numbers", column.dtype()),
+                    ));
+                }
+                out.push(column);
+            }
+            out
+        }
+        None => {
+            let (numeric, other): (Vec<&Column>, Vec<&Column>) = df
+                .columns()
+                .iter()
+                .partition(|c| c.dtype().is_primitive_numeric());
+            if !other.is_empty() && !numeric.is_empty() {
+                // Not an error (a label column is normal), but never silent: a column of
+                // numbers with one stray word in it lands here too.
+                let names: Vec<String> = other
+                    .iter()
+                    .map(|c| format!("`{}` ({})", c.name(), c.dtype()))
+                    .collect();
+                eprintln!(
+                    "warning: {path}: skipping columns that are not numeric: {} (choose columns with data.columns)",
+                    names.join(", ")
+                );
+            }
+            numeric
+        }
     };
-    anyhow::ensure!(!selected.is_empty(), "{path}: no numeric columns");
+    if selected.is_empty() {
+        return Err(fail("no numeric columns".into()));
+    }
     let rows = df.height();
     let cols = selected.len();
     let mut values = vec![0f32; rows * cols];
     for (j, column) in selected.iter().enumerate() {
-        let cast = column.cast(&DataType::Float32).map_err(|e| {
-            anyhow::anyhow!("{path}: column `{}` is not numeric: {e}", column.name())
-        })?;
-        for (i, v) in cast.f32()?.iter().enumerate() {
-            values[i * cols + j] = v.ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{path}: column `{}` has a missing value in row {i}",
-                    column.name()
-                )
-            })?;
+        let name = column.name().to_string();
+        let cast = column
+            .cast(&DataType::Float32)
+            .map_err(|e| fail(format!("column `{name}` is not numeric: {e}")))?;
+        let floats = cast
+            .f32()
+            .map_err(|e| fail(format!("column `{name}` is not numeric: {e}")))?;
+        for (i, v) in floats.iter().enumerate() {
+            let v =
+                v.ok_or_else(|| fail(format!("column `{name}` has a missing value in row {i}")))?;
+            if !v.is_finite() {
+                return Err(fail(format!(
+                    "column `{name}` has a non-finite value ({v}) in row {i}"
+                )));
+            }
+            values[i * cols + j] = v;
         }
     }
     Ok(Matrix::new(rows, cols, values))

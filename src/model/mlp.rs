@@ -28,8 +28,14 @@ pub fn dense(d_in: usize, d_out: usize, init: Init, rng: &mut StdRng, device: &D
             (w, b)
         }
         InitKind::Normal => {
-            let normal = Normal::new(0.0, init.std as f32).expect("init_std > 0 is validated");
-            let w = (0..d_in * d_out).map(|_| normal.sample(rng)).collect();
+            // In f64: any finite init_std > 0 (validated) is a valid scale there; draws too
+            // large for f32 become infinities and the run is recorded as diverged.
+            let w = match Normal::new(0.0, init.std) {
+                Ok(normal) => (0..d_in * d_out)
+                    .map(|_| normal.sample(rng) as f32)
+                    .collect(),
+                Err(_) => vec![f32::NAN; d_in * d_out],
+            };
             (w, vec![0.0; d_out])
         }
     };

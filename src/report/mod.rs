@@ -45,23 +45,37 @@ pub fn default_group_keys(runs: &DataFrame) -> Vec<String> {
 }
 
 pub fn read_runs(dir: &Path) -> anyhow::Result<DataFrame> {
+    anyhow::ensure!(
+        dir.is_dir(),
+        "{}: not a folder; expected a results folder such as results/beta_grid",
+        dir.display()
+    );
     let path = dir.join("runs.parquet");
     anyhow::ensure!(
         path.is_file(),
         "{}: no runs.parquet here; run `runner sweep SPEC` first",
         dir.display()
     );
-    Ok(scan(&path)?.collect()?)
+    let runs = scan(&path)?
+        .collect()
+        .map_err(|e| anyhow::anyhow!("{}: not a readable Parquet file: {e}", path.display()))?;
+    anyhow::ensure!(
+        runs.height() > 0 && runs.schema().contains("status"),
+        "{}: no runs recorded yet",
+        path.display()
+    );
+    Ok(runs)
 }
 
 fn scan(path: &Path) -> anyhow::Result<LazyFrame> {
-    Ok(LazyFrame::scan_parquet(
-        PlRefPath::try_from_path(path)?,
-        ScanArgsParquet::default(),
-    )?)
+    let lazy = PlRefPath::try_from_path(path)
+        .map_err(anyhow::Error::from)
+        .and_then(|p| Ok(LazyFrame::scan_parquet(p, ScanArgsParquet::default())?));
+    lazy.map_err(|e| anyhow::anyhow!("{}: not a readable Parquet file: {e:#}", path.display()))
 }
 
-/// Groups runs by `by` and aggregates over the rest (seeds): count of ok and not-ok runs,
+/// Groups runs by `by` and aggregates over the rest (seeds): counts of ok, diverged and
+/// failed runs,
 /// mean and sample standard deviation of each metric over the ok runs, best group first
 /// (highest mean of `metric`; failed groups last).
 pub fn aggregate(runs_parquet: &Path, by: &[String], metric: &str) -> anyhow::Result<DataFrame> {
@@ -71,13 +85,23 @@ pub fn aggregate(runs_parquet: &Path, by: &[String], metric: &str) -> anyhow::Re
         METRICS.join(", ")
     );
     let lf = scan(runs_parquet)?;
-    let schema = lf.clone().collect_schema()?;
-    for key in by {
-        anyhow::ensure!(
-            schema.contains(key),
-            "--by {key}: no such column in {}",
+    let schema = lf.clone().collect_schema().map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not a readable Parquet file: {e}",
             runs_parquet.display()
-        );
+        )
+    })?;
+    for key in by {
+        if !schema.contains(key) {
+            let names: Vec<&str> = schema.iter_names().map(|n| n.as_str()).collect();
+            let hint = crate::spec::closest(key, &names)
+                .map(|c| format!("; did you mean `{c}`?"))
+                .unwrap_or_default();
+            anyhow::bail!(
+                "--by {key}: no such column in {}{hint}",
+                runs_parquet.display()
+            );
+        }
     }
     let (lf, keys): (LazyFrame, Vec<Expr>) = if by.is_empty() {
         (
@@ -88,9 +112,15 @@ pub fn aggregate(runs_parquet: &Path, by: &[String], metric: &str) -> anyhow::Re
         (lf, by.iter().map(|k| col(k.as_str())).collect())
     };
     let ok = col("status").eq(lit("ok"));
+    let diverged = col("status").eq(lit("diverged"));
     let mut aggs = vec![
         ok.clone().cast(DataType::UInt32).sum().alias("ok"),
-        ok.clone()
+        diverged
+            .clone()
+            .cast(DataType::UInt32)
+            .sum()
+            .alias("diverged"),
+        (ok.clone().or(diverged))
             .not()
             .cast(DataType::UInt32)
             .sum()
@@ -173,7 +203,7 @@ fn text_table(df: &DataFrame, markdown: bool) -> String {
         .take_while(|n| n != "ok")
         .collect();
     let mut header: Vec<String> = key_cols.clone();
-    header.extend(["ok".into(), "failed".into()]);
+    header.extend(["ok".into(), "diverged".into(), "failed".into()]);
     header.extend(METRICS.iter().map(|m| m.to_string()));
     header.push(String::new());
     // Floats as Rust writes them (1 rather than polars' 1.0), like the run labels.
@@ -188,6 +218,7 @@ fn text_table(df: &DataFrame, markdown: bool) -> String {
     for i in 0..df.height() {
         let mut row: Vec<String> = key_cols.iter().map(|k| cell(k, i)).collect();
         row.push(cell("ok", i));
+        row.push(cell("diverged", i));
         row.push(cell("failed", i));
         for m in METRICS {
             row.push(

@@ -67,7 +67,9 @@ pub struct RunRecord {
     pub active_units: Option<usize>,
     pub epochs_done: usize,
     pub examples_seen: u64,
+    #[serde(deserialize_with = "crate::train::f64_or_nan")]
     pub wall_seconds: f64,
+    #[serde(deserialize_with = "crate::train::f64_or_nan")]
     pub samples_per_second: f64,
     pub backend: String,
     pub aevb_version: String,
@@ -93,8 +95,10 @@ impl ResultsDir {
         self.root.join("tb")
     }
 
-    /// Folder name for a run's TensorBoard logs: its label, made safe as a path.
-    pub fn board_dir(&self, label: &str) -> PathBuf {
+    /// Folder for a run's TensorBoard logs: its label, which TensorBoard shows as the run's
+    /// name. A label that is not safe as one folder name (a '/', a control character, too
+    /// long) is made safe and the run id appended, so that two labels never share a folder.
+    pub fn board_dir(&self, label: &str, run_id: &str) -> PathBuf {
         let safe: String = label
             .chars()
             .map(|c| {
@@ -105,7 +109,13 @@ impl ResultsDir {
                 }
             })
             .collect();
-        self.tensorboard_dir().join(safe)
+        let name = if safe == label && label.len() <= 200 && label != "." && label != ".." {
+            safe
+        } else {
+            let short: String = safe.chars().take(120).collect();
+            format!("{short}-{run_id}")
+        };
+        self.tensorboard_dir().join(name)
     }
 
     pub fn runs_parquet(&self) -> PathBuf {
@@ -116,10 +126,30 @@ impl ResultsDir {
         self.root.join("epochs.parquet")
     }
 
-    /// The finished run's record, if there is one.
+    /// The finished run's record, if there is one (an unreadable one counts as none: the
+    /// run is trained again).
     pub fn record(&self, run_id: &str) -> Option<RunRecord> {
-        let text = std::fs::read_to_string(self.run_dir(run_id).join("record.json")).ok()?;
-        serde_json::from_str(&text).ok()
+        self.read_run(run_id).ok().flatten().map(|(r, _)| r)
+    }
+
+    /// A finished run's record and epochs: `Ok(None)` when it has not finished, an error
+    /// naming the file when a file is there but cannot be read.
+    pub fn read_run(&self, run_id: &str) -> anyhow::Result<Option<(RunRecord, Vec<EpochMetrics>)>> {
+        let dir = self.run_dir(run_id);
+        let record_path = dir.join("record.json");
+        let text = match std::fs::read_to_string(&record_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => anyhow::bail!("{}: {e}", record_path.display()),
+        };
+        let record: RunRecord = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", record_path.display()))?;
+        let epochs_path = dir.join("epochs.json");
+        let text = std::fs::read_to_string(&epochs_path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", epochs_path.display()))?;
+        let epochs = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", epochs_path.display()))?;
+        Ok(Some((record, epochs)))
     }
 
     pub fn save_run(
@@ -129,7 +159,8 @@ impl ResultsDir {
         spec_toml: &str,
     ) -> anyhow::Result<()> {
         let dir = self.run_dir(&record.run_id);
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
         write_atomic(&dir.join("config.toml"), spec_toml.as_bytes())?;
         write_atomic(
             &dir.join("epochs.json"),
@@ -143,21 +174,25 @@ impl ResultsDir {
         Ok(())
     }
 
-    /// Every finished run's record and epochs, in run-id order.
+    /// Every finished run's record and epochs, in run-id order; a run folder whose files
+    /// cannot be read is left out with a warning that names the file (never silently).
     pub fn load_all(&self) -> Vec<(RunRecord, Vec<EpochMetrics>)> {
         let Ok(entries) = std::fs::read_dir(self.root.join("runs")) else {
             return Vec::new();
         };
         let mut ids: Vec<String> = entries
             .flatten()
+            .filter(|e| e.path().is_dir())
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         ids.sort();
         ids.into_iter()
-            .filter_map(|id| {
-                let record = self.record(&id)?;
-                let text = std::fs::read_to_string(self.run_dir(&id).join("epochs.json")).ok()?;
-                Some((record, serde_json::from_str(&text).ok()?))
+            .filter_map(|id| match self.read_run(&id) {
+                Ok(run) => run,
+                Err(e) => {
+                    eprintln!("warning: run {id} left out of the tables: {e:#}");
+                    None
+                }
             })
             .collect()
     }
@@ -174,42 +209,75 @@ impl ResultsDir {
     }
 }
 
+/// Writes `path` so that it is either the old file or the whole new one, even after a
+/// kill -9 or a power cut: a temporary file beside it (unique per process and call, so
+/// concurrent writers never share one), fsync, rename over the target, fsync the folder.
+/// Errors name the path; a failed write removes its temporary file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+    write_atomic_with(path, |file| {
+        use std::io::Write;
+        file.write_all(bytes)?;
+        Ok(())
+    })
+}
+
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| -> anyhow::Result<()> {
+        let mut file = std::fs::File::create(&tmp)?;
+        fill(&mut file)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // Makes the rename itself durable; not every filesystem supports it.
+            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e| anyhow::anyhow!("cannot write {}: {e:#}", path.display()))
 }
 
 fn write_parquet_atomic(path: &Path, df: &mut DataFrame) -> anyhow::Result<()> {
-    let tmp = path.with_extension("parquet.tmp");
-    {
-        let file = std::fs::File::create(&tmp)?;
+    write_atomic_with(path, |file| {
         ParquetWriter::new(file).finish(df)?;
-    }
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Columns of runs.parquet: identity and metrics first, then every config key (dotted).
 pub fn runs_frame(records: &[&RunRecord]) -> anyhow::Result<DataFrame> {
     let rows: Vec<BTreeMap<String, Value>> = records.iter().map(|r| run_row(r)).collect();
+    // Metric columns in record order, config columns (dotted) after them; taken from the
+    // template so that a folder with no finished run still gets a table with every column.
+    let template = template_record();
     let mut order: Vec<String> = Vec::new();
-    if !rows.is_empty() {
-        // Metric columns in record order, config columns (dotted) after them.
-        let record = serde_json::to_value(records[0])?;
-        for k in record.as_object().expect("records are objects").keys() {
-            if k != "config" {
-                order.push(k.clone());
-            }
-        }
-        let mut config_keys: BTreeSet<String> = BTreeSet::new();
-        for row in &rows {
-            config_keys.extend(row.keys().filter(|k| k.contains('.')).cloned());
-        }
-        order.extend(config_keys);
+    if let Value::Object(record) = serde_json::to_value(&template)? {
+        order.extend(record.keys().filter(|k| *k != "config").cloned());
     }
-    frame_from_rows(&rows, &order, &run_row(&template_record()))
+    let mut config_keys: BTreeSet<String> = crate::sweep::flatten(&template.config)
+        .into_keys()
+        .collect();
+    for row in &rows {
+        config_keys.extend(row.keys().filter(|k| k.contains('.')).cloned());
+    }
+    order.extend(config_keys);
+    frame_from_rows(&rows, &order, &run_row(&template))
 }
 
 /// A record with every optional field filled, so that a column that is null in every row

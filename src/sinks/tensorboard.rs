@@ -3,18 +3,20 @@
 //! Steps are training examples seen, the x-axis of the AEVB paper's Figure 2.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 
 use protobuf::well_known_types::{ListValue, Value as PbValue};
 use protobuf::{Message, RepeatedField};
 use rand::rngs::StdRng;
 use serde_json::Value;
 use tensorboard_proto::api::{DataType, Experiment, HParamInfo, MetricInfo, MetricName, Status};
+use tensorboard_proto::event::Event;
 use tensorboard_proto::plugin_hparams::{HParamsPluginData, SessionEndInfo, SessionStartInfo};
 use tensorboard_proto::summary::{
     Summary, Summary_Image, Summary_Value, SummaryMetadata, SummaryMetadata_PluginData,
 };
-use tensorboard_rs::summary_writer::FileWriter;
 
 use crate::data::Dataset;
 use crate::model::prior::host;
@@ -24,15 +26,102 @@ use crate::train::{EpochMetrics, to_tensor};
 /// Metrics the HParams dashboard shows for each run (scalar tags in each run folder).
 pub const HPARAM_METRICS: [&str; 4] = ["test/elbo", "test/log_px", "test/kl", "test/recon"];
 
+/// One TensorBoard event file (TFRecord framing), written by the calling thread so that an
+/// I/O error (full disk, read-only folder) is an error we report, not a panic in a writer
+/// thread (tensorboard-rs's `FileWriter` panics on any write error and the process aborts).
+/// The first error is kept, with the file's path, and later writes are skipped.
+struct EventWriter {
+    path: PathBuf,
+    out: Option<BufWriter<File>>,
+    error: Option<String>,
+}
+
+impl EventWriter {
+    fn create(dir: &Path) -> Self {
+        let secs = now();
+        let path = dir.join(format!(
+            "events.out.tfevents.{:010}.aevb.{}",
+            secs as u64,
+            std::process::id()
+        ));
+        let mut writer = Self {
+            path: path.clone(),
+            out: None,
+            error: None,
+        };
+        match std::fs::create_dir_all(dir).and_then(|_| File::create(&path)) {
+            Ok(f) => writer.out = Some(BufWriter::new(f)),
+            Err(e) => writer.fail(&e),
+        }
+        let mut first = Event::new();
+        first.set_wall_time(secs);
+        first.set_file_version("brain.Event:2".to_string());
+        writer.event(first);
+        writer
+    }
+
+    fn fail(&mut self, e: &std::io::Error) {
+        if self.error.is_none() {
+            self.error = Some(format!("cannot write {}: {e}", self.path.display()));
+        }
+        self.out = None;
+    }
+
+    fn event(&mut self, event: Event) {
+        let Some(out) = self.out.as_mut() else { return };
+        let data = match event.write_to_bytes() {
+            Ok(d) => d,
+            Err(e) => return self.fail(&std::io::Error::other(e)),
+        };
+        let len = (data.len() as u64).to_le_bytes();
+        let written = out
+            .write_all(&len)
+            .and_then(|_| out.write_all(&masked_crc32c(&len).to_le_bytes()))
+            .and_then(|_| out.write_all(&data))
+            .and_then(|_| out.write_all(&masked_crc32c(&data).to_le_bytes()));
+        if let Err(e) = written {
+            self.fail(&e);
+        }
+    }
+
+    fn summary(&mut self, summary: Summary, step: u64) {
+        let mut event = Event::new();
+        event.set_wall_time(now());
+        event.set_step(step as i64);
+        event.set_summary(summary);
+        self.event(event);
+    }
+
+    fn flush(&mut self) {
+        if let Some(out) = self.out.as_mut()
+            && let Err(e) = out.flush().and_then(|_| out.get_ref().sync_data())
+        {
+            self.fail(&e);
+        }
+    }
+}
+
+/// TFRecord's checksum: CRC-32C, rotated right by 15 bits plus a constant.
+fn masked_crc32c(data: &[u8]) -> u32 {
+    crc32c::crc32c(data)
+        .rotate_right(15)
+        .wrapping_add(0xa282_ead8)
+}
+
 pub struct RunBoard {
-    writer: FileWriter,
+    writer: EventWriter,
 }
 
 impl RunBoard {
     pub fn create(dir: &Path) -> Self {
         Self {
-            writer: FileWriter::new(dir),
+            writer: EventWriter::create(dir),
         }
+    }
+
+    /// The first write error ("cannot write path: reason"), if any: the logs are incomplete.
+    pub fn error(&self) -> Option<&str> {
+        self.writer.error.as_deref()
     }
 
     pub fn epoch(&mut self, m: &EpochMetrics) {
@@ -56,10 +145,8 @@ impl RunBoard {
     }
 
     pub fn scalar(&mut self, tag: &str, value: f64, step: u64) {
-        self.writer.add_summary(
-            tensorboard_rs::summary::scalar(tag, value as f32),
-            step as usize,
-        );
+        self.writer
+            .summary(tensorboard_rs::summary::scalar(tag, value as f32), step);
     }
 
     /// Test inputs above their reconstructions, and decoded samples from the prior.
@@ -90,9 +177,12 @@ impl RunBoard {
     fn add_image(&mut self, tag: &str, grid: &Grid, step: u64) {
         let (width, height, pixels) = grid.upscaled();
         let mut png = Vec::new();
-        image::png::PngEncoder::new(&mut png)
+        if image::png::PngEncoder::new(&mut png)
             .encode(&pixels, width, height, image::ColorType::L8)
-            .expect("encoding a PNG in memory cannot fail");
+            .is_err()
+        {
+            return; // encoding into memory fails only on absurd sizes; skip the image
+        }
         let mut img = Summary_Image::new();
         img.set_height(height as i32);
         img.set_width(width as i32);
@@ -136,7 +226,7 @@ impl RunBoard {
     fn write(&mut self, value: Summary_Value, step: u64) {
         let mut summary = Summary::new();
         summary.set_value(RepeatedField::from_vec(vec![value]));
-        self.writer.add_summary(summary, step as usize);
+        self.writer.summary(summary, step);
     }
 
     pub fn flush(&mut self) {
@@ -146,7 +236,11 @@ impl RunBoard {
 
 /// The experiment record at the root of the TensorBoard folder: which hyperparameters were
 /// swept (with their values) and which metrics to tabulate.
-pub fn write_experiment(dir: &Path, name: &str, swept: &[(String, Vec<Value>)]) {
+pub fn write_experiment(
+    dir: &Path,
+    name: &str,
+    swept: &[(String, Vec<Value>)],
+) -> Result<(), String> {
     let mut experiment = Experiment::new();
     experiment.set_name(name.to_string());
     experiment.set_time_created_secs(now());
@@ -183,15 +277,26 @@ pub fn write_experiment(dir: &Path, name: &str, swept: &[(String, Vec<Value>)]) 
     let mut board = RunBoard::create(dir);
     board.write(plugin_value("_hparams_/experiment", &data), 0);
     board.flush();
+    if let Some(e) = board.error() {
+        let _ = std::fs::remove_file(&board.writer.path);
+        return Err(e.to_string());
+    }
+    // One experiment record per folder: drop the ones earlier invocations wrote.
+    let keep = board.writer.path.clone();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path != keep && path.is_file() && name.starts_with("events.out.tfevents.") {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    Ok(())
 }
 
 fn plugin_value(tag: &str, data: &HParamsPluginData) -> Summary_Value {
     let mut plugin = SummaryMetadata_PluginData::new();
     plugin.set_plugin_name("hparams".into());
-    plugin.set_content(
-        data.write_to_bytes()
-            .expect("encoding in memory cannot fail"),
-    );
+    plugin.set_content(data.write_to_bytes().unwrap_or_default());
     let mut meta = SummaryMetadata::new();
     meta.set_plugin_data(plugin);
     let mut value = Summary_Value::new();

@@ -1,0 +1,120 @@
+//! Everything checked before a sweep writes anything: the data each run reads (loaded once
+//! here and shared by the runs), what the model asks of that data, and the results folder.
+//! Problems are spec errors (exit 2) naming the spec file, the key and the data file.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::data::{self, DataError, Dataset};
+use crate::spec::{Binarization, DataConfig, LikelihoodKind, SpecError};
+use crate::sweep::PlannedRun;
+
+/// Datasets shared by the runs of a sweep that read the same data.
+#[derive(Default)]
+pub struct DataCache(Mutex<HashMap<String, Arc<Dataset>>>);
+
+impl DataCache {
+    pub fn get(&self, config: &DataConfig) -> Result<Arc<Dataset>, DataError> {
+        let key = serde_json::to_string(config).unwrap_or_default();
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = map.get(&key) {
+            return Ok(d.clone());
+        }
+        // A reader that panics on a strange file is still that file's error, not a crash.
+        let loaded = std::panic::catch_unwind(|| data::load(config)).unwrap_or_else(|panic| {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(DataError::new(
+                "data.path",
+                format!("{}: could not be read: {why}", data::source_name(config)),
+            ))
+        });
+        let d = Arc::new(loaded?);
+        map.insert(key, d.clone());
+        Ok(d)
+    }
+}
+
+/// Loads every run's data and checks it against the run's model.
+pub fn load_data(runs: &[PlannedRun], file: &str) -> Result<DataCache, SpecError> {
+    let cache = DataCache::default();
+    for run in runs {
+        let data = cache
+            .get(&run.config.data)
+            .map_err(|e| SpecError::new(file, e.key, e.message))?;
+        check_against_model(run, &data, file)?;
+    }
+    Ok(cache)
+}
+
+/// A Bernoulli likelihood (and any binarization) reads values as probabilities.
+fn check_against_model(run: &PlannedRun, data: &Dataset, file: &str) -> Result<(), SpecError> {
+    let c = &run.config;
+    let needs_unit_range = c.model.likelihood == LikelihoodKind::Bernoulli
+        || c.data.binarization != Binarization::None;
+    if !needs_unit_range {
+        return Ok(());
+    }
+    let (lo, hi) = data::value_range(data);
+    if lo >= 0.0 && hi <= 1.0 {
+        return Ok(());
+    }
+    let (key, why) = if c.data.binarization != Binarization::None {
+        (
+            "data.binarization",
+            "binarization reads values as probabilities",
+        )
+    } else {
+        (
+            "model.likelihood",
+            "the Bernoulli likelihood needs data in [0, 1] (rescale the data, or use likelihood = \"gaussian\")",
+        )
+    };
+    Err(SpecError::new(
+        file,
+        key,
+        format!(
+            "{}: values range over [{lo}, {hi}], but {why}",
+            data::source_name(&c.data)
+        ),
+    ))
+}
+
+/// The results folder can be created and written: checked by creating and removing a file
+/// in it (or in the nearest folder above it that exists), so nothing is left behind.
+pub fn check_results_dir(experiment_dir: &Path, file: &str) -> Result<(), SpecError> {
+    let err = |m: String| SpecError::new(file, "runtime.results_dir", m);
+    let mut existing: PathBuf = experiment_dir.to_path_buf();
+    while !existing.exists() {
+        match existing.parent() {
+            Some(p) if !p.as_os_str().is_empty() => existing = p.to_path_buf(),
+            _ => {
+                existing = PathBuf::from(".");
+                break;
+            }
+        }
+    }
+    if !existing.is_dir() {
+        return Err(err(format!(
+            "{} is a file, not a folder; results go to {}",
+            existing.display(),
+            experiment_dir.display()
+        )));
+    }
+    let probe = existing.join(format!(".aevb-write-check-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(err(format!(
+            "cannot write in {} (results go to {}): {e}",
+            existing.display(),
+            experiment_dir.display()
+        ))),
+    }
+}

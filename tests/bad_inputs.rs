@@ -1,0 +1,1081 @@
+//! Bad input of every kind is refused before anything is written: exit code 2, a message
+//! that names the file and the key (or the data file), no panic, no results folder.
+//! Specs in TOML and YAML, `--set` overrides, environment variables and data files.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// One bad input: the spec file (name and text), extra command-line arguments, environment
+/// variables, and what the error message must contain besides the spec file's name.
+struct Case {
+    file: &'static str,
+    text: String,
+    args: Vec<String>,
+    env: Vec<(&'static str, String)>,
+    expect: Vec<String>,
+}
+
+fn case(file: &'static str, text: &str, expect: &[&str]) -> Case {
+    Case {
+        file,
+        text: text.to_string(),
+        args: Vec::new(),
+        env: Vec::new(),
+        expect: expect.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn with_set(mut c: Case, set: &str) -> Case {
+    c.args.extend(["--set".to_string(), set.to_string()]);
+    c
+}
+
+fn with_env(mut c: Case, key: &'static str, value: &str) -> Case {
+    c.env.push((key, value.to_string()));
+    c
+}
+
+const OK: &str = "name = \"t\"\n";
+
+/// Specs with a bad value: TOML, then the same class in YAML where the syntax differs.
+fn spec_cases() -> Vec<Case> {
+    let mut cases = vec![
+        // The file itself.
+        case("empty.toml", "", &["empty"]),
+        case("comments.toml", "# nothing but a comment\n\n", &["empty"]),
+        case("empty.yaml", "", &["empty"]),
+        case("empty_map.yaml", "{}\n", &["empty"]),
+        case("syntax.toml", "name = \"t\"\n[model\n", &["TOML"]),
+        case(
+            "syntax.yaml",
+            "name: t\nmodel: [1, 2\n",
+            &["not valid YAML", "line"],
+        ),
+        case("dup.toml", "name = \"t\"\nname = \"u\"\n", &["name"]),
+        case(
+            "dup.yaml",
+            "name: t\nmodel:\n  latent_dim: 3\n  latent_dim: 4\n",
+            &["latent_dim", "duplicate"],
+        ),
+        case("top_list.yaml", "- 1\n- 2\n", &["expected"]),
+        case(
+            "section_scalar.toml",
+            "name = \"t\"\nmodel = 3\n",
+            &["model", "expected"],
+        ),
+        case("ext.json", "{\"name\": \"t\"}", &[".toml"]),
+        // Names that would write outside the results folder, or are not one folder.
+        case("dotdot.toml", "name = \"..\"\n", &["name"]),
+        case("dot.toml", "name = \".\"\n", &["name"]),
+        case("hidden.toml", "name = \".hidden\"\n", &["name"]),
+        case("slash.toml", "name = \"a/b\"\n", &["name"]),
+        case("empty_name.toml", "name = \"\"\n", &["name"]),
+        case(
+            "long_name.toml",
+            &format!("name = \"{}\"\n", "a".repeat(101)),
+            &["name"],
+        ),
+        case("name_type.yaml", "name: [1]\n", &["name"]),
+        // Unknown keys, with the closest key suggested.
+        case(
+            "unknown_top.toml",
+            "name = \"t\"\nnmae = 3\n",
+            &["nmae", "`name`"],
+        ),
+        case(
+            "unknown_data.toml",
+            "name = \"t\"\n[data]\ndatset = \"digits\"\n",
+            &["data.datset", "data.dataset"],
+        ),
+        case(
+            "unknown_model.toml",
+            "name = \"t\"\n[model]\nlattent_dim = 3\n",
+            &["model.lattent_dim", "model.latent_dim"],
+        ),
+        case(
+            "unknown_enc.toml",
+            "name = \"t\"\n[model.encoder]\nhiden = [3]\n",
+            &["hiden"],
+        ),
+        case(
+            "unknown_obj.toml",
+            "name = \"t\"\n[objective]\nbeat = 1\n",
+            &["objective.beat", "objective.beta"],
+        ),
+        case(
+            "unknown_train.yaml",
+            "name: t\ntrain:\n  epohcs: 3\n",
+            &["train.epohcs", "train.epochs"],
+        ),
+        case(
+            "unknown_eval.yaml",
+            "name: t\neval:\n  importance: 3\n",
+            &["eval.importance"],
+        ),
+        case(
+            "unknown_runtime.toml",
+            "name = \"t\"\n[runtime]\nworker = 3\n",
+            &["runtime.worker", "runtime.workers"],
+        ),
+        case(
+            "unknown_synth.toml",
+            "name = \"t\"\n[data.synthetic]\ndim = 3\n",
+            &["dim"],
+        ),
+        case(
+            "unknown_sweep.toml",
+            "name = \"t\"\n[sweep]\ngird = {}\n",
+            &["sweep.gird"],
+        ),
+        // Wrong types.
+        case(
+            "type_latent.toml",
+            "name = \"t\"\n[model]\nlatent_dim = \"ten\"\n",
+            &["model.latent_dim", "expected"],
+        ),
+        case(
+            "type_epochs_float.toml",
+            "name = \"t\"\n[train]\nepochs = 1.5\n",
+            &["train.epochs"],
+        ),
+        case(
+            "type_epochs_neg.toml",
+            "name = \"t\"\n[train]\nepochs = -1\n",
+            &["train.epochs"],
+        ),
+        case(
+            "type_lr.yaml",
+            "name: t\ntrain:\n  lr: fast\n",
+            &["train.lr"],
+        ),
+        case(
+            "type_shuffle.toml",
+            "name = \"t\"\n[train]\nshuffle = \"yes\"\n",
+            &["train.shuffle"],
+        ),
+        case(
+            "type_hidden.toml",
+            "name = \"t\"\n[model.encoder]\nhidden = 400\n",
+            &["model.encoder.hidden"],
+        ),
+        case(
+            "type_hidden_neg.yaml",
+            "name: t\nmodel:\n  decoder:\n    hidden: [-3]\n",
+            &["model.decoder.hidden"],
+        ),
+        case(
+            "type_seed.toml",
+            "name = \"t\"\n[train]\nseed = -1\n",
+            &["train.seed"],
+        ),
+        case(
+            "type_columns.toml",
+            "name = \"t\"\n[data]\ncolumns = \"a\"\n",
+            &["data.columns"],
+        ),
+        // Unknown values of a choice.
+        case(
+            "enum_dataset.toml",
+            "name = \"t\"\n[data]\ndataset = \"cifar\"\n",
+            &["data.dataset", "digits"],
+        ),
+        case(
+            "enum_binarization.toml",
+            "name = \"t\"\n[data]\nbinarization = \"yes\"\n",
+            &["data.binarization", "dynamic"],
+        ),
+        case(
+            "enum_static.toml",
+            "name = \"t\"\n[data]\nstatic_mode = \"round\"\n",
+            &["data.static_mode", "threshold"],
+        ),
+        case(
+            "enum_activation.toml",
+            "name = \"t\"\n[model.encoder]\nactivation = \"swish\"\n",
+            &["activation", "relu"],
+        ),
+        case(
+            "enum_likelihood.yaml",
+            "name: t\nmodel:\n  likelihood: poisson\n",
+            &["model.likelihood", "bernoulli"],
+        ),
+        case(
+            "enum_variance.toml",
+            "name = \"t\"\n[model]\nvariance = \"big\"\n",
+            &["model.variance", "learned"],
+        ),
+        case(
+            "enum_prior.toml",
+            "name = \"t\"\n[model]\nprior = \"laplace\"\n",
+            &["model.prior", "mixture"],
+        ),
+        case(
+            "enum_init.toml",
+            "name = \"t\"\n[model]\ninit = \"xavier\"\n",
+            &["model.init", "pytorch"],
+        ),
+        case(
+            "enum_kind.toml",
+            "name = \"t\"\n[objective]\nkind = \"vae\"\n",
+            &["objective.kind", "iwae"],
+        ),
+        case(
+            "enum_kl.toml",
+            "name = \"t\"\n[objective]\nkl = \"exact\"\n",
+            &["objective.kl", "monte_carlo"],
+        ),
+        case(
+            "enum_optimizer.yaml",
+            "name: t\ntrain:\n  optimizer: lbfgs\n",
+            &["train.optimizer", "adam"],
+        ),
+        case(
+            "enum_schedule.toml",
+            "name = \"t\"\n[train]\nlr_schedule = \"cosine\"\n",
+            &["train.lr_schedule", "burda"],
+        ),
+        case(
+            "enum_backend.toml",
+            "name = \"t\"\n[runtime]\nbackend = \"tpu\"\n",
+            &["runtime.backend", "flex"],
+        ),
+        // NaN and infinities, named by their key wherever they come from.
+        case(
+            "nan_lr.toml",
+            "name = \"t\"\n[train]\nlr = nan\n",
+            &["train.lr", "finite"],
+        ),
+        case(
+            "inf_lr.toml",
+            "name = \"t\"\n[train]\nlr = inf\n",
+            &["train.lr", "finite"],
+        ),
+        case(
+            "nan_beta.yaml",
+            "name: t\nobjective:\n  beta: .nan\n",
+            &["objective.beta", "finite"],
+        ),
+        case(
+            "inf_beta.yaml",
+            "name: t\nobjective:\n  beta: .inf\n",
+            &["objective.beta", "finite"],
+        ),
+        case(
+            "ninf_wd.toml",
+            "name = \"t\"\n[train]\nweight_decay = -inf\n",
+            &["train.weight_decay"],
+        ),
+        case(
+            "nan_threshold.toml",
+            "name = \"t\"\n[data]\nthreshold = nan\n",
+            &["data.threshold", "finite"],
+        ),
+        case(
+            "nan_fraction.toml",
+            "name = \"t\"\n[data]\ntest_fraction = nan\n",
+            &["data.test_fraction", "finite"],
+        ),
+        case(
+            "nan_init.toml",
+            "name = \"t\"\n[model]\ninit_std = nan\n",
+            &["model.init_std", "finite"],
+        ),
+        case(
+            "nan_noise.yaml",
+            "name: t\ndata:\n  synthetic:\n    noise_std: .nan\n",
+            &["data.synthetic.noise_std"],
+        ),
+        case(
+            "nan_active.toml",
+            "name = \"t\"\n[eval]\nactive_unit_threshold = nan\n",
+            &["eval.active_unit_threshold"],
+        ),
+        // Values of the right type that make no sense.
+        case(
+            "train_limit.toml",
+            "name = \"t\"\n[data]\ntrain_limit = 0\n",
+            &["data.train_limit"],
+        ),
+        case(
+            "test_limit.toml",
+            "name = \"t\"\n[data]\ntest_limit = 0\n",
+            &["data.test_limit"],
+        ),
+        case(
+            "log_px_examples.toml",
+            "name = \"t\"\n[eval]\nlog_px_examples = 0\n",
+            &["eval.log_px_examples"],
+        ),
+        case(
+            "beta1.toml",
+            "name = \"t\"\n[train]\nadam_beta1 = 1.5\n",
+            &["train.adam_beta1", "[0, 1)"],
+        ),
+        case(
+            "beta1_neg.yaml",
+            "name: t\ntrain:\n  adam_beta1: -0.1\n",
+            &["train.adam_beta1"],
+        ),
+        case(
+            "beta2_one.toml",
+            "name = \"t\"\n[train]\nadam_beta2 = 1.0\n",
+            &["train.adam_beta2"],
+        ),
+        case(
+            "eps_neg.toml",
+            "name = \"t\"\n[train]\nadam_epsilon = -1\n",
+            &["train.adam_epsilon"],
+        ),
+        case(
+            "eps_zero.toml",
+            "name = \"t\"\n[train]\nadam_epsilon = 0.0\n",
+            &["train.adam_epsilon"],
+        ),
+        case(
+            "noise_neg.toml",
+            "name = \"t\"\n[data.synthetic]\nnoise_std = -0.5\n",
+            &["data.synthetic.noise_std"],
+        ),
+        case(
+            "noise_zero.yaml",
+            "name: t\ndata:\n  synthetic:\n    noise_std: 0\n",
+            &["data.synthetic.noise_std"],
+        ),
+        case(
+            "noise_tiny.toml",
+            "name = \"t\"\n[data.synthetic]\nnoise_std = 1e-300\n",
+            &["data.synthetic.noise_std"],
+        ),
+        case(
+            "data_dim.toml",
+            "name = \"t\"\n[data]\ndataset = \"synthetic\"\nsynthetic = { data_dim = 0 }\n",
+            &["data.synthetic.data_dim"],
+        ),
+        case(
+            "data_dim_big.toml",
+            "name = \"t\"\n[data.synthetic]\ndata_dim = 100000\n",
+            &["data.synthetic.data_dim", "4096"],
+        ),
+        case(
+            "synth_latent.toml",
+            "name = \"t\"\n[data.synthetic]\nlatent_dim = 0\n",
+            &["data.synthetic.latent_dim"],
+        ),
+        case(
+            "synth_train.yaml",
+            "name: t\ndata:\n  synthetic:\n    train_size: 0\n",
+            &["data.synthetic.train_size"],
+        ),
+        case(
+            "synth_test.toml",
+            "name = \"t\"\n[data.synthetic]\ntest_size = 0\n",
+            &["data.synthetic.test_size"],
+        ),
+        case(
+            "fraction_zero.toml",
+            "name = \"t\"\n[data]\ntest_fraction = 0.0\n",
+            &["data.test_fraction"],
+        ),
+        case(
+            "fraction_one.toml",
+            "name = \"t\"\n[data]\ntest_fraction = 1.0\n",
+            &["data.test_fraction"],
+        ),
+        case(
+            "threshold.toml",
+            "name = \"t\"\n[data]\nbinarization = \"static\"\nthreshold = 1.5\n",
+            &["data.threshold"],
+        ),
+        case(
+            "columns_empty.toml",
+            "name = \"t\"\n[data]\ncolumns = []\n",
+            &["data.columns"],
+        ),
+        case(
+            "latent_zero.toml",
+            "name = \"t\"\n[model]\nlatent_dim = 0\n",
+            &["model.latent_dim", "positive"],
+        ),
+        case(
+            "hidden_zero.toml",
+            "name = \"t\"\n[model.encoder]\nhidden = [32, 0]\n",
+            &["model.encoder.hidden"],
+        ),
+        case(
+            "fixed_var.toml",
+            "name = \"t\"\n[model]\nfixed_variance = 0.0\n",
+            &["model.fixed_variance"],
+        ),
+        case(
+            "fixed_var_neg.yaml",
+            "name: t\nmodel:\n  fixed_variance: -1\n",
+            &["model.fixed_variance"],
+        ),
+        case(
+            "init_std.toml",
+            "name = \"t\"\n[model]\ninit_std = 0.0\n",
+            &["model.init_std"],
+        ),
+        case(
+            "logvar_limit.toml",
+            "name = \"t\"\n[model]\nlogvar_limit = -1.0\n",
+            &["model.logvar_limit"],
+        ),
+        case(
+            "components.toml",
+            "name = \"t\"\n[model]\nprior = \"mixture\"\nprior_components = 0\n[objective]\nkl = \"monte_carlo\"\n",
+            &["model.prior_components"],
+        ),
+        case(
+            "mixture_analytic.toml",
+            "name = \"t\"\n[model]\nprior = \"mixture\"\n",
+            &["objective.kl", "mixture"],
+        ),
+        case(
+            "beta_neg.toml",
+            "name = \"t\"\n[objective]\nbeta = -1.0\n",
+            &["objective.beta"],
+        ),
+        case(
+            "mc_zero.toml",
+            "name = \"t\"\n[objective]\nmc_samples = 0\n",
+            &["objective.mc_samples"],
+        ),
+        case(
+            "k_zero.yaml",
+            "name: t\nobjective:\n  iwae_k: 0\n",
+            &["objective.iwae_k"],
+        ),
+        case(
+            "epochs_zero.toml",
+            "name = \"t\"\n[train]\nepochs = 0\n",
+            &["train.epochs"],
+        ),
+        case(
+            "batch_zero.toml",
+            "name = \"t\"\n[train]\nbatch_size = 0\n",
+            &["train.batch_size"],
+        ),
+        case(
+            "lr_neg.toml",
+            "name = \"t\"\n[train]\nlr = -0.1\n",
+            &["train.lr", "> 0"],
+        ),
+        case("lr_zero.yaml", "name: t\ntrain:\n  lr: 0\n", &["train.lr"]),
+        case(
+            "wd_neg.toml",
+            "name = \"t\"\n[train]\nweight_decay = -0.1\n",
+            &["train.weight_decay"],
+        ),
+        case(
+            "divergence.toml",
+            "name = \"t\"\n[train]\ndivergence_factor = 0.5\n",
+            &["train.divergence_factor"],
+        ),
+        case(
+            "k_eval_zero.toml",
+            "name = \"t\"\n[eval]\nimportance_samples = 0\n",
+            &["eval.importance_samples"],
+        ),
+        case(
+            "chunk_zero.toml",
+            "name = \"t\"\n[eval]\nmax_rows_per_chunk = 0\n",
+            &["eval.max_rows_per_chunk"],
+        ),
+        case(
+            "every_zero.toml",
+            "name = \"t\"\n[eval]\nevery_epochs = 0\n",
+            &["eval.every_epochs"],
+        ),
+        case(
+            "active_neg.toml",
+            "name = \"t\"\n[eval]\nactive_unit_threshold = -1.0\n",
+            &["eval.active_unit_threshold"],
+        ),
+        case(
+            "workers_zero.toml",
+            "name = \"t\"\n[runtime]\nworkers = 0\n",
+            &["runtime.workers"],
+        ),
+        // Sweeps.
+        case(
+            "sweep_key.toml",
+            "name = \"t\"\n[sweep.grid]\n\"objective.betta\" = [1, 2]\n",
+            &["objective.betta", "objective.beta"],
+        ),
+        case(
+            "sweep_section.toml",
+            "name = \"t\"\n[sweep.grid]\n\"model\" = [1, 2]\n",
+            &["model"],
+        ),
+        case(
+            "sweep_empty.toml",
+            "name = \"t\"\n[sweep.grid]\n\"train.seed\" = []\n",
+            &["train.seed", "non-empty"],
+        ),
+        case(
+            "sweep_not_list.toml",
+            "name = \"t\"\n[sweep.grid]\n\"train.seed\" = 3\n",
+            &["sweep.grid"],
+        ),
+        case(
+            "sweep_zip_len.toml",
+            "name = \"t\"\n[[sweep.zip]]\n\"objective.beta\" = [1, 2]\n\"train.seed\" = [1, 2, 3]\n",
+            &["sweep.zip[0]", "equal lengths"],
+        ),
+        case(
+            "sweep_zip_grid.toml",
+            "name = \"t\"\n[sweep.grid]\n\"train.seed\" = [1]\n[[sweep.zip]]\n\"train.seed\" = [1, 2]\n",
+            &["train.seed", "one place"],
+        ),
+        case(
+            "sweep_value.toml",
+            "name = \"t\"\n[sweep.grid]\n\"model.latent_dim\" = [2, 0]\n",
+            &["model.latent_dim", "positive"],
+        ),
+        case(
+            "sweep_type.toml",
+            "name = \"t\"\n[sweep.grid]\n\"model.latent_dim\" = [2, \"x\"]\n",
+            &["model.latent_dim"],
+        ),
+        case(
+            "sweep_enum.yaml",
+            "name: t\nsweep:\n  grid:\n    model.likelihood: [bernoulli, poisson]\n",
+            &["model.likelihood"],
+        ),
+        case(
+            "sweep_nan.yaml",
+            "name: t\nsweep:\n  grid:\n    objective.beta: [1.0, .nan]\n",
+            &["objective.beta", "finite"],
+        ),
+        case(
+            "sweep_results_dir.toml",
+            "name = \"t\"\n[sweep.grid]\n\"runtime.results_dir\" = [\"a\", \"b\"]\n",
+            &["runtime.results_dir", "do not change"],
+        ),
+        case(
+            "sweep_workers.toml",
+            "name = \"t\"\n[sweep.grid]\n\"runtime.workers\" = [1, 2]\n",
+            &["runtime.workers"],
+        ),
+        case(
+            "sweep_repeat.toml",
+            "name = \"t\"\n[sweep.grid]\n\"train.seed\" = [1, 1]\n",
+            &["train.seed", "twice"],
+        ),
+        case(
+            "sweep_zip_repeat.yaml",
+            "name: t\nsweep:\n  zip:\n    - train.seed: [1, 1]\n      objective.beta: [2, 2]\n",
+            &["twice"],
+        ),
+    ];
+    if !cfg!(feature = "cuda") {
+        cases.push(case(
+            "cuda.toml",
+            "name = \"t\"\n[runtime]\nbackend = \"cuda\"\n",
+            &["runtime.backend", "--features cuda"],
+        ));
+    }
+    // The same classes through --set and the environment.
+    cases.extend([
+        with_set(
+            case("set_nan.toml", OK, &["objective.beta", "finite", "--set"]),
+            "objective.beta=nan",
+        ),
+        with_set(
+            case("set_inf.toml", OK, &["train.lr", "finite"]),
+            "train.lr=inf",
+        ),
+        with_set(
+            case(
+                "set_unknown.toml",
+                OK,
+                &["model.latnet_dim", "model.latent_dim"],
+            ),
+            "model.latnet_dim=3",
+        ),
+        with_set(
+            case("set_type.toml", OK, &["train.epochs"]),
+            "train.epochs=many",
+        ),
+        with_set(
+            case("set_range.toml", OK, &["train.adam_beta1"]),
+            "train.adam_beta1=2",
+        ),
+        with_set(
+            case("set_noeq.toml", OK, &["section.key=value"]),
+            "objective.beta",
+        ),
+        with_set(case("set_nokey.toml", OK, &["section.key=value"]), "=5"),
+        with_set(
+            case("set_badkey.toml", OK, &["section.key=value"]),
+            "a..b=1",
+        ),
+        with_set(case("set_name.toml", OK, &["name"]), "name=.."),
+        with_set(
+            case("set_limit.toml", OK, &["data.train_limit"]),
+            "data.train_limit=0",
+        ),
+        // Environment values are strings; "nan" is refused as one.
+        with_env(
+            case(
+                "env_nan.toml",
+                OK,
+                &["train.lr", "environment", "expected f64"],
+            ),
+            "AEVB_TRAIN__LR",
+            "nan",
+        ),
+        with_env(
+            case("env_type.toml", OK, &["train.epochs"]),
+            "AEVB_TRAIN__EPOCHS",
+            "abc",
+        ),
+        with_env(
+            case(
+                "env_unknown.toml",
+                OK,
+                &["model.latent", "model.latent_dim"],
+            ),
+            "AEVB_MODEL__LATENT",
+            "3",
+        ),
+        with_env(
+            case("env_range.toml", OK, &["train.adam_epsilon"]),
+            "AEVB_TRAIN__ADAM_EPSILON",
+            "-1",
+        ),
+    ]);
+    cases
+}
+
+/// Writes a gzip file of `bytes`.
+fn gzip(path: &Path, bytes: &[u8]) {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(bytes).unwrap();
+    std::fs::write(path, enc.finish().unwrap()).unwrap();
+}
+
+/// An IDX3 image file: magic, n, rows, cols, pixels.
+fn idx_images(magic: u32, n: u32, rows: u32, cols: u32, pixels: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in [magic, n, rows, cols] {
+        out.extend(v.to_be_bytes());
+    }
+    out.extend(std::iter::repeat_n(7u8, pixels));
+    out
+}
+
+/// An MNIST folder whose training file is `train` (bytes, gzip-compressed when `gz`).
+fn mnist_dir(root: &Path, name: &str, train: &[u8], gz: bool) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = idx_images(2051, 2, 28, 28, 2 * 784);
+    gzip(&dir.join("t10k-images-idx3-ubyte.gz"), &good);
+    if gz {
+        gzip(&dir.join("train-images-idx3-ubyte.gz"), train);
+    } else {
+        std::fs::write(dir.join("train-images-idx3-ubyte"), train).unwrap();
+    }
+    dir
+}
+
+/// Data files that cannot be trained on, each named in the error with its key.
+fn data_cases(root: &Path) -> Vec<Case> {
+    let mut cases = Vec::new();
+    let mnist = |name: &'static str, dir: &Path, expect: &[&str]| {
+        let text = format!(
+            "name = \"t\"\n[data]\ndataset = \"mnist\"\npath = \"{}\"\n",
+            dir.display()
+        );
+        let mut expect: Vec<&str> = expect.to_vec();
+        expect.push("data.path");
+        case(name, &text, &expect)
+    };
+    let good = idx_images(2051, 2, 28, 28, 2 * 784);
+    // A gzip stream cut in half.
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(&good).unwrap();
+    let full = enc.finish().unwrap();
+    let truncated_dir = mnist_dir(root, "truncated", &good, true);
+    std::fs::write(
+        truncated_dir.join("train-images-idx3-ubyte.gz"),
+        &full[..full.len() / 2],
+    )
+    .unwrap();
+    cases.push(mnist(
+        "mnist_truncated_gz.toml",
+        &truncated_dir,
+        &["train-images-idx3-ubyte.gz", "gzip"],
+    ));
+    let magic = mnist_dir(root, "magic", &idx_images(2049, 2, 28, 28, 2 * 784), true);
+    cases.push(mnist(
+        "mnist_magic.toml",
+        &magic,
+        &["train-images-idx3-ubyte.gz", "magic"],
+    ));
+    let shape = mnist_dir(root, "shape", &idx_images(2051, 2, 32, 32, 2 * 1024), false);
+    cases.push(mnist(
+        "mnist_shape.toml",
+        &shape,
+        &["train-images-idx3-ubyte", "28x28"],
+    ));
+    let short = mnist_dir(root, "short", &good[..10], false);
+    cases.push(mnist(
+        "mnist_short.toml",
+        &short,
+        &["train-images-idx3-ubyte", "too short"],
+    ));
+    let pixels = mnist_dir(root, "pixels", &idx_images(2051, 3, 28, 28, 2 * 784), true);
+    cases.push(mnist(
+        "mnist_pixels.toml",
+        &pixels,
+        &["train-images-idx3-ubyte.gz", "truncated"],
+    ));
+    let empty = mnist_dir(root, "empty_gz", &[], true);
+    cases.push(mnist(
+        "mnist_empty.toml",
+        &empty,
+        &["train-images-idx3-ubyte.gz"],
+    ));
+    let missing = root.join("missing_test");
+    std::fs::create_dir_all(&missing).unwrap();
+    gzip(&missing.join("train-images-idx3-ubyte.gz"), &good);
+    cases.push(mnist(
+        "mnist_missing.toml",
+        &missing,
+        &["t10k-images-idx3-ubyte", "sha256"],
+    ));
+    let file = root.join("not_a_dir");
+    std::fs::write(&file, "x").unwrap();
+    cases.push(mnist(
+        "mnist_file.toml",
+        &file,
+        &["not_a_dir", "not a folder"],
+    ));
+    cases.push(mnist(
+        "mnist_nowhere.toml",
+        &root.join("nowhere"),
+        &["nowhere"],
+    ));
+
+    // Tables.
+    let table = |name: &'static str, file: &str, contents: &[u8], extra: &str, expect: &[&str]| {
+        let path = root.join(file);
+        std::fs::write(&path, contents).unwrap();
+        let text = format!(
+            "name = \"t\"\n[data]\ndataset = \"table\"\npath = \"{}\"\n{extra}[model]\nlikelihood = \"gaussian\"\n",
+            path.display()
+        );
+        let mut expect: Vec<&str> = expect.to_vec();
+        expect.push(file);
+        case(name, &text, &expect)
+    };
+    let rows = "a,b\n0.1,0.2\n0.3,0.4\n0.5,0.6\n";
+    cases.extend([
+        table(
+            "csv_nan.toml",
+            "nan.csv",
+            b"a,b\n0.1,0.2\nNaN,0.4\n0.5,0.6\n",
+            "",
+            &["data.path", "non-finite", "`a`"],
+        ),
+        table(
+            "csv_inf.toml",
+            "inf.csv",
+            b"a,b\n0.1,inf\n0.3,0.4\n0.5,0.6\n",
+            "",
+            &["data.path", "non-finite", "`b`"],
+        ),
+        table(
+            "csv_huge.toml",
+            "huge.csv",
+            b"a,b\n0.1,1e40\n0.3,0.4\n0.5,0.6\n",
+            "",
+            &["data.path", "non-finite"],
+        ),
+        table("csv_empty.toml", "empty.csv", b"", "", &["data.path"]),
+        table(
+            "csv_header.toml",
+            "header.csv",
+            b"a,b\n",
+            "",
+            &["data.path", "no rows"],
+        ),
+        table(
+            "csv_one_row.toml",
+            "one.csv",
+            b"a,b\n0.1,0.2\n",
+            "",
+            &["data.path", "at least 2"],
+        ),
+        table(
+            "csv_missing_value.toml",
+            "gap.csv",
+            b"a,b\n0.1,0.2\n,0.4\n0.5,0.6\n",
+            "",
+            &["data.path", "missing value"],
+        ),
+        table(
+            "csv_text_only.toml",
+            "text.csv",
+            b"a,b\nx,y\nz,w\n",
+            "",
+            &["data.path", "no numeric columns"],
+        ),
+        table(
+            "csv_text_column.toml",
+            "mixed.csv",
+            b"a,b\n0.1,x\n0.3,y\n0.5,z\n",
+            "columns = [\"a\", \"b\"]\n",
+            &["data.columns", "`b`"],
+        ),
+        table(
+            "csv_no_column.toml",
+            "cols.csv",
+            rows.as_bytes(),
+            "columns = [\"a\", \"c\"]\n",
+            &["data.columns", "`c`"],
+        ),
+        table(
+            "parquet_corrupt.toml",
+            "corrupt.parquet",
+            b"PAR1 this is not parquet",
+            "",
+            &["data.path", "Parquet"],
+        ),
+        table(
+            "table_ext.toml",
+            "data.txt",
+            rows.as_bytes(),
+            "",
+            &["data.path", ".csv"],
+        ),
+    ]);
+    let train = root.join("train_ok.csv");
+    std::fs::write(&train, rows).unwrap();
+    let test_cols = root.join("test_cols.csv");
+    std::fs::write(&test_cols, "a\n0.1\n0.2\n").unwrap();
+    let test_nan = root.join("test_nan.csv");
+    std::fs::write(&test_nan, "a,b\n0.5,0.1\nNaN,0.2\n").unwrap();
+    for (name, test, expect) in [
+        (
+            "test_path_cols.toml",
+            test_cols.display().to_string(),
+            vec!["data.test_path", "test_cols.csv"],
+        ),
+        (
+            "test_path_nan.toml",
+            test_nan.display().to_string(),
+            vec!["data.test_path", "test_nan.csv", "non-finite"],
+        ),
+        (
+            "test_path_missing.toml",
+            root.join("nope.csv").display().to_string(),
+            vec!["data.test_path", "nope.csv"],
+        ),
+    ] {
+        let text = format!(
+            "name = \"t\"\n[data]\ndataset = \"table\"\npath = \"{}\"\ntest_path = \"{test}\"\n[model]\nlikelihood = \"gaussian\"\n",
+            train.display()
+        );
+        cases.push(case(name, &text, &expect));
+    }
+    cases.push(case(
+        "table_no_path.toml",
+        "name = \"t\"\n[data]\ndataset = \"table\"\n",
+        &["data.path", "needs data.path"],
+    ));
+    // Data outside [0, 1] under a Bernoulli likelihood, or binarized.
+    let wide = root.join("wide.csv");
+    std::fs::write(&wide, "a,b\n0.1,2.5\n0.3,-1\n0.5,0.6\n").unwrap();
+    cases.push(case(
+        "bernoulli_range.toml",
+        &format!(
+            "name = \"t\"\n[data]\ndataset = \"table\"\npath = \"{}\"\n",
+            wide.display()
+        ),
+        &["model.likelihood", "wide.csv", "[0, 1]"],
+    ));
+    cases.push(case(
+        "binarize_range.toml",
+        &format!(
+            "name = \"t\"\n[data]\ndataset = \"table\"\npath = \"{}\"\nbinarization = \"dynamic\"\n[model]\nlikelihood = \"gaussian\"\n",
+            wide.display()
+        ),
+        &["data.binarization", "wide.csv"],
+    ));
+    cases.push(case(
+        "synthetic_bernoulli.toml",
+        "name = \"t\"\n[data]\ndataset = \"synthetic\"\n",
+        &["model.likelihood", "synthetic"],
+    ));
+    cases
+}
+
+fn runner() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_runner"))
+}
+
+#[test]
+fn every_bad_input_is_refused_with_exit_2_naming_file_and_key_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let mut cases = spec_cases();
+    cases.extend(data_cases(&data));
+    assert!(cases.len() >= 100, "{} cases", cases.len());
+    let mut failures = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        let spec = dir.path().join(c.file);
+        std::fs::write(&spec, &c.text).unwrap();
+        let results = dir.path().join(format!("results-{i}"));
+        let mut cmd = runner();
+        cmd.arg("sweep").arg(&spec).args(&c.args);
+        // Outside the spec, so a case cannot move it; an env case adds its own variable.
+        cmd.env("AEVB_RUNTIME__RESULTS_DIR", &results);
+        for (k, v) in &c.env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let mut problems = Vec::new();
+        if out.status.code() != Some(2) {
+            problems.push(format!("exit code {:?}", out.status.code()));
+        }
+        if !stderr.contains(c.file) {
+            problems.push("the spec file is not named".into());
+        }
+        for e in &c.expect {
+            if !stderr.contains(e.as_str()) {
+                problems.push(format!("`{e}` is not named"));
+            }
+        }
+        if stderr.contains("panicked") || stderr.contains("RUST_BACKTRACE") {
+            problems.push("a panic".into());
+        }
+        if results.exists() || dir.path().join("results").exists() {
+            problems.push("something was written".into());
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "{}: {}\n    {}",
+                c.file,
+                problems.join(", "),
+                stderr.trim()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn plan_reports_bad_data_files_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("nan.csv");
+    std::fs::write(&csv, "a,b\n0.1,0.2\nNaN,0.4\n0.5,0.6\n").unwrap();
+    let spec = dir.path().join("plan.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name = \"t\"\n[data]\ndataset = \"table\"\npath = \"{}\"\n[model]\nlikelihood = \"gaussian\"\n",
+            csv.display()
+        ),
+    )
+    .unwrap();
+    let out = runner().arg("plan").arg(&spec).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("nan.csv") && stderr.contains("data.path"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_baseline_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("tiny.toml");
+    std::fs::write(&spec, "name = \"tiny\"\n[train]\nepochs = 1\n").unwrap();
+    for (name, tolerance, key) in [
+        ("negative.toml", "-0.3", "tolerance.test_elbo"),
+        ("nan.toml", "nan", "tolerance.test_elbo"),
+    ] {
+        let baseline = dir.path().join(name);
+        std::fs::write(
+            &baseline,
+            format!(
+                "aevb_version = \"0\"\nbackend = \"flex\"\n[tolerance]\ntest_elbo = {tolerance}\ntest_log_px = 0.3\ntest_kl = 0.3\n[runs]\n"
+            ),
+        )
+        .unwrap();
+        let results = dir.path().join("results");
+        let out = runner()
+            .arg("check")
+            .arg(&spec)
+            .arg("--baseline")
+            .arg(&baseline)
+            .arg("--results")
+            .arg(&results)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains(name) && stderr.contains(key),
+            "{name}: {stderr}"
+        );
+        assert!(!results.exists(), "{name}: nothing may be written");
+    }
+}
+
+#[test]
+fn report_names_a_corrupt_parquet_file_and_a_path_that_is_not_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("runs.parquet"), b"PAR1 garbage PAR1").unwrap();
+    let out = runner().arg("report").arg(dir.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("runs.parquet") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+
+    let file = dir.path().join("runs.parquet");
+    let out = runner().arg("report").arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("runs.parquet") && stderr.contains("not a folder"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_results_path_that_is_a_file_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("occupied");
+    std::fs::write(&file, "x").unwrap();
+    let spec = dir.path().join("s.toml");
+    std::fs::write(&spec, "name = \"t\"\n").unwrap();
+    let out = runner()
+        .arg("sweep")
+        .arg(&spec)
+        .arg("--set")
+        .arg(format!("runtime.results_dir={}", file.display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("occupied") && stderr.contains("runtime.results_dir"),
+        "{stderr}"
+    );
+}

@@ -284,7 +284,7 @@ fn train(
         "{}: {} runs, {} at a time, results in {}",
         spec.name,
         runs.len(),
-        workers,
+        workers.min(runs.len()).max(1),
         experiment_dir.display()
     );
     let summary = runner::run_sweep(spec, runs, root, workers, force, &datasets)?;

@@ -196,7 +196,12 @@ fn execute(
         let data = datasets.get(&run.config.data)?;
         // A failed allocation aborts the process, so a model that cannot fit is refused
         // here, as this run's failure, before any of it is built.
-        let bytes = crate::model::memory_estimate_bytes(&run.config, data.dim(), data.test.rows);
+        let bytes = crate::model::memory_estimate_bytes(
+            &run.config,
+            data.dim(),
+            data.train.rows,
+            data.test.rows,
+        );
         crate::resources::ensure_fits(bytes, "this model")
             .map_err(|m| anyhow::anyhow!("refused before training: {m}"))?;
         let mut observer = RunObserver {

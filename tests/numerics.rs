@@ -473,3 +473,64 @@ fn mixture_prior_density_matches_f64_reference() {
         );
     }
 }
+
+#[test]
+fn the_memory_estimate_counts_exactly_the_parameters_burn_builds() {
+    use aevb::spec::{MlpConfig, PriorKind};
+    use burn::module::Module;
+    let device = device();
+    let canonical = ModelConfig {
+        latent_dim: 20,
+        encoder: MlpConfig {
+            hidden: vec![400],
+            ..MlpConfig::default()
+        },
+        decoder: MlpConfig {
+            hidden: vec![400],
+            ..MlpConfig::default()
+        },
+        ..ModelConfig::default()
+    };
+    // 784-400-(20, 20) encoder and 20-400-784 decoder, counted by hand.
+    let by_hand = (784 * 400 + 400) + 2 * (400 * 20 + 20) + (20 * 400 + 400) + (400 * 784 + 784);
+    assert_eq!(
+        aevb::model::parameter_count(&canonical, 784),
+        by_hand as f64
+    );
+    let variants = [
+        canonical.clone(),
+        ModelConfig {
+            likelihood: LikelihoodKind::Gaussian,
+            variance: VarianceKind::Head,
+            ..canonical.clone()
+        },
+        ModelConfig {
+            likelihood: LikelihoodKind::Gaussian,
+            variance: VarianceKind::Learned,
+            prior: PriorKind::Mixture,
+            prior_components: 7,
+            ..canonical.clone()
+        },
+        ModelConfig {
+            prior: PriorKind::Normal,
+            encoder: MlpConfig {
+                hidden: vec![],
+                ..MlpConfig::default()
+            },
+            decoder: MlpConfig {
+                hidden: vec![30, 40],
+                ..MlpConfig::default()
+            },
+            latent_dim: 3,
+            ..canonical
+        },
+    ];
+    for (i, config) in variants.iter().enumerate() {
+        let vae = Vae::new(config, 50, &mut StdRng::seed_from_u64(0), &device);
+        assert_eq!(
+            aevb::model::parameter_count(config, 50),
+            vae.num_params() as f64,
+            "variant {i}"
+        );
+    }
+}

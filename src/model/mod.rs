@@ -87,6 +87,7 @@ pub fn parameter_count(config: &ModelConfig, data_dim: usize) -> f64 {
 pub fn memory_estimate_bytes(
     config: &crate::spec::RunConfig,
     data_dim: usize,
+    train_rows: usize,
     test_rows: usize,
 ) -> f64 {
     let m = &config.model;
@@ -99,7 +100,8 @@ pub fn memory_estimate_bytes(
             .map(|&h| h as f64)
             .sum::<f64>();
     let samples = config.objective.mc_samples.max(config.objective.iwae_k) as f64;
-    let train_rows = config.train.batch_size as f64 * samples;
+    // A batch larger than the training set is the whole set.
+    let train_rows = config.train.batch_size.min(train_rows) as f64 * samples;
     let eval_rows = (config.eval.max_rows_per_chunk as f64)
         .min(test_rows as f64 * config.eval.importance_samples as f64)
         .max(1000f64.min(test_rows as f64) * samples);

@@ -36,7 +36,7 @@ pub fn device(kind: BackendKind, index: usize) -> anyhow::Result<Device> {
         BackendKind::Cuda => cuda_device(index)?,
         BackendKind::Cpu => unreachable!("resolved above"),
     };
-    probe(&device, kind)?;
+    probe(&device, kind, index)?;
     Ok(device)
 }
 
@@ -53,7 +53,7 @@ fn cuda_device(_index: usize) -> anyhow::Result<Device> {
 }
 
 /// Runs one tiny operation; backends that cannot start panic, which we turn into an error.
-fn probe(device: &Device, kind: BackendKind) -> anyhow::Result<()> {
+fn probe(device: &Device, kind: BackendKind, index: usize) -> anyhow::Result<()> {
     let device = device.clone();
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
@@ -65,16 +65,11 @@ fn probe(device: &Device, kind: BackendKind) -> anyhow::Result<()> {
     match outcome {
         Ok(v) if (v - 3.0).abs() < 1e-6 => Ok(()),
         Ok(v) => anyhow::bail!("backend {} computed 1 + 2 = {v}", name(kind)),
-        Err(panic) => {
-            let why = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown error".into());
-            anyhow::bail!(
-                "backend {} is not usable on this machine (is a GPU and its driver present?): {why}",
-                name(kind)
-            )
-        }
+        // What a backend panics with here is its own internals ("called `Result::unwrap()`
+        // on an `Err` value: RecvError" from a CUDA runtime thread), of no use to a user.
+        Err(_) if resolve(kind) == BackendKind::Cuda => anyhow::bail!(
+            "backend \"cuda\" cannot start on this machine: no usable NVIDIA GPU and driver (libcuda) for CUDA device {index}"
+        ),
+        Err(_) => anyhow::bail!("backend {} cannot start on this machine", name(kind)),
     }
 }

@@ -212,6 +212,7 @@ fn check_command(
         let name = file.display().to_string();
         let datasets = prepare::load_data(&runs, &name)?;
         prepare::check_results_dir(&results.join(&spec.name), &name)?;
+        prepare::check_backends(&runs, &name)?;
         loaded.push((spec, runs, datasets));
     }
     for (spec, runs, datasets) in &loaded {
@@ -280,6 +281,7 @@ fn train(
     // Checked before anything is written: the data of every run, and the results folder.
     let datasets: DataCache = prepare::load_data(runs, file)?;
     prepare::check_results_dir(&experiment_dir, file)?;
+    prepare::check_backends(runs, file)?;
     eprintln!(
         "{}: {} runs, {} at a time, results in {}",
         spec.name,

@@ -84,6 +84,25 @@ fn check_against_model(run: &PlannedRun, data: &Dataset, file: &str) -> Result<(
     ))
 }
 
+/// Every backend (and device) the runs ask for starts: probed with a tiny computation, so
+/// that a CUDA run on a machine without a GPU is refused before anything is written.
+pub fn check_backends(runs: &[PlannedRun], file: &str) -> Result<(), SpecError> {
+    let mut seen = Vec::new();
+    for run in runs {
+        let key = (
+            crate::backend::resolve(run.config.runtime.backend),
+            run.config.runtime.device_index,
+        );
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        crate::backend::device(key.0, key.1)
+            .map_err(|e| SpecError::new(file, "runtime.backend", format!("{e:#}")))?;
+    }
+    Ok(())
+}
+
 /// The results folder can be created and written: checked by creating and removing a file
 /// in it (or in the nearest folder above it that exists), so nothing is left behind.
 pub fn check_results_dir(experiment_dir: &Path, file: &str) -> Result<(), SpecError> {

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod check;
 pub mod data;
 pub mod eval;
+pub mod fpu;
 pub mod model;
 pub mod objective;
 pub mod prepare;

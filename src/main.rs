@@ -82,6 +82,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so printing into a closed pipe (`runner plan | head`) would
+    // panic; a command-line tool should just stop, as ripgrep does.
+    #[cfg(unix)]
+    // SAFETY: called first, before any thread exists; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match dispatch(cli.command) {
         Ok(code) => code,
@@ -147,7 +154,16 @@ fn report_command(
     format: report::Format,
 ) -> anyhow::Result<ExitCode> {
     let runs = report::read_runs(dir)?;
-    let by = by.unwrap_or_else(|| report::default_group_keys(&runs));
+    let mut by = by.unwrap_or_else(|| report::default_group_keys(&runs));
+    let varying = report::varying_keys(&runs, &by);
+    if !varying.is_empty() {
+        eprintln!(
+            "note: the runs in {} also differ in {}, which are not swept (runs of other invocations, or --set); grouping by them too so that only runs of one config are averaged",
+            dir.display(),
+            varying.join(", ")
+        );
+        by.extend(varying);
+    }
     let table = report::aggregate(&dir.join("runs.parquet"), &by, metric)?;
     let text = report::render(&table, format)?;
     print!("{text}");

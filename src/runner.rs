@@ -84,15 +84,27 @@ pub fn run_sweep(
     let out = ResultsDir::new(results_root, &spec.name);
     let mut summary = SweepSummary::default();
     let mut todo = Vec::new();
+    let mut other_versions: Vec<String> = Vec::new();
     for run in runs {
         // Diverged runs are deterministic and count as finished; failed ones are retried.
         match out.record(&run.id) {
             Some(r) if !force && r.status != RunStatus::Failed => {
                 summary.skipped += 1;
                 summary.count(r.status);
+                if r.aevb_version != VERSION {
+                    other_versions.push(r.aevb_version);
+                }
             }
             _ => todo.push(run.clone()),
         }
+    }
+    if !other_versions.is_empty() {
+        other_versions.sort();
+        other_versions.dedup();
+        eprintln!(
+            "note: finished runs kept from another aevb version ({}; this is {VERSION}); their numbers may differ from this version's; --force retrains them",
+            other_versions.join(", ")
+        );
     }
     // Devices are probed once, before any worker starts and before anything is written.
     let mut devices = HashMap::new();
@@ -121,6 +133,7 @@ pub fn run_sweep(
     std::thread::scope(|scope| {
         for _ in 0..workers.min(todo.len()) {
             scope.spawn(|| {
+                crate::fpu::flush_subnormals();
                 loop {
                     if stopped() {
                         break;

@@ -206,9 +206,32 @@ pub fn run_id(config: &RunConfig) -> String {
     let mut c = config.clone();
     c.runtime.workers = None;
     c.runtime.results_dir = String::new();
+    // However a data path is written (relative, `./`, a trailing slash), it names the same
+    // data: the id hashes its canonical form.
+    c.data.path = c.data.path.as_deref().map(canonical_path);
+    c.data.test_path = c.data.test_path.as_deref().map(canonical_path);
     let canonical = serde_json::to_string(&c).unwrap_or_default();
     let digest = Sha256::digest(canonical.as_bytes());
     digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The absolute path with links resolved where it exists, else the absolute path with its
+/// components re-joined (no `.` parts, no repeated or trailing slashes).
+pub fn canonical_path(path: &str) -> String {
+    use std::path::{Component, Path, PathBuf};
+    let p = Path::new(path);
+    std::fs::canonicalize(p)
+        .unwrap_or_else(|_| {
+            let absolute = std::env::current_dir()
+                .map(|d| d.join(p))
+                .unwrap_or_else(|_| p.to_path_buf());
+            absolute
+                .components()
+                .filter(|c| *c != Component::CurDir)
+                .collect::<PathBuf>()
+        })
+        .display()
+        .to_string()
 }
 
 fn label(assignments: &[(String, Value)], swept_keys: &[String]) -> String {

@@ -107,6 +107,8 @@ pub fn train(
     device: &Device,
     observer: &mut dyn Observer,
 ) -> TrainOutcome {
+    // This thread computes the run (and then evaluates it): no slow subnormal arithmetic.
+    crate::fpu::flush_subnormals();
     let t = &config.train;
     let mut rng = StdRng::seed_from_u64(t.seed);
     let train_device = device.clone().autodiff();

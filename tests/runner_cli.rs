@@ -515,3 +515,124 @@ fn check_passes_on_the_committed_ci_baseline() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn report_never_averages_runs_whose_configs_differ_in_an_unswept_key() {
+    let dir = tempfile::tempdir().unwrap();
+    // Swept: latent size × seed. Two invocations left runs of 2 and of 40 epochs behind.
+    let mut df = df![
+        "run_id" => ["a", "b", "c", "d"],
+        "label" => ["latent_dim=2,seed=0", "latent_dim=2,seed=1", "latent_dim=2,seed=0", "latent_dim=2,seed=1"],
+        "status" => ["ok"; 4],
+        "swept_keys" => ["model.latent_dim,train.seed"; 4],
+        "aevb_version" => ["0.1.0"; 4],
+        "model.latent_dim" => [2i64, 2, 2, 2],
+        "train.seed" => [0i64, 1, 0, 1],
+        "train.epochs" => [2i64, 2, 40, 40],
+        "runtime.workers" => [Some(1i64), Some(2), None, Some(2)],
+        "test_elbo" => [-30.0, -32.0, -20.0, -21.0],
+        "test_log_px" => [-29.0, -31.0, -19.0, -20.0],
+        "test_kl" => [1.0, 1.0, 2.0, 2.0],
+        "test_recon" => [-29.0, -31.0, -18.0, -19.0],
+        "active_units" => [1i64, 1, 2, 2],
+    ]
+    .unwrap();
+    let path = dir.path().join("runs.parquet");
+    ParquetWriter::new(std::fs::File::create(&path).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let by = aevb::report::default_group_keys(&df);
+    assert_eq!(by, vec!["model.latent_dim".to_string()]);
+    // The seed and the worker count may differ within a group; the epoch count may not.
+    assert_eq!(
+        aevb::report::varying_keys(&df, &by),
+        vec!["train.epochs".to_string()]
+    );
+
+    let out = runner()
+        .args(["report", dir.path().to_str().unwrap(), "--format", "csv"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("train.epochs"), "{stderr}");
+    // Two groups of two seeds each: (−20 − 21)/2 and (−30 − 32)/2, never the mix (−25.75).
+    let table = CsvReadOptions::default()
+        .into_reader_with_file_handle(std::io::Cursor::new(stdout.as_bytes().to_vec()))
+        .finish()
+        .unwrap();
+    assert_eq!(table.height(), 2, "{stdout}");
+    let means: Vec<f64> = table
+        .column("test_elbo_mean")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect();
+    assert_eq!(means, vec![-20.5, -31.0], "{stdout}");
+}
+
+#[test]
+fn run_ids_do_not_depend_on_how_a_data_path_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("mnist");
+    std::fs::create_dir(&data).unwrap();
+    let absolute = data.display().to_string();
+    // The same folder relative to the working directory, as `../../tmp/.../mnist`.
+    let cwd = std::env::current_dir().unwrap();
+    let ups = "../".repeat(cwd.components().count() - 1);
+    let relative = format!("{ups}{}", absolute.trim_start_matches('/'));
+    let id = |path: &str| {
+        let mut config = aevb::spec::RunConfig::default();
+        config.data.dataset = aevb::spec::DatasetKind::Mnist;
+        config.data.path = Some(path.to_string());
+        aevb::sweep::run_id(&config)
+    };
+    let reference = id(&absolute);
+    for written in [
+        format!("{absolute}/"),
+        format!("{absolute}//"),
+        absolute.replace("/mnist", "/./mnist"),
+        relative.clone(),
+        format!("{relative}/"),
+    ] {
+        assert_eq!(id(&written), reference, "{written}");
+    }
+    // A path that does not exist (yet) is normalised by its components.
+    assert_eq!(id("data/none/"), id("./data//none"));
+    // Another folder is another run.
+    assert_ne!(id(&dir.path().display().to_string()), reference);
+}
+
+#[test]
+fn a_rerun_says_when_finished_runs_came_from_another_aevb_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write(
+        dir.path(),
+        "v.toml",
+        &SMALL_DIGITS.replace("epochs = 3", "epochs = 1"),
+    );
+    let results = dir.path().join("results");
+    assert!(run_sweep(&spec, &results, &[]).status.success());
+    let same = run_sweep(&spec, &results, &[]);
+    assert!(!String::from_utf8_lossy(&same.stderr).contains("another aevb version"));
+    for entry in std::fs::read_dir(results.join("small/runs"))
+        .unwrap()
+        .flatten()
+    {
+        let path = entry.path().join("record.json");
+        let mut record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        record["aevb_version"] = "0.0.1".into();
+        std::fs::write(&path, record.to_string()).unwrap();
+    }
+    let out = run_sweep(&spec, &results, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("another aevb version (0.0.1;") && stderr.contains("1 already finished"),
+        "{stderr}"
+    );
+}

@@ -44,6 +44,32 @@ pub fn default_group_keys(runs: &DataFrame) -> Vec<String> {
     keys
 }
 
+/// Settings that may differ between runs of one group without changing their numbers.
+const NEUTRAL_KEYS: [&str; 4] = [
+    "train.seed",
+    "runtime.workers",
+    "runtime.results_dir",
+    "runtime.device_index",
+];
+
+/// Config keys (and the aevb version) that take more than one value among the runs but are
+/// not in `by`: aggregating over them would mix different experiments (runs of `epochs = 2`
+/// and `epochs = 40` averaged as if seeds), so the report groups by them too.
+pub fn varying_keys(runs: &DataFrame, by: &[String]) -> Vec<String> {
+    runs.get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .filter(|n| n.contains('.') || n == "aevb_version")
+        .filter(|n| !NEUTRAL_KEYS.contains(&n.as_str()) && !by.contains(n))
+        .filter(|n| {
+            runs.column(n)
+                .ok()
+                .and_then(|c| c.as_materialized_series().n_unique().ok())
+                .is_some_and(|u| u > 1)
+        })
+        .collect()
+}
+
 pub fn read_runs(dir: &Path) -> anyhow::Result<DataFrame> {
     anyhow::ensure!(
         dir.is_dir(),

@@ -164,6 +164,9 @@ fn report_command(
         );
         by.extend(varying);
     }
+    if let Some(warning) = report::scale_warning(&runs) {
+        eprintln!("warning: {warning}");
+    }
     let table = report::aggregate(&dir.join("runs.parquet"), &by, metric)?;
     let text = report::render(&table, format)?;
     print!("{text}");
@@ -171,16 +174,14 @@ fn report_command(
     std::fs::create_dir_all(&out)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
     let extension = match format {
-        report::Format::Table => None,
-        report::Format::Markdown => Some("md"),
-        report::Format::Csv => Some("csv"),
-        report::Format::Json => Some("json"),
+        report::Format::Table => "txt",
+        report::Format::Markdown => "md",
+        report::Format::Csv => "csv",
+        report::Format::Json => "json",
     };
-    if let Some(ext) = extension {
-        let path = out.join(format!("summary.{ext}"));
-        aevb::sinks::results::write_atomic(&path, text.as_bytes())?;
-        eprintln!("wrote {}", path.display());
-    }
+    let path = out.join(format!("summary.{extension}"));
+    aevb::sinks::results::write_atomic(&path, text.as_bytes())?;
+    eprintln!("wrote {}", path.display());
     let epochs_path = dir.join("epochs.parquet");
     let epochs = if epochs_path.is_file() {
         let read = std::fs::File::open(&epochs_path)

@@ -321,7 +321,15 @@ fn execute(
     board.flush();
     let mut write_error = board.error().map(str::to_string);
     drop(board);
-    let toml = toml::to_string_pretty(&run.config).unwrap_or_default();
+    // A spec of its own: `runner run` on this file trains the run again.
+    let toml = format!(
+        "# Run {} ({}) of experiment {}, resolved: every setting, sweep applied.\nname = {}\n\n{}",
+        run.id,
+        run.label,
+        spec.name,
+        toml::Value::String(spec.name.clone()),
+        toml::to_string_pretty(&run.config).unwrap_or_default()
+    );
     // The resolved spec also sits beside the run's TensorBoard logs.
     if let Err(e) =
         crate::sinks::results::write_atomic(&board_dir.join("config.toml"), toml.as_bytes())

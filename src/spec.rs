@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Spec {
+    /// A base spec this one changes (a path relative to this file): its settings come
+    /// first and this file's override them. Bases may extend bases.
+    pub extends: Option<String>,
     pub name: String,
     pub description: String,
     pub data: DataConfig,
@@ -29,6 +32,7 @@ pub struct Spec {
 impl Default for Spec {
     fn default() -> Self {
         Self {
+            extends: None,
             name: "experiment".into(),
             description: String::new(),
             data: DataConfig::default(),
@@ -470,19 +474,23 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Spec, SpecError> {
     if !path.is_file() {
         return Err(SpecError::new(&file, "-", "spec file not found"));
     }
-    check_file_text(path, &file)?;
     let mut figment = Figment::from(Serialized::defaults(Spec::default()));
-    figment = match path.extension().and_then(|e| e.to_str()) {
-        Some("toml") => figment.merge(Toml::file_exact(path)),
-        Some("yaml" | "yml") => figment.merge(Yaml::file_exact(path)),
-        _ => {
-            return Err(SpecError::new(
-                &file,
-                "-",
-                "expected a .toml, .yaml or .yml spec file",
-            ));
-        }
-    };
+    // The bases first, the file itself last: each file's settings override its base's.
+    for layer in extends_chain(path, &file)? {
+        let name = layer.display().to_string();
+        check_file_text(&layer, &name)?;
+        figment = match layer.extension().and_then(|e| e.to_str()) {
+            Some("toml") => figment.merge(Toml::file_exact(&layer)),
+            Some("yaml" | "yml") => figment.merge(Yaml::file_exact(&layer)),
+            _ => {
+                return Err(SpecError::new(
+                    &name,
+                    "-",
+                    "expected a .toml, .yaml or .yml spec file",
+                ));
+            }
+        };
+    }
     // AEVB_TRAIN__EPOCHS=3 sets train.epochs; AEVB_DATA is the data directory (below).
     figment = figment.merge(
         Env::prefixed("AEVB_")
@@ -511,6 +519,73 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Spec, SpecError> {
     }
     validate_spec(&spec, &file)?;
     Ok(spec)
+}
+
+/// The files a spec is built from, base first: `path`, the file its `extends` names
+/// (relative to `path`'s folder), that file's base, and so on.
+fn extends_chain(path: &Path, file: &str) -> Result<Vec<PathBuf>, SpecError> {
+    let mut chain = vec![path.to_path_buf()];
+    loop {
+        let current = chain.last().cloned().unwrap_or_default();
+        let name = current.display().to_string();
+        let Some(base) = read_extends(&current, &name)? else {
+            break;
+        };
+        let base_path = current.parent().unwrap_or(Path::new("")).join(&base);
+        if !base_path.is_file() {
+            return Err(SpecError::new(
+                name,
+                "extends",
+                format!("base spec {} not found", base_path.display()),
+            ));
+        }
+        let same =
+            |p: &PathBuf| std::fs::canonicalize(p).ok() == std::fs::canonicalize(&base_path).ok();
+        if chain.iter().any(same) || chain.len() > 16 {
+            return Err(SpecError::new(
+                file,
+                "extends",
+                format!(
+                    "the bases form a cycle: {} -> {}",
+                    chain
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" -> "),
+                    base_path.display()
+                ),
+            ));
+        }
+        chain.push(base_path);
+    }
+    chain.reverse();
+    Ok(chain)
+}
+
+/// The `extends` value of a spec file, if it has one (syntax errors are left to figment).
+fn read_extends(path: &Path, file: &str) -> Result<Option<String>, SpecError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SpecError::new(file, "-", format!("cannot read the spec file: {e}")))?;
+    let value = match path.extension().and_then(|e| e.to_str()) {
+        Some("toml") => toml::from_str::<toml::Table>(&text)
+            .ok()
+            .and_then(|mut t| t.remove("extends"))
+            .map(|v| v.as_str().map(str::to_string).ok_or(())),
+        Some("yaml" | "yml") => serde_yaml::from_str::<serde_yaml::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("extends").cloned())
+            .map(|v| v.as_str().map(str::to_string).ok_or(())),
+        _ => None,
+    };
+    match value {
+        None => Ok(None),
+        Some(Ok(base)) => Ok(Some(base)),
+        Some(Err(())) => Err(SpecError::new(
+            file,
+            "extends",
+            "expected the path of a base spec file, as a string",
+        )),
+    }
 }
 
 /// `key=value`, the value read as a TOML value when it parses as one, else as a string.

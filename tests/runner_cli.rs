@@ -223,9 +223,39 @@ fn small_sweep_writes_parquet_and_tensorboard_and_a_rerun_trains_nothing() {
     }
     let ids = runs.column("run_id").unwrap().n_unique().unwrap();
     assert_eq!(ids, 4);
+    let names: Vec<String> = runs
+        .get_column_names()
+        .iter()
+        .take(5)
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(
+        names,
+        ["run_id", "label", "status", "objective.beta", "train.seed"]
+    );
+    // Each run's resolved config.toml is a spec that plans exactly that run again.
+    for id in runs
+        .column("run_id")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+    {
+        let config = root.join("runs").join(id).join("config.toml");
+        let spec = aevb::spec::load(&config, &[]).unwrap();
+        assert_eq!(spec.name, "small");
+        let planned = aevb::sweep::expand(&spec, "config.toml").unwrap();
+        assert_eq!(planned.len(), 1);
+        assert_eq!(planned[0].id, id);
+    }
 
     let epochs = read_parquet(&root.join("epochs.parquet"));
     assert_eq!(epochs.height(), 12);
+    // Per-seed curves need no join: the swept values are on every epoch row.
+    let seeds = epochs.column("train.seed").unwrap().i64().unwrap();
+    assert_eq!(seeds.n_unique().unwrap(), 2);
+    assert!(epochs.column("objective.beta").is_ok());
     let seen: Vec<i64> = epochs
         .column("examples_seen")
         .unwrap()
@@ -432,6 +462,14 @@ fn report_aggregates_a_fixed_table_as_computed_by_hand_and_draws_the_plots() {
         }
     }
     assert!(dir.path().join("report/summary.md").exists());
+    // The default table format is saved too.
+    let out = runner()
+        .args(["report", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let saved = std::fs::read_to_string(dir.path().join("report/summary.txt")).unwrap();
+    assert_eq!(saved, String::from_utf8_lossy(&out.stdout));
 }
 
 fn check(specs: &[&Path], baseline: &Path, results: &Path, bless: bool) -> Output {
@@ -635,4 +673,76 @@ fn a_rerun_says_when_finished_runs_came_from_another_aevb_version() {
         stderr.contains("another aevb version (0.0.1;") && stderr.contains("1 already finished"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_spec_extends_a_base_and_errors_name_the_file_they_are_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "base.toml",
+        "name = \"base\"\n[model]\nlatent_dim = 7\n[train]\nepochs = 5\nlr = 0.01\n",
+    );
+    write(
+        d,
+        "child.toml",
+        "extends = \"base.toml\"\nname = \"child\"\n[train]\nepochs = 2\n",
+    );
+    std::fs::create_dir(d.join("sub")).unwrap();
+    write(
+        &d.join("sub"),
+        "grandchild.yaml",
+        "extends: ../child.toml\nname: grandchild\nobjective:\n  beta: 2.0\n",
+    );
+    let child = aevb::spec::load(&d.join("child.toml"), &[]).unwrap();
+    assert_eq!(child.name, "child");
+    assert_eq!(child.model.latent_dim, 7);
+    assert_eq!((child.train.epochs, child.train.lr), (2, 0.01));
+    let grandchild = aevb::spec::load(&d.join("sub/grandchild.yaml"), &[]).unwrap();
+    assert_eq!(
+        (
+            grandchild.model.latent_dim,
+            grandchild.train.epochs,
+            grandchild.objective.beta
+        ),
+        (7, 2, 2.0)
+    );
+    // --set still wins over every file.
+    let set = aevb::spec::load(&d.join("child.toml"), &["train.epochs=9".into()]).unwrap();
+    assert_eq!(set.train.epochs, 9);
+
+    let error = |file: &str| {
+        let out = runner().arg("plan").arg(d.join(file)).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{file}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    write(
+        d,
+        "bad_base.toml",
+        "name = \"b\"\n[model]\nlatnet_dim = 3\n",
+    );
+    write(
+        d,
+        "uses_bad.toml",
+        "extends = \"bad_base.toml\"\nname = \"u\"\n",
+    );
+    let e = error("uses_bad.toml");
+    assert!(
+        e.contains("bad_base.toml") && e.contains("model.latnet_dim"),
+        "{e}"
+    );
+    write(
+        d,
+        "missing.toml",
+        "extends = \"nowhere.toml\"\nname = \"m\"\n",
+    );
+    let e = error("missing.toml");
+    assert!(e.contains("extends") && e.contains("nowhere.toml"), "{e}");
+    write(d, "a.toml", "extends = \"b.toml\"\nname = \"a\"\n");
+    write(d, "b.toml", "extends = \"a.toml\"\nname = \"b\"\n");
+    let e = error("a.toml");
+    assert!(e.contains("extends") && e.contains("cycle"), "{e}");
+    write(d, "not_string.toml", "extends = 3\nname = \"n\"\n");
+    assert!(error("not_string.toml").contains("extends"));
 }

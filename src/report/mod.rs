@@ -70,6 +70,20 @@ pub fn varying_keys(runs: &DataFrame, by: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Bernoulli log-probabilities and Gaussian log-densities are on different scales (a density
+/// can exceed 1), so a table that ranks both together ranks nothing.
+pub fn scale_warning(runs: &DataFrame) -> Option<String> {
+    let likelihoods = runs
+        .column("model.likelihood")
+        .ok()?
+        .as_materialized_series()
+        .n_unique()
+        .ok()?;
+    (likelihoods > 1).then(|| {
+        "these runs use more than one likelihood (model.likelihood): Bernoulli log-probabilities and Gaussian log-densities are on different scales, so compare ELBOs and log p(x) within one likelihood, not across the ranking".to_string()
+    })
+}
+
 pub fn read_runs(dir: &Path) -> anyhow::Result<DataFrame> {
     anyhow::ensure!(
         dir.is_dir(),

@@ -277,7 +277,18 @@ pub fn runs_frame(records: &[&RunRecord]) -> anyhow::Result<DataFrame> {
         config_keys.extend(row.keys().filter(|k| k.contains('.')).cloned());
     }
     order.extend(config_keys);
-    frame_from_rows(&rows, &order, &run_row(&template))
+    // What people look at first: which run, how it ended, and what was swept.
+    let mut front: Vec<String> = ["run_id", "label", "status"].map(String::from).to_vec();
+    for r in records {
+        for k in r.swept_keys.split(',').filter(|k| !k.is_empty()) {
+            if !front.iter().any(|f| f == k) {
+                front.push(k.to_string());
+            }
+        }
+    }
+    order.retain(|k| !front.contains(k));
+    front.extend(order);
+    frame_from_rows(&rows, &front, &run_row(&template))
 }
 
 /// A record with every optional field filled, so that a column that is null in every row
@@ -318,19 +329,35 @@ fn run_row(record: &RunRecord) -> BTreeMap<String, Value> {
 }
 
 fn epochs_frame(all: &[(RunRecord, Vec<EpochMetrics>)]) -> anyhow::Result<DataFrame> {
+    // Each row carries its run's swept values and seed, so per-seed curves need no join.
+    let mut order = vec!["run_id".to_string(), "label".to_string()];
     let mut rows = Vec::new();
     for (record, epochs) in all {
+        let flat = crate::sweep::flatten(&record.config);
+        let mut keys: Vec<&str> = record
+            .swept_keys
+            .split(',')
+            .filter(|k| !k.is_empty())
+            .collect();
+        keys.push("train.seed");
+        for k in &keys {
+            if !order.iter().any(|o| o == k) {
+                order.push(k.to_string());
+            }
+        }
         for e in epochs {
             let mut row = BTreeMap::new();
             row.insert("run_id".to_string(), Value::String(record.run_id.clone()));
             row.insert("label".to_string(), Value::String(record.label.clone()));
+            for k in &keys {
+                row.insert(k.to_string(), flat.get(*k).cloned().unwrap_or(Value::Null));
+            }
             if let Value::Object(map) = serde_json::to_value(e)? {
                 row.extend(map);
             }
             rows.push(row);
         }
     }
-    let mut order = vec!["run_id".to_string(), "label".to_string()];
     let template = EpochMetrics {
         test_elbo: Some(0.0),
         test_recon: Some(0.0),

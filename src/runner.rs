@@ -307,6 +307,9 @@ fn execute(
                         if let Some(lp) = record.test_log_px {
                             board.scalar("test/log_px", lp, trained.examples_seen);
                         }
+                        if let Some(au) = record.active_units {
+                            board.scalar("test/active_units", au as f64, trained.examples_seen);
+                        }
                     }
                     Err(panic) => record.error = Some(panic_message(panic)),
                 }

@@ -270,6 +270,15 @@ fn small_sweep_writes_parquet_and_tensorboard_and_a_rerun_trains_nothing() {
 
     let root_events = tags(&events_in(&root.join("tb")));
     assert!(root_events.iter().any(|(t, _)| t == "_hparams_/experiment"));
+    // Test tags sort first among the scalar groups, so TensorBoard opens on them.
+    let mut groups: Vec<String> = tags(&events_in(&root.join("tb/beta=1,seed=0")))
+        .into_iter()
+        .map(|(t, _)| t.split('/').next().unwrap_or_default().to_string())
+        .filter(|g| !g.starts_with('_') && g != "reconstructions" && g != "samples")
+        .collect();
+    groups.sort();
+    groups.dedup();
+    assert_eq!(groups, ["test", "train"]);
     for label in [
         "beta=0.5,seed=0",
         "beta=0.5,seed=1",
@@ -286,8 +295,9 @@ fn small_sweep_writes_parquet_and_tensorboard_and_a_rerun_trains_nothing() {
         };
         assert_eq!(steps("train/elbo"), vec![1438, 2876, 4314], "{label}");
         assert_eq!(steps("test/elbo").len(), 3, "{label}");
-        assert_eq!(steps("beta").len(), 3, "{label}");
+        assert_eq!(steps("train/beta").len(), 3, "{label}");
         assert_eq!(steps("test/log_px").len(), 1, "{label}");
+        assert_eq!(steps("test/active_units").len(), 1, "{label}");
         // Images at epoch 2 and at the last epoch.
         assert_eq!(steps("reconstructions"), vec![2876, 4314], "{label}");
         assert_eq!(steps("samples").len(), 2, "{label}");
@@ -306,6 +316,13 @@ fn small_sweep_writes_parquet_and_tensorboard_and_a_rerun_trains_nothing() {
     );
     let runs_again = read_parquet(&root.join("runs.parquet"));
     assert_eq!(runs_again.height(), 4);
+    // One HParams experiment record in tb/, however many invocations wrote one.
+    let experiment_files = std::fs::read_dir(root.join("tb"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .count();
+    assert_eq!(experiment_files, 1);
     let _ = before;
 }
 

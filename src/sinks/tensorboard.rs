@@ -24,7 +24,14 @@ use crate::model::{LatentPrior, Vae};
 use crate::train::{EpochMetrics, to_tensor};
 
 /// Metrics the HParams dashboard shows for each run (scalar tags in each run folder).
-pub const HPARAM_METRICS: [&str; 4] = ["test/elbo", "test/log_px", "test/kl", "test/recon"];
+pub const HPARAM_METRICS: [&str; 6] = [
+    "test/elbo",
+    "test/log_px",
+    "test/kl",
+    "test/recon",
+    "test/active_units",
+    "train/elbo",
+];
 
 /// One TensorBoard event file (TFRecord framing), written by the calling thread so that an
 /// I/O error (full disk, read-only folder) is an error we report, not a panic in a writer
@@ -131,9 +138,11 @@ impl RunBoard {
             ("train/recon", m.train_recon),
             ("train/kl", m.train_kl),
             ("train/objective", m.train_objective),
-            ("beta", m.beta),
-            ("lr", m.lr),
-            ("epoch", m.epoch as f64),
+            // Under train/: TensorBoard sorts tag groups by name and opens the first, which
+            // is then test/ (ELBO, log p(x)), not a flat chart of β or the epoch number.
+            ("train/beta", m.beta),
+            ("train/lr", m.lr),
+            ("train/epoch", m.epoch as f64),
         ];
         if let (Some(e), Some(r), Some(k)) = (m.test_elbo, m.test_recon, m.test_kl) {
             scalars.extend([("test/elbo", e), ("test/recon", r), ("test/kl", k)]);

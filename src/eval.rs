@@ -67,6 +67,19 @@ pub fn per_example_log_px(
     max_rows: usize,
     rng: &mut StdRng,
 ) -> Vec<f64> {
+    per_example_log_px_observed(model, data, k, max_rows, rng, &mut |_| {})
+}
+
+/// [`per_example_log_px`], calling `on_examples` with the number of examples done after
+/// each batch of them (the estimate with K = 5000 takes minutes: progress shows it).
+pub fn per_example_log_px_observed(
+    model: &Vae,
+    data: &Matrix,
+    k: usize,
+    max_rows: usize,
+    rng: &mut StdRng,
+    on_examples: &mut dyn FnMut(usize),
+) -> Vec<f64> {
     let device = model_device(model);
     let examples_per_batch = (max_rows / k.min(max_rows)).clamp(1, data.rows.max(1));
     let mut out = Vec::with_capacity(data.rows);
@@ -99,6 +112,7 @@ pub fn per_example_log_px(
             done += s;
         }
         out.extend((0..n).map(|i| max[i] + acc[i].ln() - (k as f64).ln()));
+        on_examples(out.len());
     }
     out
 }

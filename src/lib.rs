@@ -11,6 +11,7 @@ pub mod fpu;
 pub mod model;
 pub mod objective;
 pub mod prepare;
+pub mod progress;
 pub mod report;
 pub mod resources;
 pub mod runner;

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use aevb::prepare::{self, DataCache};
-use aevb::runner::{self, fmt_opt};
+use aevb::progress::fmt_opt;
+use aevb::runner;
 use aevb::spec::{self, Spec, SpecError};
 use aevb::sweep::{self, PlannedRun};
 use aevb::{VERSION, backend};

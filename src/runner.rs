@@ -2,20 +2,19 @@
 //! progress, and records every run (ok, diverged or failed) without stopping the sweep.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 
 use crate::data::{self, Dataset};
 use crate::eval;
 use crate::model::Vae;
 use crate::prepare::DataCache;
+use crate::progress::{Progress, RunProgress};
 use crate::sinks::results::{ResultsDir, RunRecord, RunStatus};
 use crate::sinks::tensorboard::{RunBoard, write_experiment};
 use crate::spec::{BackendKind, Binarization, RunConfig, Spec};
@@ -141,9 +140,13 @@ pub fn run_sweep(
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(run) = todo.get(i) else { break };
                     let device = &devices[backend::name(run.config.runtime.backend)];
-                    let bar = progress.run_bar(&run.label, run.config.train.epochs);
+                    let rows = datasets
+                        .get(&run.config.data)
+                        .map(|d| d.train.rows)
+                        .unwrap_or(0);
+                    let bar = progress.run(&run.label, run.config.train.epochs, rows);
                     let (record, write_error) = execute(spec, run, &out, device, datasets, &bar);
-                    bar.finish_and_clear();
+                    bar.finish();
                     progress.finished(&record);
                     let Ok(mut summary) = finished.lock() else {
                         break;
@@ -197,7 +200,7 @@ fn execute(
     out: &ResultsDir,
     device: &burn::tensor::Device,
     datasets: &DataCache,
-    bar: &ProgressBar,
+    bar: &RunProgress,
 ) -> (RunRecord, Option<String>) {
     let started = Instant::now();
     let board_dir = out.board_dir(&run.label, &run.id);
@@ -282,9 +285,8 @@ fn execute(
                 // The diverged epoch is the last one; the row keeps what came before it.
                 last_metrics(&epochs[..epochs.len().saturating_sub(1)], &mut record);
             } else {
-                bar.set_message("evaluating log p(x)");
                 match std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    final_evaluation(&trained.model, &data, &run.config, &mut record)
+                    final_evaluation(&trained.model, &data, &run.config, &mut record, bar)
                 })) {
                     Ok(()) => {
                         let divergence = [
@@ -374,7 +376,13 @@ fn last_metrics(epochs: &[EpochMetrics], record: &mut RunRecord) {
 }
 
 /// Final numbers at β = 1 on the trained model.
-fn final_evaluation(model: &Vae, data: &Dataset, config: &RunConfig, record: &mut RunRecord) {
+fn final_evaluation(
+    model: &Vae,
+    data: &Dataset,
+    config: &RunConfig,
+    record: &mut RunRecord,
+    progress: &RunProgress,
+) {
     let seed = config.train.seed;
     // Dynamically binarized training data are scored on one fixed binarization.
     let mut train_data = data.train.clone();
@@ -393,12 +401,14 @@ fn final_evaluation(model: &Vae, data: &Dataset, config: &RunConfig, record: &mu
         Some(n) => data.test.head(n),
         None => data.test.clone(),
     };
-    let log_px = eval::per_example_log_px(
+    progress.evaluation_start(subset.rows, config.eval.importance_samples);
+    let log_px = eval::per_example_log_px_observed(
         model,
         &subset,
         config.eval.importance_samples,
         config.eval.max_rows_per_chunk,
         &mut eval_rng(seed),
+        &mut |done| progress.evaluation(done, subset.rows),
     );
     record.log_px_examples = log_px.len();
     record.test_log_px = Some(log_px.iter().sum::<f64>() / log_px.len().max(1) as f64);
@@ -445,13 +455,17 @@ fn utc_now_rfc3339() -> String {
 
 struct RunObserver<'a> {
     board: &'a mut RunBoard,
-    bar: &'a ProgressBar,
+    bar: &'a RunProgress,
     images_every: usize,
     epochs: usize,
     seed: u64,
 }
 
 impl Observer for RunObserver<'_> {
+    fn on_batch(&mut self, examples_seen: u64) {
+        self.bar.batch(examples_seen);
+    }
+
     fn on_epoch(&mut self, m: &EpochMetrics, model: &Vae, data: &Dataset) {
         self.board.epoch(m);
         let last = m.epoch == self.epochs;
@@ -459,83 +473,6 @@ impl Observer for RunObserver<'_> {
             self.board
                 .images(model, data, m.examples_seen, &mut eval_rng(self.seed));
         }
-        self.bar.set_position(m.epoch as u64);
-        let elbo = m.test_elbo.unwrap_or(m.train_elbo);
-        self.bar.set_message(format!("ELBO {elbo:.2}"));
+        self.bar.epoch(m);
     }
-}
-
-/// An overall bar plus one per active run, drawn only on a terminal; elsewhere one line
-/// per finished run.
-struct Progress {
-    multi: MultiProgress,
-    overall: ProgressBar,
-    terminal: bool,
-}
-
-impl Progress {
-    fn new(total: usize) -> Self {
-        let terminal = std::io::stderr().is_terminal();
-        let target = if terminal {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
-        let multi = MultiProgress::with_draw_target(target);
-        let overall = multi.add(ProgressBar::new(total as u64));
-        overall.set_style(
-            ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} runs, {elapsed}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        overall.set_prefix("sweep");
-        if terminal {
-            overall.enable_steady_tick(std::time::Duration::from_millis(500));
-        }
-        Self {
-            multi,
-            overall,
-            terminal,
-        }
-    }
-
-    fn run_bar(&self, label: &str, epochs: usize) -> ProgressBar {
-        let bar = self.multi.add(ProgressBar::new(epochs as u64));
-        bar.set_style(
-            ProgressStyle::with_template("{prefix:>12} [{bar:30}] epoch {pos}/{len} {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(label.to_string());
-        bar
-    }
-
-    fn finished(&self, r: &RunRecord) {
-        self.overall.inc(1);
-        let line = format!(
-            "{:<9} {} ({}): test ELBO {} nats, log p(x) {} nats, {:.1} s",
-            r.status.as_str(),
-            r.label,
-            r.run_id,
-            fmt_opt(r.test_elbo),
-            fmt_opt(r.test_log_px),
-            r.wall_seconds
-        );
-        let line = match (&r.error, r.status) {
-            (Some(e), RunStatus::Failed | RunStatus::Diverged) => {
-                let short: String = e.chars().take(300).collect();
-                format!("{line}\n          {short}")
-            }
-            _ => line,
-        };
-        if self.terminal {
-            let _ = self.multi.println(line);
-        } else {
-            eprintln!("{line}");
-        }
-    }
-}
-
-pub fn fmt_opt(v: Option<f64>) -> String {
-    v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into())
 }

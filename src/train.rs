@@ -50,6 +50,8 @@ pub struct EpochMetrics {
 
 /// Hooks for progress bars and sinks; the loop knows nothing about either.
 pub trait Observer {
+    /// After each optimiser step, with the training examples seen so far.
+    fn on_batch(&mut self, _examples_seen: u64) {}
     fn on_epoch(&mut self, _metrics: &EpochMetrics, _model: &Vae, _data: &Dataset) {}
 }
 
@@ -160,6 +162,7 @@ pub fn train(
                 *s += *v as f64;
             }
             examples_seen += batch.len() as u64;
+            observer.on_batch(examples_seen);
             if !stats.iter().all(|v| v.is_finite()) {
                 break;
             }

@@ -763,3 +763,31 @@ fn a_spec_extends_a_base_and_errors_name_the_file_they_are_in() {
     write(d, "not_string.toml", "extends = 3\nname = \"n\"\n");
     assert!(error("not_string.toml").contains("extends"));
 }
+
+#[test]
+fn off_a_terminal_a_long_run_reports_its_epochs_and_the_log_px_estimate() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write(dir.path(), "p.toml", SMALL_DIGITS);
+    let results = dir.path().join("results");
+    let out = runner()
+        .arg("sweep")
+        .arg(&spec)
+        .arg("--set")
+        .arg(format!("runtime.results_dir={}", results.display()))
+        .env("AEVB_PROGRESS_SECONDS", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for line in [
+        "  run: epoch 1/3, test ELBO",
+        "  run: epoch 3/3, test ELBO",
+        "  run: estimating log p(x) with K = 50 on 359 test examples",
+        "  run: log p(x) 359/359 examples",
+    ] {
+        assert!(stderr.contains(line), "`{line}` missing:\n{stderr}");
+    }
+    // By default (every 30 s) a run this short prints only its result line.
+    let quiet = run_sweep(&spec, &dir.path().join("quiet"), &[]);
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("epoch 1/3"));
+}

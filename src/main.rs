@@ -155,6 +155,11 @@ fn report_command(
     format: report::Format,
 ) -> anyhow::Result<ExitCode> {
     let runs = report::read_runs(dir)?;
+    // A grouping of one's own gets a folder of its own, beside the default report's.
+    let out = match &by {
+        Some(keys) => report::report_dir(dir).join(format!("by_{}", keys.join("+"))),
+        None => report::report_dir(dir),
+    };
     let mut by = by.unwrap_or_else(|| report::default_group_keys(&runs));
     let varying = report::varying_keys(&runs, &by);
     if !varying.is_empty() {
@@ -171,7 +176,6 @@ fn report_command(
     let table = report::aggregate(&dir.join("runs.parquet"), &by, metric)?;
     let text = report::render(&table, format)?;
     print!("{text}");
-    let out = report::report_dir(dir);
     std::fs::create_dir_all(&out)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
     let extension = match format {

@@ -7,6 +7,7 @@ use std::sync::Once;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use polars::prelude::*;
 
 use super::cell_text;
@@ -169,6 +170,14 @@ fn extent(values: impl Iterator<Item = f64>) -> (f64, f64) {
     values.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)))
 }
 
+/// A value as a person writes it: floats that are whole numbers without ".0".
+fn pretty_value(v: &str) -> String {
+    match v.parse::<f64>() {
+        Ok(f) if f.is_finite() => format!("{f}"),
+        _ => v.to_string(),
+    }
+}
+
 fn padded(lo: f64, hi: f64) -> std::ops::Range<f64> {
     let span = (hi - lo).abs().max(1e-6);
     (lo - 0.08 * span)..(hi + 0.08 * span)
@@ -238,6 +247,9 @@ fn metric_vs_key<DB: DrawingBackend>(
     }
     let (x_lo, x_hi) = extent(all.iter().map(|p| p.0));
     let (y_lo, y_hi) = extent(all.iter().flat_map(|p| [p.1 - p.2, p.1 + p.2]));
+    // Ticks exactly at the swept values (plotters would pick round positions of its own,
+    // which on a log axis over {1, 5, 50} are 2^0 and 2^5).
+    let key_points: Vec<f64> = values.iter().map(|v| position(v)).collect();
     let mut chart = ChartBuilder::on(root)
         .caption(
             format!("{metric} vs {key} (mean ± std over seeds)"),
@@ -248,18 +260,6 @@ fn metric_vs_key<DB: DrawingBackend>(
         .y_label_area_size(70)
         .build_cartesian_2d(padded(x_lo, x_hi), padded(y_lo, y_hi))
         .map_err(err)?;
-    let label_x = |x: &f64| -> String {
-        if numeric.is_none() {
-            values
-                .get(x.round() as usize)
-                .map(|s| s.to_string())
-                .unwrap_or_default()
-        } else if log2 {
-            format!("{}", (2f64.powf(*x) * 1000.0).round() / 1000.0)
-        } else {
-            format!("{}", (x * 1000.0).round() / 1000.0)
-        }
-    };
     chart
         .configure_mesh()
         .x_desc(if log2 {
@@ -268,10 +268,23 @@ fn metric_vs_key<DB: DrawingBackend>(
             key.to_string()
         })
         .y_desc(format!("{metric} (nats per example)"))
-        .x_labels(values.len().clamp(2, 12))
-        .x_label_formatter(&label_x)
+        .x_labels(0)
+        .disable_x_mesh()
         .draw()
         .map_err(err)?;
+    // Each tick is a swept value, written as in the spec (20000, not 20000.0).
+    let y_axis = padded(y_lo, y_hi).start;
+    let tick_font = ("sans-serif", 15)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Center, VPos::Top));
+    for (x, v) in key_points.iter().zip(&values) {
+        let (px, py) = chart.backend_coord(&(*x, y_axis));
+        root.draw(&PathElement::new(vec![(px, py), (px, py + 5)], BLACK))
+            .map_err(err)?;
+        root.draw(&Text::new(pretty_value(v), (px, py + 8), tick_font.clone()))
+            .map_err(err)?;
+    }
     for (i, (label, line)) in stats.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         chart

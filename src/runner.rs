@@ -16,7 +16,7 @@ use crate::model::Vae;
 use crate::prepare::DataCache;
 use crate::progress::{Progress, RunProgress};
 use crate::sinks::results::{ResultsDir, RunRecord, RunStatus};
-use crate::sinks::tensorboard::{RunBoard, write_experiment};
+use crate::sinks::tensorboard::{RunBoard, integer_keys, write_experiment};
 use crate::spec::{BackendKind, Binarization, RunConfig, Spec};
 use crate::sweep::PlannedRun;
 use crate::train::{self, EpochMetrics, Observer, eval_rng};
@@ -115,8 +115,9 @@ pub fn run_sweep(
     }
     std::fs::create_dir_all(&out.root)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.root.display()))?;
-    write_experiment(&out.tensorboard_dir(), &spec.name, &swept_domains(runs))
-        .map_err(anyhow::Error::msg)?;
+    let domains = swept_domains(runs);
+    write_experiment(&out.tensorboard_dir(), &spec.name, &domains).map_err(anyhow::Error::msg)?;
+    let text_keys = integer_keys(&domains);
 
     let progress = Progress::new(todo.len());
     let next = AtomicUsize::new(0);
@@ -145,7 +146,8 @@ pub fn run_sweep(
                         .map(|d| d.train.rows)
                         .unwrap_or(0);
                     let bar = progress.run(&run.label, run.config.train.epochs, rows);
-                    let (record, write_error) = execute(spec, run, &out, device, datasets, &bar);
+                    let (record, write_error) =
+                        execute(spec, run, &out, device, datasets, &bar, &text_keys);
                     bar.finish();
                     progress.finished(&record);
                     let Ok(mut summary) = finished.lock() else {
@@ -201,13 +203,14 @@ fn execute(
     device: &burn::tensor::Device,
     datasets: &DataCache,
     bar: &RunProgress,
+    text_keys: &[String],
 ) -> (RunRecord, Option<String>) {
     let started = Instant::now();
     let board_dir = out.board_dir(&run.label, &run.id);
     // A rerun replaces the logs of an earlier, unfinished attempt.
     let _ = std::fs::remove_dir_all(&board_dir);
     let mut board = RunBoard::create(&board_dir);
-    board.session_start(&run.swept, &run.label);
+    board.session_start(&run.swept, &run.label, text_keys);
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
         let data = datasets.get(&run.config.data)?;
         // A failed allocation aborts the process, so a model that cannot fit is refused

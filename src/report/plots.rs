@@ -62,7 +62,10 @@ fn group_label(keys: &BTreeMap<String, String>, skip: Option<&str>) -> String {
     let parts: Vec<String> = keys
         .iter()
         .filter(|(k, _)| Some(k.as_str()) != skip)
-        .map(|(k, v)| format!("{}={v}", k.rsplit('.').next().unwrap_or(k)))
+        .map(|(k, v)| {
+            let short = k.rsplit('.').next().unwrap_or(k);
+            format!("{short}={}", pretty_value(v))
+        })
         .collect();
     if parts.is_empty() {
         "all runs".into()

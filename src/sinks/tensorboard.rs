@@ -204,11 +204,17 @@ impl RunBoard {
     }
 
     /// The HParams session record: this run's hyperparameter values.
-    pub fn session_start(&mut self, hparams: &[(String, Value)], group: &str) {
+    /// `text_keys`: the hparams written as text (see [`integer_keys`]).
+    pub fn session_start(
+        &mut self,
+        hparams: &[(String, Value)],
+        group: &str,
+        text_keys: &[String],
+    ) {
         let mut info = SessionStartInfo::new();
         let map: HashMap<String, PbValue> = hparams
             .iter()
-            .map(|(k, v)| (k.clone(), pb_value(v)))
+            .map(|(k, v)| (k.clone(), pb_value(&as_text_if(v, text_keys.contains(k)))))
             .collect();
         info.set_hparams(map);
         info.set_group_name(group.to_string());
@@ -245,11 +251,29 @@ impl RunBoard {
 
 /// The experiment record at the root of the TensorBoard folder: which hyperparameters were
 /// swept (with their values) and which metrics to tabulate.
+/// Swept keys whose values are all integers (seeds, sizes). TensorBoard shows every number
+/// with four decimals ("0.0000" for seed 0), so these go into HParams as text ("0").
+pub fn integer_keys(swept: &[(String, Vec<Value>)]) -> Vec<String> {
+    swept
+        .iter()
+        .filter(|(_, values)| values.iter().all(|v| v.is_i64() || v.is_u64()))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+fn as_text_if(v: &Value, text: bool) -> Value {
+    match v {
+        Value::Number(n) if text => Value::String(n.to_string()),
+        other => other.clone(),
+    }
+}
+
 pub fn write_experiment(
     dir: &Path,
     name: &str,
     swept: &[(String, Vec<Value>)],
 ) -> Result<(), String> {
+    let text_keys = integer_keys(swept);
     let mut experiment = Experiment::new();
     experiment.set_name(name.to_string());
     experiment.set_time_created_secs(now());
@@ -258,13 +282,19 @@ pub fn write_experiment(
         .map(|(key, values)| {
             let mut info = HParamInfo::new();
             info.set_name(key.clone());
+            let text = text_keys.contains(key);
             info.set_field_type(match values.first() {
-                Some(Value::Number(_)) => DataType::DATA_TYPE_FLOAT64,
+                Some(Value::Number(_)) if !text => DataType::DATA_TYPE_FLOAT64,
                 Some(Value::Bool(_)) => DataType::DATA_TYPE_BOOL,
                 _ => DataType::DATA_TYPE_STRING,
             });
             let mut list = ListValue::new();
-            list.set_values(values.iter().map(pb_value).collect());
+            list.set_values(
+                values
+                    .iter()
+                    .map(|v| pb_value(&as_text_if(v, text)))
+                    .collect(),
+            );
             info.set_domain_discrete(list);
             info
         })

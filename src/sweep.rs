@@ -315,7 +315,7 @@ fn set_path(value: &mut Value, key: &str, new: Value) {
     *node = new;
 }
 
-/// The config flattened to dotted keys (lists become JSON text): one Parquet column each.
+/// The config flattened to dotted keys (lists stay lists): one Parquet column each.
 pub fn flatten(config: &RunConfig) -> BTreeMap<String, Value> {
     let value = serde_json::to_value(config).unwrap_or_default();
     let mut out = BTreeMap::new();
@@ -334,9 +334,6 @@ fn flatten_into(value: &Value, prefix: &str, out: &mut BTreeMap<String, Value>) 
                 };
                 flatten_into(v, &key, out);
             }
-        }
-        Value::Array(_) => {
-            out.insert(prefix.to_string(), Value::String(value.to_string()));
         }
         other => {
             out.insert(prefix.to_string(), other.clone());

@@ -211,6 +211,11 @@ fn small_sweep_writes_parquet_and_tensorboard_and_a_rerun_trains_nothing() {
         runs.column("model.latent_dim").unwrap().dtype(),
         &DataType::Int64
     );
+    // Lists stay lists: hidden widths as List(Int64), not the text "[32]".
+    assert_eq!(
+        runs.column("model.encoder.hidden").unwrap().dtype(),
+        &DataType::List(Box::new(DataType::Int64))
+    );
     let log_px = runs.column("test_log_px").unwrap().f64().unwrap();
     let elbo = runs.column("test_elbo").unwrap().f64().unwrap();
     for (lp, e) in log_px.iter().zip(elbo.iter()) {

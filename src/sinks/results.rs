@@ -299,7 +299,7 @@ fn template_record() -> RunRecord {
     config.data.test_path = Some(String::new());
     config.data.train_limit = Some(0);
     config.data.test_limit = Some(0);
-    config.data.columns = Some(Vec::new());
+    config.data.columns = Some(vec![String::new()]);
     config.eval.log_px_examples = Some(0);
     config.runtime.workers = Some(0);
     RunRecord {
@@ -372,8 +372,52 @@ fn epochs_frame(all: &[(RunRecord, Vec<EpochMetrics>)]) -> anyhow::Result<DataFr
     frame_from_rows(&rows, &order, &template_row)
 }
 
-/// A typed frame: a column is Int64, Float64, Boolean or String by the JSON values it
-/// holds (ints mixed with floats are Float64), with nulls where a row has no value; a
+/// A list column (hidden widths, table columns): List(Int64) when every element is an
+/// integer, else List(String).
+fn list_column(name: &str, values: &[&Value], present: &[&Value]) -> Column {
+    let ints = present
+        .iter()
+        .filter_map(|v| v.as_array())
+        .flatten()
+        .all(|x| x.is_i64() || x.is_u64());
+    if values.iter().all(|v| v.is_null()) {
+        let inner = if ints {
+            DataType::Int64
+        } else {
+            DataType::String
+        };
+        return ListChunked::full_null_with_dtype(name.into(), values.len(), &inner)
+            .into_series()
+            .into();
+    }
+    let lists: ListChunked = values
+        .iter()
+        .map(|v| {
+            v.as_array().map(|items| {
+                if ints {
+                    Series::new(
+                        "".into(),
+                        items.iter().map(|x| x.as_i64()).collect::<Vec<_>>(),
+                    )
+                } else {
+                    let text: Vec<String> = items
+                        .iter()
+                        .map(|x| {
+                            x.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| x.to_string())
+                        })
+                        .collect();
+                    Series::new("".into(), text)
+                }
+            })
+        })
+        .collect();
+    lists.into_series().with_name(name.into()).into()
+}
+
+/// A typed frame: a column is a list, Int64, Float64, Boolean or String by the JSON values
+/// it holds (ints mixed with floats are Float64), with nulls where a row has no value; a
 /// column with no values at all takes its type from `template`.
 fn frame_from_rows(
     rows: &[BTreeMap<String, Value>],
@@ -391,7 +435,9 @@ fn frame_from_rows(
             present.extend(template.get(name).filter(|v| !v.is_null()));
         }
         let all = |f: fn(&Value) -> bool| !present.is_empty() && present.iter().all(|v| f(v));
-        let column: Column = if all(Value::is_boolean) {
+        let column: Column = if all(Value::is_array) {
+            list_column(name, &values, &present)
+        } else if all(Value::is_boolean) {
             Column::new(
                 name.into(),
                 values.iter().map(|v| v.as_bool()).collect::<Vec<_>>(),

@@ -235,12 +235,21 @@ fn check_command(
         let datasets = prepare::load_data(&runs, &name)?;
         prepare::check_results_dir(&results.join(&spec.name), &name)?;
         prepare::check_backends(&runs, &name)?;
-        loaded.push((spec, runs, datasets));
+        let commit = runner::git_commit(file.parent().unwrap_or(Path::new(".")));
+        loaded.push((spec, runs, datasets, commit));
     }
-    for (spec, runs, datasets) in &loaded {
+    for (spec, runs, datasets, commit) in &loaded {
         // Always retrain: a check must measure the code as it is now.
         let workers = runner::workers(spec, None);
-        let summary = runner::run_sweep(spec, runs, results, workers, true, datasets)?;
+        let summary = runner::run_sweep(
+            spec,
+            runs,
+            results,
+            workers,
+            true,
+            datasets,
+            commit.as_deref(),
+        )?;
         if let Some(e) = summary.write_error {
             anyhow::bail!("{e}");
         }
@@ -311,7 +320,20 @@ fn train(
         workers.min(runs.len()).max(1),
         experiment_dir.display()
     );
-    let summary = runner::run_sweep(spec, runs, root, workers, force, &datasets)?;
+    let spec_dir = Path::new(file)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let commit = runner::git_commit(spec_dir);
+    let summary = runner::run_sweep(
+        spec,
+        runs,
+        root,
+        workers,
+        force,
+        &datasets,
+        commit.as_deref(),
+    )?;
     eprintln!(
         "{}: {} ok, {} diverged, {} failed ({} already finished, skipped)",
         spec.name, summary.ok, summary.diverged, summary.failed, summary.skipped

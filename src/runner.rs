@@ -79,6 +79,7 @@ pub fn run_sweep(
     workers: usize,
     force: bool,
     datasets: &DataCache,
+    experiments_commit: Option<&str>,
 ) -> anyhow::Result<SweepSummary> {
     let out = ResultsDir::new(results_root, &spec.name);
     let mut summary = SweepSummary::default();
@@ -118,6 +119,13 @@ pub fn run_sweep(
     let domains = swept_domains(runs);
     write_experiment(&out.tensorboard_dir(), &spec.name, &domains).map_err(anyhow::Error::msg)?;
     let text_keys = integer_keys(&domains);
+    let shared = Shared {
+        spec,
+        out: &out,
+        datasets,
+        text_keys: &text_keys,
+        experiments_commit,
+    };
 
     let progress = Progress::new(todo.len());
     let next = AtomicUsize::new(0);
@@ -146,8 +154,7 @@ pub fn run_sweep(
                         .map(|d| d.train.rows)
                         .unwrap_or(0);
                     let bar = progress.run(&run.label, run.config.train.epochs, rows);
-                    let (record, write_error) =
-                        execute(spec, run, &out, device, datasets, &bar, &text_keys);
+                    let (record, write_error) = execute(&shared, run, device, &bar);
                     bar.finish();
                     progress.finished(&record);
                     let Ok(mut summary) = finished.lock() else {
@@ -179,6 +186,29 @@ pub fn run_sweep(
     Ok(summary)
 }
 
+/// The git commit of the repository holding `dir`, with "-dirty" when files under `dir`
+/// have uncommitted changes; None where `dir` is not in a repository (or git is missing).
+pub fn git_commit(dir: &Path) -> Option<String> {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "HEAD"]).filter(|c| !c.is_empty())?;
+    let dirty = git(&["status", "--porcelain", "--", "."]).is_some_and(|s| !s.is_empty());
+    Some(if dirty {
+        format!("{commit}-dirty")
+    } else {
+        commit
+    })
+}
+
 /// Every swept key with the values it takes, for the HParams experiment record.
 fn swept_domains(runs: &[PlannedRun]) -> Vec<(String, Vec<Value>)> {
     let mut out: Vec<(String, Vec<Value>)> = Vec::new();
@@ -194,17 +224,32 @@ fn swept_domains(runs: &[PlannedRun]) -> Vec<(String, Vec<Value>)> {
     out
 }
 
+/// What every run of one sweep shares.
+struct Shared<'a> {
+    spec: &'a Spec,
+    out: &'a ResultsDir,
+    datasets: &'a DataCache,
+    /// Swept keys shown as text in HParams (integer-valued).
+    text_keys: &'a [String],
+    /// The git commit of the folder holding the spec, where it is a repository.
+    experiments_commit: Option<&'a str>,
+}
+
 /// Trains and evaluates one run and saves its record; never panics, never stops the sweep.
 /// Returns the record and, if its files could not be written, the error ("path: reason").
 fn execute(
-    spec: &Spec,
+    shared: &Shared,
     run: &PlannedRun,
-    out: &ResultsDir,
     device: &burn::tensor::Device,
-    datasets: &DataCache,
     bar: &RunProgress,
-    text_keys: &[String],
 ) -> (RunRecord, Option<String>) {
+    let Shared {
+        spec,
+        out,
+        datasets,
+        text_keys,
+        experiments_commit,
+    } = *shared;
     let started = Instant::now();
     let board_dir = out.board_dir(&run.label, &run.id);
     // A rerun replaces the logs of an earlier, unfinished attempt.
@@ -264,6 +309,7 @@ fn execute(
         samples_per_second: 0.0,
         backend: backend::name(run.config.runtime.backend).to_string(),
         aevb_version: VERSION.to_string(),
+        experiments_commit: experiments_commit.map(str::to_string),
         finished_at: String::new(),
     };
     let mut epochs: Vec<EpochMetrics> = Vec::new();

@@ -796,3 +796,62 @@ fn off_a_terminal_a_long_run_reports_its_epochs_and_the_log_px_estimate() {
     let quiet = run_sweep(&spec, &dir.path().join("quiet"), &[]);
     assert!(!String::from_utf8_lossy(&quiet.stderr).contains("epoch 1/3"));
 }
+
+#[test]
+fn each_row_records_the_git_commit_of_the_experiments_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(dir.path())
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
+            .args(args)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    if !git(&["init", "-q"]) {
+        eprintln!("SKIPPED: git is not available");
+        return;
+    }
+    let text = SMALL_DIGITS.replace("epochs = 3", "epochs = 1");
+    let spec = write(dir.path(), "g.toml", &text);
+    assert!(git(&["add", "g.toml"]) && git(&["commit", "-qm", "spec"]));
+    let head = Command::new("git")
+        .arg("-C")
+        .arg(dir.path())
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    let commit_of = |results: &Path| {
+        let out = run_sweep(&spec, results, &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let runs = read_parquet(&results.join("small/runs.parquet"));
+        runs.column("experiments_commit")
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(0)
+            .map(str::to_string)
+    };
+    // Results outside the repository, so they do not make it dirty.
+    let outside = tempfile::tempdir().unwrap();
+    assert_eq!(commit_of(&outside.path().join("a")), Some(head.clone()));
+    std::fs::write(&spec, text.replace("latent_dim = 4", "latent_dim = 5")).unwrap();
+    assert_eq!(
+        commit_of(&outside.path().join("b")),
+        Some(format!("{head}-dirty"))
+    );
+    // A spec outside any repository records null.
+    let plain = tempfile::tempdir().unwrap();
+    let spec = write(plain.path(), "g.toml", &text);
+    let out = run_sweep(&spec, &plain.path().join("r"), &[]);
+    assert!(out.status.success());
+    let runs = read_parquet(&plain.path().join("r/small/runs.parquet"));
+    assert_eq!(runs.column("experiments_commit").unwrap().null_count(), 1);
+}

@@ -73,6 +73,9 @@ pub struct RunRecord {
     pub samples_per_second: f64,
     pub backend: String,
     pub aevb_version: String,
+    /// Git commit of the folder holding the spec ("-dirty" with uncommitted changes there),
+    /// null where it is not in a repository.
+    pub experiments_commit: Option<String>,
     pub finished_at: String,
 }
 
@@ -314,6 +317,7 @@ fn template_record() -> RunRecord {
         test_log_px: Some(0.0),
         exact_test_log_px: Some(0.0),
         active_units: Some(0),
+        experiments_commit: Some(String::new()),
         config,
         ..Default::default()
     }

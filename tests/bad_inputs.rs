@@ -4,7 +4,8 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+use common::runner;
 
 /// One bad input: the spec file (name and text), extra command-line arguments, environment
 /// variables, and what the error message must contain besides the spec file's name.
@@ -912,10 +913,6 @@ fn data_cases(root: &Path) -> Vec<Case> {
         &["model.likelihood", "synthetic"],
     ));
     cases
-}
-
-fn runner() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
 }
 
 #[test]

@@ -3,30 +3,12 @@
 //! clear error with every finished run intact, and no two runs share a folder.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use polars::prelude::*;
 
-fn runner() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
-}
-
-fn sweep(spec: &Path, results: &Path, extra: &[&str]) -> Output {
-    runner()
-        .arg("sweep")
-        .arg(spec)
-        .arg("--set")
-        .arg(format!("runtime.results_dir={}", results.display()))
-        .args(extra)
-        .output()
-        .unwrap()
-}
-
-fn read_parquet(path: &Path) -> DataFrame {
-    ParquetReader::new(std::fs::File::open(path).unwrap())
-        .finish()
-        .unwrap()
-}
+mod common;
+use common::{read_parquet, run_sweep as sweep, runner};
 
 fn strings(df: &DataFrame, name: &str) -> Vec<Option<String>> {
     df.column(name)
@@ -109,21 +91,7 @@ fn diverged_runs_keep_their_rows_and_report_counts_them() {
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(stderr.contains("3 already finished"), "{stderr}");
 
-    let out = runner()
-        .args([
-            "report",
-            results.join("tiny").to_str().unwrap(),
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = common::report(&results.join("tiny"), "json");
     let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
     let total = |key: &str| -> f64 { rows.iter().map(|r| r[key].as_f64().unwrap_or(0.0)).sum() };
     assert_eq!(

@@ -9,26 +9,8 @@ use polars::prelude::*;
 use protobuf::Message;
 use tensorboard_proto::event::Event;
 
-fn runner() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn run_sweep(spec: &Path, results: &Path, extra: &[&str]) -> Output {
-    runner()
-        .arg("sweep")
-        .arg(spec)
-        .arg("--set")
-        .arg(format!("runtime.results_dir={}", results.display()))
-        .args(extra)
-        .output()
-        .unwrap()
-}
+mod common;
+use common::{read_parquet, run_sweep, runner, write};
 
 const SMALL_DIGITS: &str = r#"
 name = "small"
@@ -175,12 +157,6 @@ fn tags(events: &[Event]) -> Vec<(String, i64)> {
                 .collect::<Vec<_>>()
         })
         .collect()
-}
-
-fn read_parquet(path: &Path) -> DataFrame {
-    ParquetReader::new(std::fs::File::open(path).unwrap())
-        .finish()
-        .unwrap()
 }
 
 #[test]
@@ -452,21 +428,7 @@ fn report_aggregates_a_fixed_table_as_computed_by_hand_and_draws_the_plots() {
     assert_eq!((best.get(0), best.get(1)), (Some(true), Some(false)));
 
     // The command prints the same numbers and writes PNG and SVG plots.
-    let out = runner()
-        .args([
-            "report",
-            dir.path().to_str().unwrap(),
-            "--format",
-            "markdown",
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = common::report(dir.path(), "markdown");
     assert!(
         stdout.contains("-12.00 ± 2.00") && stdout.contains("-21.00 ± 1.41"),
         "{stdout}"

@@ -58,7 +58,13 @@ if ! "$static/bin/llvm-config" --targets-built | tr ' ' '\n' | grep -qx NVPTX; t
     exit 1
 fi
 
+# Change nothing that is already right: the bundler's build script reruns when the
+# sentinel's mtime changes, and with it the whole CUDA chain recompiles (~20 minutes).
 mkdir -p "$(dirname "$prefix")"
-ln -sfn "$static" "$prefix"
-touch "$prefix/.tracel-llvm-installed"
+if [ "$(readlink "$prefix" || true)" != "$static" ]; then
+    ln -sfn "$static" "$prefix"
+fi
+if [ ! -e "$prefix/.tracel-llvm-installed" ]; then
+    touch "$prefix/.tracel-llvm-installed"
+fi
 echo "ready: $prefix -> $static (LLVM $version with NVPTX)"

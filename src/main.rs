@@ -344,6 +344,13 @@ fn train(
             experiment_dir.display()
         );
     }
+    if !summary.elsewhere.is_empty() {
+        eprintln!(
+            "note: {} runs were being trained by another process on this folder at the same time ({}); their rows appear when it finishes them",
+            summary.elsewhere.len(),
+            summary.elsewhere.join(", ")
+        );
+    }
     if !summary.missing.is_empty() {
         eprintln!(
             "error: {} runs have no record in {} although they finished or were skipped ({}); was the folder changed during the sweep? Rerun to train them again",

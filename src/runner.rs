@@ -49,6 +49,8 @@ pub struct SweepSummary {
     /// Runs of the plan with no record on disk at the end although none is still to train
     /// (their folder was removed during the sweep).
     pub missing: Vec<String>,
+    /// Runs another process was training at the same time (their claims were held).
+    pub elsewhere: Vec<String>,
     /// The write error that stopped the sweep ("cannot write path: reason"), if one did.
     pub write_error: Option<String>,
 }
@@ -117,7 +119,11 @@ pub fn run_sweep(
     std::fs::create_dir_all(&out.root)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.root.display()))?;
     let domains = swept_domains(runs);
-    write_experiment(&out.tensorboard_dir(), &spec.name, &domains).map_err(anyhow::Error::msg)?;
+    {
+        let _lock = out.lock()?;
+        write_experiment(&out.tensorboard_dir(), &spec.name, &domains)
+            .map_err(anyhow::Error::msg)?;
+    }
     let text_keys = integer_keys(&domains);
     let shared = Shared {
         spec,
@@ -148,6 +154,35 @@ pub fn run_sweep(
                     }
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(run) = todo.get(i) else { break };
+                    // Another `runner sweep` on this folder may be training it, or may have
+                    // finished it since this one planned: claim it, then look again.
+                    let claim = match out.claim(&run.id) {
+                        Ok(Some(claim)) => claim,
+                        Ok(None) => {
+                            progress.overall.inc(1);
+                            if let Ok(mut s) = finished.lock() {
+                                s.elsewhere.push(run.label.clone());
+                            }
+                            continue;
+                        }
+                        Err(e) => {
+                            if let Ok(mut s) = finished.lock() {
+                                s.write_error.get_or_insert(format!("{e:#}"));
+                            }
+                            continue;
+                        }
+                    };
+                    if let Some(r) = out
+                        .record(&run.id)
+                        .filter(|r| !force && r.status != RunStatus::Failed)
+                    {
+                        progress.overall.inc(1);
+                        if let Ok(mut s) = finished.lock() {
+                            s.skipped += 1;
+                            s.count(r.status);
+                        }
+                        continue;
+                    }
                     let device = &devices[backend::name(run.config.runtime.backend)];
                     let rows = datasets
                         .get(&run.config.data)
@@ -165,6 +200,8 @@ pub fn run_sweep(
                     if let Some(e) = write_error.or(tables) {
                         summary.write_error.get_or_insert(e);
                     }
+                    // Released once the record and the tables show the run.
+                    drop(claim);
                 }
             });
         }
@@ -177,9 +214,10 @@ pub fn run_sweep(
     }
     if summary.write_error.is_none() {
         // Every run of the plan has a record now, unless its files vanished meanwhile.
+        let elsewhere = summary.elsewhere.clone();
         summary.missing = runs
             .iter()
-            .filter(|r| out.record(&r.id).is_none())
+            .filter(|r| out.record(&r.id).is_none() && !elsewhere.contains(&r.label))
             .map(|r| r.label.clone())
             .collect();
     }

@@ -817,3 +817,56 @@ fn each_row_records_the_git_commit_of_the_experiments_folder() {
     let runs = read_parquet(&plain.path().join("r/small/runs.parquet"));
     assert_eq!(runs.column("experiments_commit").unwrap().null_count(), 1);
 }
+
+#[test]
+fn two_sweeps_at_once_on_one_folder_train_each_run_once_and_lose_no_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec_text = SMALL_DIGITS.replace("epochs = 3", "epochs = 6")
+        + "\n[runtime]\nworkers = 1\n[sweep.grid]\n\"train.seed\" = [0, 1, 2, 3, 4, 5, 6, 7]\n";
+    let spec = write(dir.path(), "small.toml", &spec_text);
+    let results = dir.path().join("results");
+    let start = || {
+        runner()
+            .arg("sweep")
+            .arg(&spec)
+            .arg("--set")
+            .arg(format!("runtime.results_dir={}", results.display()))
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (start(), start());
+    let outputs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let mut trained = Vec::new();
+    for out in &outputs {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        trained.extend(
+            stderr
+                .lines()
+                .filter(|l| l.starts_with("ok "))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or_default().to_string()),
+        );
+    }
+    // Each of the 8 runs trained by exactly one of the two processes.
+    trained.sort();
+    let mut unique = trained.clone();
+    unique.dedup();
+    assert_eq!(trained.len(), 8, "{trained:?}");
+    assert_eq!(unique.len(), 8, "{trained:?}");
+    let root = results.join("small");
+    let runs = read_parquet(&root.join("runs.parquet"));
+    assert_eq!(runs.height(), 8);
+    assert_eq!(runs.column("run_id").unwrap().n_unique().unwrap(), 8);
+    assert_eq!(read_parquet(&root.join("epochs.parquet")).height(), 8 * 6);
+    for entry in std::fs::read_dir(root.join("runs")).unwrap().flatten() {
+        let text = std::fs::read_to_string(entry.path().join("record.json")).unwrap();
+        assert!(serde_json::from_str::<serde_json::Value>(&text).is_ok());
+    }
+    let experiment_files = std::fs::read_dir(root.join("tb"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .count();
+    assert_eq!(experiment_files, 1);
+}

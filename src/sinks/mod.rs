@@ -1,4 +1,5 @@
 //! Where results go: Parquet tables and per-run records, and TensorBoard logs.
 
+pub mod claims;
 pub mod results;
 pub mod tensorboard;

@@ -200,8 +200,20 @@ impl ResultsDir {
             .collect()
     }
 
-    /// Rebuilds runs.parquet and epochs.parquet from the finished runs' records.
+    /// The exclusive right to train `run_id`, or `None` while another process holds it.
+    pub fn claim(&self, run_id: &str) -> anyhow::Result<Option<super::claims::Lock>> {
+        super::claims::try_claim(&self.run_dir(run_id).join(".claim"))
+    }
+
+    /// The folder lock, held while reading everything and rewriting a shared file.
+    pub fn lock(&self) -> anyhow::Result<super::claims::Lock> {
+        super::claims::lock(&self.root.join(".lock"))
+    }
+
+    /// Rebuilds runs.parquet and epochs.parquet from the finished runs' records, under the
+    /// folder lock, so that a concurrent process never replaces them with an older view.
     pub fn write_tables(&self) -> anyhow::Result<()> {
+        let _lock = self.lock()?;
         let all = self.load_all();
         let records: Vec<&RunRecord> = all.iter().map(|(r, _)| r).collect();
         let mut runs = runs_frame(&records)?;

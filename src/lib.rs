@@ -22,3 +22,12 @@ pub mod train;
 
 /// Version recorded in every result row and baseline.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The message a panic carried ("" when it carried none).
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}

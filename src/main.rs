@@ -232,10 +232,8 @@ fn check_command(
             set: Vec::new(),
         })?;
         let name = file.display().to_string();
-        let datasets = prepare::load_data(&runs, &name)?;
-        prepare::check_results_dir(&results.join(&spec.name), &name)?;
-        prepare::check_backends(&runs, &name)?;
-        let commit = runner::git_commit(file.parent().unwrap_or(Path::new(".")));
+        let datasets = prepare::preflight(&runs, &results.join(&spec.name), &name)?;
+        let commit = runner::experiments_commit(&file);
         loaded.push((spec, runs, datasets, commit));
     }
     for (spec, runs, datasets, commit) in &loaded {
@@ -309,10 +307,7 @@ fn train(
 ) -> anyhow::Result<ExitCode> {
     let root = Path::new(&spec.runtime.results_dir);
     let experiment_dir = root.join(&spec.name);
-    // Checked before anything is written: the data of every run, and the results folder.
-    let datasets: DataCache = prepare::load_data(runs, file)?;
-    prepare::check_results_dir(&experiment_dir, file)?;
-    prepare::check_backends(runs, file)?;
+    let datasets: DataCache = prepare::preflight(runs, &experiment_dir, file)?;
     eprintln!(
         "{}: {} runs, {} at a time, results in {}",
         spec.name,
@@ -320,11 +315,7 @@ fn train(
         workers.min(runs.len()).max(1),
         experiment_dir.display()
     );
-    let spec_dir = Path::new(file)
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let commit = runner::git_commit(spec_dir);
+    let commit = runner::experiments_commit(Path::new(file));
     let summary = runner::run_sweep(
         spec,
         runs,

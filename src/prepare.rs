@@ -23,20 +23,32 @@ impl DataCache {
         }
         // A reader that panics on a strange file is still that file's error, not a crash.
         let loaded = std::panic::catch_unwind(|| data::load(config)).unwrap_or_else(|panic| {
-            let why = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
             Err(DataError::new(
                 "data.path",
-                format!("{}: could not be read: {why}", data::source_name(config)),
+                format!(
+                    "{}: could not be read: {}",
+                    data::source_name(config),
+                    crate::panic_text(&*panic)
+                ),
             ))
         });
         let d = Arc::new(loaded?);
         map.insert(key, d.clone());
         Ok(d)
     }
+}
+
+/// Everything checked before a sweep writes: every run's data (returned, loaded), the
+/// results folder of the experiment, and the backends.
+pub fn preflight(
+    runs: &[PlannedRun],
+    experiment_dir: &Path,
+    file: &str,
+) -> Result<DataCache, SpecError> {
+    let datasets = load_data(runs, file)?;
+    check_results_dir(experiment_dir, file)?;
+    check_backends(runs, file)?;
+    Ok(datasets)
 }
 
 /// Loads every run's data and checks it against the run's model.

@@ -224,9 +224,13 @@ pub fn run_sweep(
     Ok(summary)
 }
 
-/// The git commit of the repository holding `dir`, with "-dirty" when files under `dir`
-/// have uncommitted changes; None where `dir` is not in a repository (or git is missing).
-pub fn git_commit(dir: &Path) -> Option<String> {
+/// The git commit of the repository holding the spec file `spec`, with "-dirty" when files
+/// in its folder have uncommitted changes; None outside a repository (or without git).
+pub fn experiments_commit(spec: &Path) -> Option<String> {
+    let dir = spec
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .arg("-C")
@@ -507,12 +511,10 @@ fn final_evaluation(
 }
 
 fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .map(|m| format!("panicked: {m}"))
-        .unwrap_or_else(|| "panicked".into())
+    match crate::panic_text(&*panic) {
+        m if m.is_empty() => "panicked".into(),
+        m => format!("panicked: {m}"),
+    }
 }
 
 /// UTC time as RFC 3339, without a date-time dependency.

@@ -5,9 +5,11 @@
 
 pub mod backend;
 pub mod check;
+pub mod checkpoint;
 pub mod data;
 pub mod eval;
 pub mod fpu;
+pub mod interrupt;
 pub mod model;
 pub mod objective;
 pub mod prepare;

@@ -316,6 +316,8 @@ fn train(
         experiment_dir.display()
     );
     let commit = runner::experiments_commit(Path::new(file));
+    // Ctrl-C or SIGTERM (Slurm, Kubernetes) checkpoints the runs in progress and stops.
+    aevb::interrupt::install();
     let summary = runner::run_sweep(
         spec,
         runs,
@@ -349,6 +351,15 @@ fn train(
             experiment_dir.join("runs").display(),
             summary.missing.join(", ")
         );
+    }
+    if !summary.interrupted.is_empty() || aevb::interrupt::requested() {
+        eprintln!(
+            "stopped by a signal: {} runs checkpointed ({}); rerun the same command to continue them where they stopped",
+            summary.interrupted.len(),
+            summary.interrupted.join(", ")
+        );
+        let signal = aevb::interrupt::signal().unwrap_or(libc::SIGTERM);
+        return Ok(ExitCode::from((128 + signal) as u8));
     }
     Ok(if summary.all_ok() {
         ExitCode::SUCCESS

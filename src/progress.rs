@@ -172,6 +172,16 @@ impl RunProgress {
         }
     }
 
+    /// A line about this run (resumed from a checkpoint, a checkpoint passed over).
+    pub fn note(&self, line: &str) {
+        let line = format!("  {}: {line}", self.label);
+        if self.terminal {
+            self.bar.println(line);
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
     pub fn finish(&self) {
         self.bar.finish_and_clear();
     }

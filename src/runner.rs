@@ -10,16 +10,18 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use crate::checkpoint::{BoardPosition, Checkpoints, Loaded};
 use crate::data::{self, Dataset};
 use crate::eval;
 use crate::model::Vae;
 use crate::prepare::DataCache;
 use crate::progress::{Progress, RunProgress};
+use crate::sinks::model_file;
 use crate::sinks::results::{ResultsDir, RunRecord, RunStatus};
 use crate::sinks::tensorboard::{RunBoard, integer_keys, write_experiment};
 use crate::spec::{BackendKind, Binarization, RunConfig, Spec};
 use crate::sweep::PlannedRun;
-use crate::train::{self, EpochMetrics, Observer, eval_rng};
+use crate::train::{self, Checkpoint, EpochMetrics, Observer, eval_rng};
 use crate::{VERSION, backend};
 
 /// Sensible default parallelism: one run per core on CPU (each burn CPU run keeps about one
@@ -53,6 +55,8 @@ pub struct SweepSummary {
     pub elsewhere: Vec<String>,
     /// The write error that stopped the sweep ("cannot write path: reason"), if one did.
     pub write_error: Option<String>,
+    /// Runs stopped by SIGINT/SIGTERM, checkpointed: the next invocation continues them.
+    pub interrupted: Vec<String>,
 }
 
 impl SweepSummary {
@@ -69,6 +73,7 @@ impl SweepSummary {
             && self.failed == 0
             && self.missing.is_empty()
             && self.write_error.is_none()
+            && self.interrupted.is_empty()
     }
 }
 
@@ -131,6 +136,7 @@ pub fn run_sweep(
         datasets,
         text_keys: &text_keys,
         experiments_commit,
+        force,
     };
 
     let progress = Progress::new(todo.len());
@@ -139,10 +145,11 @@ pub fn run_sweep(
     // write error, which stops the sweep (a full or read-only disk fails every later run).
     let finished = Mutex::new(&mut summary);
     let stopped = || {
-        finished
-            .lock()
-            .map(|s| s.write_error.is_some())
-            .unwrap_or(true)
+        crate::interrupt::requested()
+            || finished
+                .lock()
+                .map(|s| s.write_error.is_some())
+                .unwrap_or(true)
     };
     std::thread::scope(|scope| {
         for _ in 0..workers.min(todo.len()) {
@@ -189,12 +196,23 @@ pub fn run_sweep(
                         .map(|d| d.train.rows)
                         .unwrap_or(0);
                     let bar = progress.run(&run.label, run.config.train.epochs, rows);
-                    let (record, write_error) = execute(&shared, run, device, &bar);
+                    let Executed {
+                        record,
+                        write_error,
+                        interrupted,
+                    } = execute(&shared, run, device, &bar);
                     bar.finish();
-                    progress.finished(&record);
                     let Ok(mut summary) = finished.lock() else {
                         break;
                     };
+                    if interrupted {
+                        summary.interrupted.push(run.label.clone());
+                        if let Some(e) = write_error {
+                            summary.write_error.get_or_insert(e);
+                        }
+                        continue;
+                    }
+                    progress.finished(&record);
                     summary.count(record.status);
                     let tables = out.write_tables().err().map(|e| format!("{e:#}"));
                     if let Some(e) = write_error.or(tables) {
@@ -212,7 +230,7 @@ pub fn run_sweep(
     {
         summary.write_error = Some(format!("{e:#}"));
     }
-    if summary.write_error.is_none() {
+    if summary.write_error.is_none() && !crate::interrupt::requested() {
         // Every run of the plan has a record now, unless its files vanished meanwhile.
         let elsewhere = summary.elsewhere.clone();
         summary.missing = runs
@@ -275,29 +293,61 @@ struct Shared<'a> {
     text_keys: &'a [String],
     /// The git commit of the folder holding the spec, where it is a repository.
     experiments_commit: Option<&'a str>,
+    /// Retrain finished runs, and start unfinished ones afresh rather than from checkpoints.
+    force: bool,
+}
+
+/// How one run's attempt ended.
+struct Executed {
+    record: RunRecord,
+    /// Its files could not be written ("path: reason").
+    write_error: Option<String>,
+    /// Stopped by SIGINT/SIGTERM and checkpointed; no record was written.
+    interrupted: bool,
 }
 
 /// Trains and evaluates one run and saves its record; never panics, never stops the sweep.
-/// Returns the record and, if its files could not be written, the error ("path: reason").
+/// An unfinished run continues from its newest checkpoint.
 fn execute(
     shared: &Shared,
     run: &PlannedRun,
     device: &burn::tensor::Device,
     bar: &RunProgress,
-) -> (RunRecord, Option<String>) {
+) -> Executed {
     let Shared {
         spec,
         out,
         datasets,
         text_keys,
         experiments_commit,
+        force,
     } = *shared;
     let started = Instant::now();
+    let run_dir = out.run_dir(&run.id);
+    let checkpoints = Checkpoints::new(&run_dir, &run.id);
+    let loaded = if force {
+        checkpoints.clear();
+        None
+    } else {
+        checkpoints.remove_unfinished();
+        checkpoints.latest(&mut |note| bar.note(&note))
+    };
+    let seconds_before = loaded
+        .as_ref()
+        .map(|l| l.resume.state.train_seconds)
+        .unwrap_or(0.0);
     let board_dir = out.board_dir(&run.label, &run.id);
-    // A rerun replaces the logs of an earlier, unfinished attempt.
-    let _ = std::fs::remove_dir_all(&board_dir);
-    let mut board = RunBoard::create(&board_dir);
-    board.session_start(&run.swept, &run.label, text_keys);
+    let mut board = open_board(&board_dir, run, text_keys, loaded.as_ref());
+    if let Some(l) = &loaded {
+        let s = &l.resume.state;
+        bar.note(&format!(
+            "continuing from checkpoint {} (epoch {}, minibatch {})",
+            l.path.display(),
+            s.epoch + 1,
+            s.step
+        ));
+    }
+    let mut checkpoint_log = CheckpointLog::default();
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
         let data = datasets.get(&run.config.data)?;
         // A failed allocation aborts the process, so a model that cannot fit is refused
@@ -316,8 +366,12 @@ fn execute(
             images_every: run.config.eval.images_every_epochs,
             epochs: run.config.train.epochs,
             seed: run.config.train.seed,
+            checkpoints: &checkpoints,
+            keep_last: run.config.train.keep_last,
+            log: &mut checkpoint_log,
         };
-        let trained = train::train(&run.config, &data, device, &mut observer);
+        let resume = loaded.map(|l| l.resume);
+        let trained = train::train(&run.config, &data, device, &mut observer, resume)?;
         anyhow::Ok((trained, data))
     }));
     let mut record = RunRecord {
@@ -331,38 +385,39 @@ fn execute(
             .collect::<Vec<_>>()
             .join(","),
         status: RunStatus::Failed,
-        error: None,
-        diverged_epoch: None,
         config: run.config.clone(),
-        train_elbo: None,
-        train_recon: None,
-        train_kl: None,
-        test_elbo: None,
-        test_recon: None,
-        test_kl: None,
-        test_log_px: None,
         log_px_k: run.config.eval.importance_samples,
-        log_px_examples: 0,
-        exact_test_log_px: None,
-        active_units: None,
-        epochs_done: 0,
-        examples_seen: 0,
-        wall_seconds: 0.0,
-        samples_per_second: 0.0,
         backend: backend::name(run.config.runtime.backend).to_string(),
         aevb_version: VERSION.to_string(),
         experiments_commit: experiments_commit.map(str::to_string),
-        finished_at: String::new(),
+        checkpoints_written: checkpoint_log.written,
+        checkpoint_seconds: checkpoint_log.seconds,
+        ..Default::default()
     };
     let mut epochs: Vec<EpochMetrics> = Vec::new();
+    let mut model = None;
     match outcome {
+        Ok(Ok((trained, _))) if trained.interrupted => {
+            board.flush();
+            let write_error = checkpoint_log
+                .error
+                .or_else(|| board.error().map(str::to_string));
+            return Executed {
+                record,
+                write_error,
+                interrupted: true,
+            };
+        }
         Ok(Ok((trained, data))) => {
             epochs = trained.epochs.clone();
             record.epochs_done = trained.epochs.len();
             record.examples_seen = trained.examples_seen;
+            record.resumes = trained.resumes;
             record.samples_per_second =
                 trained.examples_seen as f64 / trained.train_seconds.max(1e-9);
             record.exact_test_log_px = data.exact_test_log_px;
+            record.stopped_epoch = trained.stopped_at;
+            record.stop_reason = trained.stopped_because.clone();
             if let Some(epoch) = trained.diverged_at {
                 record.status = RunStatus::Diverged;
                 record.diverged_epoch = Some(epoch);
@@ -407,15 +462,18 @@ fn execute(
                     Err(panic) => record.error = Some(panic_message(panic)),
                 }
             }
+            model = Some(trained.model);
         }
         Ok(Err(e)) => record.error = Some(format!("{e:#}")),
         Err(panic) => record.error = Some(panic_message(panic)),
     }
-    record.wall_seconds = started.elapsed().as_secs_f64();
+    record.wall_seconds = seconds_before + started.elapsed().as_secs_f64();
     record.finished_at = utc_now_rfc3339();
     board.session_end(record.status == RunStatus::Ok);
     board.flush();
-    let mut write_error = board.error().map(str::to_string);
+    let mut write_error = checkpoint_log
+        .error
+        .or_else(|| board.error().map(str::to_string));
     drop(board);
     // A spec of its own: `runner run` on this file trains the run again.
     let toml = format!(
@@ -432,6 +490,15 @@ fn execute(
     {
         write_error.get_or_insert(format!("{e:#}"));
     }
+    // The trained model, before the record that marks the run finished.
+    if let (None, Some(model)) = (&write_error, &model) {
+        let saved = std::fs::create_dir_all(&run_dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", run_dir.display()))
+            .and_then(|_| model_file::save(model, &run_dir.join(model_file::MODEL_FILE), &run.id));
+        if let Err(e) = saved {
+            write_error = Some(format!("{e:#}"));
+        }
+    }
     // The record goes last, and only when the logs are whole: a run whose files could not
     // all be written is not finished, and the next invocation trains it again.
     if write_error.is_none()
@@ -442,8 +509,50 @@ fn execute(
     if let Some(e) = &write_error {
         record.status = RunStatus::Failed;
         record.error = Some(format!("could not save the run: {e}"));
+    } else {
+        // Finished and recorded: its checkpoints are no longer needed.
+        checkpoints.clear();
     }
-    (record, write_error)
+    Executed {
+        record,
+        write_error,
+        interrupted: false,
+    }
+}
+
+/// The run's TensorBoard log: continued from a checkpoint's position (what was logged after
+/// it cut off), else started afresh (a resumed run whose log is gone gets its finished
+/// epochs logged again, so its curves have no gap).
+fn open_board(
+    dir: &Path,
+    run: &PlannedRun,
+    text_keys: &[String],
+    loaded: Option<&Loaded>,
+) -> RunBoard {
+    if let Some(board) = loaded
+        .and_then(|l| l.board.as_ref())
+        .and_then(|p| RunBoard::resume(dir, &p.file, p.bytes))
+    {
+        return board;
+    }
+    // A rerun replaces the logs of an earlier, unfinished attempt.
+    let _ = std::fs::remove_dir_all(dir);
+    let mut board = RunBoard::create(dir);
+    board.session_start(&run.swept, &run.label, text_keys);
+    if let Some(l) = loaded {
+        for m in &l.resume.state.epochs {
+            board.epoch(m);
+        }
+    }
+    board
+}
+
+/// Checkpoints a run wrote in this attempt, and the first that failed.
+#[derive(Default)]
+struct CheckpointLog {
+    written: usize,
+    seconds: f64,
+    error: Option<String>,
 }
 
 /// A diverged run's row keeps the training metrics of its last epoch before the divergence,
@@ -548,6 +657,9 @@ struct RunObserver<'a> {
     images_every: usize,
     epochs: usize,
     seed: u64,
+    checkpoints: &'a Checkpoints,
+    keep_last: usize,
+    log: &'a mut CheckpointLog,
 }
 
 impl Observer for RunObserver<'_> {
@@ -563,5 +675,23 @@ impl Observer for RunObserver<'_> {
                 .images(model, data, m.examples_seen, &mut eval_rng(self.seed));
         }
         self.bar.epoch(m);
+    }
+
+    fn on_checkpoint(&mut self, checkpoint: Checkpoint<'_>) {
+        // The log is flushed first, so its recorded length covers everything before.
+        let board = self
+            .board
+            .position()
+            .map(|(file, bytes)| BoardPosition { file, bytes });
+        match self.checkpoints.save(&checkpoint, board, self.keep_last) {
+            Ok(seconds) => {
+                self.log.written += 1;
+                self.log.seconds += seconds;
+            }
+            Err(e) => {
+                self.bar.note(&format!("{e:#}"));
+                self.log.error.get_or_insert(format!("{e:#}"));
+            }
+        }
     }
 }

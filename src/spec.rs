@@ -351,6 +351,16 @@ pub struct TrainConfig {
     /// A run diverges when a metric is not finite, or when a bound moves more than this
     /// many times max(|ELBO at initialisation|, 1) nats away from its initial value.
     pub divergence_factor: f64,
+    /// Write the run's full training state every this many epochs (0: only when the
+    /// process is interrupted by SIGINT or SIGTERM). An interrupted or killed run resumes
+    /// from its last checkpoint. Does not change the numbers, so not part of the run id.
+    pub checkpoint_every_epochs: usize,
+    /// Checkpoints kept per run while it trains (removed once the run has finished).
+    pub keep_last: usize,
+    /// Early stopping (0: off): stop when the test ELBO has not improved by more than
+    /// `early_stopping_min_delta` nats for this many evaluations in a row.
+    pub early_stopping_patience: usize,
+    pub early_stopping_min_delta: f64,
 }
 
 impl Default for TrainConfig {
@@ -368,6 +378,10 @@ impl Default for TrainConfig {
             seed: 0,
             shuffle: true,
             divergence_factor: 100.0,
+            checkpoint_every_epochs: 0,
+            keep_last: 1,
+            early_stopping_patience: 0,
+            early_stopping_min_delta: 0.0,
         }
     }
 }
@@ -863,6 +877,15 @@ pub fn validate_run(c: &RunConfig, file: &str) -> Result<(), SpecError> {
     }
     if t.divergence_factor.partial_cmp(&1.0) != Some(std::cmp::Ordering::Greater) {
         return err("train.divergence_factor", "expected a factor > 1");
+    }
+    if t.keep_last == 0 {
+        return err("train.keep_last", "expected at least 1 checkpoint to keep");
+    }
+    if !(t.early_stopping_min_delta >= 0.0 && t.early_stopping_min_delta.is_finite()) {
+        return err(
+            "train.early_stopping_min_delta",
+            "expected a non-negative number of nats",
+        );
     }
     if t.epochs == 0 {
         return err("train.epochs", "expected at least 1 epoch");

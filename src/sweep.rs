@@ -201,11 +201,14 @@ fn cartesian<T: Clone>(axes: &[Vec<T>]) -> Vec<Vec<T>> {
 }
 
 /// Stable across invocations: a hash of the config with settings that do not change the
-/// numbers (how many runs share the machine, where results go) blanked out.
+/// numbers (how many runs share the machine, where results go, how often checkpoints are
+/// written) blanked out.
 pub fn run_id(config: &RunConfig) -> String {
     let mut c = config.clone();
     c.runtime.workers = None;
     c.runtime.results_dir = String::new();
+    c.train.checkpoint_every_epochs = 0;
+    c.train.keep_last = 1;
     // However a data path is written (relative, `./`, a trailing slash), it names the same
     // data: the id hashes its canonical form.
     c.data.path = c.data.path.as_deref().map(canonical_path);

@@ -48,16 +48,67 @@ pub struct EpochMetrics {
     pub seconds: f64,
 }
 
-/// Hooks for progress bars and sinks; the loop knows nothing about either.
+/// Hooks for progress bars, sinks and checkpoints; the loop knows nothing about any of them.
 pub trait Observer {
     /// After each optimiser step, with the training examples seen so far.
     fn on_batch(&mut self, _examples_seen: u64) {}
     fn on_epoch(&mut self, _metrics: &EpochMetrics, _model: &Vae, _data: &Dataset) {}
+    /// The full training state, every `train.checkpoint_every_epochs` epochs and when a
+    /// stop is asked for (SIGINT/SIGTERM): what [`Resume`] continues from.
+    fn on_checkpoint(&mut self, _checkpoint: Checkpoint<'_>) {}
 }
 
 /// An observer that does nothing.
 pub struct Silent;
 impl Observer for Silent {}
+
+/// Where training stands, at a minibatch boundary: with the model and optimiser state, all
+/// that continuing needs. The random streams are derived from (seed, epoch, step), so their
+/// position is `epoch` and `step`.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct TrainState {
+    /// The epoch in progress (0-based) and the minibatches of it already trained.
+    pub epoch: usize,
+    pub step: usize,
+    /// The epoch's sums so far over examples: β-weighted bound, recon, KL.
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub sum_bound: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub sum_recon: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub sum_kl: f64,
+    /// Seconds spent in the epoch in progress.
+    pub epoch_seconds: f64,
+    pub examples_seen: u64,
+    /// Metrics of the finished epochs.
+    pub epochs: Vec<EpochMetrics>,
+    /// The divergence rule's anchor (NaN before the first minibatch).
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub divergence_initial: f64,
+    /// Training seconds over every attempt so far.
+    pub train_seconds: f64,
+    /// Early stopping: the best test ELBO so far and evaluations since it improved.
+    pub best_test_elbo: Option<f64>,
+    pub evaluations_without_improvement: usize,
+    /// Attempts that continued from a checkpoint before this one.
+    pub resumes: usize,
+}
+
+/// What a checkpoint holds, borrowed from the loop.
+pub struct Checkpoint<'a> {
+    pub state: &'a TrainState,
+    /// The model being trained (autodiff device): its record keeps the parameter ids the
+    /// optimiser state is keyed by.
+    pub model: &'a Vae,
+    pub optimizer: &'a ModuleOptimizer,
+}
+
+/// A run continued from a checkpoint: its state, model record and optimiser state.
+pub struct Resume {
+    pub state: TrainState,
+    pub model: burn::store::ModuleRecord,
+    pub optimizer: burn::tensor::Bytes,
+}
 
 pub struct TrainOutcome {
     /// The trained model (on the plain device, for evaluation).
@@ -66,10 +117,18 @@ pub struct TrainOutcome {
     /// Epoch (1-based) in which the run diverged (see [`Divergence`]), and why.
     pub diverged_at: Option<usize>,
     pub diverged_because: Option<String>,
+    /// Epoch (1-based) after which early stopping ended the run, and why.
+    pub stopped_at: Option<usize>,
+    pub stopped_because: Option<String>,
+    /// A stop was asked for (SIGINT/SIGTERM): the run is unfinished and was checkpointed.
+    pub interrupted: bool,
     /// The divergence rule, anchored at the model's ELBO before training.
     pub divergence: Divergence,
+    /// Training seconds over every attempt.
     pub train_seconds: f64,
     pub examples_seen: u64,
+    /// Times this run continued from a checkpoint.
+    pub resumes: usize,
 }
 
 /// When a run counts as diverged: a metric that is not finite, or a bound (nats per example)
@@ -103,39 +162,88 @@ impl Divergence {
 /// Salt that keeps the evaluation noise stream apart from the training stream.
 pub const EVAL_SEED_SALT: u64 = 0x5EED_E7A1;
 
+/// The independent random streams of a run, each a function of (seed, epoch, step), so
+/// that a run continued from any minibatch draws exactly what an uninterrupted one does.
+#[derive(Clone, Copy)]
+enum Stream {
+    /// Weight initialisation.
+    Init,
+    /// An epoch's minibatch order.
+    Shuffle,
+    /// A minibatch's noise (reparameterisation, dynamic binarisation).
+    Step,
+}
+
+fn stream(seed: u64, stream: Stream, epoch: usize, step: usize) -> StdRng {
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    key[8..16].copy_from_slice(&(epoch as u64).to_le_bytes());
+    key[16..24].copy_from_slice(&(step as u64).to_le_bytes());
+    key[24] = stream as u8 + 1;
+    StdRng::from_seed(key)
+}
+
+/// Trains `config` from scratch, or from `resume`. Fails only on a resume whose model or
+/// optimiser state does not fit this config.
 pub fn train(
     config: &RunConfig,
     data: &Dataset,
     device: &Device,
     observer: &mut dyn Observer,
-) -> TrainOutcome {
+    resume: Option<Resume>,
+) -> anyhow::Result<TrainOutcome> {
     // This thread computes the run (and then evaluates it): no slow subnormal arithmetic.
     crate::fpu::flush_subnormals();
     let t = &config.train;
-    let mut rng = StdRng::seed_from_u64(t.seed);
     let train_device = device.clone().autodiff();
-    let mut model = Vae::new(&config.model, data.dim(), &mut rng, &train_device);
+    let mut model = Vae::new(
+        &config.model,
+        data.dim(),
+        &mut stream(t.seed, Stream::Init, 0, 0),
+        &train_device,
+    );
     let mut optimizer = optimizer(t);
-    let mut order: Vec<usize> = (0..data.train.rows).collect();
-    let mut epochs = Vec::new();
-    let mut examples_seen = 0u64;
-    let mut diverged_at = None;
-    let mut diverged_because = None;
-    let mut divergence = Divergence {
-        initial: f64::NAN,
+    let mut state = TrainState {
+        divergence_initial: f64::NAN,
+        ..TrainState::default()
+    };
+    if let Some(resume) = resume {
+        model = model
+            .try_load_record(resume.model)
+            .map_err(|e| anyhow::anyhow!("the checkpoint's model does not fit this run: {e}"))?;
+        optimizer = optimizer
+            .from_bytes(resume.optimizer)
+            .map_err(|e| anyhow::anyhow!("the checkpoint's optimiser state: {e}"))?;
+        state = resume.state;
+        state.resumes += 1;
+    }
+    let divergence = |state: &TrainState| Divergence {
+        initial: state.divergence_initial,
         factor: t.divergence_factor,
     };
-    let started = Instant::now();
+    let mut diverged = None;
+    let mut stopped = None;
+    let mut interrupted = false;
+    let attempt_started = Instant::now();
+    let seconds_before = state.train_seconds;
+    let n = data.train.rows;
 
-    for epoch in 0..t.epochs {
-        let epoch_start = Instant::now();
+    'epochs: while state.epoch < t.epochs {
+        let epoch = state.epoch;
+        // A resumed epoch counts the seconds it had already run.
+        let epoch_start = Instant::now()
+            .checked_sub(std::time::Duration::from_secs_f64(state.epoch_seconds))
+            .unwrap_or_else(Instant::now);
+        let mut order: Vec<usize> = (0..n).collect();
         if t.shuffle {
-            order.shuffle(&mut rng);
+            order.shuffle(&mut stream(t.seed, Stream::Shuffle, epoch, 0));
         }
         let beta = objective::beta_at(&config.objective, epoch);
         let lr = lr_at(t, epoch);
-        let mut sums = [0f64; 3]; // bound_β, recon, kl, summed over examples
-        for batch in order.chunks(t.batch_size) {
+        let batches: Vec<&[usize]> = order.chunks(t.batch_size).collect();
+        while state.step < batches.len() {
+            let batch = batches[state.step];
+            let mut rng = stream(t.seed, Stream::Step, epoch, state.step);
             let mut xb = data.train.gather(batch);
             if data.dynamic_binarization {
                 bernoulli_sample(&mut xb.values, &mut rng);
@@ -154,41 +262,55 @@ pub fn train(
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(lr, model, grads);
             let stats = crate::model::prior::host(stats);
-            if examples_seen == 0 {
+            if state.examples_seen == 0 {
                 // Computed before the first step: the bound of the untrained model.
-                divergence.initial = (stats[1] as f64 - stats[2] as f64) / batch.len() as f64;
+                state.divergence_initial = (stats[1] as f64 - stats[2] as f64) / batch.len() as f64;
             }
-            for (s, v) in sums.iter_mut().zip(&stats) {
-                *s += *v as f64;
-            }
-            examples_seen += batch.len() as u64;
-            observer.on_batch(examples_seen);
+            state.sum_bound += stats[0] as f64;
+            state.sum_recon += stats[1] as f64;
+            state.sum_kl += stats[2] as f64;
+            state.examples_seen += batch.len() as u64;
+            state.step += 1;
+            observer.on_batch(state.examples_seen);
             if !stats.iter().all(|v| v.is_finite()) {
                 break;
             }
+            if crate::interrupt::requested() && state.step < batches.len() {
+                state.epoch_seconds = epoch_start.elapsed().as_secs_f64();
+                state.train_seconds = seconds_before + attempt_started.elapsed().as_secs_f64();
+                observer.on_checkpoint(Checkpoint {
+                    state: &state,
+                    model: &model,
+                    optimizer: &optimizer,
+                });
+                interrupted = true;
+                break 'epochs;
+            }
         }
-        let n = data.train.rows as f64;
+        let rows = n as f64;
         let mut metrics = EpochMetrics {
             epoch: epoch + 1,
-            examples_seen,
+            examples_seen: state.examples_seen,
             beta,
             lr,
-            train_objective: sums[0] / n,
-            train_elbo: (sums[1] - sums[2]) / n,
-            train_recon: sums[1] / n,
-            train_kl: sums[2] / n,
+            train_objective: state.sum_bound / rows,
+            train_elbo: (state.sum_recon - state.sum_kl) / rows,
+            train_recon: state.sum_recon / rows,
+            train_kl: state.sum_kl / rows,
             ..Default::default()
         };
-        let train_bound = if sums.iter().all(|v| v.is_finite()) {
+        let sums_finite = [state.sum_bound, state.sum_recon, state.sum_kl]
+            .iter()
+            .all(|v| v.is_finite());
+        let train_bound = if sums_finite {
             metrics.train_elbo
         } else {
             f64::NAN
         };
-        if let Some(why) = divergence.check("the training ELBO", train_bound) {
-            diverged_at = Some(epoch + 1);
-            diverged_because = Some(why);
+        if let Some(why) = divergence(&state).check("the training ELBO", train_bound) {
+            diverged = Some((epoch + 1, why));
             metrics.seconds = epoch_start.elapsed().as_secs_f64();
-            epochs.push(metrics);
+            state.epochs.push(metrics);
             break;
         }
         let last = epoch + 1 == t.epochs;
@@ -198,27 +320,75 @@ pub fn train(
             metrics.test_elbo = Some(test.elbo);
             metrics.test_recon = Some(test.recon);
             metrics.test_kl = Some(test.kl);
-            if let Some(why) = divergence.check("the test ELBO", test.elbo) {
-                diverged_at = Some(epoch + 1);
-                diverged_because = Some(why);
+            if let Some(why) = divergence(&state).check("the test ELBO", test.elbo) {
+                diverged = Some((epoch + 1, why));
+            } else if t.early_stopping_patience > 0 {
+                stopped = early_stop(&mut state, test.elbo, t).map(|why| (epoch + 1, why));
             }
         }
         metrics.seconds = epoch_start.elapsed().as_secs_f64();
         observer.on_epoch(&metrics, &model.valid(), data);
-        epochs.push(metrics);
-        if diverged_at.is_some() {
+        state.epochs.push(metrics);
+        state.epoch += 1;
+        state.step = 0;
+        state.sum_bound = 0.0;
+        state.sum_recon = 0.0;
+        state.sum_kl = 0.0;
+        state.epoch_seconds = 0.0;
+        if diverged.is_some() || stopped.is_some() || state.epoch == t.epochs {
+            break;
+        }
+        let due =
+            t.checkpoint_every_epochs > 0 && state.epoch.is_multiple_of(t.checkpoint_every_epochs);
+        let stop = crate::interrupt::requested();
+        if due || stop {
+            state.train_seconds = seconds_before + attempt_started.elapsed().as_secs_f64();
+            observer.on_checkpoint(Checkpoint {
+                state: &state,
+                model: &model,
+                optimizer: &optimizer,
+            });
+        }
+        if stop {
+            interrupted = true;
             break;
         }
     }
-    TrainOutcome {
+    let (diverged_at, diverged_because) = diverged.unzip();
+    let (stopped_at, stopped_because) = stopped.unzip();
+    Ok(TrainOutcome {
         model: model.valid(),
-        epochs,
+        divergence: divergence(&state),
+        epochs: state.epochs,
         diverged_at,
         diverged_because,
-        divergence,
-        train_seconds: started.elapsed().as_secs_f64(),
-        examples_seen,
+        stopped_at,
+        stopped_because,
+        interrupted,
+        train_seconds: seconds_before + attempt_started.elapsed().as_secs_f64(),
+        examples_seen: state.examples_seen,
+        resumes: state.resumes,
+    })
+}
+
+/// Early stopping after an evaluation with test ELBO `elbo`: why the run stops, if it does.
+fn early_stop(state: &mut TrainState, elbo: f64, t: &TrainConfig) -> Option<String> {
+    match state.best_test_elbo {
+        Some(best) if elbo <= best + t.early_stopping_min_delta => {
+            state.evaluations_without_improvement += 1;
+        }
+        _ => {
+            state.best_test_elbo = Some(elbo);
+            state.evaluations_without_improvement = 0;
+        }
     }
+    let best = state.best_test_elbo.unwrap_or(elbo);
+    (state.evaluations_without_improvement >= t.early_stopping_patience).then(|| {
+        format!(
+            "stopped early: the test ELBO has not improved on its best, {best:.4} nats, by more than {} nats in {} evaluations",
+            t.early_stopping_min_delta, t.early_stopping_patience
+        )
+    })
 }
 
 /// A fresh evaluation noise stream: every evaluation of a run uses the same draws.
@@ -230,7 +400,7 @@ pub fn to_tensor(m: &Matrix, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(m.values.clone(), [m.rows, m.cols]), device)
 }
 
-fn optimizer(t: &TrainConfig) -> ModuleOptimizer {
+pub fn optimizer(t: &TrainConfig) -> ModuleOptimizer {
     let decay = (t.weight_decay > 0.0).then(|| WeightDecayConfig::new(t.weight_decay as f32));
     match t.optimizer {
         OptimizerKind::Adam => AdamConfig::new()

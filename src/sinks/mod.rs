@@ -1,5 +1,6 @@
-//! Where results go: Parquet tables and per-run records, and TensorBoard logs.
+//! Where results go: Parquet tables and per-run records, TensorBoard logs, trained models.
 
 pub mod claims;
+pub mod model_file;
 pub mod results;
 pub mod tensorboard;

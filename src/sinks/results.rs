@@ -3,7 +3,8 @@
 //! ```text
 //! results/<name>/runs.parquet       one row per run (rebuilt after every run)
 //! results/<name>/epochs.parquet     one row per run and epoch
-//! results/<name>/runs/<id>/         record.json, epochs.json, config.toml
+//! results/<name>/runs/<id>/         record.json, epochs.json, config.toml, model.safetensors
+//!                                   (checkpoints/ while the run trains: see `checkpoint`)
 //! results/<name>/tb/<label>/        TensorBoard events
 //! ```
 //!
@@ -66,7 +67,20 @@ pub struct RunRecord {
     pub exact_test_log_px: Option<f64>,
     pub active_units: Option<usize>,
     pub epochs_done: usize,
+    /// Early stopping: the epoch after which the run stopped, and why.
+    #[serde(default)]
+    pub stopped_epoch: Option<usize>,
+    #[serde(default)]
+    pub stop_reason: Option<String>,
     pub examples_seen: u64,
+    /// Times the run continued from a checkpoint (after a kill, Ctrl-C or preemption).
+    #[serde(default)]
+    pub resumes: usize,
+    /// Checkpoints written and the seconds they took in all.
+    #[serde(default)]
+    pub checkpoints_written: usize,
+    #[serde(default)]
+    pub checkpoint_seconds: f64,
     #[serde(deserialize_with = "crate::train::f64_or_nan")]
     pub wall_seconds: f64,
     #[serde(deserialize_with = "crate::train::f64_or_nan")]
@@ -329,6 +343,8 @@ fn template_record() -> RunRecord {
         test_log_px: Some(0.0),
         exact_test_log_px: Some(0.0),
         active_units: Some(0),
+        stopped_epoch: Some(0),
+        stop_reason: Some(String::new()),
         experiments_commit: Some(String::new()),
         config,
         ..Default::default()

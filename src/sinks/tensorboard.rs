@@ -67,6 +67,34 @@ impl EventWriter {
         writer
     }
 
+    /// Continues the event file `dir/file` from byte `bytes`: what was written after that
+    /// point (by a run killed after its last checkpoint) is cut off, so that no step is
+    /// logged twice. None when the file is not there or is shorter than `bytes`.
+    fn resume(dir: &Path, file: &str, bytes: u64) -> Option<Self> {
+        use std::io::{Seek, SeekFrom};
+        let path = dir.join(file);
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path).ok()?;
+        if f.metadata().ok()?.len() < bytes {
+            return None;
+        }
+        f.set_len(bytes).ok()?;
+        f.seek(SeekFrom::End(0)).ok()?;
+        Some(Self {
+            path,
+            out: Some(BufWriter::new(f)),
+            error: None,
+        })
+    }
+
+    /// The file's name and length once everything so far is on disk.
+    fn position(&mut self) -> Option<(String, u64)> {
+        self.flush();
+        let out = self.out.as_ref()?;
+        let bytes = out.get_ref().metadata().ok()?.len();
+        let name = self.path.file_name()?.to_string_lossy().into_owned();
+        Some((name, bytes))
+    }
+
     fn fail(&mut self, e: &std::io::Error) {
         if self.error.is_none() {
             self.error = Some(format!("cannot write {}: {e}", self.path.display()));
@@ -124,6 +152,16 @@ impl RunBoard {
         Self {
             writer: EventWriter::create(dir),
         }
+    }
+
+    /// Continues a run's log from a checkpoint's position (see [`EventWriter::resume`]).
+    pub fn resume(dir: &Path, file: &str, bytes: u64) -> Option<Self> {
+        EventWriter::resume(dir, file, bytes).map(|writer| Self { writer })
+    }
+
+    /// The event file's name and length, everything so far flushed to disk.
+    pub fn position(&mut self) -> Option<(String, u64)> {
+        self.writer.position()
     }
 
     /// The first write error ("cannot write path: reason"), if any: the logs are incomplete.

@@ -1,0 +1,188 @@
+//! Checkpoints: a run's full training state, so that a killed, preempted or interrupted run
+//! continues where it stopped and ends with exactly the numbers of an uninterrupted one.
+//!
+//! ```text
+//! runs/<id>/checkpoints/<epoch>-<step>/state.toml     TrainState, run id, version, log position
+//!                                     /model.bpk      parameters with their ids (burnpack)
+//!                                     /optimizer.bpk  optimiser state, keyed by those ids
+//! ```
+//!
+//! A checkpoint is written into a hidden temporary folder (every file fsynced) that is then
+//! renamed into place, so a kill -9 leaves either the whole checkpoint or none of it. The
+//! newest `keep_last` are kept while the run trains; they are removed once it has finished.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use serde::{Deserialize, Serialize};
+
+use crate::sinks::results::write_atomic;
+use crate::train::{Checkpoint, Resume, TrainState};
+
+/// The contents of `state.toml`. TOML rather than JSON: serde_json's float parser is not
+/// correctly rounded (it can be one ulp off), and a resumed run must carry its earlier
+/// epochs' metrics bit for bit; the `toml` crate parses with the standard library's.
+#[derive(Serialize, Deserialize)]
+struct StateFile {
+    run_id: String,
+    aevb_version: String,
+    /// The TensorBoard event file and its length when the checkpoint was taken.
+    board: Option<BoardPosition>,
+    train: TrainState,
+}
+
+/// Where a run's TensorBoard log stood: a resumed run cuts the file back to this length, so
+/// that what was logged after the checkpoint is not there twice.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct BoardPosition {
+    /// The event file's name in the run's TensorBoard folder.
+    pub file: String,
+    pub bytes: u64,
+}
+
+/// A checkpoint read back: what training continues from, and where its log stood.
+pub struct Loaded {
+    pub resume: Resume,
+    pub board: Option<BoardPosition>,
+    /// The checkpoint's folder, for messages.
+    pub path: PathBuf,
+}
+
+/// The checkpoints of one run.
+pub struct Checkpoints {
+    dir: PathBuf,
+    run_id: String,
+}
+
+impl Checkpoints {
+    pub fn new(run_dir: &Path, run_id: &str) -> Self {
+        Self {
+            dir: run_dir.join("checkpoints"),
+            run_id: run_id.to_string(),
+        }
+    }
+
+    /// Writes `checkpoint` and keeps the newest `keep_last`; returns the seconds it took.
+    pub fn save(
+        &self,
+        checkpoint: &Checkpoint<'_>,
+        board: Option<BoardPosition>,
+        keep_last: usize,
+    ) -> anyhow::Result<f64> {
+        let started = Instant::now();
+        let state = checkpoint.state;
+        let name = format!("{:06}-{:06}", state.epoch, state.step);
+        let target = self.dir.join(&name);
+        let tmp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let write = || -> anyhow::Result<()> {
+            let _ = std::fs::remove_dir_all(&tmp);
+            std::fs::create_dir_all(&tmp)?;
+            let model = checkpoint.model.clone().into_record().into_bytes()?;
+            write_atomic(&tmp.join("model.bpk"), &model)?;
+            let optimizer = checkpoint.optimizer.into_bytes()?;
+            write_atomic(&tmp.join("optimizer.bpk"), &optimizer)?;
+            let file = StateFile {
+                run_id: self.run_id.clone(),
+                aevb_version: crate::VERSION.to_string(),
+                board,
+                train: state.clone(),
+            };
+            write_atomic(&tmp.join("state.toml"), toml::to_string(&file)?.as_bytes())?;
+            // The same position again (a resumed run interrupted before its next step).
+            if target.exists() {
+                std::fs::remove_dir_all(&target)?;
+            }
+            std::fs::rename(&tmp, &target)?;
+            let _ = std::fs::File::open(&self.dir).and_then(|d| d.sync_all());
+            Ok(())
+        };
+        if let Err(e) = write() {
+            let _ = std::fs::remove_dir_all(&tmp);
+            anyhow::bail!("cannot write checkpoint {}: {e:#}", target.display());
+        }
+        for old in self.list().iter().rev().skip(keep_last) {
+            let _ = std::fs::remove_dir_all(old);
+        }
+        Ok(started.elapsed().as_secs_f64())
+    }
+
+    /// Complete checkpoints, oldest first (their names sort by epoch, then step).
+    pub fn list(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut found: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.is_dir()
+                    && p.file_name()
+                        .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// The newest checkpoint that reads back whole and belongs to this run and version.
+    /// `note` receives why a checkpoint was passed over (unreadable, another version).
+    pub fn latest(&self, note: &mut dyn FnMut(String)) -> Option<Loaded> {
+        for path in self.list().into_iter().rev() {
+            match self.load(&path) {
+                Ok(loaded) => return Some(loaded),
+                Err(e) => note(format!("checkpoint {} not used: {e:#}", path.display())),
+            }
+        }
+        None
+    }
+
+    fn load(&self, path: &Path) -> anyhow::Result<Loaded> {
+        let read = |name: &str| {
+            std::fs::read(path.join(name))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.join(name).display()))
+        };
+        let text = String::from_utf8(read("state.toml")?)?;
+        let state: StateFile = toml::from_str(&text)?;
+        if state.run_id != self.run_id {
+            anyhow::bail!("it belongs to run {}", state.run_id);
+        }
+        if state.aevb_version != crate::VERSION {
+            anyhow::bail!(
+                "written by aevb {} (this is {}), whose numbers may differ",
+                state.aevb_version,
+                crate::VERSION
+            );
+        }
+        let model = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(
+            read("model.bpk")?,
+        ))?;
+        let optimizer = burn::tensor::Bytes::from_bytes_vec(read("optimizer.bpk")?);
+        Ok(Loaded {
+            resume: Resume {
+                state: state.train,
+                model,
+                optimizer,
+            },
+            board: state.board,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Removes every checkpoint, and what a killed writer left half-done.
+    pub fn clear(&self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// Removes temporary folders left by a writer that was killed (the caller holds the
+    /// run's claim, so no other process is writing one).
+    pub fn remove_unfinished(&self) {
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with('.') {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+}

@@ -39,6 +39,7 @@ fn epoch(c: &mut Criterion) {
         image_shape: Some((28, 28)),
         dynamic_binarization: false,
         exact_test_log_px: None,
+        test_labels: None,
     };
     let backends = std::env::var("AEVB_BENCH_BACKENDS").unwrap_or_else(|_| "ndarray,flex".into());
     let mut group = c.benchmark_group("epoch_784_400_20");

@@ -21,6 +21,7 @@ pub mod sinks;
 pub mod spec;
 pub mod sweep;
 pub mod train;
+pub mod trained;
 
 /// Version recorded in every result row and baseline.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

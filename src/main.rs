@@ -10,6 +10,7 @@ use aevb::progress::fmt_opt;
 use aevb::runner;
 use aevb::spec::{self, Spec, SpecError};
 use aevb::sweep::{self, PlannedRun};
+use aevb::trained::{RunNotFound, TrainedRun, figures, reevaluate, tables};
 use aevb::{VERSION, backend};
 use aevb::{check, report};
 
@@ -80,6 +81,84 @@ enum Command {
         #[arg(long, default_value = "results/check")]
         results: PathBuf,
     },
+    /// Draw samples from a trained run's model: a PNG grid and a Parquet of z and E[x|z].
+    Sample {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Number of samples.
+        #[arg(short = 'n', long, default_value_t = 64)]
+        n: usize,
+        /// Seed of the prior draws (default: the run's train.seed).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Test inputs beside their reconstructions (PNG and Parquet).
+    Reconstruct {
+        #[command(flatten)]
+        run: RunArgs,
+        #[arg(short = 'n', long, default_value_t = 32)]
+        n: usize,
+    },
+    /// Posterior means and log-variances of every test example (Parquet, with labels where
+    /// the data have them) and the latent scatter of the test set.
+    Encode {
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Latent traversals: one row per latent dimension, ordered by KL.
+    Traverse {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Images per row (prior quantiles from 2.5% to 97.5%).
+        #[arg(long, default_value_t = 11)]
+        steps: usize,
+        /// At most this many dimensions (the ones with the most KL).
+        #[arg(long, default_value_t = 20)]
+        dims: usize,
+        /// The test example whose posterior mean holds the other dimensions.
+        #[arg(long, default_value_t = 0)]
+        example: usize,
+    },
+    /// Interpolations between the posterior means of pairs of test examples.
+    Interpolate {
+        #[command(flatten)]
+        run: RunArgs,
+        #[arg(long, default_value_t = 8)]
+        pairs: usize,
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+    },
+    /// For a 2-D latent space: the learned data manifold on a grid of prior quantiles (the
+    /// AEVB paper's Figure 4) and the test set's latent scatter coloured by label.
+    Manifold {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Images per side of the grid.
+        #[arg(long, default_value_t = 20)]
+        size: usize,
+    },
+    /// Re-estimate a trained run's test log p(x) with K importance samples and update its row.
+    Eval {
+        #[command(flatten)]
+        run: RunArgs,
+        #[arg(long, default_value_t = 5000)]
+        importance_samples: usize,
+        /// On the first N test examples (default: as many as the run used).
+        #[arg(long)]
+        examples: Option<usize>,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct RunArgs {
+    /// A finished run: its folder (results/<experiment>/runs/<id>), run id or label.
+    run: String,
+    /// The results folder to look for run ids and labels in.
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+    /// Where to write the files (default: the run's figures/ folder).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -96,6 +175,10 @@ fn main() -> ExitCode {
         Err(e) => match e.downcast_ref::<SpecError>() {
             Some(spec_error) => {
                 eprintln!("error: {spec_error}");
+                ExitCode::from(2)
+            }
+            None if e.downcast_ref::<RunNotFound>().is_some() => {
+                eprintln!("error: {e}");
                 ExitCode::from(2)
             }
             None => {
@@ -145,7 +228,98 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             bless,
             results,
         } => check_command(&specs, &baseline, bless, &results),
+        Command::Sample { run, n, seed } => {
+            let trained = open(&run)?;
+            let seed = seed.unwrap_or(trained.config().train.seed);
+            wrote(figures::sample(
+                &trained,
+                n.max(1),
+                seed,
+                run.out.as_deref(),
+            )?)
+        }
+        Command::Reconstruct { run, n } => wrote(figures::reconstruct(
+            &open(&run)?,
+            n.max(1),
+            run.out.as_deref(),
+        )?),
+        Command::Encode { run } => wrote(tables::encode(&open(&run)?, run.out.as_deref())?),
+        Command::Traverse {
+            run,
+            steps,
+            dims,
+            example,
+        } => wrote(figures::traverse(
+            &open(&run)?,
+            steps.max(2),
+            dims,
+            example,
+            run.out.as_deref(),
+        )?),
+        Command::Interpolate { run, pairs, steps } => wrote(figures::interpolate(
+            &open(&run)?,
+            pairs,
+            steps.max(2),
+            run.out.as_deref(),
+        )?),
+        Command::Manifold { run, size } => wrote(figures::manifold(
+            &open(&run)?,
+            size.max(2),
+            run.out.as_deref(),
+        )?),
+        Command::Eval {
+            run,
+            importance_samples,
+            examples,
+        } => eval_command(&run, importance_samples, examples),
     }
+}
+
+fn open(run: &RunArgs) -> anyhow::Result<TrainedRun> {
+    TrainedRun::open(&run.run, &run.results)
+}
+
+fn wrote(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
+    for p in paths {
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval_command(run: &RunArgs, k: usize, examples: Option<usize>) -> anyhow::Result<ExitCode> {
+    let mut trained = open(run)?;
+    eprintln!(
+        "run {} ({}): estimating test log p(x) with K = {k}",
+        trained.record.run_id, trained.record.label
+    );
+    let started = std::time::Instant::now();
+    let mut last = std::time::Instant::now();
+    let r = reevaluate::reevaluate(&mut trained, k, examples, &mut |done, n| {
+        if last.elapsed().as_secs_f64() > 10.0 {
+            eprintln!("  {done}/{n} examples");
+            last = std::time::Instant::now();
+        }
+    })?;
+    println!(
+        "test ELBO      {:.4} nats (recorded at the end of training: {})",
+        r.test_elbo,
+        fmt_opt(r.recorded_test_elbo)
+    );
+    println!(
+        "test log p(x)  {:.4} nats with K = {} on {} examples (was {} with K = {} on {}); {:.1} s",
+        r.log_px,
+        r.k,
+        r.examples,
+        fmt_opt(r.previous_log_px),
+        r.previous_k,
+        r.previous_examples,
+        started.elapsed().as_secs_f64()
+    );
+    eprintln!(
+        "updated {} and the experiment's tables",
+        trained.dir.join("record.json").display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn report_command(

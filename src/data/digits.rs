@@ -1,6 +1,6 @@
 //! The UCI 8×8 handwritten digits (1797 images, intensities 0..16) that `smartcore` ships.
 
-use super::{DataError, Dataset, Matrix, split};
+use super::{DataError, Dataset, Matrix, split_rows};
 use crate::spec::DataConfig;
 
 const SIDE: usize = 8;
@@ -23,12 +23,13 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
         .map(|v| (v / MAX_INTENSITY).clamp(0.0, 1.0))
         .collect();
     let all = Matrix::new(raw.num_samples, raw.num_features, values);
-    let (train, test) = split(&all, config.test_fraction, config.split_seed);
+    let (train, test) = split_rows(all.rows, config.test_fraction, config.split_seed);
     Ok(Dataset {
-        train,
-        test,
+        train: all.gather(&train),
+        test: all.gather(&test),
         image_shape: Some((SIDE, SIDE)),
         dynamic_binarization: false,
         exact_test_log_px: None,
+        test_labels: Some(test.iter().map(|&i| raw.target[i] as u32).collect()),
     })
 }

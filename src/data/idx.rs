@@ -73,12 +73,18 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
     };
     let train = read(FILES[0].0)?;
     let test = read(FILES[1].0)?;
+    // Labels are optional (only the trained-model commands colour by them): a labels file
+    // that is missing or does not match the images is left out.
+    let test_labels = find(&dir, "t10k-labels-idx1-ubyte")
+        .and_then(|p| read_labels(&p).ok())
+        .filter(|l| l.len() == test.rows);
     Ok(Dataset {
         train,
         test,
         image_shape: Some((SIDE, SIDE)),
         dynamic_binarization: false,
         exact_test_log_px: None,
+        test_labels,
     })
 }
 
@@ -121,6 +127,19 @@ pub fn read_images(path: &Path) -> anyhow::Result<Matrix> {
     );
     let values = pixels.iter().map(|&p| p as f32 / 255.0).collect();
     Ok(Matrix::new(n, rows * cols, values))
+}
+
+/// Reads an IDX1 label file (magic 2049).
+pub fn read_labels(path: &Path) -> anyhow::Result<Vec<u32>> {
+    let bytes = read_maybe_gzip(path)?;
+    anyhow::ensure!(
+        bytes.len() >= 8 && u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) == 2049,
+        "{}: not an IDX label file",
+        path.display()
+    );
+    let n = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
+    anyhow::ensure!(bytes.len() == 8 + n, "{}: truncated", path.display());
+    Ok(bytes[8..].iter().map(|&b| b as u32).collect())
 }
 
 fn read_maybe_gzip(path: &Path) -> anyhow::Result<Vec<u8>> {

@@ -63,6 +63,8 @@ pub struct Dataset {
     pub dynamic_binarization: bool,
     /// Mean exact test log p(x) in nats, where the data's true model is known (synthetic).
     pub exact_test_log_px: Option<f64>,
+    /// The test examples' class labels, where the dataset has them (digits, MNIST).
+    pub test_labels: Option<Vec<u32>>,
 }
 
 impl Dataset {
@@ -103,6 +105,9 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
     }
     if let Some(n) = config.test_limit {
         dataset.test = dataset.test.head(n);
+        if let Some(labels) = &mut dataset.test_labels {
+            labels.truncate(n);
+        }
     }
     let source = source_name(config);
     for (split, m) in [("training", &dataset.train), ("test", &dataset.test)] {
@@ -192,10 +197,16 @@ pub fn bernoulli_sample(values: &mut [f32], rng: &mut impl Rng) {
 
 /// Splits rows into (train, test) by a seeded shuffle; `test_fraction` of them go to test.
 pub fn split(all: &Matrix, test_fraction: f64, seed: u64) -> (Matrix, Matrix) {
-    let mut order: Vec<usize> = (0..all.rows).collect();
+    let (train, test) = split_rows(all.rows, test_fraction, seed);
+    (all.gather(&train), all.gather(&test))
+}
+
+/// The row indices of [`split`]: (train, test).
+pub fn split_rows(rows: usize, test_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let mut order: Vec<usize> = (0..rows).collect();
     order.shuffle(&mut StdRng::seed_from_u64(seed));
-    let n_test = ((all.rows as f64) * test_fraction).round() as usize;
-    let n_test = n_test.clamp(1, all.rows.saturating_sub(1).max(1));
+    let n_test = ((rows as f64) * test_fraction).round() as usize;
+    let n_test = n_test.clamp(1, rows.saturating_sub(1).max(1));
     let (test, train) = order.split_at(n_test);
-    (all.gather(train), all.gather(test))
+    (train.to_vec(), test.to_vec())
 }

@@ -175,6 +175,7 @@ pub fn load(config: &DataConfig) -> Result<Dataset, super::DataError> {
         image_shape: None,
         dynamic_binarization: false,
         exact_test_log_px: Some(exact.iter().sum::<f64>() / exact.len().max(1) as f64),
+        test_labels: None,
     })
 }
 

@@ -81,6 +81,7 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
         image_shape: None,
         dynamic_binarization: false,
         exact_test_log_px: None,
+        test_labels: None,
     })
 }
 

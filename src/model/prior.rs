@@ -192,6 +192,35 @@ impl Prior {
         }
     }
 
+    /// The prior's marginal along latent dimension `dim`, as normal components
+    /// (weight, mean, standard deviation): one for the normal priors, K for the mixture.
+    pub fn marginal(&self, dim: usize) -> Vec<(f64, f64, f64)> {
+        match self {
+            Prior::StandardNormal(_) => vec![(1.0, 0.0, 1.0)],
+            Prior::Normal(p) => {
+                let (mean, logvar) = (host(p.mean.val()), host(p.logvar.val()));
+                vec![(1.0, mean[dim] as f64, (0.5 * logvar[dim] as f64).exp())]
+            }
+            Prior::Mixture(p) => {
+                let [k, d] = p.means.val().dims();
+                let (means, logvars) = (host(p.means.val()), host(p.logvars.val()));
+                let logits = host(p.logits.val());
+                let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                let weights: Vec<f64> = logits.iter().map(|l| ((l - max) as f64).exp()).collect();
+                let total: f64 = weights.iter().sum();
+                (0..k)
+                    .map(|c| {
+                        (
+                            weights[c] / total,
+                            means[c * d + dim] as f64,
+                            (0.5 * logvars[c * d + dim] as f64).exp(),
+                        )
+                    })
+                    .collect()
+            }
+        }
+    }
+
     fn inner(&self) -> &dyn LatentPrior {
         match self {
             Prior::StandardNormal(p) => p,

@@ -1,6 +1,6 @@
 //! `runner report`: aggregate a results folder over seeds, print the table, draw the plots.
 
-mod plots;
+pub mod plots;
 
 use std::path::{Path, PathBuf};
 

@@ -449,3 +449,73 @@ fn curves<DB: DrawingBackend>(
         .map_err(err)?;
     Ok(())
 }
+
+/// The test set's posterior means on two latent axes, one colour per class label (grey
+/// without labels): a PNG, drawn in memory so that it can be written atomically.
+pub fn latent_scatter_png(
+    points: &[(f64, f64)],
+    labels: Option<&[u32]>,
+    axes: (&str, &str),
+    title: &str,
+) -> anyhow::Result<Vec<u8>> {
+    register_font();
+    let (w, h) = (800u32, 760u32);
+    let mut rgb = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let (x_lo, x_hi) = extent(points.iter().map(|p| p.0));
+        let (y_lo, y_hi) = extent(points.iter().map(|p| p.1));
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(padded(x_lo, x_hi), padded(y_lo, y_hi))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc(axes.0)
+            .y_desc(axes.1)
+            .draw()
+            .map_err(err)?;
+        let mut classes: Vec<u32> = labels.map(|l| l.to_vec()).unwrap_or_default();
+        classes.sort_unstable();
+        classes.dedup();
+        if classes.is_empty() {
+            let grey = RGBColor(90, 90, 90).mix(0.5);
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 2, grey.filled())))
+                .map_err(err)?;
+        } else {
+            let labels = labels.unwrap_or_default();
+            for (i, class) in classes.iter().enumerate() {
+                let color = Palette99::pick(i).to_rgba().mix(0.6);
+                let mine = points
+                    .iter()
+                    .zip(labels)
+                    .filter(|(_, l)| *l == class)
+                    .map(|(&p, _)| Circle::new(p, 2, color.filled()));
+                let legend = Palette99::pick(i).to_rgba();
+                chart
+                    .draw_series(mine)
+                    .map_err(err)?
+                    .label(class.to_string())
+                    .legend(move |(x, y)| Circle::new((x + 10, y), 5, legend.filled()));
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(err)?;
+        }
+        root.present().map_err(err)?;
+    }
+    let mut png = Vec::new();
+    image::png::PngEncoder::new(&mut png)
+        .encode(&rgb, w, h, image::ColorType::Rgb8)
+        .map_err(err)?;
+    Ok(png)
+}

@@ -1,6 +1,7 @@
 //! Where results go: Parquet tables and per-run records, TensorBoard logs, trained models.
 
 pub mod claims;
+pub mod grid;
 pub mod model_file;
 pub mod results;
 pub mod tensorboard;

@@ -282,7 +282,7 @@ pub fn write_atomic_with(
     result.map_err(|e| anyhow::anyhow!("cannot write {}: {e:#}", path.display()))
 }
 
-fn write_parquet_atomic(path: &Path, df: &mut DataFrame) -> anyhow::Result<()> {
+pub fn write_parquet_atomic(path: &Path, df: &mut DataFrame) -> anyhow::Result<()> {
     write_atomic_with(path, |file| {
         ParquetWriter::new(file).finish(df)?;
         Ok(())

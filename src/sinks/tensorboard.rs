@@ -18,6 +18,7 @@ use tensorboard_proto::summary::{
     Summary, Summary_Image, Summary_Value, SummaryMetadata, SummaryMetadata_PluginData,
 };
 
+use super::grid::Grid;
 use crate::data::Dataset;
 use crate::model::prior::host;
 use crate::model::{LatentPrior, Vae};
@@ -398,54 +399,4 @@ fn now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
-}
-
-/// Grey images laid out in a grid with a one-pixel border, upscaled so small images show.
-struct Grid {
-    rows: usize,
-    cols: usize,
-    h: usize,
-    w: usize,
-    pixels: Vec<u8>,
-}
-
-impl Grid {
-    fn new(rows: usize, cols: usize, h: usize, w: usize) -> Self {
-        let (width, height) = (cols * (w + 1) + 1, rows * (h + 1) + 1);
-        Self {
-            rows,
-            cols,
-            h,
-            w,
-            pixels: vec![128; width * height],
-        }
-    }
-
-    fn width(&self) -> usize {
-        self.cols * (self.w + 1) + 1
-    }
-
-    fn put(&mut self, r: usize, c: usize, values: &[f32]) {
-        let width = self.width();
-        for y in 0..self.h {
-            for x in 0..self.w {
-                let v = values[y * self.w + x].clamp(0.0, 1.0);
-                let (py, px) = (1 + r * (self.h + 1) + y, 1 + c * (self.w + 1) + x);
-                self.pixels[py * width + px] = (v * 255.0).round() as u8;
-            }
-        }
-    }
-
-    /// (width, height, pixels), scaled by an integer factor to at least 28-pixel cells.
-    fn upscaled(&self) -> (u32, u32, Vec<u8>) {
-        let scale = 28usize.div_ceil(self.h.min(self.w)).max(1);
-        let (width, height) = (self.width(), self.rows * (self.h + 1) + 1);
-        let mut out = Vec::with_capacity(width * height * scale * scale);
-        for y in 0..height * scale {
-            for x in 0..width * scale {
-                out.push(self.pixels[(y / scale) * width + x / scale]);
-            }
-        }
-        ((width * scale) as u32, (height * scale) as u32, out)
-    }
 }

@@ -1,0 +1,90 @@
+//! Parquet tables of what a trained model makes of data: posterior parameters per test
+//! example (`encode`), and the values behind the sample and reconstruction figures.
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use super::TrainedRun;
+use super::latent::{by_kl, kl_per_dimension};
+use crate::data::Matrix;
+use crate::model::Vae;
+use crate::model::prior::host;
+use crate::sinks::results::write_parquet_atomic;
+use crate::train::to_tensor;
+
+/// Rows pushed through the encoder at once.
+const BATCH: usize = 1000;
+
+/// Posterior means and log-variances of every row of `data`, row-major [N, Z] each.
+pub fn encode_rows(
+    model: &Vae,
+    data: &Matrix,
+    device: &burn::tensor::Device,
+) -> (Vec<f32>, Vec<f32>) {
+    let (mut means, mut logvars) = (Vec::new(), Vec::new());
+    for start in (0..data.rows).step_by(BATCH) {
+        let rows: Vec<usize> = (start..(start + BATCH).min(data.rows)).collect();
+        let q = model
+            .encoder
+            .forward(to_tensor(&data.gather(&rows), device));
+        means.extend(host(q.mean));
+        logvars.extend(host(q.logvar));
+    }
+    (means, logvars)
+}
+
+/// A table with an integer `index` column and, per block, `name_0 … name_{width-1}`
+/// columns from a row-major [rows, width] block.
+pub fn blocks_frame(
+    index_name: &str,
+    rows: usize,
+    labels: Option<&[u32]>,
+    blocks: &[(&str, &[f32], usize)],
+) -> anyhow::Result<DataFrame> {
+    let mut columns: Vec<Column> = vec![Column::new(
+        index_name.into(),
+        (0..rows as u32).collect::<Vec<u32>>(),
+    )];
+    if let Some(labels) = labels {
+        columns.push(Column::new("label".into(), labels.to_vec()));
+    }
+    for &(name, values, width) in blocks {
+        for j in 0..width {
+            let col: Vec<f32> = (0..rows).map(|i| values[i * width + j]).collect();
+            columns.push(Column::new(format!("{name}_{j}").into(), col));
+        }
+    }
+    Ok(DataFrame::new(rows, columns)?)
+}
+
+pub fn save(path: &Path, mut frame: DataFrame) -> anyhow::Result<PathBuf> {
+    write_parquet_atomic(path, &mut frame)?;
+    Ok(path.to_path_buf())
+}
+
+/// `runner encode`: `encoded.parquet` (per test example: label where the data have them,
+/// posterior means `mu_j` and log-variances `logvar_j`) and `latent_scatter.png` (the means
+/// on the two dimensions with the most KL, coloured by label).
+pub fn encode(run: &TrainedRun, out: Option<&Path>) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = run.out_dir(out)?;
+    let test = &run.data.test;
+    let latent = run.config().model.latent_dim;
+    let (means, logvars) = encode_rows(&run.model, test, &run.device);
+    let labels = run.data.test_labels.as_deref();
+    let frame = blocks_frame(
+        "example",
+        test.rows,
+        labels,
+        &[("mu", &means, latent), ("logvar", &logvars, latent)],
+    )?;
+    let table = save(&dir.join("encoded.parquet"), frame)?;
+    let scatter = super::figures::latent_scatter(run, &means, &logvars, &dir)?;
+    Ok(vec![table, scatter])
+}
+
+/// The two latent dimensions with the most KL (the only two for a 2-D latent space).
+pub fn top_two(means: &[f32], logvars: &[f32], latent: usize) -> (usize, usize) {
+    let order = by_kl(&kl_per_dimension(means, logvars, latent));
+    (order[0], *order.get(1).unwrap_or(&order[0]))
+}

@@ -156,8 +156,12 @@ impl Checkpoints {
         }
         let model = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(
             read("model.bpk")?,
-        ))?;
-        let optimizer = burn::tensor::Bytes::from_bytes_vec(read("optimizer.bpk")?);
+        ))
+        .map_err(|e| anyhow::anyhow!("model.bpk: {e}"))?;
+        let optimizer = burn::optim::OptimizerRecord::from_bytes(
+            burn::tensor::Bytes::from_bytes_vec(read("optimizer.bpk")?),
+        )
+        .map_err(|e| anyhow::anyhow!("optimizer.bpk: {e}"))?;
         Ok(Loaded {
             resume: Resume {
                 state: state.train,

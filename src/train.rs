@@ -107,7 +107,7 @@ pub struct Checkpoint<'a> {
 pub struct Resume {
     pub state: TrainState,
     pub model: burn::store::ModuleRecord,
-    pub optimizer: burn::tensor::Bytes,
+    pub optimizer: burn::optim::OptimizerRecord,
 }
 
 pub struct TrainOutcome {
@@ -211,9 +211,7 @@ pub fn train(
         model = model
             .try_load_record(resume.model)
             .map_err(|e| anyhow::anyhow!("the checkpoint's model does not fit this run: {e}"))?;
-        optimizer = optimizer
-            .from_bytes(resume.optimizer)
-            .map_err(|e| anyhow::anyhow!("the checkpoint's optimiser state: {e}"))?;
+        optimizer = optimizer.load_record(resume.optimizer);
         state = resume.state;
         state.resumes += 1;
     }

@@ -475,6 +475,21 @@ fn spec_cases() -> Vec<Case> {
             &["train.divergence_factor"],
         ),
         case(
+            "keep_none.toml",
+            "name = \"t\"\n[train]\nkeep_last = 0\n",
+            &["train.keep_last", "at least 1"],
+        ),
+        case(
+            "checkpoint_every_neg.toml",
+            "name = \"t\"\n[train]\ncheckpoint_every_epochs = -1\n",
+            &["train.checkpoint_every_epochs"],
+        ),
+        case(
+            "min_delta_neg.toml",
+            "name = \"t\"\n[train]\nearly_stopping_min_delta = -0.5\n",
+            &["train.early_stopping_min_delta", "non-negative"],
+        ),
+        case(
             "k_eval_zero.toml",
             "name = \"t\"\n[eval]\nimportance_samples = 0\n",
             &["eval.importance_samples"],

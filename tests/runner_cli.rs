@@ -6,11 +6,9 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use polars::prelude::*;
-use protobuf::Message;
-use tensorboard_proto::event::Event;
 
 mod common;
-use common::{read_parquet, run_sweep, runner, write};
+use common::{events_in, read_parquet, run_sweep, runner, tags, write};
 
 const SMALL_DIGITS: &str = r#"
 name = "small"
@@ -118,45 +116,6 @@ fn bad_specs_name_the_file_and_key_exit_2_and_write_nothing() {
         }
         assert!(!results.exists(), "{name}: nothing may be written");
     }
-}
-
-/// Records of a TFRecord file: u64 length, u32 CRC, payload, u32 CRC.
-fn read_events(path: &Path) -> Vec<Event> {
-    let bytes = std::fs::read(path).unwrap();
-    let mut events = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let len = u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap()) as usize;
-        let data = &bytes[i + 12..i + 12 + len];
-        events.push(Event::parse_from_bytes(data).unwrap());
-        i += 12 + len + 4;
-    }
-    events
-}
-
-fn events_in(dir: &Path) -> Vec<Event> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("events.out.tfevents") {
-            out.extend(read_events(&entry.path()));
-        }
-    }
-    out
-}
-
-/// (tag, step) of every summary value.
-fn tags(events: &[Event]) -> Vec<(String, i64)> {
-    events
-        .iter()
-        .flat_map(|e| {
-            e.get_summary()
-                .get_value()
-                .iter()
-                .map(|v| (v.get_tag().to_string(), e.get_step()))
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 #[test]

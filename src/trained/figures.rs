@@ -173,7 +173,7 @@ pub fn interpolate(
 }
 
 /// `runner manifold` (2-D latent spaces): decoder means on a `size` × `size` grid of the
-/// prior's marginal quantiles (the AEVB paper's Figure 4; z₁ grows to the right, z₂
+/// prior's marginal quantiles (the AEVB paper's Figure 4; z0 grows to the right, z1
 /// upwards), `manifold.png`, and the test set's latent scatter, `latent_scatter.png`.
 pub fn manifold(run: &TrainedRun, size: usize, out: Option<&Path>) -> anyhow::Result<Vec<PathBuf>> {
     let shape = run.image_shape("manifold")?;
@@ -207,8 +207,8 @@ pub fn manifold(run: &TrainedRun, size: usize, out: Option<&Path>) -> anyhow::Re
     Ok(vec![path, scatter])
 }
 
-/// `latent_scatter.png`: posterior means of the test set on the two dimensions with the
-/// most KL, coloured by label where the data have labels.
+/// `latent_scatter.png`: posterior means of the test set on both dimensions of a 2-D latent
+/// space, else on the two with the most KL; coloured by label where the data have labels.
 pub fn latent_scatter(
     run: &TrainedRun,
     means: &[f32],
@@ -216,7 +216,12 @@ pub fn latent_scatter(
     dir: &Path,
 ) -> anyhow::Result<PathBuf> {
     let latent = run.config().model.latent_dim;
-    let (a, b) = top_two(means, logvars, latent);
+    // Two latents in their own order (as the manifold draws them), else the two most used.
+    let (a, b) = if latent == 2 {
+        (0, 1)
+    } else {
+        top_two(means, logvars, latent)
+    };
     let points: Vec<(f64, f64)> = means
         .chunks(latent)
         .map(|m| (m[a] as f64, m[b] as f64))

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use polars::prelude::*;
+use protobuf::Message;
+use tensorboard_proto::event::Event;
 
 pub fn runner() -> Command {
     Command::new(env!("CARGO_BIN_EXE_runner"))
@@ -46,4 +48,43 @@ pub fn read_parquet(path: &Path) -> DataFrame {
     ParquetReader::new(std::fs::File::open(path).unwrap())
         .finish()
         .unwrap()
+}
+
+/// Records of a TFRecord file: u64 length, u32 CRC, payload, u32 CRC.
+pub fn read_events(path: &Path) -> Vec<Event> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut events = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let len = u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap()) as usize;
+        let data = &bytes[i + 12..i + 12 + len];
+        events.push(Event::parse_from_bytes(data).unwrap());
+        i += 12 + len + 4;
+    }
+    events
+}
+
+pub fn events_in(dir: &Path) -> Vec<Event> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("events.out.tfevents") {
+            out.extend(read_events(&entry.path()));
+        }
+    }
+    out
+}
+
+/// (tag, step) of every summary value.
+pub fn tags(events: &[Event]) -> Vec<(String, i64)> {
+    events
+        .iter()
+        .flat_map(|e| {
+            e.get_summary()
+                .get_value()
+                .iter()
+                .map(|v| (v.get_tag().to_string(), e.get_step()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }

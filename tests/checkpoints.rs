@@ -1,0 +1,479 @@
+//! Checkpoints and exact resume (kill -9 and SIGTERM), trained models read back, early
+//! stopping, and the trained-model commands.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use aevb::train::eval_rng;
+use aevb::trained::TrainedRun;
+use serde_json::Value;
+
+mod common;
+use common::{events_in, read_parquet, run_sweep, runner, tags, write};
+
+/// Long enough (hundreds of epochs of 1438 digits) that a kill lands mid-run.
+const LONG_DIGITS: &str = r#"
+name = "resume"
+[data]
+dataset = "digits"
+[model]
+latent_dim = 3
+encoder = { hidden = [32] }
+decoder = { hidden = [32] }
+[train]
+epochs = 150
+batch_size = 16
+seed = 5
+checkpoint_every_epochs = 1
+keep_last = 2
+[eval]
+importance_samples = 50
+images_every_epochs = 20
+"#;
+
+fn spawn_sweep(spec: &Path, results: &Path, extra: &[&str]) -> Child {
+    runner()
+        .arg("sweep")
+        .arg(spec)
+        .arg("--set")
+        .arg(format!("runtime.results_dir={}", results.display()))
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The only run folder of the experiment `name`.
+fn run_dir(results: &Path, name: &str) -> PathBuf {
+    let runs: Vec<PathBuf> = std::fs::read_dir(results.join(name).join("runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs[0].clone()
+}
+
+/// Names of the complete checkpoints of the experiment's run (none while it has no folder).
+fn checkpoints(results: &Path, name: &str) -> Vec<String> {
+    let Ok(runs) = std::fs::read_dir(results.join(name).join("runs")) else {
+        return Vec::new();
+    };
+    runs.flatten()
+        .flat_map(|r| {
+            std::fs::read_dir(r.path().join("checkpoints"))
+                .into_iter()
+                .flatten()
+        })
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect()
+}
+
+/// Waits until the run has a checkpoint at epoch `epoch` or later.
+fn wait_for_checkpoint(child: &mut Child, results: &Path, name: &str, epoch: usize) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let reached = checkpoints(results, name)
+            .iter()
+            .any(|c| c[..6].parse::<usize>().unwrap() >= epoch);
+        if reached {
+            return;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sweep ended before its checkpoint at epoch {epoch}"
+        );
+        assert!(Instant::now() < deadline, "no checkpoint after 120 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn record(results: &Path, name: &str) -> serde_json::Map<String, Value> {
+    let text = std::fs::read_to_string(run_dir(results, name).join("record.json")).unwrap();
+    match serde_json::from_str(&text).unwrap() {
+        Value::Object(m) => m,
+        _ => panic!("record.json is not an object"),
+    }
+}
+
+const METRICS: [&str; 12] = [
+    "status",
+    "train_elbo",
+    "train_recon",
+    "train_kl",
+    "test_elbo",
+    "test_recon",
+    "test_kl",
+    "test_log_px",
+    "active_units",
+    "epochs_done",
+    "examples_seen",
+    "run_id",
+];
+
+/// Every epoch's metrics but its wall time, as JSON text.
+fn epochs_without_time(results: &Path, name: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(run_dir(results, name).join("epochs.json")).unwrap();
+    let Value::Array(epochs) = serde_json::from_str(&text).unwrap() else {
+        panic!("epochs.json is not a list")
+    };
+    epochs
+        .into_iter()
+        .map(|mut e| {
+            e.as_object_mut().unwrap().remove("seconds");
+            e.to_string()
+        })
+        .collect()
+}
+
+/// (tag, step) pairs of the run's TensorBoard log but the HParams records.
+fn logged(results: &Path, name: &str) -> Vec<(String, i64)> {
+    let tb = results.join(name).join("tb").join("run");
+    let mut t: Vec<(String, i64)> = tags(&events_in(&tb))
+        .into_iter()
+        .filter(|(tag, _)| !tag.starts_with("_hparams_"))
+        .collect();
+    t.sort();
+    t
+}
+
+fn assert_same_as_uninterrupted(reference: &Path, resumed: &Path, name: &str) {
+    let (a, b) = (record(reference, name), record(resumed, name));
+    for key in METRICS {
+        assert_eq!(a[key], b[key], "{key} differs after the resume");
+    }
+    assert!(b["resumes"].as_u64().unwrap() >= 1, "{b:?}");
+    assert_eq!(
+        epochs_without_time(reference, name),
+        epochs_without_time(resumed, name),
+        "per-epoch metrics differ after the resume"
+    );
+    // Parquet: every epoch once.
+    let epochs = read_parquet(&resumed.join(name).join("epochs.parquet"));
+    let numbers: Vec<i64> = epochs
+        .column("epoch")
+        .unwrap()
+        .cast(&polars::prelude::DataType::Int64)
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    let expected: Vec<i64> = (1..=150).collect();
+    assert_eq!(
+        numbers, expected,
+        "epochs.parquet must hold each epoch once"
+    );
+    // TensorBoard: the same (tag, step) pairs as the uninterrupted run, none twice.
+    let (la, lb) = (logged(reference, name), logged(resumed, name));
+    let unique: BTreeSet<&(String, i64)> = lb.iter().collect();
+    assert_eq!(
+        unique.len(),
+        lb.len(),
+        "a TensorBoard step was logged twice"
+    );
+    assert_eq!(la, lb, "the resumed run's TensorBoard log differs");
+    assert!(
+        checkpoints(resumed, name).is_empty(),
+        "a finished run keeps no checkpoints"
+    );
+}
+
+#[test]
+fn a_run_killed_after_a_checkpoint_resumes_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write(dir.path(), "resume.toml", LONG_DIGITS);
+    let reference = dir.path().join("reference");
+    let out = run_sweep(&spec, &reference, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let resumed = dir.path().join("resumed");
+    let mut child = spawn_sweep(&spec, &resumed, &[]);
+    wait_for_checkpoint(&mut child, &resumed, "resume", 3);
+    child.kill().unwrap(); // SIGKILL: no handler runs
+    child.wait().unwrap();
+    assert!(
+        !run_dir(&resumed, "resume").join("record.json").exists(),
+        "killed mid-run, the run must not be recorded as finished"
+    );
+    let out = run_sweep(&spec, &resumed, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("continuing from checkpoint"), "{stderr}");
+    assert_same_as_uninterrupted(&reference, &resumed, "resume");
+}
+
+#[test]
+fn sigterm_checkpoints_mid_epoch_and_the_rerun_continues_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    // No periodic checkpoints: the only one is written on SIGTERM, mid-epoch.
+    let text = LONG_DIGITS.replace("checkpoint_every_epochs = 1", "checkpoint_every_epochs = 0");
+    let spec = write(dir.path(), "resume.toml", &text);
+    let reference = dir.path().join("reference");
+    let out = run_sweep(&spec, &reference, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let resumed = dir.path().join("resumed");
+    let mut child = spawn_sweep(&spec, &resumed, &[]);
+    // Wait until it trains (its TensorBoard folder exists), then a moment more.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !resumed.join("resume/tb/run").is_dir() {
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("1 runs checkpointed"), "{stderr}");
+    let saved = checkpoints(&resumed, "resume");
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    assert!(
+        !saved[0].ends_with("-000000"),
+        "the checkpoint is mid-epoch: {saved:?}"
+    );
+    let out = run_sweep(&spec, &resumed, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same_as_uninterrupted(&reference, &resumed, "resume");
+}
+
+#[test]
+fn an_unreadable_checkpoint_is_passed_over_for_the_one_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write(dir.path(), "resume.toml", LONG_DIGITS);
+    let results = dir.path().join("results");
+    let mut child = spawn_sweep(&spec, &results, &[]);
+    wait_for_checkpoint(&mut child, &results, "resume", 4);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut saved = checkpoints(&results, "resume");
+    saved.sort();
+    // keep_last = 2 (a third exists for a moment between writing one and pruning).
+    assert!((2..=3).contains(&saved.len()), "{saved:?}");
+    let (older, newest) = (&saved[saved.len() - 2], &saved[saved.len() - 1]);
+    let newest = run_dir(&results, "resume").join("checkpoints").join(newest);
+    std::fs::write(newest.join("optimizer.bpk"), b"not a burnpack").unwrap();
+    let out = run_sweep(&spec, &results, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("not used"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("checkpoints/{older}")),
+        "continues from the older checkpoint: {stderr}"
+    );
+    assert_eq!(record(&results, "resume")["status"], "ok");
+}
+
+const SMALL_2D: &str = r#"
+name = "small2d"
+[data]
+dataset = "digits"
+[model]
+latent_dim = 2
+encoder = { hidden = [32] }
+decoder = { hidden = [32] }
+[train]
+epochs = 3
+batch_size = 32
+seed = 2
+[eval]
+importance_samples = 40
+images_every_epochs = 0
+"#;
+
+#[test]
+fn a_saved_model_reproduces_the_recorded_test_elbo_and_log_px() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write(dir.path(), "small.toml", SMALL_2D);
+    let results = dir.path().join("results");
+    let out = run_sweep(&spec, &results, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run_dir = run_dir(&results, "small2d");
+    let run = TrainedRun::open(run_dir.to_str().unwrap(), &results).unwrap();
+    let config = run.config().clone();
+    let seed = config.train.seed;
+    let elbo = aevb::eval::elbo(&run.model, &run.data.test, &config, &mut eval_rng(seed)).elbo;
+    assert_eq!(Some(elbo), run.record.test_elbo, "same model, K and seed");
+    let log_px = aevb::eval::per_example_log_px(
+        &run.model,
+        &run.data.test,
+        config.eval.importance_samples,
+        config.eval.max_rows_per_chunk,
+        &mut eval_rng(seed),
+    );
+    let mean = log_px.iter().sum::<f64>() / log_px.len() as f64;
+    assert_eq!(Some(mean), run.record.test_log_px);
+    // Opened by run id and by label too.
+    let id = run.record.run_id.clone();
+    assert_eq!(TrainedRun::open(&id, &results).unwrap().dir, run_dir);
+    assert_eq!(TrainedRun::open("run", &results).unwrap().dir, run_dir);
+    assert!(TrainedRun::open("nope", &results).is_err());
+}
+
+#[test]
+fn runner_eval_with_a_larger_k_updates_the_row_and_tightens_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write(dir.path(), "small.toml", SMALL_2D);
+    let results = dir.path().join("results");
+    assert!(run_sweep(&spec, &results, &[]).status.success());
+    let before = record(&results, "small2d");
+    let id = before["run_id"].as_str().unwrap().to_string();
+    let out = runner()
+        .args(["eval", &id, "--importance-samples", "2000", "--results"])
+        .arg(&results)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = record(&results, "small2d");
+    assert_eq!(after["log_px_k"], 2000);
+    // The K = 40 estimate is a lower bound in expectation; K = 2000 is tighter, and both
+    // lie above the ELBO (K = 1).
+    let (lo, hi) = (
+        before["test_log_px"].as_f64().unwrap(),
+        after["test_log_px"].as_f64().unwrap(),
+    );
+    assert!(hi > lo, "K = 2000 gave {hi}, K = 40 gave {lo}");
+    assert!(hi > after["test_elbo"].as_f64().unwrap());
+    let recorded = format!("{:.4}", before["test_elbo"].as_f64().unwrap());
+    assert!(
+        stdout.contains(&format!("test ELBO      {recorded}")),
+        "{stdout}"
+    );
+    // The experiment's table shows the new estimate.
+    let runs = read_parquet(&results.join("small2d/runs.parquet"));
+    let k = runs.column("log_px_k").unwrap().get(0).unwrap().to_string();
+    assert_eq!(k, "2000");
+}
+
+fn png_size(path: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG", "{}", path.display());
+    let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    (w, h)
+}
+
+#[test]
+fn trained_model_commands_write_their_figures_and_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write(dir.path(), "small.toml", SMALL_2D);
+    let results = dir.path().join("results");
+    assert!(run_sweep(&spec, &results, &[]).status.success());
+    let run = run_dir(&results, "small2d");
+    let figures = run.join("figures");
+    let command = |args: &[&str]| {
+        let out = runner().args(args).arg(&run).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    command(&["sample", "-n", "10"]);
+    let samples = read_parquet(&figures.join("samples.parquet"));
+    assert_eq!(samples.height(), 10);
+    assert_eq!(samples.width(), 1 + 2 + 64, "sample, z_0..1, x_0..63");
+    // 8×8 digits upscaled ×4 with a border: 4 columns of (8 + 1) pixels + 1, ×4.
+    assert_eq!(png_size(&figures.join("samples.png")), (148, 112));
+
+    command(&["reconstruct", "-n", "5"]);
+    let recon = read_parquet(&figures.join("reconstructions.parquet"));
+    assert_eq!(recon.height(), 5);
+    assert!(recon.column("label").is_ok() && recon.column("reconstruction_63").is_ok());
+
+    command(&["encode"]);
+    let encoded = read_parquet(&figures.join("encoded.parquet"));
+    assert_eq!(encoded.height(), 359, "every test example");
+    for c in ["example", "label", "mu_0", "mu_1", "logvar_0", "logvar_1"] {
+        assert!(encoded.column(c).is_ok(), "{c}");
+    }
+    assert!(figures.join("latent_scatter.png").is_file());
+
+    command(&["traverse", "--steps", "5"]);
+    // Two latent dimensions, five steps each.
+    assert_eq!(png_size(&figures.join("traversals.png")), (184, 76));
+    command(&["interpolate", "--pairs", "3", "--steps", "4"]);
+    assert_eq!(png_size(&figures.join("interpolations.png")), (220, 112));
+    command(&["manifold", "--size", "6"]);
+    assert_eq!(png_size(&figures.join("manifold.png")), (220, 220));
+
+    // Manifold needs two latents: a clear refusal, exit 2.
+    let wide = write(
+        dir.path(),
+        "wide.toml",
+        &SMALL_2D
+            .replace("latent_dim = 2", "latent_dim = 3")
+            .replace("small2d", "wide"),
+    );
+    assert!(run_sweep(&wide, &results, &[]).status.success());
+    let out = runner()
+        .arg("manifold")
+        .arg(run_dir(&results, "wide"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("model.latent_dim = 3"));
+    let out = runner()
+        .args(["sample", "no-such-run", "--results"])
+        .arg(&results)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn early_stopping_ends_a_run_that_stopped_improving() {
+    let dir = tempfile::tempdir().unwrap();
+    // lr so small that the test ELBO moves by far less than min_delta = 1 nat: the first
+    // evaluation is the best, the next two do not improve on it, and the run stops.
+    let text = SMALL_2D.replace(
+        "epochs = 3",
+        "epochs = 50\nlr = 1e-9\nearly_stopping_patience = 2\nearly_stopping_min_delta = 1.0",
+    );
+    let spec = write(dir.path(), "small.toml", &text);
+    let results = dir.path().join("results");
+    let out = run_sweep(&spec, &results, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = record(&results, "small2d");
+    assert_eq!(r["status"], "ok");
+    assert_eq!(r["stopped_epoch"], 3);
+    assert_eq!(r["epochs_done"], 3);
+    assert!(
+        r["stop_reason"].as_str().unwrap().contains("stopped early"),
+        "{r:?}"
+    );
+}

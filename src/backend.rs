@@ -26,6 +26,13 @@ pub fn name(kind: BackendKind) -> &'static str {
     }
 }
 
+/// Host threads that compute one run: this build's CPU backends run without their thread
+/// pools (burn's `rayon` features are off), and a CUDA run is driven by one host thread.
+/// Recorded with every run: with the backend and seed, what reproduces its numbers.
+pub fn threads_per_run(_kind: BackendKind) -> usize {
+    1
+}
+
 /// The plain (inference) device for a backend; `.autodiff()` gives the training one.
 /// A device that cannot run (no GPU, no driver) is an error here, not a panic later.
 #[allow(deprecated)] // burn-ndarray is deprecated upstream but is the faster CPU backend for us

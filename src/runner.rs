@@ -388,6 +388,7 @@ fn execute(
         config: run.config.clone(),
         log_px_k: run.config.eval.importance_samples,
         backend: backend::name(run.config.runtime.backend).to_string(),
+        threads: backend::threads_per_run(run.config.runtime.backend),
         aevb_version: VERSION.to_string(),
         experiments_commit: experiments_commit.map(str::to_string),
         checkpoints_written: checkpoint_log.written,

@@ -10,6 +10,7 @@ pub mod data;
 pub mod eval;
 pub mod fpu;
 pub mod interrupt;
+pub mod launch;
 pub mod model;
 pub mod objective;
 pub mod prepare;

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use aevb::launch::shard::{self, ShardArg};
+use aevb::launch::{k8s, slurm};
 use aevb::prepare::{self, DataCache};
 use aevb::progress::fmt_opt;
 use aevb::runner;
@@ -44,6 +46,10 @@ enum Command {
         /// Runs trained at once (default: runtime.workers, else one per core on CPU).
         #[arg(long)]
         workers: Option<std::num::NonZeroUsize>,
+        /// Train only shard I of N of the runs (I/N, 0-based), or `auto`: the shard of this
+        /// Slurm array task or Kubernetes Indexed Job pod, from the environment.
+        #[arg(long, value_name = "I/N|auto")]
+        shard: Option<ShardArg>,
     },
     /// Train the spec's base config as a single run (its [sweep] is ignored).
     Run {
@@ -80,6 +86,27 @@ enum Command {
         /// Where the check runs write their results.
         #[arg(long, default_value = "results/check")]
         results: PathBuf,
+    },
+    /// Write an sbatch script for a Slurm array job, one shard of the sweep per task
+    /// (resources from [runtime.slurm]); --submit also submits it.
+    Slurm {
+        #[command(flatten)]
+        args: SpecArgs,
+        /// Submit the script with sbatch and print the job id.
+        #[arg(long)]
+        submit: bool,
+    },
+    /// Write a Kubernetes Indexed Job manifest, one shard of the sweep per completion index
+    /// (image and resources from [runtime.k8s]).
+    K8s {
+        #[command(flatten)]
+        args: SpecArgs,
+    },
+    /// Rebuild runs.parquet and epochs.parquet of a results folder from its finished runs
+    /// (safe at any time, also while shards are still writing).
+    Collect {
+        /// An experiment's results folder, e.g. results/beta_grid.
+        dir: PathBuf,
     },
     /// Draw samples from a trained run's model: a PNG grid and a Parquet of z and E[x|z].
     Sample {
@@ -202,12 +229,33 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             args,
             force,
             workers,
+            shard,
         } => {
-            let (spec, runs) = load(&args)?;
+            let (spec, mut runs) = load(&args)?;
             let file = args.spec.display().to_string();
+            if let Some(shard) = shard {
+                let shard = shard
+                    .resolve(&|k| std::env::var(k).ok())
+                    .map_err(|m| SpecError::new(&file, "--shard", m))?;
+                let all = runs.len();
+                runs = shard::select(&runs, shard);
+                eprintln!(
+                    "{}: shard {}/{}: {} of the sweep's {all} runs",
+                    spec.name,
+                    shard.index,
+                    shard.count,
+                    runs.len()
+                );
+                if runs.is_empty() {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
             let workers = runner::workers(&spec, workers.map(|w| w.get()));
             train(&spec, &runs, workers, force, &file)
         }
+        Command::Slurm { args, submit } => slurm_command(&args, submit),
+        Command::K8s { args } => k8s_command(&args),
+        Command::Collect { dir } => collect_command(&dir),
         Command::Run { args, force } => {
             let (mut spec, _) = load(&args)?;
             spec.sweep = Default::default();
@@ -273,6 +321,103 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             examples,
         } => eval_command(&run, importance_samples, examples),
     }
+}
+
+fn slurm_command(args: &SpecArgs, submit: bool) -> anyhow::Result<ExitCode> {
+    let (spec, runs) = load(args)?;
+    let file = args.spec.display().to_string();
+    // Problems with the data show here, not in every array task.
+    prepare::load_data(&runs, &file)?;
+    let workdir = std::env::current_dir()?;
+    let spec_path = std::fs::canonicalize(&args.spec)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.spec.display()))?;
+    let runner = match &spec.runtime.slurm.runner {
+        Some(r) => r.clone(),
+        None => std::env::current_exe()?.display().to_string(),
+    };
+    let launch = slurm::Launch {
+        spec: &spec,
+        spec_path: &spec_path,
+        sets: &args.set,
+        runs: &runs,
+        runner: &runner,
+        workdir: &workdir,
+    };
+    let script = slurm::write(&launch)?;
+    eprintln!(
+        "wrote {}: {} runs over {} array tasks, logs beside it",
+        script.display(),
+        runs.len(),
+        slurm::tasks(&spec, &runs)
+    );
+    if submit {
+        let id = slurm::submit(&script)?;
+        println!("{id}");
+        eprintln!(
+            "submitted job {id}; `squeue -j {id}` shows it, `runner collect {}` tabulates what has finished",
+            Path::new(&spec.runtime.results_dir)
+                .join(&spec.name)
+                .display()
+        );
+    } else {
+        eprintln!("submit with: sbatch {}", script.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn k8s_command(args: &SpecArgs) -> anyhow::Result<ExitCode> {
+    let (spec, runs) = load(args)?;
+    let file = args.spec.display().to_string();
+    prepare::load_data(&runs, &file)?;
+    let text = k8s::manifest(&spec, &file, &args.set, &runs)?;
+    let path = k8s::write(&spec, &text, &std::env::current_dir()?)?;
+    eprintln!(
+        "wrote {}: {} runs over {} indexed pods; apply with: kubectl apply -f {}",
+        path.display(),
+        runs.len(),
+        k8s::completions(&spec, &runs),
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn collect_command(dir: &Path) -> anyhow::Result<ExitCode> {
+    if !dir.join("runs").is_dir() {
+        return Err(RunNotFound(format!(
+            "{}: not an experiment's results folder (no runs/ in it)",
+            dir.display()
+        ))
+        .into());
+    }
+    let out = aevb::sinks::results::ResultsDir {
+        root: dir.to_path_buf(),
+    };
+    out.write_tables()?;
+    // What the table says, read back from the file just written.
+    use polars::prelude::SerReader;
+    let path = out.runs_parquet();
+    let table = polars::prelude::ParquetReader::new(std::fs::File::open(&path)?).finish()?;
+    let text = |name: &str| -> anyhow::Result<Vec<String>> {
+        let c = table.column(name)?.str()?.clone();
+        Ok(c.iter().map(|v| v.unwrap_or("").to_string()).collect())
+    };
+    let (ids, statuses) = (text("run_id")?, text("status")?);
+    let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+    let count = |s: &str| statuses.iter().filter(|v| *v == s).count();
+    println!(
+        "{} rows, {} distinct runs: {} ok, {} diverged, {} failed",
+        ids.len(),
+        distinct.len(),
+        count("ok"),
+        count("diverged"),
+        count("failed")
+    );
+    eprintln!(
+        "wrote {} and {}",
+        out.runs_parquet().display(),
+        out.epochs_parquet().display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn open(run: &RunArgs) -> anyhow::Result<TrainedRun> {

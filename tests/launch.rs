@@ -175,7 +175,7 @@ fn bad_shards_are_refused_with_exit_2() {
 #[test]
 fn the_slurm_script_asks_for_the_spec_resources_and_submits_through_sbatch() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = write(dir.path(), "grid.toml", SIX_RUNS);
+    write(dir.path(), "grid.toml", SIX_RUNS);
     // A stand-in sbatch: records its arguments, answers like `sbatch --parsable`.
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).unwrap();

@@ -11,7 +11,7 @@ use aevb::trained::TrainedRun;
 use serde_json::Value;
 
 mod common;
-use common::{events_in, read_parquet, run_sweep, runner, tags, write};
+use common::{events_in, read_parquet, run_sweep, runner, sweep_command, tags, write};
 
 /// Long enough (hundreds of epochs of 1438 digits) that a kill lands mid-run.
 const LONG_DIGITS: &str = r#"
@@ -34,12 +34,7 @@ images_every_epochs = 20
 "#;
 
 fn spawn_sweep(spec: &Path, results: &Path, extra: &[&str]) -> Child {
-    runner()
-        .arg("sweep")
-        .arg(spec)
-        .arg("--set")
-        .arg(format!("runtime.results_dir={}", results.display()))
-        .args(extra)
+    sweep_command(spec, results, extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_yaml::Value;
 
 mod common;
-use common::{read_parquet, runner, write};
+use common::{read_parquet, runner, sweep_command, write};
 
 const SIX_RUNS: &str = r#"
 name = "grid6"
@@ -52,15 +52,8 @@ fn sweep(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> std::process::Output {
-    let mut c = runner();
-    c.arg("sweep")
-        .arg(spec)
-        .arg("--set")
-        .arg(format!("runtime.results_dir={}", results.display()))
-        .args(extra);
-    for (k, v) in env {
-        c.env(k, v);
-    }
+    let mut c = sweep_command(spec, results, extra);
+    c.envs(env.iter().copied());
     c.output().unwrap()
 }
 

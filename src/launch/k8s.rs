@@ -5,19 +5,13 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::default_tasks;
 use super::shard::SHARDS_ENV;
 use crate::spec::Spec;
 use crate::sweep::PlannedRun;
 
-/// Completions a launch uses: `[runtime.k8s] completions`, else one per run (at most 100),
-/// never more than there are runs.
+/// Completions a launch uses (see [`super::shards`]).
 pub fn completions(spec: &Spec, runs: &[PlannedRun]) -> usize {
-    spec.runtime
-        .k8s
-        .completions
-        .unwrap_or_else(|| default_tasks(runs))
-        .clamp(1, runs.len().max(1))
+    super::shards(spec.runtime.k8s.completions, runs)
 }
 
 /// A DNS-1123 name: lowercase letters, digits and '-', at most 63 characters.

@@ -9,9 +9,12 @@ pub mod slurm;
 
 use crate::sweep::PlannedRun;
 
-/// Shards to split `runs` into when the spec does not say: one per run, at most 100.
-pub fn default_tasks(runs: &[PlannedRun]) -> usize {
-    runs.len().clamp(1, 100)
+/// Shards (array tasks, completions) a launch uses: `configured`, else one per run (at most
+/// 100); never more than there are runs.
+pub fn shards(configured: Option<usize>, runs: &[PlannedRun]) -> usize {
+    configured
+        .unwrap_or(runs.len().min(100))
+        .clamp(1, runs.len().max(1))
 }
 
 /// The words of a shell command, quoted for a POSIX shell.

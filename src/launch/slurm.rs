@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{default_tasks, shell_quote, shell_words};
+use super::{shell_quote, shell_words};
 use crate::spec::Spec;
 use crate::sweep::PlannedRun;
 
@@ -21,14 +21,9 @@ pub struct Launch<'a> {
     pub workdir: &'a Path,
 }
 
-/// The array tasks a launch uses: `[runtime.slurm] tasks`, else one per run (at most 100),
-/// never more than there are runs.
+/// The array tasks a launch uses (see [`super::shards`]).
 pub fn tasks(spec: &Spec, runs: &[PlannedRun]) -> usize {
-    spec.runtime
-        .slurm
-        .tasks
-        .unwrap_or_else(|| default_tasks(runs))
-        .clamp(1, runs.len().max(1))
+    super::shards(spec.runtime.slurm.tasks, runs)
 }
 
 /// The folder of the experiment's Slurm files (script and task logs).

@@ -18,16 +18,20 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
-/// `runner sweep SPEC --set runtime.results_dir=RESULTS EXTRA...`
-pub fn run_sweep(spec: &Path, results: &Path, extra: &[&str]) -> Output {
-    runner()
-        .arg("sweep")
+/// The command `runner sweep SPEC --set runtime.results_dir=RESULTS EXTRA...`.
+pub fn sweep_command(spec: &Path, results: &Path, extra: &[&str]) -> Command {
+    let mut c = runner();
+    c.arg("sweep")
         .arg(spec)
         .arg("--set")
         .arg(format!("runtime.results_dir={}", results.display()))
-        .args(extra)
-        .output()
-        .unwrap()
+        .args(extra);
+    c
+}
+
+/// Runs `runner sweep SPEC --set runtime.results_dir=RESULTS EXTRA...` to the end.
+pub fn run_sweep(spec: &Path, results: &Path, extra: &[&str]) -> Output {
+    sweep_command(spec, results, extra).output().unwrap()
 }
 
 /// `runner report DIR --format FORMAT`, asserting success; its stdout.

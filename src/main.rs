@@ -725,7 +725,22 @@ fn print_plan(spec: &Spec, runs: &[PlannedRun], workers: usize) {
                 r.status.as_str(),
                 fmt_opt(r.test_elbo)
             ),
-            None => "to run".into(),
+            None => match aevb::checkpoint::Checkpoints::new(&results.run_dir(&run.id), &run.id)
+                .list()
+                .last()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            {
+                // Checkpoint folders are named <epochs done>-<minibatches of the next one>.
+                Some(name) => match name.split_once('-') {
+                    Some((e, b)) => format!(
+                        "to continue from its checkpoint: {} epochs and {} minibatches done",
+                        e.parse::<u64>().unwrap_or(0),
+                        b.parse::<u64>().unwrap_or(0)
+                    ),
+                    None => "to continue from its checkpoint".into(),
+                },
+                None => "to run".into(),
+            },
         };
         println!(
             "{:<14} {:<40} {:>7} {:>10}  {}",

@@ -200,6 +200,15 @@ fn a_run_killed_after_a_checkpoint_resumes_bit_for_bit() {
         !run_dir(&resumed, "resume").join("record.json").exists(),
         "killed mid-run, the run must not be recorded as finished"
     );
+    let plan = runner()
+        .arg("plan")
+        .arg(&spec)
+        .arg("--set")
+        .arg(format!("runtime.results_dir={}", resumed.display()))
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&plan.stdout);
+    assert!(plan.contains("to continue from its checkpoint"), "{plan}");
     let out = run_sweep(&spec, &resumed, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");

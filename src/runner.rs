@@ -510,8 +510,9 @@ fn execute(
     if let Some(e) = &write_error {
         record.status = RunStatus::Failed;
         record.error = Some(format!("could not save the run: {e}"));
-    } else {
-        // Finished and recorded: its checkpoints are no longer needed.
+    } else if record.status != RunStatus::Failed {
+        // Finished and recorded: its checkpoints are no longer needed. A failed run keeps
+        // them: the next invocation retries it from where it got to.
         checkpoints.clear();
     }
     Executed {

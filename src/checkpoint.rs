@@ -9,7 +9,8 @@
 //!
 //! A checkpoint is written into a hidden temporary folder (every file fsynced) that is then
 //! renamed into place, so a kill -9 leaves either the whole checkpoint or none of it. The
-//! newest `keep_last` are kept while the run trains; they are removed once it has finished.
+//! newest `keep_last` are kept while the run trains; they are removed once it has finished
+//! (a failed run keeps them for its retry).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -355,7 +355,7 @@ pub struct TrainConfig {
     /// process is interrupted by SIGINT or SIGTERM). An interrupted or killed run resumes
     /// from its last checkpoint. Does not change the numbers, so not part of the run id.
     pub checkpoint_every_epochs: usize,
-    /// Checkpoints kept per run while it trains (removed once the run has finished).
+    /// Checkpoints kept per run while it trains (removed once it has finished, unless failed).
     pub keep_last: usize,
     /// Early stopping (0: off): stop when the test ELBO has not improved by more than
     /// `early_stopping_min_delta` nats for this many evaluations in a row.

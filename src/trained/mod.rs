@@ -58,8 +58,22 @@ impl TrainedRun {
                 data::source_name(&config.data)
             )
         })?;
+        // A model trained on a GPU cluster is often looked at on a laptop: where the run's
+        // backend cannot start here, the default CPU backend reads the same weights.
         let kind = crate::backend::resolve(config.runtime.backend);
-        let device = crate::backend::device(kind, config.runtime.device_index)?;
+        let device = match crate::backend::device(kind, config.runtime.device_index) {
+            Ok(device) => device,
+            Err(e) if kind != crate::backend::DEFAULT_CPU => {
+                eprintln!(
+                    "note: run {} was trained on {}, which cannot start here ({e:#}); using {}",
+                    record.run_id,
+                    crate::backend::name(kind),
+                    crate::backend::name(crate::backend::DEFAULT_CPU)
+                );
+                crate::backend::device(crate::backend::DEFAULT_CPU, 0)?
+            }
+            Err(e) => return Err(e),
+        };
         let model = model_file::load(config, data.dim(), &model_path, &device)?;
         Ok(Self {
             dir,

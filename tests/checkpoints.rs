@@ -439,6 +439,25 @@ fn trained_model_commands_write_their_figures_and_tables() {
     command(&["manifold", "--size", "6"]);
     assert_eq!(png_size(&figures.join("manifold.png")), (220, 220));
 
+    // A run trained on a backend this machine lacks (CUDA, in a build without it) is read
+    // on the CPU, with a note.
+    let record_path = run.join("record.json");
+    let mut record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record_path).unwrap()).unwrap();
+    record["config"]["runtime"]["backend"] = "cuda".into();
+    std::fs::write(&record_path, record.to_string()).unwrap();
+    let out = runner()
+        .args(["sample", "-n", "4"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("trained on cuda") && stderr.contains("using flex"),
+        "{stderr}"
+    );
+
     // Manifold needs two latents: a clear refusal, exit 2.
     let wide = write(
         dir.path(),

@@ -485,6 +485,16 @@ fn spec_cases() -> Vec<Case> {
             &["train.checkpoint_every_epochs"],
         ),
         case(
+            "slurm_key.toml",
+            "name = \"t\"\n[runtime.slurm]\ncpus = 2\n",
+            &["runtime.slurm.cpus", "cpus_per_task"],
+        ),
+        case(
+            "k8s_type.toml",
+            "name = \"t\"\n[runtime.k8s]\ngpus = \"two\"\n",
+            &["runtime.k8s.gpus"],
+        ),
+        case(
             "min_delta_neg.toml",
             "name = \"t\"\n[train]\nearly_stopping_min_delta = -0.5\n",
             &["train.early_stopping_min_delta", "non-negative"],

@@ -1,0 +1,6 @@
+//! What each `runner` command does, beyond parsing its arguments (`main.rs`).
+
+pub mod cluster;
+pub mod results;
+pub mod trained;
+pub mod training;

@@ -1,0 +1,152 @@
+//! `runner report` and `runner check`: results into tables, plots and CI gates.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use aevb::{check, prepare, report, runner, spec};
+
+use crate::{SpecArgs, load};
+
+pub fn report_command(
+    dir: &Path,
+    metric: &str,
+    by: Option<Vec<String>>,
+    format: report::Format,
+) -> anyhow::Result<ExitCode> {
+    let runs = report::read_runs(dir)?;
+    // A grouping of one's own gets a folder of its own, beside the default report's.
+    let out = match &by {
+        Some(keys) => report::report_dir(dir).join(format!("by_{}", keys.join("+"))),
+        None => report::report_dir(dir),
+    };
+    let mut by = by.unwrap_or_else(|| report::default_group_keys(&runs));
+    let varying = report::varying_keys(&runs, &by);
+    if !varying.is_empty() {
+        eprintln!(
+            "note: the runs in {} also differ in {}, which are not swept (runs of other invocations, or --set); grouping by them too so that only runs of one config are averaged",
+            dir.display(),
+            varying.join(", ")
+        );
+        by.extend(varying);
+    }
+    if let Some(warning) = report::scale_warning(&runs) {
+        eprintln!("warning: {warning}");
+    }
+    let table = report::aggregate(&dir.join("runs.parquet"), &by, metric)?;
+    let text = report::render(&table, format)?;
+    print!("{text}");
+    std::fs::create_dir_all(&out)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
+    let extension = match format {
+        report::Format::Table => "txt",
+        report::Format::Markdown => "md",
+        report::Format::Csv => "csv",
+        report::Format::Json => "json",
+    };
+    let path = out.join(format!("summary.{extension}"));
+    aevb::sinks::results::write_atomic(&path, text.as_bytes())?;
+    eprintln!("wrote {}", path.display());
+    let epochs_path = dir.join("epochs.parquet");
+    let epochs = if epochs_path.is_file() {
+        let read = std::fs::File::open(&epochs_path)
+            .map_err(anyhow::Error::from)
+            .and_then(|f| Ok(polars::prelude::ParquetReader::new(f).finish()?));
+        Some(read.map_err(|e| {
+            anyhow::anyhow!(
+                "{}: not a readable Parquet file: {e:#}",
+                epochs_path.display()
+            )
+        })?)
+    } else {
+        None
+    };
+    use polars::prelude::SerReader;
+    for file in report::write_plots(&runs, epochs.as_ref(), &by, metric, &out)? {
+        eprintln!("wrote {}", file.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn check_command(
+    specs: &[PathBuf],
+    baseline_path: &Path,
+    bless: bool,
+    results: &Path,
+) -> anyhow::Result<ExitCode> {
+    let previous = if baseline_path.is_file() {
+        Some(check::Baseline::load(baseline_path)?)
+    } else if bless {
+        None
+    } else {
+        anyhow::bail!(
+            "{}: baseline not found (create it with --bless)",
+            baseline_path.display()
+        );
+    };
+    let mut records = Vec::new();
+    let mut loaded = Vec::new();
+    for file in spec::spec_files(specs) {
+        let (spec, runs) = load(&SpecArgs {
+            spec: file.clone(),
+            set: Vec::new(),
+        })?;
+        let name = file.display().to_string();
+        let datasets = prepare::preflight(&runs, &results.join(&spec.name), &name)?;
+        let commit = runner::experiments_commit(&file);
+        loaded.push((spec, runs, datasets, commit));
+    }
+    for (spec, runs, datasets, commit) in &loaded {
+        // Always retrain: a check must measure the code as it is now.
+        let workers = runner::workers(spec, None);
+        let summary = runner::run_sweep(
+            spec,
+            runs,
+            results,
+            workers,
+            true,
+            datasets,
+            commit.as_deref(),
+        )?;
+        if let Some(e) = summary.write_error {
+            anyhow::bail!("{e}");
+        }
+        let dir = aevb::sinks::results::ResultsDir::new(results, &spec.name);
+        records.extend(runs.iter().filter_map(|r| dir.record(&r.id)));
+    }
+    let backend = records
+        .first()
+        .map(|r| r.backend.clone())
+        .unwrap_or_else(|| "none".into());
+    if bless {
+        let blessed = check::bless(&records, previous.as_ref(), &backend);
+        aevb::sinks::results::write_atomic(baseline_path, blessed.to_text()?.as_bytes())?;
+        eprintln!(
+            "blessed {} runs into {}",
+            blessed.runs.len(),
+            baseline_path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(baseline) = previous else {
+        anyhow::bail!("{}: baseline not found", baseline_path.display());
+    };
+    if baseline.backend != backend {
+        eprintln!(
+            "warning: the baseline was made on backend {}, this check ran on {backend}",
+            baseline.backend
+        );
+    }
+    let comparisons = check::compare(&baseline, &records);
+    print!("{}", check::render(&comparisons));
+    let failed = comparisons.iter().filter(|c| !c.passed()).count();
+    if failed > 0 {
+        eprintln!(
+            "check: {failed} of {} comparisons FAILED",
+            comparisons.len()
+        );
+        Ok(ExitCode::from(1))
+    } else {
+        eprintln!("check: all {} comparisons passed", comparisons.len());
+        Ok(ExitCode::SUCCESS)
+    }
+}

@@ -1,0 +1,56 @@
+//! The commands on trained models: figures, tables, `runner eval`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use aevb::progress::fmt_opt;
+use aevb::trained::{TrainedRun, reevaluate};
+
+use crate::RunArgs;
+
+pub fn open(run: &RunArgs) -> anyhow::Result<TrainedRun> {
+    TrainedRun::open(&run.run, &run.results)
+}
+
+pub fn wrote(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
+    for p in paths {
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn eval_command(run: &RunArgs, k: usize, examples: Option<usize>) -> anyhow::Result<ExitCode> {
+    let mut trained = open(run)?;
+    eprintln!(
+        "run {} ({}): estimating test log p(x) with K = {k}",
+        trained.record.run_id, trained.record.label
+    );
+    let started = std::time::Instant::now();
+    let mut last = std::time::Instant::now();
+    let r = reevaluate::reevaluate(&mut trained, k, examples, &mut |done, n| {
+        if last.elapsed().as_secs_f64() > 10.0 {
+            eprintln!("  {done}/{n} examples");
+            last = std::time::Instant::now();
+        }
+    })?;
+    println!(
+        "test ELBO      {:.4} nats (recorded at the end of training: {})",
+        r.test_elbo,
+        fmt_opt(r.recorded_test_elbo)
+    );
+    println!(
+        "test log p(x)  {:.4} nats with K = {} on {} examples (was {} with K = {} on {}); {:.1} s",
+        r.log_px,
+        r.k,
+        r.examples,
+        fmt_opt(r.previous_log_px),
+        r.previous_k,
+        r.previous_examples,
+        started.elapsed().as_secs_f64()
+    );
+    eprintln!(
+        "updated {} and the experiment's tables",
+        trained.dir.join("record.json").display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

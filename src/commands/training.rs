@@ -1,0 +1,142 @@
+//! `runner sweep` and `runner run` (training a plan) and `runner plan` (showing one).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use aevb::prepare::{self, DataCache};
+use aevb::progress::fmt_opt;
+use aevb::spec::Spec;
+use aevb::sweep::PlannedRun;
+use aevb::{backend, runner};
+
+pub fn train(
+    spec: &Spec,
+    runs: &[PlannedRun],
+    workers: usize,
+    force: bool,
+    file: &str,
+) -> anyhow::Result<ExitCode> {
+    let root = Path::new(&spec.runtime.results_dir);
+    let experiment_dir = root.join(&spec.name);
+    let datasets: DataCache = prepare::preflight(runs, &experiment_dir, file)?;
+    eprintln!(
+        "{}: {} runs, {} at a time, results in {}",
+        spec.name,
+        runs.len(),
+        workers.min(runs.len()).max(1),
+        experiment_dir.display()
+    );
+    let commit = runner::experiments_commit(Path::new(file));
+    // Ctrl-C or SIGTERM (Slurm, Kubernetes) checkpoints the runs in progress and stops.
+    aevb::interrupt::install();
+    let summary = runner::run_sweep(
+        spec,
+        runs,
+        root,
+        workers,
+        force,
+        &datasets,
+        commit.as_deref(),
+    )?;
+    eprintln!(
+        "{}: {} ok, {} diverged, {} failed ({} already finished, skipped)",
+        spec.name, summary.ok, summary.diverged, summary.failed, summary.skipped
+    );
+    if let Some(e) = &summary.write_error {
+        eprintln!(
+            "error: {e}\nerror: the sweep stopped; runs that finished before it are intact in {} (rerun to train the rest)",
+            experiment_dir.display()
+        );
+    }
+    if !summary.elsewhere.is_empty() {
+        eprintln!(
+            "note: {} runs were being trained by another process on this folder at the same time ({}); their rows appear when it finishes them",
+            summary.elsewhere.len(),
+            summary.elsewhere.join(", ")
+        );
+    }
+    if !summary.missing.is_empty() {
+        eprintln!(
+            "error: {} runs have no record in {} although they finished or were skipped ({}); was the folder changed during the sweep? Rerun to train them again",
+            summary.missing.len(),
+            experiment_dir.join("runs").display(),
+            summary.missing.join(", ")
+        );
+    }
+    if !summary.interrupted.is_empty() || aevb::interrupt::requested() {
+        eprintln!(
+            "stopped by a signal: {} runs checkpointed ({}); rerun the same command to continue them where they stopped",
+            summary.interrupted.len(),
+            summary.interrupted.join(", ")
+        );
+        let signal = aevb::interrupt::signal().unwrap_or(libc::SIGTERM);
+        return Ok(ExitCode::from((128 + signal) as u8));
+    }
+    Ok(if summary.all_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub fn print_plan(spec: &Spec, runs: &[PlannedRun], workers: usize) {
+    let base = spec.run_config();
+    println!("experiment  {}", spec.name);
+    if !spec.description.is_empty() {
+        println!("            {}", spec.description);
+    }
+    println!(
+        "data        {:?}; encoder {:?}, {} latents, decoder {:?}; {:?} likelihood, {:?} prior",
+        base.data.dataset,
+        base.model.encoder.hidden,
+        base.model.latent_dim,
+        base.model.decoder.hidden,
+        base.model.likelihood,
+        base.model.prior
+    );
+    println!(
+        "runs        {} on backend {}, {} at a time ({} cores here)",
+        runs.len(),
+        backend::name(base.runtime.backend),
+        workers,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    let results =
+        aevb::sinks::results::ResultsDir::new(Path::new(&spec.runtime.results_dir), &spec.name);
+    println!();
+    println!(
+        "{:<14} {:<40} {:>7} {:>10}  status",
+        "id", "label", "epochs", "beta"
+    );
+    for run in runs {
+        let status = match results.record(&run.id) {
+            Some(r) => format!(
+                "done ({}), test ELBO {}",
+                r.status.as_str(),
+                fmt_opt(r.test_elbo)
+            ),
+            None => match aevb::checkpoint::Checkpoints::new(&results.run_dir(&run.id), &run.id)
+                .list()
+                .last()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            {
+                // Checkpoint folders are named <epochs done>-<minibatches of the next one>.
+                Some(name) => match name.split_once('-') {
+                    Some((e, b)) => format!(
+                        "to continue from its checkpoint: {} epochs and {} minibatches done",
+                        e.parse::<u64>().unwrap_or(0),
+                        b.parse::<u64>().unwrap_or(0)
+                    ),
+                    None => "to continue from its checkpoint".into(),
+                },
+                None => "to run".into(),
+            },
+        };
+        println!(
+            "{:<14} {:<40} {:>7} {:>10}  {}",
+            run.id, run.label, run.config.train.epochs, run.config.objective.beta, status
+        );
+    }
+}

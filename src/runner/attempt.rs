@@ -1,314 +1,36 @@
-//! Runs a planned sweep: skips finished runs, trains the rest on `workers` threads, shows
-//! progress, and records every run (ok, diverged or failed) without stopping the sweep.
+//! One run's attempt: continue it from its checkpoint or start it, train, evaluate, save
+//! its model, logs and record; never panics and never stops the sweep.
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use serde_json::Value;
-
+use super::Shared;
 use crate::checkpoint::{BoardPosition, Checkpoints, Loaded};
 use crate::data::{self, Dataset};
 use crate::eval;
 use crate::model::Vae;
-use crate::prepare::DataCache;
-use crate::progress::{Progress, RunProgress};
+use crate::progress::RunProgress;
 use crate::sinks::model_file;
-use crate::sinks::results::{ResultsDir, RunRecord, RunStatus};
-use crate::sinks::tensorboard::{RunBoard, integer_keys, write_experiment};
-use crate::spec::{BackendKind, Binarization, RunConfig, Spec};
+use crate::sinks::results::{RunRecord, RunStatus};
+use crate::sinks::tensorboard::RunBoard;
+use crate::spec::{Binarization, RunConfig};
 use crate::sweep::PlannedRun;
 use crate::train::{self, Checkpoint, EpochMetrics, Observer, eval_rng};
 use crate::{VERSION, backend};
 
-/// Sensible default parallelism: one run per core on CPU (each burn CPU run keeps about one
-/// core busy on these small models), one at a time on a GPU.
-pub fn default_workers(config: &RunConfig) -> usize {
-    match backend::resolve(config.runtime.backend) {
-        BackendKind::Cuda => 1,
-        _ => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-    }
-}
-
-pub fn workers(spec: &Spec, override_: Option<usize>) -> usize {
-    override_
-        .or(spec.runtime.workers)
-        .unwrap_or_else(|| default_workers(&spec.run_config()))
-        .max(1)
-}
-
-#[derive(Default)]
-pub struct SweepSummary {
-    pub skipped: usize,
-    pub ok: usize,
-    pub diverged: usize,
-    pub failed: usize,
-    /// Runs of the plan with no record on disk at the end although none is still to train
-    /// (their folder was removed during the sweep).
-    pub missing: Vec<String>,
-    /// Runs another process was training at the same time (their claims were held).
-    pub elsewhere: Vec<String>,
-    /// The write error that stopped the sweep ("cannot write path: reason"), if one did.
-    pub write_error: Option<String>,
-    /// Runs stopped by SIGINT/SIGTERM, checkpointed: the next invocation continues them.
-    pub interrupted: Vec<String>,
-}
-
-impl SweepSummary {
-    fn count(&mut self, status: RunStatus) {
-        match status {
-            RunStatus::Ok => self.ok += 1,
-            RunStatus::Diverged => self.diverged += 1,
-            RunStatus::Failed => self.failed += 1,
-        }
-    }
-
-    pub fn all_ok(&self) -> bool {
-        self.diverged == 0
-            && self.failed == 0
-            && self.missing.is_empty()
-            && self.write_error.is_none()
-            && self.interrupted.is_empty()
-    }
-}
-
-/// Trains every run that has no record yet (every run with `force`). `datasets` holds the
-/// runs' data, loaded and checked by `prepare` before anything was written.
-pub fn run_sweep(
-    spec: &Spec,
-    runs: &[PlannedRun],
-    results_root: &Path,
-    workers: usize,
-    force: bool,
-    datasets: &DataCache,
-    experiments_commit: Option<&str>,
-) -> anyhow::Result<SweepSummary> {
-    let out = ResultsDir::new(results_root, &spec.name);
-    let mut summary = SweepSummary::default();
-    let mut todo = Vec::new();
-    let mut other_versions: Vec<String> = Vec::new();
-    for run in runs {
-        // Diverged runs are deterministic and count as finished; failed ones are retried.
-        match out.record(&run.id) {
-            Some(r) if !force && r.status != RunStatus::Failed => {
-                summary.skipped += 1;
-                summary.count(r.status);
-                if r.aevb_version != VERSION {
-                    other_versions.push(r.aevb_version);
-                }
-            }
-            _ => todo.push(run.clone()),
-        }
-    }
-    if !other_versions.is_empty() {
-        other_versions.sort();
-        other_versions.dedup();
-        eprintln!(
-            "note: finished runs kept from another aevb version ({}; this is {VERSION}); their numbers may differ from this version's; --force retrains them",
-            other_versions.join(", ")
-        );
-    }
-    // Devices are probed once, before any worker starts and before anything is written.
-    let mut devices = HashMap::new();
-    for run in &todo {
-        let kind = backend::resolve(run.config.runtime.backend);
-        if let std::collections::hash_map::Entry::Vacant(e) = devices.entry(backend::name(kind)) {
-            e.insert(backend::device(kind, run.config.runtime.device_index)?);
-        }
-    }
-    std::fs::create_dir_all(&out.root)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.root.display()))?;
-    let domains = swept_domains(runs);
-    {
-        let _lock = out.lock()?;
-        write_experiment(&out.tensorboard_dir(), &spec.name, &domains)
-            .map_err(anyhow::Error::msg)?;
-    }
-    let text_keys = integer_keys(&domains);
-    let shared = Shared {
-        spec,
-        out: &out,
-        datasets,
-        text_keys: &text_keys,
-        experiments_commit,
-        force,
-    };
-
-    let progress = Progress::new(todo.len());
-    let next = AtomicUsize::new(0);
-    // One lock for what finished runs share: the tables on disk, the counts, and the first
-    // write error, which stops the sweep (a full or read-only disk fails every later run).
-    let finished = Mutex::new(&mut summary);
-    let stopped = || {
-        crate::interrupt::requested()
-            || finished
-                .lock()
-                .map(|s| s.write_error.is_some())
-                .unwrap_or(true)
-    };
-    std::thread::scope(|scope| {
-        for _ in 0..workers.min(todo.len()) {
-            scope.spawn(|| {
-                crate::fpu::flush_subnormals();
-                loop {
-                    if stopped() {
-                        break;
-                    }
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(run) = todo.get(i) else { break };
-                    // Another `runner sweep` on this folder may be training it, or may have
-                    // finished it since this one planned: claim it, then look again.
-                    let claim = match out.claim(&run.id) {
-                        Ok(Some(claim)) => claim,
-                        Ok(None) => {
-                            progress.overall.inc(1);
-                            if let Ok(mut s) = finished.lock() {
-                                s.elsewhere.push(run.label.clone());
-                            }
-                            continue;
-                        }
-                        Err(e) => {
-                            if let Ok(mut s) = finished.lock() {
-                                s.write_error.get_or_insert(format!("{e:#}"));
-                            }
-                            continue;
-                        }
-                    };
-                    if let Some(r) = out
-                        .record(&run.id)
-                        .filter(|r| !force && r.status != RunStatus::Failed)
-                    {
-                        progress.overall.inc(1);
-                        if let Ok(mut s) = finished.lock() {
-                            s.skipped += 1;
-                            s.count(r.status);
-                        }
-                        continue;
-                    }
-                    let device = &devices[backend::name(run.config.runtime.backend)];
-                    let rows = datasets
-                        .get(&run.config.data)
-                        .map(|d| d.train.rows)
-                        .unwrap_or(0);
-                    let bar = progress.run(&run.label, run.config.train.epochs, rows);
-                    let Executed {
-                        record,
-                        write_error,
-                        interrupted,
-                    } = execute(&shared, run, device, &bar);
-                    bar.finish();
-                    let Ok(mut summary) = finished.lock() else {
-                        break;
-                    };
-                    if interrupted {
-                        summary.interrupted.push(run.label.clone());
-                        if let Some(e) = write_error {
-                            summary.write_error.get_or_insert(e);
-                        }
-                        continue;
-                    }
-                    progress.finished(&record);
-                    summary.count(record.status);
-                    let tables = out.write_tables().err().map(|e| format!("{e:#}"));
-                    if let Some(e) = write_error.or(tables) {
-                        summary.write_error.get_or_insert(e);
-                    }
-                    // Released once the record and the tables show the run.
-                    drop(claim);
-                }
-            });
-        }
-    });
-    progress.overall.finish_and_clear();
-    if summary.write_error.is_none()
-        && let Err(e) = out.write_tables()
-    {
-        summary.write_error = Some(format!("{e:#}"));
-    }
-    if summary.write_error.is_none() && !crate::interrupt::requested() {
-        // Every run of the plan has a record now, unless its files vanished meanwhile.
-        let elsewhere = summary.elsewhere.clone();
-        summary.missing = runs
-            .iter()
-            .filter(|r| out.record(&r.id).is_none() && !elsewhere.contains(&r.label))
-            .map(|r| r.label.clone())
-            .collect();
-    }
-    Ok(summary)
-}
-
-/// The git commit of the repository holding the spec file `spec`, with "-dirty" when files
-/// in its folder have uncommitted changes; None outside a repository (or without git).
-pub fn experiments_commit(spec: &Path) -> Option<String> {
-    let dir = spec
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let commit = git(&["rev-parse", "HEAD"]).filter(|c| !c.is_empty())?;
-    let dirty = git(&["status", "--porcelain", "--", "."]).is_some_and(|s| !s.is_empty());
-    Some(if dirty {
-        format!("{commit}-dirty")
-    } else {
-        commit
-    })
-}
-
-/// Every swept key with the values it takes, for the HParams experiment record.
-fn swept_domains(runs: &[PlannedRun]) -> Vec<(String, Vec<Value>)> {
-    let mut out: Vec<(String, Vec<Value>)> = Vec::new();
-    for run in runs {
-        for (k, v) in &run.swept {
-            match out.iter_mut().find(|(key, _)| key == k) {
-                Some((_, values)) if !values.contains(v) => values.push(v.clone()),
-                Some(_) => {}
-                None => out.push((k.clone(), vec![v.clone()])),
-            }
-        }
-    }
-    out
-}
-
-/// What every run of one sweep shares.
-struct Shared<'a> {
-    spec: &'a Spec,
-    out: &'a ResultsDir,
-    datasets: &'a DataCache,
-    /// Swept keys shown as text in HParams (integer-valued).
-    text_keys: &'a [String],
-    /// The git commit of the folder holding the spec, where it is a repository.
-    experiments_commit: Option<&'a str>,
-    /// Retrain finished runs, and start unfinished ones afresh rather than from checkpoints.
-    force: bool,
-}
-
 /// How one run's attempt ended.
-struct Executed {
-    record: RunRecord,
+pub(super) struct Executed {
+    pub(super) record: RunRecord,
     /// Its files could not be written ("path: reason").
-    write_error: Option<String>,
+    pub(super) write_error: Option<String>,
     /// Stopped by SIGINT/SIGTERM and checkpointed; no record was written.
-    interrupted: bool,
+    pub(super) interrupted: bool,
 }
 
 /// Trains and evaluates one run and saves its record; never panics, never stops the sweep.
 /// An unfinished run continues from its newest checkpoint.
-fn execute(
+pub(super) fn execute(
     shared: &Shared,
     run: &PlannedRun,
     device: &burn::tensor::Device,

@@ -1,5 +1,6 @@
 //! Everything checked before a sweep writes anything: the data each run reads (loaded once
-//! here and shared by the runs), what the model asks of that data, and the results folder.
+//! here and shared by the runs), what the model asks of that data, the results folder, and
+//! the devices (started here, once).
 //! Problems are spec errors (exit 2) naming the spec file, the key and the data file.
 
 use std::collections::HashMap;
@@ -7,7 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::data::{self, DataError, Dataset};
-use crate::spec::{Binarization, DataConfig, LikelihoodKind, SpecError};
+use burn::tensor::Device;
+
+use crate::spec::{
+    BackendKind, Binarization, DataConfig, LikelihoodKind, RuntimeConfig, SpecError,
+};
 use crate::sweep::PlannedRun;
 
 /// Datasets shared by the runs of a sweep that read the same data.
@@ -38,17 +43,24 @@ impl DataCache {
     }
 }
 
-/// Everything checked before a sweep writes: every run's data (returned, loaded), the
-/// results folder of the experiment, and the backends.
+/// What a sweep needs, made ready before anything is written: every run's data, loaded
+/// and checked, and every device the runs ask for, started.
+pub struct Prepared {
+    pub datasets: DataCache,
+    pub devices: Devices,
+}
+
+/// Everything checked before a sweep writes: every run's data, the results folder of the
+/// experiment, and the backends.
 pub fn preflight(
     runs: &[PlannedRun],
     experiment_dir: &Path,
     file: &str,
-) -> Result<DataCache, SpecError> {
+) -> Result<Prepared, SpecError> {
     let datasets = load_data(runs, file)?;
     check_results_dir(experiment_dir, file)?;
-    check_backends(runs, file)?;
-    Ok(datasets)
+    let devices = check_backends(runs, file)?;
+    Ok(Prepared { datasets, devices })
 }
 
 /// Loads every run's data and checks it against the run's model.
@@ -96,23 +108,39 @@ fn check_against_model(run: &PlannedRun, data: &Dataset, file: &str) -> Result<(
     ))
 }
 
+/// The devices the runs of a sweep train on, each started once, by (backend, index).
+#[derive(Default)]
+pub struct Devices(Vec<((BackendKind, usize), Device)>);
+
+impl Devices {
+    fn key(runtime: &RuntimeConfig) -> (BackendKind, usize) {
+        (
+            crate::backend::resolve(runtime.backend),
+            runtime.device_index,
+        )
+    }
+
+    /// The device a run's `runtime` asks for, if it was started.
+    pub fn get(&self, runtime: &RuntimeConfig) -> Option<&Device> {
+        let key = Self::key(runtime);
+        self.0.iter().find(|(k, _)| *k == key).map(|(_, d)| d)
+    }
+}
+
 /// Every backend (and device) the runs ask for starts: probed with a tiny computation, so
 /// that a CUDA run on a machine without a GPU is refused before anything is written.
-pub fn check_backends(runs: &[PlannedRun], file: &str) -> Result<(), SpecError> {
-    let mut seen = Vec::new();
+pub fn check_backends(runs: &[PlannedRun], file: &str) -> Result<Devices, SpecError> {
+    let mut devices = Devices::default();
     for run in runs {
-        let key = (
-            crate::backend::resolve(run.config.runtime.backend),
-            run.config.runtime.device_index,
-        );
-        if seen.contains(&key) {
+        if devices.get(&run.config.runtime).is_some() {
             continue;
         }
-        seen.push(key);
-        crate::backend::device(key.0, key.1)
+        let key = Devices::key(&run.config.runtime);
+        let device = crate::backend::device(key.0, key.1)
             .map_err(|e| SpecError::new(file, "runtime.backend", format!("{e:#}")))?;
+        devices.0.push((key, device));
     }
-    Ok(())
+    Ok(devices)
 }
 
 /// The results folder can be created and written: checked by creating and removing a file

@@ -91,11 +91,11 @@ pub fn check_command(
             set: Vec::new(),
         })?;
         let name = file.display().to_string();
-        let datasets = prepare::preflight(&runs, &results.join(&spec.name), &name)?;
+        let prepared = prepare::preflight(&runs, &results.join(&spec.name), &name)?;
         let commit = runner::experiments_commit(&file);
-        loaded.push((spec, runs, datasets, commit));
+        loaded.push((spec, runs, prepared, commit));
     }
-    for (spec, runs, datasets, commit) in &loaded {
+    for (spec, runs, prepared, commit) in &loaded {
         // Always retrain: a check must measure the code as it is now.
         let workers = runner::workers(spec, None);
         let summary = runner::run_sweep(
@@ -104,7 +104,7 @@ pub fn check_command(
             results,
             workers,
             true,
-            datasets,
+            prepared,
             commit.as_deref(),
         )?;
         if let Some(e) = summary.write_error {

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use aevb::prepare::{self, DataCache};
+use aevb::prepare;
 use aevb::progress::fmt_opt;
 use aevb::spec::Spec;
 use aevb::sweep::PlannedRun;
@@ -18,7 +18,7 @@ pub fn train(
 ) -> anyhow::Result<ExitCode> {
     let root = Path::new(&spec.runtime.results_dir);
     let experiment_dir = root.join(&spec.name);
-    let datasets: DataCache = prepare::preflight(runs, &experiment_dir, file)?;
+    let prepared = prepare::preflight(runs, &experiment_dir, file)?;
     eprintln!(
         "{}: {} runs, {} at a time, results in {}",
         spec.name,
@@ -35,7 +35,7 @@ pub fn train(
         root,
         workers,
         force,
-        &datasets,
+        &prepared,
         commit.as_deref(),
     )?;
     eprintln!(

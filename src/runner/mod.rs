@@ -6,14 +6,13 @@ mod attempt;
 
 use attempt::{Executed, execute};
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
-use crate::prepare::DataCache;
+use crate::prepare::{DataCache, Prepared};
 use crate::progress::Progress;
 use crate::sinks::results::{ResultsDir, RunStatus};
 use crate::sinks::tensorboard::{integer_keys, write_experiment};
@@ -74,15 +73,16 @@ impl SweepSummary {
     }
 }
 
-/// Trains every run that has no record yet (every run with `force`). `datasets` holds the
-/// runs' data, loaded and checked by `prepare` before anything was written.
+/// Trains every run that has no record yet (every run with `force`). `prepared` holds the
+/// runs' data and devices, loaded, checked and started by `prepare` before anything was
+/// written.
 pub fn run_sweep(
     spec: &Spec,
     runs: &[PlannedRun],
     results_root: &Path,
     workers: usize,
     force: bool,
-    datasets: &DataCache,
+    prepared: &Prepared,
     experiments_commit: Option<&str>,
 ) -> anyhow::Result<SweepSummary> {
     let out = ResultsDir::new(results_root, &spec.name);
@@ -110,14 +110,18 @@ pub fn run_sweep(
             other_versions.join(", ")
         );
     }
-    // Devices are probed once, before any worker starts and before anything is written.
-    let mut devices = HashMap::new();
-    for run in &todo {
-        let kind = backend::resolve(run.config.runtime.backend);
-        if let std::collections::hash_map::Entry::Vacant(e) = devices.entry(backend::name(kind)) {
-            e.insert(backend::device(kind, run.config.runtime.device_index)?);
-        }
-    }
+    // Each run's device, started by `prepare` before anything was written.
+    let devices = todo
+        .iter()
+        .map(|run| {
+            prepared.devices.get(&run.config.runtime).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "run {}: its device was not started (prepare::preflight)",
+                    run.id
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     std::fs::create_dir_all(&out.root)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.root.display()))?;
     let domains = swept_domains(runs);
@@ -130,7 +134,7 @@ pub fn run_sweep(
     let shared = Shared {
         spec,
         out: &out,
-        datasets,
+        datasets: &prepared.datasets,
         text_keys: &text_keys,
         experiments_commit,
         force,
@@ -187,8 +191,9 @@ pub fn run_sweep(
                         }
                         continue;
                     }
-                    let device = &devices[backend::name(run.config.runtime.backend)];
-                    let rows = datasets
+                    let device = devices[i];
+                    let rows = prepared
+                        .datasets
                         .get(&run.config.data)
                         .map(|d| d.train.rows)
                         .unwrap_or(0);

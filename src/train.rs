@@ -398,7 +398,7 @@ pub fn to_tensor(m: &Matrix, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(m.values.clone(), [m.rows, m.cols]), device)
 }
 
-pub fn optimizer(t: &TrainConfig) -> ModuleOptimizer {
+fn optimizer(t: &TrainConfig) -> ModuleOptimizer {
     let decay = (t.weight_decay > 0.0).then(|| WeightDecayConfig::new(t.weight_decay as f32));
     match t.optimizer {
         OptimizerKind::Adam => AdamConfig::new()

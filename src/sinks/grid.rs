@@ -40,7 +40,7 @@ impl Grid {
     }
 
     /// (width, height, pixels), scaled by an integer factor to at least 28-pixel cells.
-    pub fn upscaled(&self) -> (u32, u32, Vec<u8>) {
+    fn upscaled(&self) -> (u32, u32, Vec<u8>) {
         let scale = 28usize.div_ceil(self.h.min(self.w)).max(1);
         let (width, height) = (self.width(), self.rows * (self.h + 1) + 1);
         let mut out = Vec::with_capacity(width * height * scale * scale);
@@ -51,21 +51,20 @@ impl Grid {
         }
         ((width * scale) as u32, (height * scale) as u32, out)
     }
-}
 
-impl Grid {
-    /// The grid as an 8-bit grey PNG, upscaled like [`Grid::upscaled`].
-    pub fn png(&self) -> anyhow::Result<Vec<u8>> {
+    /// The grid as an 8-bit grey PNG upscaled to at least 28-pixel cells: (width, height,
+    /// the PNG's bytes).
+    pub fn png(&self) -> anyhow::Result<(u32, u32, Vec<u8>)> {
         let (width, height, pixels) = self.upscaled();
         let mut png = Vec::new();
         image::png::PngEncoder::new(&mut png)
             .encode(&pixels, width, height, image::ColorType::L8)
             .map_err(|e| anyhow::anyhow!("cannot encode a {width}x{height} PNG: {e}"))?;
-        Ok(png)
+        Ok((width, height, png))
     }
 
     /// Writes the grid to `path` as a PNG, atomically.
     pub fn save_png(&self, path: &Path) -> anyhow::Result<()> {
-        super::results::write_atomic(path, &self.png()?)
+        super::results::write_atomic(path, &self.png()?.2)
     }
 }

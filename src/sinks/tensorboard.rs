@@ -223,14 +223,10 @@ impl RunBoard {
     }
 
     fn add_image(&mut self, tag: &str, grid: &Grid, step: u64) {
-        let (width, height, pixels) = grid.upscaled();
-        let mut png = Vec::new();
-        if image::png::PngEncoder::new(&mut png)
-            .encode(&pixels, width, height, image::ColorType::L8)
-            .is_err()
-        {
-            return; // encoding into memory fails only on absurd sizes; skip the image
-        }
+        // Encoding into memory fails only on absurd sizes: the image is skipped.
+        let Ok((width, height, png)) = grid.png() else {
+            return;
+        };
         let mut img = Summary_Image::new();
         img.set_height(height as i32);
         img.set_width(width as i32);
@@ -288,8 +284,6 @@ impl RunBoard {
     }
 }
 
-/// The experiment record at the root of the TensorBoard folder: which hyperparameters were
-/// swept (with their values) and which metrics to tabulate.
 /// Swept keys whose values are all integers (seeds, sizes). TensorBoard shows every number
 /// with four decimals ("0.0000" for seed 0), so these go into HParams as text ("0").
 pub fn integer_keys(swept: &[(String, Vec<Value>)]) -> Vec<String> {
@@ -307,6 +301,8 @@ fn as_text_if(v: &Value, text: bool) -> Value {
     }
 }
 
+/// The experiment record at the root of the TensorBoard folder: which hyperparameters were
+/// swept (with their values) and which metrics to tabulate.
 pub fn write_experiment(
     dir: &Path,
     name: &str,

@@ -100,6 +100,18 @@ pub struct MixturePrior {
     pub logits: Param<Tensor<1>>,
 }
 
+impl MixturePrior {
+    /// The components' weights up to their sum, exp(logit − max logit), and that sum:
+    /// π_k = weights[k] / total.
+    fn weights(&self) -> (Vec<f64>, f64) {
+        let logits: Vec<f32> = host(self.logits.val());
+        let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let weights: Vec<f64> = logits.iter().map(|l| ((l - max) as f64).exp()).collect();
+        let total = weights.iter().sum();
+        (weights, total)
+    }
+}
+
 impl LatentPrior for MixturePrior {
     fn log_prob(&self, z: Tensor<2>) -> Tensor<1> {
         let [n, _] = z.dims();
@@ -123,10 +135,7 @@ impl LatentPrior for MixturePrior {
         let [k, d] = self.means.val().dims();
         let means: Vec<f32> = host(self.means.val());
         let logvars: Vec<f32> = host(self.logvars.val());
-        let logits: Vec<f32> = host(self.logits.val());
-        let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        let weights: Vec<f64> = logits.iter().map(|l| ((l - max) as f64).exp()).collect();
-        let total: f64 = weights.iter().sum();
+        let (weights, total) = self.weights();
         let mut z = Vec::with_capacity(n * d);
         for _ in 0..n {
             let mut u = rng.random::<f64>() * total;
@@ -204,10 +213,7 @@ impl Prior {
             Prior::Mixture(p) => {
                 let [k, d] = p.means.val().dims();
                 let (means, logvars) = (host(p.means.val()), host(p.logvars.val()));
-                let logits = host(p.logits.val());
-                let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-                let weights: Vec<f64> = logits.iter().map(|l| ((l - max) as f64).exp()).collect();
-                let total: f64 = weights.iter().sum();
+                let (weights, total) = p.weights();
                 (0..k)
                     .map(|c| {
                         (

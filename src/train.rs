@@ -94,6 +94,18 @@ pub struct TrainState {
     pub resumes: usize,
 }
 
+impl TrainState {
+    /// The epoch in progress is done: the next one starts at its first minibatch.
+    fn start_next_epoch(&mut self) {
+        self.epoch += 1;
+        self.step = 0;
+        self.sum_bound = 0.0;
+        self.sum_recon = 0.0;
+        self.sum_kl = 0.0;
+        self.epoch_seconds = 0.0;
+    }
+}
+
 /// What a checkpoint holds, borrowed from the loop.
 pub struct Checkpoint<'a> {
     pub state: &'a TrainState,
@@ -327,12 +339,7 @@ pub fn train(
         metrics.seconds = epoch_start.elapsed().as_secs_f64();
         observer.on_epoch(&metrics, &model.valid(), data);
         state.epochs.push(metrics);
-        state.epoch += 1;
-        state.step = 0;
-        state.sum_bound = 0.0;
-        state.sum_recon = 0.0;
-        state.sum_kl = 0.0;
-        state.epoch_seconds = 0.0;
+        state.start_next_epoch();
         if diverged.is_some() || stopped.is_some() || state.epoch == t.epochs {
             break;
         }

@@ -117,6 +117,21 @@ pub fn per_example_log_px_observed(
     out
 }
 
+/// The mean of [`per_example_log_px_observed`] over `data` (nats per example), and the
+/// number of examples it averages: what a run's row records as `test_log_px`.
+pub fn mean_log_px(
+    model: &Vae,
+    data: &Matrix,
+    k: usize,
+    max_rows: usize,
+    rng: &mut StdRng,
+    on_examples: &mut dyn FnMut(usize),
+) -> (f64, usize) {
+    let per_example = per_example_log_px_observed(model, data, k, max_rows, rng, on_examples);
+    let n = per_example.len();
+    (per_example.iter().sum::<f64>() / n.max(1) as f64, n)
+}
+
 /// Latent dimensions whose posterior mean varies across `data` with variance above
 /// `threshold` (Burda et al. 2015).
 pub fn active_units(model: &Vae, data: &Matrix, threshold: f64) -> usize {

@@ -326,7 +326,7 @@ fn final_evaluation(
         None => data.test.clone(),
     };
     progress.evaluation_start(subset.rows, config.eval.importance_samples);
-    let log_px = eval::per_example_log_px_observed(
+    let (log_px, examples) = eval::mean_log_px(
         model,
         &subset,
         config.eval.importance_samples,
@@ -334,8 +334,8 @@ fn final_evaluation(
         &mut eval_rng(seed),
         &mut |done| progress.evaluation(done, subset.rows),
     );
-    record.log_px_examples = log_px.len();
-    record.test_log_px = Some(log_px.iter().sum::<f64>() / log_px.len().max(1) as f64);
+    record.log_px_examples = examples;
+    record.test_log_px = Some(log_px);
     record.active_units = Some(eval::active_units(
         model,
         &data.test,

@@ -39,7 +39,7 @@ pub fn reevaluate(
         .unwrap_or(test.rows)
         .min(test.rows);
     let subset = test.head(n);
-    let per_example = eval::per_example_log_px_observed(
+    let (log_px, examples) = eval::mean_log_px(
         &run.model,
         &subset,
         k,
@@ -47,13 +47,12 @@ pub fn reevaluate(
         &mut eval_rng(seed),
         &mut |done| progress(done, n),
     );
-    let log_px = per_example.iter().sum::<f64>() / per_example.len().max(1) as f64;
     let result = Reevaluation {
         test_elbo: elbo,
         recorded_test_elbo: run.record.test_elbo,
         log_px,
         k,
-        examples: per_example.len(),
+        examples,
         previous_log_px: run.record.test_log_px,
         previous_k: run.record.log_px_k,
         previous_examples: run.record.log_px_examples,

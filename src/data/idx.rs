@@ -7,6 +7,7 @@ use super::{DataError, Dataset, Matrix};
 use crate::spec::{DataConfig, DatasetKind};
 
 const IMAGES_MAGIC: u32 = 2051;
+const LABELS_MAGIC: u32 = 2049;
 const SIDE: usize = 28;
 /// Where the data lives when neither the spec, `AEVB_DATA` nor `--set data.path` says.
 pub const DEFAULT_DIR: &str = "data/mnist";
@@ -97,15 +98,12 @@ pub fn read_images(path: &Path) -> anyhow::Result<Matrix> {
         path.display(),
         bytes.len()
     );
-    let header = |i: usize| -> u32 {
-        u32::from_be_bytes([
-            bytes[4 * i],
-            bytes[4 * i + 1],
-            bytes[4 * i + 2],
-            bytes[4 * i + 3],
-        ])
-    };
-    let (magic, n, rows, cols) = (header(0), header(1), header(2), header(3));
+    let (magic, n, rows, cols) = (
+        header_word(&bytes, 0),
+        header_word(&bytes, 1),
+        header_word(&bytes, 2),
+        header_word(&bytes, 3),
+    );
     anyhow::ensure!(
         magic == IMAGES_MAGIC,
         "{}: magic number {magic}, expected {IMAGES_MAGIC} (an IDX image file)",
@@ -129,15 +127,25 @@ pub fn read_images(path: &Path) -> anyhow::Result<Matrix> {
     Ok(Matrix::new(n, rows * cols, values))
 }
 
-/// Reads an IDX1 label file (magic 2049).
+/// The `i`-th big-endian u32 of an IDX header (the caller has checked the length).
+fn header_word(bytes: &[u8], i: usize) -> u32 {
+    u32::from_be_bytes([
+        bytes[4 * i],
+        bytes[4 * i + 1],
+        bytes[4 * i + 2],
+        bytes[4 * i + 3],
+    ])
+}
+
+/// Reads an IDX1 label file.
 pub fn read_labels(path: &Path) -> anyhow::Result<Vec<u32>> {
     let bytes = read_maybe_gzip(path)?;
     anyhow::ensure!(
-        bytes.len() >= 8 && u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) == 2049,
+        bytes.len() >= 8 && header_word(&bytes, 0) == LABELS_MAGIC,
         "{}: not an IDX label file",
         path.display()
     );
-    let n = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
+    let n = header_word(&bytes, 1) as usize;
     anyhow::ensure!(bytes.len() == 8 + n, "{}: truncated", path.display());
     Ok(bytes[8..].iter().map(|&b| b as u32).collect())
 }

@@ -135,18 +135,24 @@ pub fn mean_log_px(
 /// Latent dimensions whose posterior mean varies across `data` with variance above
 /// `threshold` (Burda et al. 2015).
 pub fn active_units(model: &Vae, data: &Matrix, threshold: f64) -> usize {
+    let (means, _) = posterior_params(model, data);
+    let latent = means.len().checked_div(data.rows).unwrap_or(0);
+    count_active(&means, latent, threshold)
+}
+
+/// Posterior means and log-variances of every row of `data`, row-major [N, Z] each.
+pub fn posterior_params(model: &Vae, data: &Matrix) -> (Vec<f32>, Vec<f32>) {
     let device = model_device(model);
-    let mut means: Vec<f32> = Vec::new();
-    let mut latent = 0;
+    let (mut means, mut logvars) = (Vec::new(), Vec::new());
     for start in (0..data.rows).step_by(EVAL_BATCH) {
         let rows: Vec<usize> = (start..(start + EVAL_BATCH).min(data.rows)).collect();
         let q = model
             .encoder
             .forward(to_tensor(&data.gather(&rows), &device));
-        latent = q.mean.dims()[1];
         means.extend(host(q.mean));
+        logvars.extend(host(q.logvar));
     }
-    count_active(&means, latent, threshold)
+    (means, logvars)
 }
 
 /// Count of columns of a row-major [N, Z] matrix whose (population) variance > threshold.

@@ -9,7 +9,8 @@ use rand::rngs::StdRng;
 
 use super::TrainedRun;
 use super::latent::{by_kl, kl_per_dimension, mixture_quantile};
-use super::tables::{blocks_frame, encode_rows, save, top_two};
+use super::tables::{blocks_frame, save, top_two};
+use crate::eval::posterior_params;
 use crate::model::LatentPrior;
 use crate::model::prior::host;
 use crate::sinks::grid::Grid;
@@ -110,7 +111,7 @@ pub fn traverse(
     let shape = run.image_shape("traverse")?;
     let dir = run.out_dir(out)?;
     let latent = run.config().model.latent_dim;
-    let (means, logvars) = encode_rows(&run.model, &run.data.test, &run.device);
+    let (means, logvars) = posterior_params(&run.model, &run.data.test);
     let order = by_kl(&kl_per_dimension(&means, &logvars, latent));
     let dims: Vec<usize> = order.into_iter().take(max_dims.max(1)).collect();
     let example = example.min(run.data.test.rows - 1);
@@ -145,7 +146,7 @@ pub fn interpolate(
     let latent = run.config().model.latent_dim;
     let pairs = pairs.min(run.data.test.rows / 2).max(1);
     let ends = run.data.test.head(2 * pairs);
-    let (means, _) = encode_rows(&run.model, &ends, &run.device);
+    let (means, _) = posterior_params(&run.model, &ends);
     let mut z = Vec::new();
     for p in 0..pairs {
         let a = &means[2 * p * latent..(2 * p + 1) * latent];
@@ -202,7 +203,7 @@ pub fn manifold(run: &TrainedRun, size: usize, out: Option<&Path>) -> anyhow::Re
     let x = decode(run, z, size * size);
     let path = dir.join("manifold.png");
     grid_of(&x, size * size, size, shape).save_png(&path)?;
-    let (means, logvars) = encode_rows(&run.model, &run.data.test, &run.device);
+    let (means, logvars) = posterior_params(&run.model, &run.data.test);
     let scatter = latent_scatter(run, &means, &logvars, &dir)?;
     Ok(vec![path, scatter])
 }

@@ -7,32 +7,8 @@ use polars::prelude::*;
 
 use super::TrainedRun;
 use super::latent::{by_kl, kl_per_dimension};
-use crate::data::Matrix;
-use crate::model::Vae;
-use crate::model::prior::host;
+use crate::eval::posterior_params;
 use crate::sinks::results::write_parquet_atomic;
-use crate::train::to_tensor;
-
-/// Rows pushed through the encoder at once.
-const BATCH: usize = 1000;
-
-/// Posterior means and log-variances of every row of `data`, row-major [N, Z] each.
-pub fn encode_rows(
-    model: &Vae,
-    data: &Matrix,
-    device: &burn::tensor::Device,
-) -> (Vec<f32>, Vec<f32>) {
-    let (mut means, mut logvars) = (Vec::new(), Vec::new());
-    for start in (0..data.rows).step_by(BATCH) {
-        let rows: Vec<usize> = (start..(start + BATCH).min(data.rows)).collect();
-        let q = model
-            .encoder
-            .forward(to_tensor(&data.gather(&rows), device));
-        means.extend(host(q.mean));
-        logvars.extend(host(q.logvar));
-    }
-    (means, logvars)
-}
 
 /// A table with an integer `index` column and, per block, `name_0 … name_{width-1}`
 /// columns from a row-major [rows, width] block.
@@ -70,7 +46,7 @@ pub fn encode(run: &TrainedRun, out: Option<&Path>) -> anyhow::Result<Vec<PathBu
     let dir = run.out_dir(out)?;
     let test = &run.data.test;
     let latent = run.config().model.latent_dim;
-    let (means, logvars) = encode_rows(&run.model, test, &run.device);
+    let (means, logvars) = posterior_params(&run.model, test);
     let labels = run.data.test_labels.as_deref();
     let frame = blocks_frame(
         "example",

@@ -156,14 +156,9 @@ impl ResultsDir {
     /// naming the file when a file is there but cannot be read.
     pub fn read_run(&self, run_id: &str) -> anyhow::Result<Option<(RunRecord, Vec<EpochMetrics>)>> {
         let dir = self.run_dir(run_id);
-        let record_path = dir.join("record.json");
-        let text = match std::fs::read_to_string(&record_path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => anyhow::bail!("{}: {e}", record_path.display()),
+        let Some(record) = read_record(&dir)? else {
+            return Ok(None);
         };
-        let record: RunRecord = serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", record_path.display()))?;
         let epochs_path = dir.join("epochs.json");
         let text = std::fs::read_to_string(&epochs_path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", epochs_path.display()))?;
@@ -187,11 +182,15 @@ impl ResultsDir {
             &serde_json::to_vec_pretty(epochs)?,
         )?;
         // Written last: its presence is what marks the run finished.
+        self.save_record(record)
+    }
+
+    /// Writes a run's `record.json` (what marks it finished), atomically.
+    pub fn save_record(&self, record: &RunRecord) -> anyhow::Result<()> {
         write_atomic(
-            &dir.join("record.json"),
+            &self.run_dir(&record.run_id).join("record.json"),
             &serde_json::to_vec_pretty(record)?,
-        )?;
-        Ok(())
+        )
     }
 
     /// Every finished run's record and epochs, in run-id order; a run folder whose files
@@ -239,6 +238,20 @@ impl ResultsDir {
         write_parquet_atomic(&self.epochs_parquet(), &mut epochs)?;
         Ok(())
     }
+}
+
+/// The record in the run folder `dir`: `Ok(None)` when the run has not finished (no
+/// `record.json`), an error naming the file when it is there but cannot be read.
+pub fn read_record(dir: &Path) -> anyhow::Result<Option<RunRecord>> {
+    let path = dir.join("record.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => anyhow::bail!("{}: {e}", path.display()),
+    };
+    let record =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(Some(record))
 }
 
 /// Writes `path` so that it is either the old file or the whole new one, even after a

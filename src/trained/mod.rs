@@ -14,7 +14,7 @@ use burn::tensor::Device;
 use crate::data::{self, Dataset};
 use crate::model::Vae;
 use crate::sinks::model_file::{self, MODEL_FILE};
-use crate::sinks::results::RunRecord;
+use crate::sinks::results::{self, RunRecord};
 use crate::spec::RunConfig;
 
 /// A RUN argument that names no finished run, or names several (exit 2).
@@ -112,10 +112,7 @@ impl TrainedRun {
 }
 
 fn read_record(dir: &Path) -> anyhow::Result<RunRecord> {
-    let path = dir.join("record.json");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    results::read_record(dir)?.ok_or_else(|| anyhow::anyhow!("{}: no record.json", dir.display()))
 }
 
 /// The folder of the finished run `run`: a path to it, else the run id or label of exactly

@@ -2,7 +2,7 @@
 //! (the last step of the IWAE paper's protocol, K = 5000) and update its row.
 
 use crate::eval;
-use crate::sinks::results::{ResultsDir, write_atomic};
+use crate::sinks::results::ResultsDir;
 use crate::train::eval_rng;
 
 use super::TrainedRun;
@@ -75,10 +75,7 @@ pub fn reevaluate(
     run.record.test_log_px = Some(log_px);
     run.record.log_px_k = k;
     run.record.log_px_examples = result.examples;
-    write_atomic(
-        &run.dir.join("record.json"),
-        &serde_json::to_vec_pretty(&run.record)?,
-    )?;
+    out.save_record(&run.record)?;
     out.write_tables()?;
     Ok(result)
 }

@@ -113,10 +113,7 @@ pub fn manifest(
 
 /// Writes the manifest to `<results>/<name>/k8s/job.yaml`.
 pub fn write(spec: &Spec, text: &str, workdir: &Path) -> anyhow::Result<PathBuf> {
-    let dir = workdir
-        .join(&spec.runtime.results_dir)
-        .join(&spec.name)
-        .join("k8s");
+    let dir = super::launch_dir(spec, workdir, "k8s");
     std::fs::create_dir_all(&dir)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     let path = dir.join("job.yaml");

@@ -7,6 +7,10 @@ pub mod k8s;
 pub mod shard;
 pub mod slurm;
 
+use std::path::{Path, PathBuf};
+
+use crate::sinks::results::ResultsDir;
+use crate::spec::Spec;
 use crate::sweep::PlannedRun;
 
 /// Shards (array tasks, completions) a launch uses: `configured`, else one per run (at most
@@ -15,6 +19,14 @@ pub fn shards(configured: Option<usize>, runs: &[PlannedRun]) -> usize {
     configured
         .unwrap_or(runs.len().min(100))
         .clamp(1, runs.len().max(1))
+}
+
+/// The folder `name` (`slurm`, `k8s`) of the experiment's results folder, as seen from
+/// `workdir`: where a launch writes its files.
+pub fn launch_dir(spec: &Spec, workdir: &Path, name: &str) -> PathBuf {
+    ResultsDir::new(&workdir.join(&spec.runtime.results_dir), &spec.name)
+        .root
+        .join(name)
 }
 
 /// The words of a shell command, quoted for a POSIX shell.

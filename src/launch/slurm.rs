@@ -28,10 +28,7 @@ pub fn tasks(spec: &Spec, runs: &[PlannedRun]) -> usize {
 
 /// The folder of the experiment's Slurm files (script and task logs).
 pub fn slurm_dir(spec: &Spec, workdir: &Path) -> PathBuf {
-    workdir
-        .join(&spec.runtime.results_dir)
-        .join(&spec.name)
-        .join("slurm")
+    super::launch_dir(spec, workdir, "slurm")
 }
 
 /// The sbatch script.

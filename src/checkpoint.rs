@@ -50,6 +50,11 @@ pub struct Loaded {
     pub path: PathBuf,
 }
 
+/// A checkpoint's folder name: zero-padded, so that names sort by epoch, then minibatch.
+fn folder_name(epoch: usize, step: usize) -> String {
+    format!("{epoch:06}-{step:06}")
+}
+
 /// The checkpoints of one run.
 pub struct Checkpoints {
     dir: PathBuf,
@@ -73,7 +78,7 @@ impl Checkpoints {
     ) -> anyhow::Result<f64> {
         let started = Instant::now();
         let state = checkpoint.state;
-        let name = format!("{:06}-{:06}", state.epoch, state.step);
+        let name = folder_name(state.epoch, state.step);
         let target = self.dir.join(&name);
         let tmp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let write = || -> anyhow::Result<()> {
@@ -124,6 +129,14 @@ impl Checkpoints {
             .collect();
         found.sort();
         found
+    }
+
+    /// How far the newest checkpoint got, from its folder's name: (epochs done, minibatches
+    /// of the next epoch done).
+    pub fn newest_position(&self) -> Option<(usize, usize)> {
+        let newest = self.list().pop()?;
+        let (epoch, step) = newest.file_name()?.to_str()?.split_once('-')?;
+        Some((epoch.parse().ok()?, step.parse().ok()?))
     }
 
     /// The newest checkpoint that reads back whole and belongs to this run and version.

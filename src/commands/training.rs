@@ -118,19 +118,11 @@ pub fn print_plan(spec: &Spec, runs: &[PlannedRun], workers: usize) {
                 fmt_opt(r.test_elbo)
             ),
             None => match aevb::checkpoint::Checkpoints::new(&results.run_dir(&run.id), &run.id)
-                .list()
-                .last()
-                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .newest_position()
             {
-                // Checkpoint folders are named <epochs done>-<minibatches of the next one>.
-                Some(name) => match name.split_once('-') {
-                    Some((e, b)) => format!(
-                        "to continue from its checkpoint: {} epochs and {} minibatches done",
-                        e.parse::<u64>().unwrap_or(0),
-                        b.parse::<u64>().unwrap_or(0)
-                    ),
-                    None => "to continue from its checkpoint".into(),
-                },
+                Some((epochs, minibatches)) => format!(
+                    "to continue from its checkpoint: {epochs} epochs and {minibatches} minibatches done"
+                ),
                 None => "to run".into(),
             },
         };

@@ -2,35 +2,66 @@
 
 use burn::tensor::{Device, Tensor};
 
-use crate::spec::BackendKind;
+use crate::spec::{BackendKind, RunConfig};
 
-/// The CPU backend `backend = "cpu"` means: flex measured faster than ndarray on the 2-core
-/// machine, 5.98 s against 7.12 s for an epoch of the canonical VAE (benches/epoch.rs,
-/// README "Backends"), and on the small digits models too.
+/// Where `backend = "cpu"` trains when the fused engine does not cover the model: flex
+/// measured faster than ndarray on the 2-core machine, 5.98 s against 7.12 s for an epoch of
+/// the canonical VAE (benches/epoch.rs, README "Backends"), and on the small digits models too.
 pub const DEFAULT_CPU: BackendKind = BackendKind::Flex;
 
-/// The concrete backend a kind resolves to ("cpu" is an alias).
+/// The burn backend a kind computes on: the fused engine evaluates its models on flex.
 pub fn resolve(kind: BackendKind) -> BackendKind {
     match kind {
+        BackendKind::Cpu | BackendKind::Fused => DEFAULT_CPU,
+        other => other,
+    }
+}
+
+/// What trains a run: `cpu` is the fused engine where it covers the model (the fastest CPU
+/// route measured, README "Performance"), flex otherwise; other kinds are themselves.
+pub fn resolve_for(config: &RunConfig) -> BackendKind {
+    match config.runtime.backend {
+        BackendKind::Cpu if fused_unsupported(config).is_none() => BackendKind::Fused,
         BackendKind::Cpu => DEFAULT_CPU,
         other => other,
     }
 }
 
+/// Why the fused engine cannot train `config`, if it cannot.
+pub fn fused_unsupported(config: &RunConfig) -> Option<String> {
+    crate::engine::fused::layout::unsupported(&config.model)
+}
+
 pub fn name(kind: BackendKind) -> &'static str {
-    match resolve(kind) {
+    match kind {
+        BackendKind::Cpu => "cpu",
+        BackendKind::Fused => "fused",
         BackendKind::Ndarray => "ndarray",
         BackendKind::Flex => "flex",
         BackendKind::Cuda => "cuda",
-        BackendKind::Cpu => unreachable!("resolved above"),
     }
 }
 
-/// Host threads that compute one run: this build's CPU backends run without their thread
-/// pools (burn's `rayon` features are off), and a CUDA run is driven by one host thread.
+/// CPU cores this process may use (its affinity mask and cgroup quota, as Slurm and
+/// Kubernetes set them).
+pub fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// Threads that compute one run: `runtime.threads`, else the cores split evenly between the
+/// `workers` runs trained at once. Only the fused engine uses more than one (burn's CPU
+/// backends are built without their thread pools; a CUDA run is driven by one host thread).
 /// Recorded with every run: with the backend and seed, what reproduces its numbers.
-pub fn threads_per_run(_kind: BackendKind) -> usize {
-    1
+pub fn threads_per_run(config: &RunConfig, workers: usize) -> usize {
+    match resolve_for(config) {
+        BackendKind::Fused => config
+            .runtime
+            .threads
+            .unwrap_or_else(|| (cores() / workers.max(1)).max(1)),
+        _ => 1,
+    }
 }
 
 /// The plain (inference) device for a backend; `.autodiff()` gives the training one.
@@ -41,7 +72,7 @@ pub fn device(kind: BackendKind, index: usize) -> anyhow::Result<Device> {
         BackendKind::Ndarray => Device::ndarray(),
         BackendKind::Flex => Device::flex(),
         BackendKind::Cuda => cuda_device(index)?,
-        BackendKind::Cpu => unreachable!("resolved above"),
+        BackendKind::Cpu | BackendKind::Fused => unreachable!("resolved above"),
     };
     probe(&device, kind, index)?;
     Ok(device)

@@ -15,7 +15,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::module::Module;
 use serde::{Deserialize, Serialize};
 
 use crate::sinks::results::write_atomic;
@@ -84,10 +83,9 @@ impl Checkpoints {
         let write = || -> anyhow::Result<()> {
             let _ = std::fs::remove_dir_all(&tmp);
             std::fs::create_dir_all(&tmp)?;
-            let model = checkpoint.model.clone().into_record().into_bytes()?;
-            write_atomic(&tmp.join("model.bpk"), &model)?;
-            let optimizer = checkpoint.optimizer.into_bytes()?;
-            write_atomic(&tmp.join("optimizer.bpk"), &optimizer)?;
+            for (name, bytes) in checkpoint.engine.checkpoint_files()? {
+                write_atomic(&tmp.join(name), &bytes)?;
+            }
             let file = StateFile {
                 run_id: self.run_id.clone(),
                 aevb_version: crate::VERSION.to_string(),
@@ -168,19 +166,11 @@ impl Checkpoints {
                 crate::VERSION
             );
         }
-        let model = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(
-            read("model.bpk")?,
-        ))
-        .map_err(|e| anyhow::anyhow!("model.bpk: {e}"))?;
-        let optimizer = burn::optim::OptimizerRecord::from_bytes(
-            burn::tensor::Bytes::from_bytes_vec(read("optimizer.bpk")?),
-        )
-        .map_err(|e| anyhow::anyhow!("optimizer.bpk: {e}"))?;
+        let engine = crate::engine::Saved::read(path)?;
         Ok(Loaded {
             resume: Resume {
                 state: state.train,
-                model,
-                optimizer,
+                engine,
             },
             board: state.board,
             path: path.to_path_buf(),

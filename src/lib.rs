@@ -7,6 +7,7 @@ pub mod backend;
 pub mod check;
 pub mod checkpoint;
 pub mod data;
+pub mod engine;
 pub mod eval;
 pub mod fpu;
 pub mod interrupt;

@@ -132,6 +132,18 @@ impl Devices {
 pub fn check_backends(runs: &[PlannedRun], file: &str) -> Result<Devices, SpecError> {
     let mut devices = Devices::default();
     for run in runs {
+        if run.config.runtime.backend == BackendKind::Fused
+            && let Some(why) = crate::backend::fused_unsupported(&run.config)
+        {
+            return Err(SpecError::new(
+                file,
+                "runtime.backend",
+                format!(
+                    "run {}: the fused engine cannot train {why}; use backend = \"cpu\" (which falls back to flex for such models) or \"flex\"",
+                    run.label
+                ),
+            ));
+        }
         if devices.get(&run.config.runtime).is_some() {
             continue;
         }

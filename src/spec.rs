@@ -419,8 +419,11 @@ impl Default for EvalConfig {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendKind {
-    /// The faster CPU backend on our measurements (see README): flex.
+    /// The fastest CPU route on our measurements (README "Performance"): the fused engine
+    /// where it covers the model, flex otherwise.
     Cpu,
+    /// aevb's fused CPU engine (hand-written gradients, gemm, vectorised elementwise).
+    Fused,
     Ndarray,
     Flex,
     Cuda,
@@ -433,6 +436,9 @@ pub struct RuntimeConfig {
     pub device_index: usize,
     /// Runs trained at once (None: one per core on CPU, one on CUDA).
     pub workers: Option<usize>,
+    /// Threads per run on the fused engine (None: the cores split evenly between the
+    /// runs trained at once). Numbers are reproducible for a given thread count.
+    pub threads: Option<usize>,
     pub results_dir: String,
     /// `runner slurm`: the array job's resources. How a sweep is launched, not what a run
     /// computes: left out of each run's resolved config (and so of its id and row).
@@ -527,6 +533,7 @@ impl Default for RuntimeConfig {
             backend: BackendKind::Cpu,
             device_index: 0,
             workers: None,
+            threads: None,
             results_dir: "results".into(),
             slurm: SlurmConfig::default(),
             k8s: K8sConfig::default(),
@@ -1007,6 +1014,12 @@ pub fn validate_run(c: &RunConfig, file: &str) -> Result<(), SpecError> {
     }
     if c.runtime.workers == Some(0) {
         return err("runtime.workers", "expected at least 1 worker");
+    }
+    if c.runtime.threads == Some(0) {
+        return err(
+            "runtime.threads",
+            "expected at least 1 thread per run (leave it out to split the cores between runs)",
+        );
     }
     if c.runtime.backend == BackendKind::Cuda && !cfg!(feature = "cuda") {
         return err(

@@ -206,6 +206,9 @@ fn cartesian<T: Clone>(axes: &[Vec<T>]) -> Vec<Vec<T>> {
 pub fn run_id(config: &RunConfig) -> String {
     let mut c = config.clone();
     c.runtime.workers = None;
+    // The thread count is recorded in the run's row instead: an automatic choice depends on
+    // the machine, and one run's id must not change with it.
+    c.runtime.threads = None;
     c.runtime.results_dir = String::new();
     c.train.checkpoint_every_epochs = 0;
     c.train.keep_last = 1;

@@ -2,19 +2,17 @@
 
 use std::time::Instant;
 
-use burn::module::Module;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{AdaGradConfig, AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use crate::data::{Dataset, Matrix, bernoulli_sample};
+use crate::engine::{self, Engine};
 use crate::eval;
 use crate::model::Vae;
 use crate::objective;
-use crate::spec::{LrSchedule, OptimizerKind, RunConfig, TrainConfig};
+use crate::spec::{LrSchedule, RunConfig, TrainConfig};
 
 /// JSON has no NaN or infinity: serde_json writes them as `null`. Fields that may hold them
 /// (the metrics of a diverged epoch) read `null` back as NaN instead of failing to load.
@@ -44,8 +42,13 @@ pub struct EpochMetrics {
     pub test_elbo: Option<f64>,
     pub test_recon: Option<f64>,
     pub test_kl: Option<f64>,
+    /// Wall seconds of the epoch: its training pass, evaluation and observers.
     #[serde(deserialize_with = "f64_or_nan")]
     pub seconds: f64,
+    /// Wall seconds of the training pass alone (minibatches and optimiser steps), what
+    /// PyTorch's reference scripts report as an epoch's time (benches/side_by_side.py).
+    #[serde(default, deserialize_with = "f64_or_nan")]
+    pub train_pass_seconds: f64,
 }
 
 /// Hooks for progress bars, sinks and checkpoints; the loop knows nothing about any of them.
@@ -109,17 +112,14 @@ impl TrainState {
 /// What a checkpoint holds, borrowed from the loop.
 pub struct Checkpoint<'a> {
     pub state: &'a TrainState,
-    /// The model being trained (autodiff device): its record keeps the parameter ids the
-    /// optimiser state is keyed by.
-    pub model: &'a Vae,
-    pub optimizer: &'a ModuleOptimizer,
+    /// The engine: its model and optimiser state.
+    pub engine: &'a dyn Engine,
 }
 
-/// A run continued from a checkpoint: its state, model record and optimiser state.
+/// A run continued from a checkpoint: its state and its engine's model and optimiser state.
 pub struct Resume {
     pub state: TrainState,
-    pub model: burn::store::ModuleRecord,
-    pub optimizer: burn::optim::OptimizerRecord,
+    pub engine: engine::Saved,
 }
 
 pub struct TrainOutcome {
@@ -195,38 +195,31 @@ fn stream(seed: u64, stream: Stream, epoch: usize, step: usize) -> StdRng {
     StdRng::from_seed(key)
 }
 
-/// Trains `config` from scratch, or from `resume`. Fails only on a resume whose model or
-/// optimiser state does not fit this config.
+/// Trains `config` from scratch, or from `resume`, on `device` (the fused engine: on
+/// `threads` threads). Fails only on a resume whose model or optimiser state does not fit
+/// this config.
 pub fn train(
     config: &RunConfig,
     data: &Dataset,
     device: &Device,
+    threads: usize,
     observer: &mut dyn Observer,
     resume: Option<Resume>,
 ) -> anyhow::Result<TrainOutcome> {
     // This thread computes the run (and then evaluates it): no slow subnormal arithmetic.
     crate::fpu::flush_subnormals();
     let t = &config.train;
-    let train_device = device.clone().autodiff();
-    let mut model = Vae::new(
-        &config.model,
-        data.dim(),
-        &mut stream(t.seed, Stream::Init, 0, 0),
-        &train_device,
-    );
-    let mut optimizer = optimizer(t);
     let mut state = TrainState {
         divergence_initial: f64::NAN,
         ..TrainState::default()
     };
-    if let Some(resume) = resume {
-        model = model
-            .try_load_record(resume.model)
-            .map_err(|e| anyhow::anyhow!("the checkpoint's model does not fit this run: {e}"))?;
-        optimizer = optimizer.load_record(resume.optimizer);
+    let saved = resume.map(|resume| {
         state = resume.state;
         state.resumes += 1;
-    }
+        resume.engine
+    });
+    let init_rng = &mut stream(t.seed, Stream::Init, 0, 0);
+    let mut engine = engine::start(config, data.dim(), device, threads, init_rng, saved)?;
     let divergence = |state: &TrainState| Divergence {
         initial: state.divergence_initial,
         factor: t.divergence_factor,
@@ -258,27 +251,14 @@ pub fn train(
             if data.dynamic_binarization {
                 bernoulli_sample(&mut xb.values, &mut rng);
             }
-            let x = to_tensor(&xb, &train_device);
-            let terms = objective::evaluate(&model, x, &config.objective, beta, &mut rng);
-            let loss = terms.loss();
-            let stats = Tensor::cat(
-                vec![
-                    terms.bound.clone().sum().detach(),
-                    terms.recon.sum().detach(),
-                    terms.kl.sum().detach(),
-                ],
-                0,
-            );
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimizer.step(lr, model, grads);
-            let stats = crate::model::prior::host(stats);
+            let stats = engine.step(&xb, &config.objective, beta, lr, &mut rng);
             if state.examples_seen == 0 {
                 // Computed before the first step: the bound of the untrained model.
-                state.divergence_initial = (stats[1] as f64 - stats[2] as f64) / batch.len() as f64;
+                state.divergence_initial = (stats[1] - stats[2]) / batch.len() as f64;
             }
-            state.sum_bound += stats[0] as f64;
-            state.sum_recon += stats[1] as f64;
-            state.sum_kl += stats[2] as f64;
+            state.sum_bound += stats[0];
+            state.sum_recon += stats[1];
+            state.sum_kl += stats[2];
             state.examples_seen += batch.len() as u64;
             state.step += 1;
             observer.on_batch(state.examples_seen);
@@ -290,15 +270,16 @@ pub fn train(
                 state.train_seconds = seconds_before + attempt_started.elapsed().as_secs_f64();
                 observer.on_checkpoint(Checkpoint {
                     state: &state,
-                    model: &model,
-                    optimizer: &optimizer,
+                    engine: engine.as_ref(),
                 });
                 interrupted = true;
                 break 'epochs;
             }
         }
+        let train_pass_seconds = epoch_start.elapsed().as_secs_f64();
         let rows = n as f64;
         let mut metrics = EpochMetrics {
+            train_pass_seconds,
             epoch: epoch + 1,
             examples_seen: state.examples_seen,
             beta,
@@ -324,8 +305,8 @@ pub fn train(
             break;
         }
         let last = epoch + 1 == t.epochs;
+        let plain = engine.model();
         if last || (epoch + 1).is_multiple_of(config.eval.every_epochs) {
-            let plain = model.valid();
             let test = eval::elbo(&plain, &data.test, config, &mut eval_rng(t.seed));
             metrics.test_elbo = Some(test.elbo);
             metrics.test_recon = Some(test.recon);
@@ -337,7 +318,7 @@ pub fn train(
             }
         }
         metrics.seconds = epoch_start.elapsed().as_secs_f64();
-        observer.on_epoch(&metrics, &model.valid(), data);
+        observer.on_epoch(&metrics, &plain, data);
         state.epochs.push(metrics);
         state.start_next_epoch();
         if diverged.is_some() || stopped.is_some() || state.epoch == t.epochs {
@@ -350,8 +331,7 @@ pub fn train(
             state.train_seconds = seconds_before + attempt_started.elapsed().as_secs_f64();
             observer.on_checkpoint(Checkpoint {
                 state: &state,
-                model: &model,
-                optimizer: &optimizer,
+                engine: engine.as_ref(),
             });
         }
         if stop {
@@ -362,7 +342,7 @@ pub fn train(
     let (diverged_at, diverged_because) = diverged.unzip();
     let (stopped_at, stopped_because) = stopped.unzip();
     Ok(TrainOutcome {
-        model: model.valid(),
+        model: engine.model(),
         divergence: divergence(&state),
         epochs: state.epochs,
         diverged_at,
@@ -403,23 +383,6 @@ pub fn eval_rng(seed: u64) -> StdRng {
 
 pub fn to_tensor(m: &Matrix, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(m.values.clone(), [m.rows, m.cols]), device)
-}
-
-fn optimizer(t: &TrainConfig) -> ModuleOptimizer {
-    let decay = (t.weight_decay > 0.0).then(|| WeightDecayConfig::new(t.weight_decay as f32));
-    match t.optimizer {
-        OptimizerKind::Adam => AdamConfig::new()
-            .with_beta_1(t.adam_beta1 as f32)
-            .with_beta_2(t.adam_beta2 as f32)
-            .with_epsilon(t.adam_epsilon as f32)
-            .with_weight_decay(decay)
-            .init(),
-        OptimizerKind::Adagrad => AdaGradConfig::new()
-            .with_epsilon(1e-8)
-            .with_weight_decay(decay)
-            .init(),
-        OptimizerKind::Sgd => SgdConfig::new().with_weight_decay(decay).init(),
-    }
 }
 
 /// Learning rate of a (0-based) epoch.

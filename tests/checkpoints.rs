@@ -121,6 +121,7 @@ fn epochs_without_time(results: &Path, name: &str) -> Vec<String> {
         .into_iter()
         .map(|mut e| {
             e.as_object_mut().unwrap().remove("seconds");
+            e.as_object_mut().unwrap().remove("train_pass_seconds");
             e.to_string()
         })
         .collect()

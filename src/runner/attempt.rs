@@ -43,7 +43,9 @@ pub(super) fn execute(
         text_keys,
         experiments_commit,
         force,
+        concurrent,
     } = *shared;
+    let threads = backend::threads_per_run(&run.config, concurrent);
     let started = Instant::now();
     let run_dir = out.run_dir(&run.id);
     let checkpoints = Checkpoints::new(&run_dir, &run.id);
@@ -93,7 +95,7 @@ pub(super) fn execute(
             log: &mut checkpoint_log,
         };
         let resume = loaded.map(|l| l.resume);
-        let trained = train::train(&run.config, &data, device, &mut observer, resume)?;
+        let trained = train::train(&run.config, &data, device, threads, &mut observer, resume)?;
         anyhow::Ok((trained, data))
     }));
     let mut record = RunRecord {
@@ -109,8 +111,8 @@ pub(super) fn execute(
         status: RunStatus::Failed,
         config: run.config.clone(),
         log_px_k: run.config.eval.importance_samples,
-        backend: backend::name(run.config.runtime.backend).to_string(),
-        threads: backend::threads_per_run(run.config.runtime.backend),
+        backend: backend::name(backend::resolve_for(&run.config)).to_string(),
+        threads,
         aevb_version: VERSION.to_string(),
         experiments_commit: experiments_commit.map(str::to_string),
         checkpoints_written: checkpoint_log.written,

@@ -20,14 +20,13 @@ use crate::spec::{BackendKind, RunConfig, Spec};
 use crate::sweep::PlannedRun;
 use crate::{VERSION, backend};
 
-/// Sensible default parallelism: one run per core on CPU (each burn CPU run keeps about one
-/// core busy on these small models), one at a time on a GPU.
+/// Sensible default parallelism: one run per core on CPU (a sweep's runs are independent, so
+/// running them side by side scales best; a run left alone gets every core as threads), one
+/// at a time on a GPU.
 pub fn default_workers(config: &RunConfig) -> usize {
     match backend::resolve(config.runtime.backend) {
         BackendKind::Cuda => 1,
-        _ => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        _ => backend::cores(),
     }
 }
 
@@ -138,6 +137,7 @@ pub fn run_sweep(
         text_keys: &text_keys,
         experiments_commit,
         force,
+        concurrent: workers.min(todo.len()).max(1),
     };
 
     let progress = Progress::new(todo.len());
@@ -297,4 +297,6 @@ pub(crate) struct Shared<'a> {
     pub(crate) experiments_commit: Option<&'a str>,
     /// Retrain finished runs, and start unfinished ones afresh rather than from checkpoints.
     pub(crate) force: bool,
+    /// Runs trained at once: the cores are split between them (`backend::threads_per_run`).
+    pub(crate) concurrent: usize,
 }

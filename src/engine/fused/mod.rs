@@ -1,0 +1,288 @@
+//! The fused CPU engine: the VAE's forward and backward passes written out by hand over flat
+//! f32 buffers, matrix products by gemm on the run's threads, every elementwise step one
+//! vectorised pass, and the optimiser one loop over all parameters. On the 2-core machine it
+//! trains the canonical VAE and Burda's IWAE faster than burn-flex and PyTorch (README,
+//! "Performance"); models it does not cover train on burn (see [`layout::unsupported`]).
+
+pub mod kernels;
+pub mod layout;
+pub mod math;
+pub mod network;
+pub mod optim;
+pub mod products;
+
+use std::collections::HashMap;
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::tensor::{Device, TensorData};
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::data::Matrix;
+use crate::model::Vae;
+use crate::spec::{KlMode, ObjectiveConfig, ObjectiveKind, OptimizerKind, RunConfig};
+use layout::{Dense, Layout};
+use network::{Objective, Workspace};
+use optim::Optimizer;
+use products::Threads;
+
+/// Parameters, gradients, optimiser state and the threads of one run.
+pub struct FusedEngine {
+    layout: Layout,
+    params: Vec<f32>,
+    grads: Vec<f32>,
+    optimizer: Optimizer,
+    threads: Threads,
+    workspace: Workspace,
+    eps: Vec<f32>,
+    /// Where `model()` builds the burn model for evaluation (a plain CPU device).
+    device: Device,
+    /// The model's structure (heads, prior) to copy the trained values into.
+    template: Vae,
+}
+
+/// What a checkpoint of this engine holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Saved {
+    pub params: Vec<f32>,
+    pub optimizer: Optimizer,
+}
+
+/// File name of the engine's checkpoint inside a checkpoint folder.
+pub const CHECKPOINT_FILE: &str = "fused.safetensors";
+
+fn linear_values(l: &Linear) -> (Vec<f32>, Vec<f32>) {
+    let w = l.weight.val().into_data().try_to_vec::<f32>().unwrap_or_default();
+    let b = l
+        .bias
+        .as_ref()
+        .map(|b| b.val().into_data().try_to_vec::<f32>().unwrap_or_default())
+        .unwrap_or_default();
+    (w, b)
+}
+
+/// The burn model's layers in layout order: (layout dense, burn linear) pairs.
+fn pairs<'a>(layout: &'a Layout, vae: &'a Vae) -> Vec<(&'a Dense, &'a Linear)> {
+    let mut out: Vec<(&Dense, &Linear)> = Vec::new();
+    out.extend(layout.encoder.iter().zip(&vae.encoder.body.layers));
+    out.push((&layout.mean, &vae.encoder.mean));
+    out.push((&layout.logvar, &vae.encoder.logvar));
+    out.extend(layout.decoder.iter().zip(&vae.decoder.body.layers));
+    out.push((&layout.out, &vae.decoder.out));
+    out
+}
+
+impl FusedEngine {
+    /// Starts from `init` (the autodiff engine's initialisation, so both engines start from
+    /// the same weights) or from a checkpoint.
+    pub fn new(
+        config: &RunConfig,
+        init: Vae,
+        device: &Device,
+        threads: usize,
+        resume: Option<Saved>,
+    ) -> anyhow::Result<Self> {
+        let dim = init.decoder.out.weight.val().dims()[1];
+        let layout = Layout::new(&config.model, dim);
+        let mut params = vec![0.0; layout.len];
+        for (dense, linear) in pairs(&layout, &init) {
+            let (w, b) = linear_values(linear);
+            params[dense.weight.range()].copy_from_slice(&w);
+            params[dense.bias.range()].copy_from_slice(&b);
+        }
+        if let (Some(slot), Some(lv)) = (&layout.output_logvar, &init.decoder.logvar) {
+            let v = lv.val().into_data().try_to_vec::<f32>().unwrap_or_default();
+            params[slot.range()].copy_from_slice(&v);
+        }
+        let mut optimizer = Optimizer::new(&config.train, layout.len);
+        if let Some(saved) = resume {
+            if saved.params.len() != layout.len || saved.optimizer.kind != optimizer.kind {
+                anyhow::bail!(
+                    "the checkpoint's model ({} parameters, {:?}) does not fit this run ({} parameters, {:?})",
+                    saved.params.len(),
+                    saved.optimizer.kind,
+                    layout.len,
+                    optimizer.kind
+                );
+            }
+            params = saved.params;
+            optimizer = saved.optimizer;
+        }
+        Ok(Self {
+            grads: vec![0.0; layout.len],
+            layout,
+            params,
+            optimizer,
+            threads: Threads::new(threads)?,
+            workspace: Workspace::default(),
+            eps: Vec::new(),
+            device: device.clone(),
+            template: init,
+        })
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads.count()
+    }
+
+    /// One optimiser step: the minibatch's sums of [β-weighted bound, recon, KL].
+    pub fn step(
+        &mut self,
+        x: &Matrix,
+        objective: &ObjectiveConfig,
+        beta: f64,
+        lr: f64,
+        rng: &mut StdRng,
+    ) -> [f64; 3] {
+        let objective = match objective.kind {
+            ObjectiveKind::Elbo => Objective::Elbo {
+                samples: objective.mc_samples,
+                analytic_kl: objective.kl == KlMode::Analytic,
+            },
+            ObjectiveKind::Iwae => Objective::Iwae {
+                k: objective.iwae_k,
+            },
+        };
+        // The same draws, in the same order, as the autodiff engine (objective::draw).
+        let len = objective.samples() * x.rows * self.layout.latent_dim;
+        self.eps.clear();
+        self.eps
+            .extend((0..len).map(|_| -> f32 { StandardNormal.sample(rng) }));
+        let sums = network::step(
+            &self.layout,
+            &self.threads,
+            &self.params,
+            &mut self.grads,
+            &x.values,
+            &self.eps,
+            objective,
+            beta as f32,
+            &mut self.workspace,
+        );
+        self.optimizer.step(lr, &mut self.params, &self.grads);
+        sums
+    }
+
+    /// The trained values in a burn model on the plain CPU device.
+    pub fn model(&self) -> Vae {
+        let mut vae = self.template.clone();
+        let p = &self.params;
+        let device = &self.device;
+        let linear = |d: &Dense| Linear {
+            weight: Param::from_data(
+                TensorData::new(p[d.weight.range()].to_vec(), [d.d_in, d.d_out]),
+                device,
+            ),
+            bias: Some(Param::from_data(
+                TensorData::new(p[d.bias.range()].to_vec(), [d.d_out]),
+                device,
+            )),
+        };
+        let l = &self.layout;
+        vae.encoder.body.layers = l.encoder.iter().map(linear).collect();
+        vae.encoder.mean = linear(&l.mean);
+        vae.encoder.logvar = linear(&l.logvar);
+        vae.decoder.body.layers = l.decoder.iter().map(linear).collect();
+        vae.decoder.out = linear(&l.out);
+        if let Some(slot) = &l.output_logvar {
+            vae.decoder.logvar = Some(Param::from_data(
+                TensorData::new(p[slot.range()].to_vec(), [slot.len()]),
+                device,
+            ));
+        }
+        vae.to_device(device)
+    }
+
+    pub fn saved(&self) -> Saved {
+        Saved {
+            params: self.params.clone(),
+            optimizer: self.optimizer.clone(),
+        }
+    }
+
+    /// The gradient of the last step (tests compare it with burn's autodiff).
+    pub fn gradient_at(&mut self, x: &Matrix, objective: &ObjectiveConfig, beta: f64, rng: &mut StdRng) -> (Vec<(String, Vec<f32>)>, [f64; 3]) {
+        let lr = 0.0;
+        let before = self.params.clone();
+        let sums = self.step(x, objective, beta, lr, rng);
+        self.params = before;
+        let named = self
+            .layout
+            .slots
+            .iter()
+            .map(|s| (s.name.clone(), self.grads[s.range()].to_vec()))
+            .collect();
+        (named, sums)
+    }
+}
+
+impl Saved {
+    /// safetensors: the parameters and optimiser arrays, with the scalars as metadata.
+    pub fn to_bytes(&self) -> anyhow::Result<Vec<u8>> {
+        use safetensors::tensor::{Dtype, TensorView};
+        let bytes = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+        let arrays = [
+            ("params", bytes(&self.params)),
+            ("first", bytes(&self.optimizer.first)),
+            ("second", bytes(&self.optimizer.second)),
+        ];
+        let mut views = Vec::new();
+        for (name, data) in &arrays {
+            views.push((*name, TensorView::new(Dtype::F32, vec![data.len() / 4], data)?));
+        }
+        let o = &self.optimizer;
+        let meta: HashMap<String, String> = [
+            ("kind", format!("{:?}", o.kind)),
+            ("time", o.time.to_string()),
+            ("weight_decay", o.weight_decay.to_bits().to_string()),
+            ("beta1", o.beta1.to_bits().to_string()),
+            ("beta2", o.beta2.to_bits().to_string()),
+            ("epsilon", o.epsilon.to_bits().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Ok(safetensors::serialize(views, Some(meta))?)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> anyhow::Result<Self> {
+        let (_, header) = safetensors::SafeTensors::read_metadata(bytes)?;
+        let tensors = safetensors::SafeTensors::deserialize(bytes)?;
+        let meta = header
+            .metadata()
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("no metadata"))?;
+        let get = |k: &str| {
+            meta.get(k)
+                .ok_or_else(|| anyhow::anyhow!("metadata has no {k}"))
+        };
+        let bits = |k: &str| -> anyhow::Result<f32> { Ok(f32::from_bits(get(k)?.parse()?)) };
+        let array = |name: &str| -> anyhow::Result<Vec<f32>> {
+            let t = tensors.tensor(name)?;
+            Ok(t.data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect())
+        };
+        let kind = match get("kind")?.as_str() {
+            "Adam" => OptimizerKind::Adam,
+            "Adagrad" => OptimizerKind::Adagrad,
+            "Sgd" => OptimizerKind::Sgd,
+            other => anyhow::bail!("unknown optimiser {other}"),
+        };
+        Ok(Self {
+            params: array("params")?,
+            optimizer: Optimizer {
+                kind,
+                weight_decay: bits("weight_decay")?,
+                beta1: bits("beta1")?,
+                beta2: bits("beta2")?,
+                epsilon: bits("epsilon")?,
+                time: get("time")?.parse()?,
+                first: array("first")?,
+                second: array("second")?,
+            },
+        })
+    }
+}

@@ -1,0 +1,364 @@
+//! One minibatch through the VAE and back, with the gradients written out by hand:
+//! the encoder, S reparameterised samples per example (L for the ELBO, k for IWAE), the
+//! decoder's log-likelihood, the KL or log-ratio terms, and the chain rule back to every
+//! parameter. The same maths as `objective.rs` on burn's autodiff, which the tests compare
+//! it with gradient for gradient.
+
+use super::kernels;
+use super::layout::{Dense, Layout};
+use super::products::{Threads, View};
+use crate::spec::{Activation, LikelihoodKind};
+
+/// The objective of a step.
+#[derive(Clone, Copy, Debug)]
+pub enum Objective {
+    /// ELBO_β with `samples` draws; the KL analytic (standard normal prior) or estimated.
+    Elbo { samples: usize, analytic_kl: bool },
+    /// IWAE_β with k importance samples.
+    Iwae { k: usize },
+}
+
+impl Objective {
+    pub fn samples(&self) -> usize {
+        match *self {
+            Objective::Elbo { samples, .. } => samples,
+            Objective::Iwae { k } => k,
+        }
+    }
+}
+
+/// Sums over the minibatch's examples: the β-weighted bound, E[log p(x|z)] and the KL (or
+/// mean log-ratio for IWAE), as the autodiff engine reports them.
+pub type Sums = [f64; 3];
+
+/// Buffers reused from step to step (no allocation once the first step has sized them).
+#[derive(Default)]
+pub struct Workspace {
+    enc_pre: Vec<Vec<f32>>,
+    enc_post: Vec<Vec<f32>>,
+    mean: Vec<f32>,
+    logvar_raw: Vec<f32>,
+    logvar: Vec<f32>,
+    sigma: Vec<f32>,
+    z: Vec<f32>,
+    dec_pre: Vec<Vec<f32>>,
+    dec_post: Vec<Vec<f32>>,
+    out: Vec<f32>,
+    scratch: Vec<f32>,
+    output_logvar: Vec<f32>,
+    log_px: Vec<f32>,
+    log_ratio: Vec<f32>,
+    coef_px: Vec<f32>,
+    coef_ratio: Vec<f32>,
+    grad: Vec<f32>,
+    spare: Vec<f32>,
+    dmean: Vec<f32>,
+    dlogvar: Vec<f32>,
+}
+
+/// `v` with exactly `len` elements (contents unspecified: every user overwrites them).
+fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    v.resize(len, 0.0);
+    &mut v[..]
+}
+
+fn dense_forward(t: &Threads, p: &[f32], layer: &Dense, input: &[f32], rows: usize, out: &mut Vec<f32>) {
+    let out = sized(out, rows * layer.d_out);
+    kernels::fill_rows(out, &p[layer.bias.range()]);
+    t.matmul(
+        out,
+        View::new(input, rows, layer.d_in),
+        View::new(&p[layer.weight.range()], layer.d_in, layer.d_out),
+        true,
+    );
+}
+
+/// An MLP body forward: keeps every layer's input to the activation and its output.
+#[allow(clippy::too_many_arguments)]
+fn chain_forward(
+    t: &Threads,
+    p: &[f32],
+    layers: &[Dense],
+    a: Activation,
+    input: &[f32],
+    rows: usize,
+    pre: &mut Vec<Vec<f32>>,
+    post: &mut Vec<Vec<f32>>,
+) {
+    pre.resize_with(layers.len(), Vec::new);
+    post.resize_with(layers.len(), Vec::new);
+    for (l, layer) in layers.iter().enumerate() {
+        let (done, rest) = post.split_at_mut(l);
+        let x = if l == 0 { input } else { &done[l - 1][..] };
+        dense_forward(t, p, layer, x, rows, &mut pre[l]);
+        let y = sized(&mut rest[0], rows * layer.d_out);
+        kernels::activate(a, &pre[l], y);
+    }
+}
+
+/// Back through a dense layer whose output gradient is in `grad`: writes its weight and bias
+/// gradients into `g`, and (if `input_grad`) leaves the input's gradient in `grad`.
+#[allow(clippy::too_many_arguments)]
+fn dense_backward(
+    t: &Threads,
+    p: &[f32],
+    g: &mut [f32],
+    layer: &Dense,
+    input: &[f32],
+    rows: usize,
+    grad: &mut Vec<f32>,
+    spare: &mut Vec<f32>,
+    input_grad: bool,
+) {
+    t.matmul(
+        &mut g[layer.weight.range()],
+        View::new(input, rows, layer.d_in).t(),
+        View::new(grad, rows, layer.d_out),
+        false,
+    );
+    kernels::column_sums(grad, &mut g[layer.bias.range()], false);
+    if input_grad {
+        let dx = sized(spare, rows * layer.d_in);
+        t.matmul(
+            dx,
+            View::new(grad, rows, layer.d_out),
+            View::new(&p[layer.weight.range()], layer.d_in, layer.d_out).t(),
+            false,
+        );
+        std::mem::swap(grad, spare);
+    }
+}
+
+/// Back through an MLP body, `grad` holding the gradient of its output.
+#[allow(clippy::too_many_arguments)]
+fn chain_backward(
+    t: &Threads,
+    p: &[f32],
+    g: &mut [f32],
+    layers: &[Dense],
+    a: Activation,
+    input: &[f32],
+    rows: usize,
+    pre: &[Vec<f32>],
+    post: &[Vec<f32>],
+    grad: &mut Vec<f32>,
+    spare: &mut Vec<f32>,
+    input_grad: bool,
+) {
+    for l in (0..layers.len()).rev() {
+        kernels::activation_backward(a, &pre[l], &post[l], grad);
+        let x = if l == 0 { input } else { &post[l - 1][..] };
+        dense_backward(t, p, g, &layers[l], x, rows, grad, spare, l > 0 || input_grad);
+    }
+}
+
+/// One step's forward and backward pass: fills `g` (the layout's length) with the gradient
+/// of the loss −(1/n) Σ_i bound_i and returns the minibatch's sums.
+///
+/// `x` is the n × D minibatch; `eps` the S·n × Z standard normal draws, sample s of example
+/// i in row s·n + i (the order the autodiff engine draws them in).
+#[allow(clippy::too_many_arguments)]
+pub fn step(
+    layout: &Layout,
+    threads: &Threads,
+    p: &[f32],
+    g: &mut [f32],
+    x: &[f32],
+    eps: &[f32],
+    objective: Objective,
+    beta: f32,
+    w: &mut Workspace,
+) -> Sums {
+    let t = threads;
+    let d = layout.data_dim;
+    let zd = layout.latent_dim;
+    let n = x.len() / d;
+    let s_count = objective.samples();
+    let rows = s_count * n;
+    assert_eq!(eps.len(), rows * zd, "noise of the wrong size");
+    assert_eq!(g.len(), layout.len);
+
+    // Encoder and heads.
+    chain_forward(t, p, &layout.encoder, layout.encoder_activation, x, n, &mut w.enc_pre, &mut w.enc_post);
+    let h: &[f32] = w.enc_post.last().map_or(x, |v| &v[..]);
+    dense_forward(t, p, &layout.mean, h, n, &mut w.mean);
+    dense_forward(t, p, &layout.logvar, h, n, &mut w.logvar_raw);
+    let lim = layout.logvar_limit;
+    let logvar = sized(&mut w.logvar, n * zd);
+    let sigma = sized(&mut w.sigma, n * zd);
+    for ((lv, s), &raw) in logvar.iter_mut().zip(sigma.iter_mut()).zip(&w.logvar_raw) {
+        *lv = raw.clamp(-lim, lim);
+        *s = super::math::exp(0.5 * *lv);
+    }
+
+    // z = μ + σ ε, S blocks of n rows.
+    let z = sized(&mut w.z, rows * zd);
+    for (r, (zr, er)) in z.chunks_exact_mut(zd).zip(eps.chunks_exact(zd)).enumerate() {
+        let i = r % n;
+        let (m, s) = (&w.mean[i * zd..][..zd], &w.sigma[i * zd..][..zd]);
+        for j in 0..zd {
+            zr[j] = m[j] + s[j] * er[j];
+        }
+    }
+
+    // Decoder and likelihood.
+    chain_forward(t, p, &layout.decoder, layout.decoder_activation, &w.z, rows, &mut w.dec_pre, &mut w.dec_post);
+    let hd: &[f32] = w.dec_post.last().map_or(&w.z, |v| &v[..]);
+    dense_forward(t, p, &layout.out, hd, rows, &mut w.out);
+    let log_px = sized(&mut w.log_px, rows);
+    let scratch = sized(&mut w.scratch, d);
+    let output_logvar = sized(&mut w.output_logvar, d);
+    match layout.likelihood {
+        LikelihoodKind::Bernoulli => kernels::bernoulli_log_px(&mut w.out, x, log_px, scratch),
+        LikelihoodKind::Gaussian => {
+            match &layout.output_logvar {
+                Some(slot) => {
+                    for (o, &v) in output_logvar.iter_mut().zip(&p[slot.range()]) {
+                        *o = v.clamp(-lim, lim);
+                    }
+                }
+                None => output_logvar.fill(layout.fixed_logvar),
+            }
+            kernels::gaussian_log_px(&w.out, x, output_logvar, log_px, scratch);
+        }
+    }
+
+    // log q(z|x) − log p(z) per sample, where the objective needs it.
+    let needs_ratio = !matches!(objective, Objective::Elbo { analytic_kl: true, .. });
+    let log_ratio = sized(&mut w.log_ratio, rows);
+    if needs_ratio {
+        for (r, lr) in log_ratio.iter_mut().enumerate() {
+            let i = r % n;
+            let (zr, er) = (&w.z[r * zd..][..zd], &eps[r * zd..][..zd]);
+            let lv = &w.logvar[i * zd..][..zd];
+            let mut acc = 0.0f32;
+            for j in 0..zd {
+                acc += zr[j] * zr[j] - lv[j] - er[j] * er[j];
+            }
+            *lr = 0.5 * acc;
+        }
+    }
+
+    // The per-example terms, and the loss's derivative with respect to each sample's
+    // log p(x|z) (coef_px) and log-ratio (coef_ratio).
+    let coef_px = sized(&mut w.coef_px, rows);
+    let coef_ratio = sized(&mut w.coef_ratio, rows);
+    let inv_n = 1.0 / n as f32;
+    let mut sums = [0f64; 3];
+    for i in 0..n {
+        let at = |v: &[f32], s: usize| v[s * n + i];
+        let recon = (0..s_count).map(|s| at(log_px, s) as f64).sum::<f64>() / s_count as f64;
+        let (bound, kl) = match objective {
+            Objective::Elbo { analytic_kl, .. } => {
+                let kl = if analytic_kl {
+                    let (m, lv) = (&w.mean[i * zd..][..zd], &w.logvar[i * zd..][..zd]);
+                    (0..zd)
+                        .map(|j| 0.5 * (super::math::exp(lv[j]) + m[j] * m[j] - lv[j] - 1.0) as f64)
+                        .sum::<f64>()
+                } else {
+                    (0..s_count).map(|s| at(log_ratio, s) as f64).sum::<f64>() / s_count as f64
+                };
+                for s in 0..s_count {
+                    coef_px[s * n + i] = -inv_n / s_count as f32;
+                    coef_ratio[s * n + i] = if analytic_kl { 0.0 } else { beta * inv_n / s_count as f32 };
+                }
+                (recon - beta as f64 * kl, kl)
+            }
+            Objective::Iwae { k } => {
+                let log_w = |s: usize| at(log_px, s) as f64 - beta as f64 * at(log_ratio, s) as f64;
+                let max = (0..k).map(log_w).fold(f64::NEG_INFINITY, f64::max);
+                let total: f64 = (0..k).map(|s| (log_w(s) - max).exp()).sum();
+                for s in 0..k {
+                    let weight = ((log_w(s) - max).exp() / total) as f32;
+                    coef_px[s * n + i] = -weight * inv_n;
+                    coef_ratio[s * n + i] = beta * weight * inv_n;
+                }
+                let kl = (0..k).map(|s| at(log_ratio, s) as f64).sum::<f64>() / k as f64;
+                (max + total.ln() - (k as f64).ln(), kl)
+            }
+        };
+        sums[0] += bound;
+        sums[1] += recon;
+        sums[2] += kl;
+    }
+
+    // Back through the likelihood into the decoder's output.
+    match layout.likelihood {
+        LikelihoodKind::Bernoulli => kernels::bernoulli_backward(&mut w.out, x, &w.coef_px, d),
+        LikelihoodKind::Gaussian => {
+            let dlv = layout.output_logvar.as_ref().map(|slot| &mut g[slot.range()]);
+            let learned = dlv.is_some();
+            kernels::gaussian_backward(&mut w.out, x, &w.output_logvar, &w.coef_px, dlv);
+            if let (true, Some(slot)) = (learned, &layout.output_logvar) {
+                // Clamped log-variances pass no gradient.
+                for (gv, &v) in g[slot.range()].iter_mut().zip(&p[slot.range()]) {
+                    if v < -lim || v > lim {
+                        *gv = 0.0;
+                    }
+                }
+            }
+        }
+    }
+    std::mem::swap(&mut w.grad, &mut w.out);
+    let hd: &[f32] = w.dec_post.last().map_or(&w.z, |v| &v[..]);
+    dense_backward(t, p, g, &layout.out, hd, rows, &mut w.grad, &mut w.spare, true);
+    chain_backward(
+        t, p, g, &layout.decoder, layout.decoder_activation, &w.z, rows, &w.dec_pre, &w.dec_post,
+        &mut w.grad, &mut w.spare, true,
+    );
+    // w.grad: ∂loss/∂z (rows × Z). Add the log-ratio's own dependence on z: ∂/∂z = z.
+    let dz = &mut w.grad;
+    if needs_ratio {
+        for (r, dzr) in dz.chunks_exact_mut(zd).enumerate() {
+            let c = w.coef_ratio[r];
+            for (g, &zv) in dzr.iter_mut().zip(&w.z[r * zd..][..zd]) {
+                *g += c * zv;
+            }
+        }
+    }
+
+    // Into μ and log σ²: z = μ + e^(v/2) ε, log q = −½ Σ (v + ε² + ln 2π) at fixed ε.
+    let dmean = sized(&mut w.dmean, n * zd);
+    let dlogvar = sized(&mut w.dlogvar, n * zd);
+    dmean.fill(0.0);
+    dlogvar.fill(0.0);
+    for r in 0..rows {
+        let i = r % n;
+        let c = w.coef_ratio[r];
+        for j in 0..zd {
+            let (a, b) = (i * zd + j, r * zd + j);
+            dmean[a] += dz[b];
+            dlogvar[a] += dz[b] * 0.5 * w.sigma[a] * eps[b] - 0.5 * if needs_ratio { c } else { 0.0 };
+        }
+    }
+    if let Objective::Elbo { analytic_kl: true, .. } = objective {
+        let c = beta * inv_n;
+        for a in 0..n * zd {
+            dmean[a] += c * w.mean[a];
+            dlogvar[a] += c * 0.5 * (super::math::exp(w.logvar[a]) - 1.0);
+        }
+    }
+    for (dv, &raw) in dlogvar.iter_mut().zip(&w.logvar_raw) {
+        if raw < -lim || raw > lim {
+            *dv = 0.0;
+        }
+    }
+
+    // Back through the heads into the encoder body.
+    let h: &[f32] = w.enc_post.last().map_or(x, |v| &v[..]);
+    let width = layout.mean.d_in;
+    t.matmul(&mut g[layout.mean.weight.range()], View::new(h, n, width).t(), View::new(dmean, n, zd), false);
+    kernels::column_sums(dmean, &mut g[layout.mean.bias.range()], false);
+    t.matmul(&mut g[layout.logvar.weight.range()], View::new(h, n, width).t(), View::new(dlogvar, n, zd), false);
+    kernels::column_sums(dlogvar, &mut g[layout.logvar.bias.range()], false);
+    if !layout.encoder.is_empty() {
+        let dh = sized(&mut w.grad, n * width);
+        t.matmul(dh, View::new(dmean, n, zd), View::new(&p[layout.mean.weight.range()], width, zd).t(), false);
+        t.matmul(dh, View::new(dlogvar, n, zd), View::new(&p[layout.logvar.weight.range()], width, zd).t(), true);
+        chain_backward(
+            t, p, g, &layout.encoder, layout.encoder_activation, x, n, &w.enc_pre, &w.enc_post,
+            &mut w.grad, &mut w.spare, false,
+        );
+    }
+    sums
+}

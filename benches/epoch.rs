@@ -67,7 +67,7 @@ fn epoch(c: &mut Criterion) {
                 let start = Instant::now();
                 for _ in 0..iters {
                     let out =
-                        train::train(&config, &data, &device, &mut Silent, None).expect("trains");
+                        train::train(&config, &data, &device, 1, &mut Silent, None).expect("trains");
                     assert!(out.diverged_at.is_none());
                 }
                 let elapsed = start.elapsed();

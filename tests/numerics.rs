@@ -367,7 +367,7 @@ fn training_on_digits_improves_the_test_elbo_clearly_within_a_few_epochs() {
         &device,
     );
     let before = eval::elbo(&untrained, &data.test, &config, &mut eval_rng(4)).elbo;
-    let outcome = train::train(&config, &data, &device, &mut Silent, None).unwrap();
+    let outcome = train::train(&config, &data, &device, 1, &mut Silent, None).unwrap();
     assert_eq!(outcome.diverged_at, None);
     assert_eq!(outcome.epochs.len(), 5);
     let after = outcome.epochs.last().unwrap().test_elbo.unwrap();
@@ -384,10 +384,10 @@ fn same_config_and_seed_give_bit_identical_metrics() {
     let device = device();
     let config = digits_config(2);
     let data = aevb::data::load(&config.data).unwrap();
-    let a = train::train(&config, &data, &device, &mut Silent, None)
+    let a = train::train(&config, &data, &device, 1, &mut Silent, None)
         .unwrap()
         .epochs;
-    let b = train::train(&config, &data, &device, &mut Silent, None)
+    let b = train::train(&config, &data, &device, 1, &mut Silent, None)
         .unwrap()
         .epochs;
     let strip = |v: &[aevb::train::EpochMetrics]| -> Vec<(f64, f64, Option<f64>)> {
@@ -398,7 +398,7 @@ fn same_config_and_seed_give_bit_identical_metrics() {
     assert_eq!(strip(&a), strip(&b));
     let mut other = config.clone();
     other.train.seed = 5;
-    let c = train::train(&other, &data, &device, &mut Silent, None)
+    let c = train::train(&other, &data, &device, 1, &mut Silent, None)
         .unwrap()
         .epochs;
     assert_ne!(
@@ -416,7 +416,7 @@ fn nan_is_detected_and_the_run_reports_the_epoch_it_diverged_in() {
     config.train.lr = 1e30;
     config.train.optimizer = aevb::spec::OptimizerKind::Sgd;
     let data = aevb::data::load(&config.data).unwrap();
-    let outcome = train::train(&config, &data, &device, &mut Silent, None).unwrap();
+    let outcome = train::train(&config, &data, &device, 1, &mut Silent, None).unwrap();
     assert_eq!(outcome.diverged_at, Some(1));
     assert_eq!(outcome.epochs.len(), 1);
 }

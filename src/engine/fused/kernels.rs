@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn lane_sum_adds_everything_once() {
-        for len in [0, 1, 15, 16, 17, 784] {
+        for len in [0usize, 1, 15, 16, 17, 784] {
             let xs: Vec<f32> = (0..len).map(|i| i as f32).collect();
             assert_eq!(lane_sum(&xs), (len * len.saturating_sub(1) / 2) as f32);
         }

@@ -1,0 +1,249 @@
+//! The fused engine against burn's autodiff: the same model, weights, minibatch and noise
+//! must give the same bound and the same gradient (to f32 rounding), for every objective,
+//! likelihood and activation the fused engine covers, and its optimisers must take the same
+//! steps as burn-optim's. Also: its numbers do not depend on how its products are scheduled.
+
+use aevb::data::Matrix;
+use aevb::engine::{self, Engine};
+use aevb::model::Vae;
+use aevb::spec::{
+    Activation, BackendKind, KlMode, LikelihoodKind, ObjectiveKind, OptimizerKind, RunConfig,
+    VarianceKind,
+};
+use burn::tensor::Device;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const N: usize = 7;
+const D: usize = 12;
+
+fn flex() -> Device {
+    aevb::backend::device(BackendKind::Flex, 0).unwrap()
+}
+
+fn batch(config: &RunConfig, seed: u64) -> Matrix {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let values = (0..N * D)
+        .map(|_| match config.model.likelihood {
+            LikelihoodKind::Bernoulli => rng.random::<f32>(),
+            LikelihoodKind::Gaussian => rng.random::<f32>() * 4.0 - 2.0,
+        })
+        .collect();
+    Matrix::new(N, D, values)
+}
+
+/// Every parameter of a burn model, by its record path, as the fused layout names them.
+fn parameters(vae: &Vae) -> Vec<(String, Vec<f32>)> {
+    let values = |t: burn::tensor::Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
+    let values1 = |t: burn::tensor::Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
+    let mut out = Vec::new();
+    let mut linear = |name: String, l: &burn::nn::Linear| {
+        out.push((format!("{name}.weight"), values(l.weight.val())));
+        out.push((format!("{name}.bias"), values1(l.bias.as_ref().unwrap().val())));
+    };
+    for (i, l) in vae.encoder.body.layers.iter().enumerate() {
+        linear(format!("encoder.body.layers.{i}"), l);
+    }
+    linear("encoder.mean".into(), &vae.encoder.mean);
+    linear("encoder.logvar".into(), &vae.encoder.logvar);
+    for (i, l) in vae.decoder.body.layers.iter().enumerate() {
+        linear(format!("decoder.body.layers.{i}"), l);
+    }
+    linear("decoder.out".into(), &vae.decoder.out);
+    if let Some(lv) = &vae.decoder.logvar {
+        out.push(("decoder.logvar".into(), values1(lv.val())));
+    }
+    out
+}
+
+/// `steps` optimiser steps of `config` on `backend`, from the run's initial weights: the
+/// parameters before and after, and each step's sums.
+fn train_steps(
+    config: &RunConfig,
+    backend: BackendKind,
+    threads: usize,
+    steps: usize,
+    lr: f64,
+) -> (Vec<(String, Vec<f32>)>, Vec<(String, Vec<f32>)>, Vec<[f64; 3]>) {
+    let mut config = config.clone();
+    config.runtime.backend = backend;
+    let mut init_rng = StdRng::seed_from_u64(11);
+    let mut engine: Box<dyn Engine> =
+        engine::start(&config, D, &flex(), threads, &mut init_rng, None).unwrap();
+    assert_eq!(
+        engine::uses_fused(&config),
+        backend == BackendKind::Fused,
+        "the engine asked for"
+    );
+    let before = parameters(&engine.model());
+    let sums = (0..steps)
+        .map(|s| {
+            let x = batch(&config, 100 + s as u64);
+            let mut rng = StdRng::seed_from_u64(7 + s as u64);
+            engine.step(&x, &config.objective, config.objective.beta, lr, &mut rng)
+        })
+        .collect();
+    (before, parameters(&engine.model()), sums)
+}
+
+fn close(a: &[f32], b: &[f32], rel: f32) -> Result<(), String> {
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let worst = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    if worst <= rel * scale + 1e-6 {
+        Ok(())
+    } else {
+        Err(format!("differ by up to {worst:e} at scale {scale:e}"))
+    }
+}
+
+/// One SGD step at lr = 1 moves each parameter by minus its gradient: comparing the two
+/// engines' moves compares their gradients.
+fn assert_same_gradient(config: &RunConfig, what: &str) {
+    let mut config = config.clone();
+    config.train.optimizer = OptimizerKind::Sgd;
+    config.train.weight_decay = 0.0;
+    let (b0, b1, burn_sums) = train_steps(&config, BackendKind::Flex, 1, 1, 1.0);
+    let (f0, f1, fused_sums) = train_steps(&config, BackendKind::Fused, 1, 1, 1.0);
+    assert_eq!(b0, f0, "{what}: both engines start from the same weights");
+    for ((name, before), ((_, after_b), (_, after_f))) in b0.iter().zip(b1.iter().zip(&f1)) {
+        let grad_b: Vec<f32> = before.iter().zip(after_b).map(|(p, q)| p - q).collect();
+        let grad_f: Vec<f32> = before.iter().zip(after_f).map(|(p, q)| p - q).collect();
+        assert!(
+            grad_b.iter().any(|g| g.abs() > 1e-4) || name == "decoder.logvar",
+            "{what}: {name} has no gradient to compare"
+        );
+        if let Err(e) = close(&grad_f, &grad_b, 2e-3) {
+            panic!("{what}: gradient of {name}: {e}\nfused {grad_f:?}\nburn  {grad_b:?}");
+        }
+    }
+    for (f, b) in fused_sums[0].iter().zip(&burn_sums[0]) {
+        assert!(
+            (f - b).abs() < 1e-4 * b.abs().max(1.0),
+            "{what}: sums {:?} vs {:?}",
+            fused_sums[0],
+            burn_sums[0]
+        );
+    }
+}
+
+fn small(encoder: &[usize], decoder: &[usize], act: Activation) -> RunConfig {
+    let mut c = RunConfig::default();
+    c.model.latent_dim = 3;
+    c.model.encoder.hidden = encoder.to_vec();
+    c.model.decoder.hidden = decoder.to_vec();
+    c.model.encoder.activation = act;
+    c.model.decoder.activation = act;
+    c
+}
+
+#[test]
+fn elbo_with_analytic_kl_has_autodiffs_gradient() {
+    assert_same_gradient(&small(&[9], &[9], Activation::Relu), "relu, analytic KL");
+    let mut c = small(&[9, 5], &[6], Activation::Tanh);
+    c.objective.beta = 0.3;
+    assert_same_gradient(&c, "tanh, two layers, β = 0.3");
+}
+
+#[test]
+fn elbo_with_monte_carlo_kl_and_several_samples_has_autodiffs_gradient() {
+    let mut c = small(&[8], &[7, 5], Activation::Sigmoid);
+    c.objective.kl = KlMode::MonteCarlo;
+    c.objective.mc_samples = 3;
+    c.objective.beta = 2.0;
+    assert_same_gradient(&c, "sigmoid, MC KL, L = 3, β = 2");
+    let mut c = small(&[8], &[8], Activation::Softplus);
+    c.objective.mc_samples = 4;
+    assert_same_gradient(&c, "softplus, analytic KL, L = 4");
+}
+
+#[test]
+fn iwae_has_autodiffs_gradient() {
+    let mut c = small(&[10, 8], &[8, 10], Activation::Tanh);
+    c.objective.kind = ObjectiveKind::Iwae;
+    c.objective.iwae_k = 5;
+    assert_same_gradient(&c, "IWAE k = 5");
+    c.objective.beta = 0.5;
+    c.model.encoder.activation = Activation::Elu;
+    assert_same_gradient(&c, "IWAE k = 5, β = 0.5, elu encoder");
+}
+
+#[test]
+fn gaussian_likelihoods_and_linear_models_have_autodiffs_gradient() {
+    let mut c = small(&[9], &[9], Activation::LeakyRelu);
+    c.model.likelihood = LikelihoodKind::Gaussian;
+    c.model.variance = VarianceKind::Learned;
+    assert_same_gradient(&c, "Gaussian, learned variance");
+    c.model.variance = VarianceKind::Fixed;
+    c.model.fixed_variance = 0.5;
+    c.objective.kind = ObjectiveKind::Iwae;
+    c.objective.iwae_k = 3;
+    assert_same_gradient(&c, "Gaussian, fixed variance, IWAE");
+    let mut c = small(&[], &[], Activation::Identity);
+    c.objective.kl = KlMode::MonteCarlo;
+    assert_same_gradient(&c, "linear encoder and decoder");
+}
+
+#[test]
+fn clamped_log_variances_pass_no_gradient_in_either_engine() {
+    let mut c = small(&[9], &[9], Activation::Tanh);
+    // Most encoder log-variances at initialisation exceed 0.05 in size: the clamp bites.
+    c.model.logvar_limit = 0.05;
+    assert_same_gradient(&c, "clamped log-variance");
+}
+
+#[test]
+fn adam_adagrad_and_sgd_with_weight_decay_take_burn_optims_steps() {
+    for optimizer in [OptimizerKind::Adam, OptimizerKind::Adagrad, OptimizerKind::Sgd] {
+        let mut c = small(&[9], &[9], Activation::Relu);
+        c.train.optimizer = optimizer;
+        c.train.weight_decay = 0.01;
+        c.train.adam_beta1 = 0.8;
+        c.train.adam_epsilon = 1e-4;
+        let (_, burn_after, _) = train_steps(&c, BackendKind::Flex, 1, 4, 0.01);
+        let (_, fused_after, _) = train_steps(&c, BackendKind::Fused, 1, 4, 0.01);
+        for ((name, b), (_, f)) in burn_after.iter().zip(&fused_after) {
+            if let Err(e) = close(f, b, 1e-4) {
+                panic!("{optimizer:?}: {name} after 4 steps: {e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn one_and_two_threads_give_the_same_bits() {
+    // Products big enough to be split between threads (see products::SPLIT_MIN_WORK).
+    let mut c = RunConfig::default();
+    c.model.encoder.hidden = vec![300];
+    c.model.decoder.hidden = vec![300];
+    c.objective.kind = ObjectiveKind::Iwae;
+    c.objective.iwae_k = 40;
+    let run = |threads| {
+        let mut config = c.clone();
+        config.runtime.backend = BackendKind::Fused;
+        let mut init_rng = StdRng::seed_from_u64(1);
+        let mut engine = engine::start(&config, 300, &flex(), threads, &mut init_rng, None).unwrap();
+        let mut rng = StdRng::seed_from_u64(2);
+        let x = Matrix::new(
+            64,
+            300,
+            (0..64 * 300).map(|_| rng.random::<f32>()).collect(),
+        );
+        let sums: Vec<[f64; 3]> = (0..3)
+            .map(|_| engine.step(&x, &config.objective, 1.0, 1e-3, &mut rng))
+            .collect();
+        (sums, parameters(&engine.model()))
+    };
+    let one = run(1);
+    let two = run(2);
+    assert_eq!(one.0, two.0, "the bounds");
+    for ((name, a), (_, b)) in one.1.iter().zip(&two.1) {
+        assert!(
+            a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{name} differs between 1 and 2 threads"
+        );
+    }
+}

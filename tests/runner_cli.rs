@@ -443,7 +443,7 @@ fn check_passes_on_a_blessed_baseline_and_fails_on_a_stricter_one() {
     );
     let text = std::fs::read_to_string(&baseline).unwrap();
     assert!(
-        text.contains("[runs.\"tiny/run\"]") && text.contains("backend = \"flex\""),
+        text.contains("[runs.\"tiny/run\"]") && text.contains("backend = \"fused\""),
         "{text}"
     );
 

@@ -26,6 +26,9 @@ pub fn train(
         workers.min(runs.len()).max(1),
         experiment_dir.display()
     );
+    for line in compute_lines(runs, workers.min(runs.len()).max(1)) {
+        eprintln!("  {line}");
+    }
     let commit = runner::experiments_commit(Path::new(file));
     // Ctrl-C or SIGTERM (Slurm, Kubernetes) checkpoints the runs in progress and stops.
     aevb::interrupt::install();
@@ -79,6 +82,48 @@ pub fn train(
     })
 }
 
+/// What computes the runs: each engine with its runs, the threads per run and how they fill
+/// the cores, the instruction set the fused loops run with.
+fn compute_lines(runs: &[PlannedRun], concurrent: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut fallback: Vec<String> = Vec::new();
+    let mut fused = 0;
+    let mut threads = 1;
+    for run in runs {
+        let kind = backend::resolve_for(&run.config);
+        if kind == aevb::spec::BackendKind::Fused {
+            fused += 1;
+            threads = threads.max(backend::threads_per_run(&run.config, concurrent));
+        } else if run.config.runtime.backend == aevb::spec::BackendKind::Cpu
+            && let Some(why) = backend::fused_unsupported(&run.config)
+        {
+            fallback.push(format!("{} ({why})", run.label));
+        }
+    }
+    if fused > 0 {
+        let cores = backend::cores();
+        let used = concurrent * threads;
+        lines.push(format!(
+            "fused engine: {fused} runs, {threads} threads each × {concurrent} at a time = {used} of {cores} cores (runtime.threads, runtime.workers); loops for {}",
+            aevb::engine::fused::math::level_name()
+        ));
+        if used > cores {
+            lines.push(format!(
+                "note: {used} threads on {cores} cores: runs will slow each other down"
+            ));
+        }
+    }
+    if !fallback.is_empty() {
+        lines.push(format!(
+            "autodiff on {}: {} runs the fused engine does not cover: {}",
+            backend::name(backend::DEFAULT_CPU),
+            fallback.len(),
+            fallback.join(", ")
+        ));
+    }
+    lines
+}
+
 pub fn print_plan(spec: &Spec, runs: &[PlannedRun], workers: usize) {
     let base = spec.run_config();
     println!("experiment  {}", spec.name);
@@ -94,17 +139,24 @@ pub fn print_plan(spec: &Spec, runs: &[PlannedRun], workers: usize) {
         base.model.likelihood,
         base.model.prior
     );
-    println!(
-        "runs        {} on backend {}, {} at a time ({} cores here)",
-        runs.len(),
-        backend::name(base.runtime.backend),
-        workers,
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    );
     let results =
         aevb::sinks::results::ResultsDir::new(Path::new(&spec.runtime.results_dir), &spec.name);
+    let to_train = runs
+        .iter()
+        .filter(|r| results.record(&r.id).is_none())
+        .count();
+    let concurrent = workers.min(to_train).max(1);
+    println!(
+        "runs        {} on backend {}, {} to train, {} at a time ({} cores here)",
+        runs.len(),
+        backend::name(base.runtime.backend),
+        to_train,
+        concurrent,
+        backend::cores()
+    );
+    for line in compute_lines(runs, concurrent) {
+        println!("            {line}");
+    }
     println!();
     println!(
         "{:<14} {:<40} {:>7} {:>10}  status",

@@ -58,9 +58,9 @@ pub struct Layout {
 pub fn unsupported(model: &ModelConfig) -> Option<String> {
     use crate::spec::PriorKind;
     if model.prior != PriorKind::StandardNormal {
+        let name = serde_json::to_string(&model.prior).unwrap_or_default();
         return Some(format!(
-            "model.prior = {:?} (the fused engine has the standard normal prior only)",
-            model.prior
+            "model.prior = {name}: the fused engine has the standard normal prior only"
         ));
     }
     for (key, mlp) in [("encoder", &model.encoder), ("decoder", &model.decoder)] {

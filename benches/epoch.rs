@@ -66,8 +66,8 @@ fn epoch(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let start = Instant::now();
                 for _ in 0..iters {
-                    let out =
-                        train::train(&config, &data, &device, 1, &mut Silent, None).expect("trains");
+                    let out = train::train(&config, &data, &device, 1, &mut Silent, None)
+                        .expect("trains");
                     assert!(out.diverged_at.is_none());
                 }
                 let elapsed = start.elapsed();

@@ -33,13 +33,16 @@ fn batch(config: &RunConfig, seed: u64) -> Matrix {
 }
 
 /// Every parameter of a burn model, by its record path, as the fused layout names them.
-fn parameters(vae: &Vae) -> Vec<(String, Vec<f32>)> {
+fn parameters(vae: &Vae) -> Named {
     let values = |t: burn::tensor::Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
     let values1 = |t: burn::tensor::Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
     let mut out = Vec::new();
     let mut linear = |name: String, l: &burn::nn::Linear| {
         out.push((format!("{name}.weight"), values(l.weight.val())));
-        out.push((format!("{name}.bias"), values1(l.bias.as_ref().unwrap().val())));
+        out.push((
+            format!("{name}.bias"),
+            values1(l.bias.as_ref().unwrap().val()),
+        ));
     };
     for (i, l) in vae.encoder.body.layers.iter().enumerate() {
         linear(format!("encoder.body.layers.{i}"), l);
@@ -56,6 +59,8 @@ fn parameters(vae: &Vae) -> Vec<(String, Vec<f32>)> {
     out
 }
 
+type Named = Vec<(String, Vec<f32>)>;
+
 /// `steps` optimiser steps of `config` on `backend`, from the run's initial weights: the
 /// parameters before and after, and each step's sums.
 fn train_steps(
@@ -64,7 +69,7 @@ fn train_steps(
     threads: usize,
     steps: usize,
     lr: f64,
-) -> (Vec<(String, Vec<f32>)>, Vec<(String, Vec<f32>)>, Vec<[f64; 3]>) {
+) -> (Named, Named, Vec<[f64; 3]>) {
     let mut config = config.clone();
     config.runtime.backend = backend;
     let mut init_rng = StdRng::seed_from_u64(11);
@@ -197,7 +202,11 @@ fn clamped_log_variances_pass_no_gradient_in_either_engine() {
 
 #[test]
 fn adam_adagrad_and_sgd_with_weight_decay_take_burn_optims_steps() {
-    for optimizer in [OptimizerKind::Adam, OptimizerKind::Adagrad, OptimizerKind::Sgd] {
+    for optimizer in [
+        OptimizerKind::Adam,
+        OptimizerKind::Adagrad,
+        OptimizerKind::Sgd,
+    ] {
         let mut c = small(&[9], &[9], Activation::Relu);
         c.train.optimizer = optimizer;
         c.train.weight_decay = 0.01;
@@ -225,7 +234,8 @@ fn one_and_two_threads_give_the_same_bits() {
         let mut config = c.clone();
         config.runtime.backend = BackendKind::Fused;
         let mut init_rng = StdRng::seed_from_u64(1);
-        let mut engine = engine::start(&config, 300, &flex(), threads, &mut init_rng, None).unwrap();
+        let mut engine =
+            engine::start(&config, 300, &flex(), threads, &mut init_rng, None).unwrap();
         let mut rng = StdRng::seed_from_u64(2);
         let x = Matrix::new(
             64,

@@ -38,9 +38,9 @@ impl AutodiffEngine {
         let mut model = Vae::new(&config.model, data_dim, init_rng, &device);
         let mut optimizer = optimizer(&config.train);
         if let Some((record, saved)) = resume {
-            model = model
-                .try_load_record(record)
-                .map_err(|e| anyhow::anyhow!("the checkpoint's model does not fit this run: {e}"))?;
+            model = model.try_load_record(record).map_err(|e| {
+                anyhow::anyhow!("the checkpoint's model does not fit this run: {e}")
+            })?;
             optimizer = optimizer.load_record(saved);
         }
         Ok(Self {
@@ -53,7 +53,9 @@ impl AutodiffEngine {
 
 impl AutodiffEngine {
     fn trained(&self) -> &Vae {
-        self.model.as_ref().expect("the model is back after every step")
+        self.model
+            .as_ref()
+            .expect("the model is back after every step")
     }
 }
 
@@ -66,7 +68,10 @@ impl Engine for AutodiffEngine {
         lr: f64,
         rng: &mut StdRng,
     ) -> [f64; 3] {
-        let model = self.model.take().expect("the model is back after every step");
+        let model = self
+            .model
+            .take()
+            .expect("the model is back after every step");
         let x = crate::train::to_tensor(x, &self.device);
         let terms = objective::evaluate(&model, x, config, beta, rng);
         let loss = terms.loss();
@@ -90,7 +95,10 @@ impl Engine for AutodiffEngine {
 
     fn checkpoint_files(&self) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
         Ok(vec![
-            (MODEL_FILE, self.trained().clone().into_record().into_bytes()?.to_vec()),
+            (
+                MODEL_FILE,
+                self.trained().clone().into_record().into_bytes()?.to_vec(),
+            ),
             (OPTIMIZER_FILE, self.optimizer.into_bytes()?.to_vec()),
         ])
     }

@@ -88,7 +88,9 @@ pub fn start(
             None => None,
             Some(Saved::Fused(saved)) => Some(saved),
             Some(Saved::Autodiff { .. }) => {
-                anyhow::bail!("the checkpoint was written by the autodiff engine, this run trains on the fused one")
+                anyhow::bail!(
+                    "the checkpoint was written by the autodiff engine, this run trains on the fused one"
+                )
             }
         };
         Ok(Box::new(fused::FusedEngine::new(
@@ -99,7 +101,9 @@ pub fn start(
             None => None,
             Some(Saved::Autodiff { model, optimizer }) => Some((model, optimizer)),
             Some(Saved::Fused(_)) => {
-                anyhow::bail!("the checkpoint was written by the fused engine, this run trains on autodiff")
+                anyhow::bail!(
+                    "the checkpoint was written by the fused engine, this run trains on autodiff"
+                )
             }
         };
         Ok(Box::new(autodiff::AutodiffEngine::new(

@@ -186,7 +186,9 @@ mod tests {
 
     #[test]
     fn activations_and_their_derivatives_match_f64_finite_differences() {
-        let xs: Vec<f32> = (0..400).map(|i| -6.0 + 12.0 * i as f32 / 399.0 + 1e-3).collect();
+        let xs: Vec<f32> = (0..400)
+            .map(|i| -6.0 + 12.0 * i as f32 / 399.0 + 1e-3)
+            .collect();
         for a in [
             Activation::Relu,
             Activation::Tanh,
@@ -201,8 +203,20 @@ mod tests {
                 Activation::Tanh => x.tanh(),
                 Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
                 Activation::Softplus => x.exp().ln_1p(),
-                Activation::Elu => if x > 0.0 { x } else { x.exp() - 1.0 },
-                Activation::LeakyRelu => if x > 0.0 { x } else { 0.01 * x },
+                Activation::Elu => {
+                    if x > 0.0 {
+                        x
+                    } else {
+                        x.exp() - 1.0
+                    }
+                }
+                Activation::LeakyRelu => {
+                    if x > 0.0 {
+                        x
+                    } else {
+                        0.01 * x
+                    }
+                }
                 _ => x,
             };
             let mut post = vec![0.0; xs.len()];

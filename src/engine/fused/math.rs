@@ -53,9 +53,8 @@ pub fn level() -> Level {
         #[cfg(target_arch = "x86_64")]
         {
             let v3 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-            let v4 = v3
-                && is_x86_feature_detected!("avx512f")
-                && is_x86_feature_detected!("avx512vl");
+            let v4 =
+                v3 && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl");
             match cap.as_str() {
                 "baseline" => Level::Baseline,
                 "v3" if v3 => Level::V3,
@@ -99,7 +98,7 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 5e-1;
     let y = p * r * r + r + 1.0;
     // 2^n through the exponent bits; n ∈ [-126, 128] after the clamp, so split it in two.
     let n = n as i32;
@@ -131,7 +130,7 @@ fn ln_near_one(w: f32) -> f32 {
     p = p * t - 1.666_805_8e-1;
     p = p * t + 2.000_071_4e-1;
     p = p * t - 2.499_999_4e-1;
-    p = p * t + 3.333_333_1e-1;
+    p = p * t + 3.333_333e-1;
     let mut y = p * t * z;
     y += LN2_LO * e;
     y -= 0.5 * z;
@@ -154,10 +153,10 @@ pub fn tanh(x: f32) -> f32 {
     // Small |x|: Cephes' odd polynomial; else 1 − 2/(e^{2|x|} + 1), with the sign put back.
     let z = x * x;
     let mut p = -5.704_988_7e-3f32;
-    p = p * z + 2.063_908_9e-2;
+    p = p * z + 2.063_909e-2;
     p = p * z - 5.373_971_6e-2;
     p = p * z + 1.333_144_2e-1;
-    p = p * z - 3.333_328_2e-1;
+    p = p * z - 3.333_328e-1;
     let small = p * z * x + x;
     let e = exp(2.0 * a.min(9.0));
     let large = 1.0 - 2.0 / (e + 1.0);
@@ -188,7 +187,10 @@ mod tests {
         for x in grid(-87.0, 88.0, 200_000) {
             let want = (x as f64).exp();
             let got = exp(x) as f64;
-            assert!(((got - want) / want).abs() < 2.5e-7, "exp({x}) = {got}, want {want}");
+            assert!(
+                ((got - want) / want).abs() < 2.5e-7,
+                "exp({x}) = {got}, want {want}"
+            );
         }
         assert_eq!(exp(-100.0), 0.0);
         assert_eq!(exp(100.0), f32::INFINITY);
@@ -226,8 +228,14 @@ mod tests {
             let l64 = l as f64;
             let want_sp = l64.max(0.0) + (-l64.abs()).exp().ln_1p();
             let want_sg = 1.0 / (1.0 + (-l64).exp());
-            assert!((sp as f64 - want_sp).abs() <= 3e-7 * want_sp.max(1e-30) + 1e-37, "softplus({l})");
-            assert!((sg as f64 - want_sg).abs() <= 3e-7 * want_sg, "sigmoid({l})");
+            assert!(
+                (sp as f64 - want_sp).abs() <= 3e-7 * want_sp.max(1e-30) + 1e-37,
+                "softplus({l})"
+            );
+            assert!(
+                (sg as f64 - want_sg).abs() <= 3e-7 * want_sg,
+                "sigmoid({l})"
+            );
         }
     }
 

@@ -53,7 +53,12 @@ pub struct Saved {
 pub const CHECKPOINT_FILE: &str = "fused.safetensors";
 
 fn linear_values(l: &Linear) -> (Vec<f32>, Vec<f32>) {
-    let w = l.weight.val().into_data().try_to_vec::<f32>().unwrap_or_default();
+    let w = l
+        .weight
+        .val()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap_or_default();
     let b = l
         .bias
         .as_ref()
@@ -202,7 +207,13 @@ impl FusedEngine {
     }
 
     /// The gradient of the last step (tests compare it with burn's autodiff).
-    pub fn gradient_at(&mut self, x: &Matrix, objective: &ObjectiveConfig, beta: f64, rng: &mut StdRng) -> (Vec<(String, Vec<f32>)>, [f64; 3]) {
+    pub fn gradient_at(
+        &mut self,
+        x: &Matrix,
+        objective: &ObjectiveConfig,
+        beta: f64,
+        rng: &mut StdRng,
+    ) -> (Vec<(String, Vec<f32>)>, [f64; 3]) {
         let lr = 0.0;
         let before = self.params.clone();
         let sums = self.step(x, objective, beta, lr, rng);
@@ -229,7 +240,10 @@ impl Saved {
         ];
         let mut views = Vec::new();
         for (name, data) in &arrays {
-            views.push((*name, TensorView::new(Dtype::F32, vec![data.len() / 4], data)?));
+            views.push((
+                *name,
+                TensorView::new(Dtype::F32, vec![data.len() / 4], data)?,
+            ));
         }
         let o = &self.optimizer;
         let meta: HashMap<String, String> = [

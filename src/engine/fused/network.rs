@@ -62,7 +62,14 @@ fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut v[..]
 }
 
-fn dense_forward(t: &Threads, p: &[f32], layer: &Dense, input: &[f32], rows: usize, out: &mut Vec<f32>) {
+fn dense_forward(
+    t: &Threads,
+    p: &[f32],
+    layer: &Dense,
+    input: &[f32],
+    rows: usize,
+    out: &mut Vec<f32>,
+) {
     let out = sized(out, rows * layer.d_out);
     kernels::fill_rows(out, &p[layer.bias.range()]);
     t.matmul(
@@ -148,7 +155,17 @@ fn chain_backward(
     for l in (0..layers.len()).rev() {
         kernels::activation_backward(a, &pre[l], &post[l], grad);
         let x = if l == 0 { input } else { &post[l - 1][..] };
-        dense_backward(t, p, g, &layers[l], x, rows, grad, spare, l > 0 || input_grad);
+        dense_backward(
+            t,
+            p,
+            g,
+            &layers[l],
+            x,
+            rows,
+            grad,
+            spare,
+            l > 0 || input_grad,
+        );
     }
 }
 
@@ -179,7 +196,16 @@ pub fn step(
     assert_eq!(g.len(), layout.len);
 
     // Encoder and heads.
-    chain_forward(t, p, &layout.encoder, layout.encoder_activation, x, n, &mut w.enc_pre, &mut w.enc_post);
+    chain_forward(
+        t,
+        p,
+        &layout.encoder,
+        layout.encoder_activation,
+        x,
+        n,
+        &mut w.enc_pre,
+        &mut w.enc_post,
+    );
     let h: &[f32] = w.enc_post.last().map_or(x, |v| &v[..]);
     dense_forward(t, p, &layout.mean, h, n, &mut w.mean);
     dense_forward(t, p, &layout.logvar, h, n, &mut w.logvar_raw);
@@ -202,7 +228,16 @@ pub fn step(
     }
 
     // Decoder and likelihood.
-    chain_forward(t, p, &layout.decoder, layout.decoder_activation, &w.z, rows, &mut w.dec_pre, &mut w.dec_post);
+    chain_forward(
+        t,
+        p,
+        &layout.decoder,
+        layout.decoder_activation,
+        &w.z,
+        rows,
+        &mut w.dec_pre,
+        &mut w.dec_post,
+    );
     let hd: &[f32] = w.dec_post.last().map_or(&w.z, |v| &v[..]);
     dense_forward(t, p, &layout.out, hd, rows, &mut w.out);
     let log_px = sized(&mut w.log_px, rows);
@@ -224,7 +259,13 @@ pub fn step(
     }
 
     // log q(z|x) − log p(z) per sample, where the objective needs it.
-    let needs_ratio = !matches!(objective, Objective::Elbo { analytic_kl: true, .. });
+    let needs_ratio = !matches!(
+        objective,
+        Objective::Elbo {
+            analytic_kl: true,
+            ..
+        }
+    );
     let log_ratio = sized(&mut w.log_ratio, rows);
     if needs_ratio {
         for (r, lr) in log_ratio.iter_mut().enumerate() {
@@ -260,7 +301,11 @@ pub fn step(
                 };
                 for s in 0..s_count {
                     coef_px[s * n + i] = -inv_n / s_count as f32;
-                    coef_ratio[s * n + i] = if analytic_kl { 0.0 } else { beta * inv_n / s_count as f32 };
+                    coef_ratio[s * n + i] = if analytic_kl {
+                        0.0
+                    } else {
+                        beta * inv_n / s_count as f32
+                    };
                 }
                 (recon - beta as f64 * kl, kl)
             }
@@ -286,7 +331,10 @@ pub fn step(
     match layout.likelihood {
         LikelihoodKind::Bernoulli => kernels::bernoulli_backward(&mut w.out, x, &w.coef_px, d),
         LikelihoodKind::Gaussian => {
-            let dlv = layout.output_logvar.as_ref().map(|slot| &mut g[slot.range()]);
+            let dlv = layout
+                .output_logvar
+                .as_ref()
+                .map(|slot| &mut g[slot.range()]);
             let learned = dlv.is_some();
             kernels::gaussian_backward(&mut w.out, x, &w.output_logvar, &w.coef_px, dlv);
             if let (true, Some(slot)) = (learned, &layout.output_logvar) {
@@ -301,10 +349,30 @@ pub fn step(
     }
     std::mem::swap(&mut w.grad, &mut w.out);
     let hd: &[f32] = w.dec_post.last().map_or(&w.z, |v| &v[..]);
-    dense_backward(t, p, g, &layout.out, hd, rows, &mut w.grad, &mut w.spare, true);
+    dense_backward(
+        t,
+        p,
+        g,
+        &layout.out,
+        hd,
+        rows,
+        &mut w.grad,
+        &mut w.spare,
+        true,
+    );
     chain_backward(
-        t, p, g, &layout.decoder, layout.decoder_activation, &w.z, rows, &w.dec_pre, &w.dec_post,
-        &mut w.grad, &mut w.spare, true,
+        t,
+        p,
+        g,
+        &layout.decoder,
+        layout.decoder_activation,
+        &w.z,
+        rows,
+        &w.dec_pre,
+        &w.dec_post,
+        &mut w.grad,
+        &mut w.spare,
+        true,
     );
     // w.grad: ∂loss/∂z (rows × Z). Add the log-ratio's own dependence on z: ∂/∂z = z.
     let dz = &mut w.grad;
@@ -328,10 +396,14 @@ pub fn step(
         for j in 0..zd {
             let (a, b) = (i * zd + j, r * zd + j);
             dmean[a] += dz[b];
-            dlogvar[a] += dz[b] * 0.5 * w.sigma[a] * eps[b] - 0.5 * if needs_ratio { c } else { 0.0 };
+            dlogvar[a] +=
+                dz[b] * 0.5 * w.sigma[a] * eps[b] - 0.5 * if needs_ratio { c } else { 0.0 };
         }
     }
-    if let Objective::Elbo { analytic_kl: true, .. } = objective {
+    if let Objective::Elbo {
+        analytic_kl: true, ..
+    } = objective
+    {
         let c = beta * inv_n;
         for a in 0..n * zd {
             dmean[a] += c * w.mean[a];
@@ -347,17 +419,47 @@ pub fn step(
     // Back through the heads into the encoder body.
     let h: &[f32] = w.enc_post.last().map_or(x, |v| &v[..]);
     let width = layout.mean.d_in;
-    t.matmul(&mut g[layout.mean.weight.range()], View::new(h, n, width).t(), View::new(dmean, n, zd), false);
+    t.matmul(
+        &mut g[layout.mean.weight.range()],
+        View::new(h, n, width).t(),
+        View::new(dmean, n, zd),
+        false,
+    );
     kernels::column_sums(dmean, &mut g[layout.mean.bias.range()], false);
-    t.matmul(&mut g[layout.logvar.weight.range()], View::new(h, n, width).t(), View::new(dlogvar, n, zd), false);
+    t.matmul(
+        &mut g[layout.logvar.weight.range()],
+        View::new(h, n, width).t(),
+        View::new(dlogvar, n, zd),
+        false,
+    );
     kernels::column_sums(dlogvar, &mut g[layout.logvar.bias.range()], false);
     if !layout.encoder.is_empty() {
         let dh = sized(&mut w.grad, n * width);
-        t.matmul(dh, View::new(dmean, n, zd), View::new(&p[layout.mean.weight.range()], width, zd).t(), false);
-        t.matmul(dh, View::new(dlogvar, n, zd), View::new(&p[layout.logvar.weight.range()], width, zd).t(), true);
+        t.matmul(
+            dh,
+            View::new(dmean, n, zd),
+            View::new(&p[layout.mean.weight.range()], width, zd).t(),
+            false,
+        );
+        t.matmul(
+            dh,
+            View::new(dlogvar, n, zd),
+            View::new(&p[layout.logvar.weight.range()], width, zd).t(),
+            true,
+        );
         chain_backward(
-            t, p, g, &layout.encoder, layout.encoder_activation, x, n, &w.enc_pre, &w.enc_post,
-            &mut w.grad, &mut w.spare, false,
+            t,
+            p,
+            g,
+            &layout.encoder,
+            layout.encoder_activation,
+            x,
+            n,
+            &w.enc_pre,
+            &w.enc_post,
+            &mut w.grad,
+            &mut w.spare,
+            false,
         );
     }
     sums

@@ -189,7 +189,9 @@ mod tests {
         let mut out = vec![0.0; m * n];
         for i in 0..m {
             for j in 0..n {
-                out[i * n + j] = (0..k).map(|p| a[i * k + p] as f64 * b[p * n + j] as f64).sum();
+                out[i * n + j] = (0..k)
+                    .map(|p| a[i * k + p] as f64 * b[p * n + j] as f64)
+                    .sum();
             }
         }
         out
@@ -197,7 +199,10 @@ mod tests {
 
     fn values(len: usize, salt: u32) -> Vec<f32> {
         (0..len)
-            .map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(salt) % 1000) as f32 / 500.0 - 1.0)
+            .map(|i| {
+                ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(salt) % 1000) as f32 / 500.0
+                    - 1.0
+            })
             .collect()
     }
 
@@ -243,7 +248,12 @@ mod tests {
         for _ in 0..5 {
             let mut again = vec![0.0; m * n];
             t.matmul(&mut again, View::new(&a, m, k), View::new(&b, k, n), false);
-            assert!(first.iter().zip(&again).all(|(x, y)| x.to_bits() == y.to_bits()));
+            assert!(
+                first
+                    .iter()
+                    .zip(&again)
+                    .all(|(x, y)| x.to_bits() == y.to_bits())
+            );
         }
     }
 

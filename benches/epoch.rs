@@ -2,7 +2,8 @@
 //! on MNIST-sized random binary data (60,000 × 784), per CPU backend.
 //!
 //! `cargo bench --bench epoch`; samples/s = 60,000 / the reported time.
-//! `AEVB_BENCH_BACKENDS=ndarray,flex,cuda` picks the backends (cuda needs `--features cuda`).
+//! `AEVB_BENCH_BACKENDS=fused,ndarray,flex,cuda` picks the backends (cuda needs `--features
+//! cuda`); the fused engine runs on one thread here. Against PyTorch: benches/side_by_side.py.
 
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,7 @@ fn epoch(c: &mut Criterion) {
     for name in backends.split(',') {
         let kind = match name.trim() {
             "flex" => BackendKind::Flex,
+            "fused" => BackendKind::Fused,
             "cuda" => BackendKind::Cuda,
             _ => BackendKind::Ndarray,
         };

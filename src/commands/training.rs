@@ -82,6 +82,10 @@ pub fn train(
     })
 }
 
+fn plural(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
 /// What computes the runs: each engine with its runs, the threads per run and how they fill
 /// the cores, the instruction set the fused loops run with.
 fn compute_lines(runs: &[PlannedRun], concurrent: usize) -> Vec<String> {
@@ -104,7 +108,9 @@ fn compute_lines(runs: &[PlannedRun], concurrent: usize) -> Vec<String> {
         let cores = backend::cores();
         let used = concurrent * threads;
         lines.push(format!(
-            "fused engine: {fused} runs, {threads} threads each × {concurrent} at a time = {used} of {cores} cores (runtime.threads, runtime.workers); loops for {}",
+            "fused engine: {}, {} each × {concurrent} at a time = {used} of {cores} cores (runtime.threads, runtime.workers); loops for {}",
+            plural(fused, "run"),
+            plural(threads, "thread"),
             aevb::engine::fused::math::level_name()
         ));
         if used > cores {
@@ -115,9 +121,9 @@ fn compute_lines(runs: &[PlannedRun], concurrent: usize) -> Vec<String> {
     }
     if !fallback.is_empty() {
         lines.push(format!(
-            "autodiff on {}: {} runs the fused engine does not cover: {}",
+            "autodiff on {}: {} the fused engine does not cover: {}",
             backend::name(backend::DEFAULT_CPU),
-            fallback.len(),
+            plural(fallback.len(), "run"),
             fallback.join(", ")
         ));
     }

@@ -602,7 +602,13 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Spec, SpecError> {
     // AEVB_TRAIN__EPOCHS=3 sets train.epochs; AEVB_DATA is the data directory (below).
     figment = figment.merge(
         Env::prefixed("AEVB_")
-            .ignore(&["DATA", "TEST_BACKEND", "BENCH_BACKENDS", "PROGRESS_SECONDS", "SIMD"])
+            .ignore(&[
+                "DATA",
+                "TEST_BACKEND",
+                "BENCH_BACKENDS",
+                "PROGRESS_SECONDS",
+                "SIMD",
+            ])
             .split("__"),
     );
     let mut path_set = false;

@@ -127,10 +127,6 @@ impl FusedEngine {
         })
     }
 
-    pub fn threads(&self) -> usize {
-        self.threads.count()
-    }
-
     /// One optimiser step: the minibatch's sums of [β-weighted bound, recon, KL].
     pub fn step(
         &mut self,
@@ -204,27 +200,6 @@ impl FusedEngine {
             params: self.params.clone(),
             optimizer: self.optimizer.clone(),
         }
-    }
-
-    /// The gradient of the last step (tests compare it with burn's autodiff).
-    pub fn gradient_at(
-        &mut self,
-        x: &Matrix,
-        objective: &ObjectiveConfig,
-        beta: f64,
-        rng: &mut StdRng,
-    ) -> (Vec<(String, Vec<f32>)>, [f64; 3]) {
-        let lr = 0.0;
-        let before = self.params.clone();
-        let sums = self.step(x, objective, beta, lr, rng);
-        self.params = before;
-        let named = self
-            .layout
-            .slots
-            .iter()
-            .map(|s| (s.name.clone(), self.grads[s.range()].to_vec()))
-            .collect();
-        (named, sums)
     }
 }
 

@@ -79,10 +79,6 @@ impl Threads {
         Ok(Self { count, pool })
     }
 
-    pub fn count(&self) -> usize {
-        self.count
-    }
-
     /// `dst (m × n) = a · b`, or `dst += a · b` with `accumulate`.
     pub fn matmul(&self, dst: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool) {
         let (m, k, n) = (a.rows, a.cols, b.cols);
@@ -141,24 +137,6 @@ impl Threads {
                 });
             }
         });
-    }
-
-    /// Runs `f(lo, hi)` on `parts` fixed row ranges of `0..rows`, on the pool if there is one.
-    /// The ranges depend only on `rows` and the thread count, never on timing.
-    pub fn for_rows(&self, rows: usize, work_per_row: usize, f: impl Fn(usize, usize) + Sync) {
-        match &self.pool {
-            Some(pool) if rows * work_per_row >= SPLIT_MIN_WORK / 4 && rows >= 2 => {
-                let cuts = cuts(rows, self.count);
-                let f = &f;
-                pool.scope(|s| {
-                    for w in cuts.windows(2) {
-                        let (lo, hi) = (w[0], w[1]);
-                        s.spawn(move |_| f(lo, hi));
-                    }
-                });
-            }
-            _ => f(0, rows),
-        }
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! runs/<id>/checkpoints/<epoch>-<step>/state.toml     TrainState, run id, version, log position
-//!                                     /model.bpk      parameters with their ids (burnpack)
-//!                                     /optimizer.bpk  optimiser state, keyed by those ids
+//!                                     /model.bpk      autodiff engine: parameters with their ids (burnpack)
+//!                                     /optimizer.bpk  autodiff engine: optimiser state, keyed by those ids
+//!                                     /fused.safetensors  fused engine: parameters and optimiser state
 //! ```
 //!
 //! A checkpoint is written into a hidden temporary folder (every file fsynced) that is then

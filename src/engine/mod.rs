@@ -111,24 +111,3 @@ pub fn start(
         )?))
     }
 }
-
-impl Engine for fused::FusedEngine {
-    fn step(
-        &mut self,
-        x: &Matrix,
-        objective: &ObjectiveConfig,
-        beta: f64,
-        lr: f64,
-        rng: &mut StdRng,
-    ) -> [f64; 3] {
-        fused::FusedEngine::step(self, x, objective, beta, lr, rng)
-    }
-
-    fn model(&self) -> Vae {
-        fused::FusedEngine::model(self)
-    }
-
-    fn checkpoint_files(&self) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
-        Ok(vec![(fused::CHECKPOINT_FILE, self.saved().to_bytes()?)])
-    }
-}

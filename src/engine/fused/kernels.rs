@@ -142,30 +142,18 @@ multiversion! {
 
 multiversion! {
     /// The Gaussian's gradients: row r of `mean` becomes ∂loss/∂mean = c[r]·(x − m)e^(−v), and
-    /// `dlogvar` gets Σ_r c[r]·(−½)(1 − (x − m)² e^(−v)) (if asked for).
-    pub fn gaussian_backward(mean: &mut [f32], x: &[f32], logvar: &[f32], coef: &[f32], dlogvar: Option<&mut [f32]>) {
+    /// `dlogvar` (d) is set to Σ_r c[r]·(−½)(1 − (x − m)² e^(−v)), the learned log-variances'
+    /// gradient (a fixed variance's caller passes scratch space).
+    pub fn gaussian_backward(mean: &mut [f32], x: &[f32], logvar: &[f32], coef: &[f32], dlogvar: &mut [f32]) {
         let d = logvar.len();
         let n = x.len() / d;
-        let mut sink = Vec::new();
-        let want = dlogvar.is_some();
-        let dlv = match dlogvar {
-            Some(g) => {
-                g.fill(0.0);
-                g
-            }
-            None => {
-                sink.resize(d, 0.0);
-                &mut sink[..]
-            }
-        };
+        dlogvar.fill(0.0);
         for (r, (row, &c)) in mean.chunks_exact_mut(d).zip(coef).enumerate() {
             let xr = &x[(r % n) * d..][..d];
-            for (((m, &xv), &v), g) in row.iter_mut().zip(xr).zip(logvar).zip(dlv.iter_mut()) {
+            for (((m, &xv), &v), g) in row.iter_mut().zip(xr).zip(logvar).zip(dlogvar.iter_mut()) {
                 let inv = math::exp(-v);
                 let e = xv - *m;
-                if want {
-                    *g += c * -0.5 * (1.0 - e * e * inv);
-                }
+                *g += c * -0.5 * (1.0 - e * e * inv);
                 *m = c * e * inv;
             }
         }

@@ -19,6 +19,7 @@ use burn::tensor::{Device, TensorData};
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
 
+use super::Engine;
 use crate::data::Matrix;
 use crate::model::Vae;
 use crate::spec::{KlMode, ObjectiveConfig, ObjectiveKind, OptimizerKind, RunConfig};
@@ -127,8 +128,16 @@ impl FusedEngine {
         })
     }
 
-    /// One optimiser step: the minibatch's sums of [β-weighted bound, recon, KL].
-    pub fn step(
+    fn saved(&self) -> Saved {
+        Saved {
+            params: self.params.clone(),
+            optimizer: self.optimizer.clone(),
+        }
+    }
+}
+
+impl Engine for FusedEngine {
+    fn step(
         &mut self,
         x: &Matrix,
         objective: &ObjectiveConfig,
@@ -166,7 +175,7 @@ impl FusedEngine {
     }
 
     /// The trained values in a burn model on the plain CPU device.
-    pub fn model(&self) -> Vae {
+    fn model(&self) -> Vae {
         let mut vae = self.template.clone();
         let p = &self.params;
         let device = &self.device;
@@ -195,11 +204,8 @@ impl FusedEngine {
         vae.to_device(device)
     }
 
-    pub fn saved(&self) -> Saved {
-        Saved {
-            params: self.params.clone(),
-            optimizer: self.optimizer.clone(),
-        }
+    fn checkpoint_files(&self) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
+        Ok(vec![(CHECKPOINT_FILE, self.saved().to_bytes()?)])
     }
 }
 

@@ -103,6 +103,25 @@ fn chain_forward(
     }
 }
 
+/// A dense layer's weight and bias gradients (written, not added) into `g`, from its input
+/// and the gradient of its output.
+fn dense_param_grads(
+    t: &Threads,
+    g: &mut [f32],
+    layer: &Dense,
+    input: &[f32],
+    rows: usize,
+    grad: &[f32],
+) {
+    t.matmul(
+        &mut g[layer.weight.range()],
+        View::new(input, rows, layer.d_in).t(),
+        View::new(grad, rows, layer.d_out),
+        false,
+    );
+    kernels::column_sums(grad, &mut g[layer.bias.range()], false);
+}
+
 /// Back through a dense layer whose output gradient is in `grad`: writes its weight and bias
 /// gradients into `g`, and (if `input_grad`) leaves the input's gradient in `grad`.
 #[allow(clippy::too_many_arguments)]
@@ -117,13 +136,7 @@ fn dense_backward(
     spare: &mut Vec<f32>,
     input_grad: bool,
 ) {
-    t.matmul(
-        &mut g[layer.weight.range()],
-        View::new(input, rows, layer.d_in).t(),
-        View::new(grad, rows, layer.d_out),
-        false,
-    );
-    kernels::column_sums(grad, &mut g[layer.bias.range()], false);
+    dense_param_grads(t, g, layer, input, rows, grad);
     if input_grad {
         let dx = sized(spare, rows * layer.d_in);
         t.matmul(
@@ -331,13 +344,12 @@ pub fn step(
     match layout.likelihood {
         LikelihoodKind::Bernoulli => kernels::bernoulli_backward(&mut w.out, x, &w.coef_px, d),
         LikelihoodKind::Gaussian => {
-            let dlv = layout
-                .output_logvar
-                .as_ref()
-                .map(|slot| &mut g[slot.range()]);
-            let learned = dlv.is_some();
-            kernels::gaussian_backward(&mut w.out, x, &w.output_logvar, &w.coef_px, dlv);
-            if let (true, Some(slot)) = (learned, &layout.output_logvar) {
+            let dlogvar = match &layout.output_logvar {
+                Some(slot) => &mut g[slot.range()],
+                None => &mut w.scratch[..],
+            };
+            kernels::gaussian_backward(&mut w.out, x, &w.output_logvar, &w.coef_px, dlogvar);
+            if let Some(slot) = &layout.output_logvar {
                 // Clamped log-variances pass no gradient.
                 for (gv, &v) in g[slot.range()].iter_mut().zip(&p[slot.range()]) {
                     if v < -lim || v > lim {
@@ -396,8 +408,8 @@ pub fn step(
         for j in 0..zd {
             let (a, b) = (i * zd + j, r * zd + j);
             dmean[a] += dz[b];
-            dlogvar[a] +=
-                dz[b] * 0.5 * w.sigma[a] * eps[b] - 0.5 * if needs_ratio { c } else { 0.0 };
+            // coef_ratio is 0 where the KL is analytic.
+            dlogvar[a] += dz[b] * 0.5 * w.sigma[a] * eps[b] - 0.5 * c;
         }
     }
     if let Objective::Elbo {
@@ -419,34 +431,20 @@ pub fn step(
     // Back through the heads into the encoder body.
     let h: &[f32] = w.enc_post.last().map_or(x, |v| &v[..]);
     let width = layout.mean.d_in;
-    t.matmul(
-        &mut g[layout.mean.weight.range()],
-        View::new(h, n, width).t(),
-        View::new(dmean, n, zd),
-        false,
-    );
-    kernels::column_sums(dmean, &mut g[layout.mean.bias.range()], false);
-    t.matmul(
-        &mut g[layout.logvar.weight.range()],
-        View::new(h, n, width).t(),
-        View::new(dlogvar, n, zd),
-        false,
-    );
-    kernels::column_sums(dlogvar, &mut g[layout.logvar.bias.range()], false);
+    let heads = [(&layout.mean, &w.dmean), (&layout.logvar, &w.dlogvar)];
+    for (head, dhead) in heads {
+        dense_param_grads(t, g, head, h, n, dhead);
+    }
     if !layout.encoder.is_empty() {
         let dh = sized(&mut w.grad, n * width);
-        t.matmul(
-            dh,
-            View::new(dmean, n, zd),
-            View::new(&p[layout.mean.weight.range()], width, zd).t(),
-            false,
-        );
-        t.matmul(
-            dh,
-            View::new(dlogvar, n, zd),
-            View::new(&p[layout.logvar.weight.range()], width, zd).t(),
-            true,
-        );
+        for (i, (head, dhead)) in heads.into_iter().enumerate() {
+            t.matmul(
+                dh,
+                View::new(dhead, n, zd),
+                View::new(&p[head.weight.range()], width, zd).t(),
+                i > 0,
+            );
+        }
         chain_backward(
             t,
             p,

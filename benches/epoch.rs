@@ -41,6 +41,8 @@ fn epoch(c: &mut Criterion) {
         dynamic_binarization: false,
         exact_test_log_px: None,
         test_labels: None,
+        columns: None,
+        notes: Vec::new(),
     };
     let backends = std::env::var("AEVB_BENCH_BACKENDS").unwrap_or_else(|_| "ndarray,flex".into());
     let mut group = c.benchmark_group("epoch_784_400_20");

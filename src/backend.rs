@@ -42,6 +42,18 @@ pub fn name(kind: BackendKind) -> &'static str {
     }
 }
 
+/// The backend a plain device belongs to, by name. The devices this build makes are flex,
+/// ndarray and (with the `cuda` feature) CubeCL's CUDA.
+pub fn device_name(device: &Device) -> &'static str {
+    use burn_dispatch::DispatchDevice;
+    match device.as_dispatch() {
+        DispatchDevice::Flex(_) => "flex",
+        DispatchDevice::NdArray(_) => "ndarray",
+        #[allow(unreachable_patterns)]
+        _ => "cuda",
+    }
+}
+
 /// CPU cores this process may use (its affinity mask and cgroup quota, as Slurm and
 /// Kubernetes set them).
 pub fn cores() -> usize {

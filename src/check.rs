@@ -1,7 +1,8 @@
 //! `runner check`: regression gates on ELBO baselines.
 //!
-//! The baseline is a TOML file: absolute tolerances in nats per metric, the backend and
-//! aevb version it was made with, and one table of metrics per run (`experiment/label`).
+//! The baseline is a TOML file: absolute tolerances in nats per metric, the aevb version it
+//! was made with, the engine that trained each run, and one table of metrics per run
+//! (`experiment/label`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,7 +19,10 @@ pub const CHECKED: [&str; 3] = ["test_elbo", "test_log_px", "test_kl"];
 #[serde(deny_unknown_fields)]
 pub struct Baseline {
     pub aevb_version: String,
-    pub backend: String,
+    /// "experiment/label" -> the engine that trained it (`fused`, `flex`, `cuda`): runs of
+    /// one check can train on different engines (a mixture prior trains on flex).
+    #[serde(default)]
+    pub engines: BTreeMap<String, String>,
     /// metric -> largest allowed |now − baseline| in nats.
     pub tolerance: BTreeMap<String, f64>,
     /// "experiment/label" -> metric -> value.
@@ -76,6 +80,21 @@ impl Baseline {
     }
 }
 
+/// Runs that trained on another engine than their baseline's: (run, baseline, now).
+pub fn engine_changes<'a>(
+    baseline: &'a Baseline,
+    records: &'a [RunRecord],
+) -> Vec<(String, &'a str, &'a str)> {
+    records
+        .iter()
+        .filter_map(|r| {
+            let key = run_key(r);
+            let before = baseline.engines.get(&key)?;
+            (before != &r.backend).then_some((key, before.as_str(), r.backend.as_str()))
+        })
+        .collect()
+}
+
 pub fn run_key(record: &RunRecord) -> String {
     format!("{}/{}", record.experiment, record.label)
 }
@@ -90,7 +109,7 @@ fn metric(record: &RunRecord, name: &str) -> Option<f64> {
 }
 
 /// A baseline holding the current numbers, keeping `previous` tolerances where given.
-pub fn bless(records: &[RunRecord], previous: Option<&Baseline>, backend: &str) -> Baseline {
+pub fn bless(records: &[RunRecord], previous: Option<&Baseline>) -> Baseline {
     let tolerance = previous
         .map(|b| b.tolerance.clone())
         .unwrap_or_else(|| CHECKED.iter().map(|m| (m.to_string(), 0.3)).collect());
@@ -105,9 +124,14 @@ pub fn bless(records: &[RunRecord], previous: Option<&Baseline>, backend: &str) 
             (run_key(r), values)
         })
         .collect();
+    let engines = records
+        .iter()
+        .filter(|r| r.status == RunStatus::Ok)
+        .map(|r| (run_key(r), r.backend.clone()))
+        .collect();
     Baseline {
         aevb_version: crate::VERSION.to_string(),
-        backend: backend.to_string(),
+        engines,
         tolerance,
         runs,
     }

@@ -22,6 +22,7 @@ pub mod runner;
 pub mod sinks;
 pub mod spec;
 pub mod sweep;
+pub mod test_signal;
 pub mod train;
 pub mod trained;
 

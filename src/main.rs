@@ -174,6 +174,9 @@ enum Command {
         /// On the first N test examples (default: as many as the run used).
         #[arg(long)]
         examples: Option<usize>,
+        /// Record this estimate even when the row holds one with more samples or examples.
+        #[arg(long)]
+        replace: bool,
     },
 }
 
@@ -325,7 +328,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             run,
             importance_samples,
             examples,
-        } => commands::trained::eval_command(&run, importance_samples, examples),
+            replace,
+        } => commands::trained::eval_command(&run, importance_samples, examples, replace),
     }
 }
 

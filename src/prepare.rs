@@ -75,9 +75,28 @@ pub fn load_data(runs: &[PlannedRun], file: &str) -> Result<DataCache, SpecError
     Ok(cache)
 }
 
-/// A Bernoulli likelihood (and any binarization) reads values as probabilities.
+/// More parameters than any machine could hold (2⁴⁸ f32 values are 1 PiB, before
+/// gradients and optimiser state): a spec error, not a run failure. A model that is only
+/// too big for this machine stays a failed run (another machine may train it).
+pub const MAX_PARAMETERS: f64 = (1u64 << 48) as f64;
+
+/// What the model asks of the data: a size some machine can hold, and, for a Bernoulli
+/// likelihood (and any binarization), values that read as probabilities.
 fn check_against_model(run: &PlannedRun, data: &Dataset, file: &str) -> Result<(), SpecError> {
     let c = &run.config;
+    let params = crate::model::parameter_count(&c.model, data.dim());
+    // NaN (an absurd size that overflowed) is refused too.
+    if params.is_nan() || params > MAX_PARAMETERS {
+        return Err(SpecError::new(
+            file,
+            "model",
+            format!(
+                "run {}: {params:.3e} parameters on {}-dimensional data; no machine holds more than 2^48 ({MAX_PARAMETERS:.3e}): make latent_dim or the hidden layers smaller",
+                run.label,
+                data.dim()
+            ),
+        ));
+    }
     let needs_unit_range = c.model.likelihood == LikelihoodKind::Bernoulli
         || c.data.binarization != Binarization::None;
     if !needs_unit_range {
@@ -160,7 +179,9 @@ pub fn check_backends(runs: &[PlannedRun], file: &str) -> Result<Devices, SpecEr
 pub fn check_results_dir(experiment_dir: &Path, file: &str) -> Result<(), SpecError> {
     let err = |m: String| SpecError::new(file, "runtime.results_dir", m);
     let mut existing: PathBuf = experiment_dir.to_path_buf();
-    while !existing.exists() {
+    // A link that cannot be followed (a loop, a dangling target) is "there" but unusable:
+    // walking past it to its parent would pass this check and fail at the first write.
+    while std::fs::symlink_metadata(&existing).is_err() {
         match existing.parent() {
             Some(p) if !p.as_os_str().is_empty() => existing = p.to_path_buf(),
             _ => {
@@ -168,6 +189,13 @@ pub fn check_results_dir(experiment_dir: &Path, file: &str) -> Result<(), SpecEr
                 break;
             }
         }
+    }
+    if let Err(e) = std::fs::metadata(&existing) {
+        return Err(err(format!(
+            "{} is a link that cannot be followed ({e}); results go to {}",
+            existing.display(),
+            experiment_dir.display()
+        )));
     }
     if !existing.is_dir() {
         return Err(err(format!(

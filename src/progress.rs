@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::sinks::results::{RunRecord, RunStatus};
+use crate::spec::RunConfig;
 use crate::train::EpochMetrics;
 
 /// Environment variable: seconds between progress lines off a terminal (0: every epoch).
@@ -39,7 +40,9 @@ impl Progress {
         };
         let multi = MultiProgress::with_draw_target(target);
         let overall = multi.add(ProgressBar::new(total as u64));
-        overall.set_style(style("{prefix:>12} [{bar:30}] {pos}/{len} runs, {elapsed}"));
+        overall.set_style(style(
+            "{prefix:>12} [{bar:30}] {pos}/{len} runs, {elapsed} so far, ETA {eta}",
+        ));
         overall.set_prefix("sweep");
         if terminal {
             overall.enable_steady_tick(Duration::from_millis(500));
@@ -57,22 +60,21 @@ impl Progress {
         }
     }
 
-    /// A run of `epochs` epochs over `examples_per_epoch` training examples starts.
-    pub fn run(&self, label: &str, epochs: usize, examples_per_epoch: usize) -> RunProgress {
-        let total = (epochs * examples_per_epoch).max(1) as u64;
+    /// A run starts: its bar covers the whole run, training and the final estimate.
+    pub fn run(&self, label: &str, work: RunWork) -> RunProgress {
+        let total = (work.epochs * work.examples_per_epoch).max(1) as u64;
         let bar = self.multi.add(ProgressBar::new(total));
-        bar.set_style(style(
-            "{prefix:>12} [{bar:30}] {percent:>3}% ETA {eta:<4} {msg}",
-        ));
+        bar.set_style(style("{prefix:>12} [{bar:30}] {percent:>3}% {msg}"));
         bar.set_prefix(label.to_string());
-        bar.set_message(format!("epoch 1/{epochs}"));
+        bar.set_message(format!("epoch 1/{}", work.epochs));
         let now = Instant::now();
         RunProgress {
             bar,
             terminal: self.terminal,
             interval: self.interval,
             label: label.to_string(),
-            epochs,
+            work,
+            eval_seconds_per_row: Cell::new(None),
             phase_start: Cell::new(now),
             last_line: Cell::new(now),
         }
@@ -106,13 +108,44 @@ impl Progress {
     }
 }
 
-/// One run's progress: training (by examples seen), then the log p(x) estimate.
+/// What one run will do: the sizes its whole-run ETA is made of.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunWork {
+    pub epochs: usize,
+    pub examples_per_epoch: usize,
+    /// Rows of the test ELBO evaluated after an epoch (its test examples).
+    pub test_rows: usize,
+    /// Rows of the final log p(x) estimate: examples × K.
+    pub final_rows: u64,
+}
+
+impl RunWork {
+    pub fn of(config: &RunConfig, train_rows: usize, test_rows: usize) -> Self {
+        let examples = config
+            .eval
+            .log_px_examples
+            .unwrap_or(test_rows)
+            .min(test_rows);
+        Self {
+            epochs: config.train.epochs,
+            examples_per_epoch: train_rows,
+            test_rows,
+            final_rows: examples as u64 * config.eval.importance_samples as u64,
+        }
+    }
+}
+
+/// One run's progress: training (by examples seen), then the log p(x) estimate, with one
+/// ETA for all of it: the training left at the rate so far, plus the estimate's rows at
+/// the rate the per-epoch test evaluations ran (the same forward passes, one sample each).
 pub struct RunProgress {
     bar: ProgressBar,
     terminal: bool,
     interval: Duration,
     label: String,
-    epochs: usize,
+    work: RunWork,
+    /// Seconds per evaluated row, measured on the epochs' test evaluations.
+    eval_seconds_per_row: Cell<Option<f64>>,
     phase_start: Cell<Instant>,
     last_line: Cell<Instant>,
 }
@@ -124,22 +157,55 @@ impl RunProgress {
 
     pub fn epoch(&self, m: &EpochMetrics) {
         self.bar.set_position(m.examples_seen);
+        if m.test_elbo.is_some() && self.work.test_rows > 0 {
+            let seconds = (m.seconds - m.train_pass_seconds).max(0.0);
+            self.eval_seconds_per_row
+                .set(Some(seconds / self.work.test_rows as f64));
+        }
         let elbo = match m.test_elbo {
             Some(e) => format!("test ELBO {e:.2}"),
             None => format!("train ELBO {:.2}", m.train_elbo),
         };
+        let epochs = self.work.epochs;
+        let done = m.epoch as f64 / epochs.max(1) as f64;
+        let training_left = if done >= 1.0 {
+            Some(0.0)
+        } else {
+            left_seconds(self.phase_start.get().elapsed(), done)
+        };
+        let left = training_left
+            .map(|t| t + self.final_seconds().unwrap_or(0.0))
+            .filter(|&l| l > 0.0);
+        let what = if self.final_seconds().is_some() {
+            "with log p(x)"
+        } else {
+            "training"
+        };
+        // The bar names the epoch in progress; the numbers are those of the one just done.
+        let status = if m.epoch < epochs {
+            format!("epoch {}/{epochs} (epoch {}: {elbo})", m.epoch + 1, m.epoch)
+        } else {
+            format!("epoch {}/{epochs}: {elbo}", m.epoch)
+        };
+        let eta = left.map(|l| format!(", ETA {} {what}", duration_text(l)));
         self.bar
-            .set_message(format!("epoch {}/{}, {elbo}", m.epoch, self.epochs));
+            .set_message(format!("{status}{}", eta.clone().unwrap_or_default()));
         if self.line_due() {
-            let left = eta(
-                self.phase_start.get().elapsed(),
-                m.epoch as f64 / self.epochs.max(1) as f64,
-            );
             eprintln!(
-                "  {}: epoch {}/{}, {elbo} nats, {:.1} s/epoch{left}",
-                self.label, m.epoch, self.epochs, m.seconds
+                "  {}: epoch {}/{epochs}, {elbo} nats, {:.1} s/epoch{}",
+                self.label,
+                m.epoch,
+                m.seconds,
+                eta.unwrap_or_default()
             );
         }
+    }
+
+    /// The final estimate's predicted seconds, once an epoch's test evaluation was timed.
+    fn final_seconds(&self) -> Option<f64> {
+        self.eval_seconds_per_row
+            .get()
+            .map(|s| s * self.work.final_rows as f64)
     }
 
     /// The final log p(x) estimate starts: `examples` test examples, K samples each.
@@ -160,15 +226,17 @@ impl RunProgress {
 
     pub fn evaluation(&self, done: usize, examples: usize) {
         self.bar.set_position(done as u64);
+        let left = left_seconds(
+            self.phase_start.get().elapsed(),
+            done as f64 / examples.max(1) as f64,
+        );
+        let eta = left
+            .map(|l| format!(", ETA {}", duration_text(l)))
+            .unwrap_or_default();
+        self.bar
+            .set_message(format!("log p(x) {done}/{examples} examples{eta}"));
         if self.line_due() {
-            let left = eta(
-                self.phase_start.get().elapsed(),
-                done as f64 / examples.max(1) as f64,
-            );
-            eprintln!(
-                "  {}: log p(x) {done}/{examples} examples{left}",
-                self.label
-            );
+            eprintln!("  {}: log p(x) {done}/{examples} examples{eta}", self.label);
         }
     }
 
@@ -196,20 +264,20 @@ impl RunProgress {
     }
 }
 
-/// ", about N left" from the time a phase took so far and the fraction of it done.
-fn eta(elapsed: Duration, fraction: f64) -> String {
-    if !(fraction > 0.0 && fraction < 1.0) {
-        return String::new();
-    }
-    let left = elapsed.as_secs_f64() * (1.0 - fraction) / fraction;
-    let text = if left >= 3600.0 {
-        format!("{:.1} h", left / 3600.0)
-    } else if left >= 60.0 {
-        format!("{:.0} min", left / 60.0)
+/// Seconds left of a phase from the time it took so far and the fraction of it done.
+fn left_seconds(elapsed: Duration, fraction: f64) -> Option<f64> {
+    (fraction > 0.0 && fraction < 1.0).then(|| elapsed.as_secs_f64() * (1.0 - fraction) / fraction)
+}
+
+/// "30 s", "10 min", "1.5 h".
+fn duration_text(seconds: f64) -> String {
+    if seconds >= 3600.0 {
+        format!("{:.1} h", seconds / 3600.0)
+    } else if seconds >= 60.0 {
+        format!("{:.0} min", seconds / 60.0)
     } else {
-        format!("{left:.0} s")
-    };
-    format!(", about {text} left")
+        format!("{seconds:.0} s")
+    }
 }
 
 pub fn fmt_opt(v: Option<f64>) -> String {
@@ -221,11 +289,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn eta_extrapolates_the_rate_so_far() {
-        assert_eq!(eta(Duration::from_secs(10), 0.25), ", about 30 s left");
-        assert_eq!(eta(Duration::from_secs(600), 0.5), ", about 10 min left");
-        assert_eq!(eta(Duration::from_secs(3600), 0.5), ", about 1.0 h left");
-        assert_eq!(eta(Duration::from_secs(5), 0.0), "");
-        assert_eq!(eta(Duration::from_secs(5), 1.0), "");
+    fn time_left_extrapolates_the_rate_so_far() {
+        assert_eq!(left_seconds(Duration::from_secs(10), 0.25), Some(30.0));
+        assert_eq!(left_seconds(Duration::from_secs(5), 0.0), None);
+        assert_eq!(left_seconds(Duration::from_secs(5), 1.0), None);
+        assert_eq!(duration_text(30.0), "30 s");
+        assert_eq!(duration_text(600.0), "10 min");
+        assert_eq!(duration_text(5400.0), "1.5 h");
+    }
+
+    #[test]
+    fn the_run_eta_includes_the_final_estimate_and_names_the_epoch_in_progress() {
+        let progress = Progress::new(1);
+        let work = RunWork {
+            epochs: 4,
+            examples_per_epoch: 100,
+            test_rows: 10,
+            final_rows: 10 * 1000,
+        };
+        let bar = progress.run("r", work);
+        let metrics = EpochMetrics {
+            epoch: 1,
+            examples_seen: 100,
+            test_elbo: Some(-1.0),
+            seconds: 2.0,
+            train_pass_seconds: 1.0,
+            ..Default::default()
+        };
+        bar.epoch(&metrics);
+        // 1 s of evaluation for 10 rows: the 10,000 final rows take 1,000 s.
+        assert_eq!(bar.final_seconds(), Some(1000.0));
+        let message = bar.bar.message();
+        assert!(
+            message.starts_with("epoch 2/4 (epoch 1: test ELBO -1.00)"),
+            "{message}"
+        );
+        assert!(message.contains("with log p(x)"), "{message}");
     }
 }

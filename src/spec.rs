@@ -8,8 +8,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml, Yaml};
+use figment::providers::{Env, Serialized};
 use serde::{Deserialize, Serialize};
+
+mod file;
+mod paths;
+pub use paths::absolute_from;
 
 /// A whole spec file: one experiment, possibly swept into many runs.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -550,14 +554,25 @@ pub struct SweepConfig {
     pub zip: Vec<BTreeMap<String, Vec<serde_json::Value>>>,
 }
 
-/// A spec problem, reported before anything runs (exit code 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{file}: key `{key}`: {message}")]
+/// A spec problem, reported before anything runs (exit code 2). A problem with the file
+/// as a whole (syntax, an empty or binary file) has no key: `key` is "-" and not shown.
+#[derive(Debug)]
 pub struct SpecError {
     pub file: String,
     pub key: String,
     pub message: String,
 }
+
+impl std::fmt::Display for SpecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.key.as_str() {
+            "-" | "" => write!(f, "{}: {}", self.file, self.message),
+            key => write!(f, "{}: key `{key}`: {}", self.file, self.message),
+        }
+    }
+}
+
+impl std::error::Error for SpecError {}
 
 impl SpecError {
     pub fn new(
@@ -586,10 +601,15 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Spec, SpecError> {
     // The bases first, the file itself last: each file's settings override its base's.
     for layer in extends_chain(path, &file)? {
         let name = layer.display().to_string();
-        check_file_text(&layer, &name)?;
+        let text = check_file_text(&layer, &name)?;
+        let provider = |yaml| file::SpecFile {
+            path: layer.clone(),
+            text,
+            yaml,
+        };
         figment = match layer.extension().and_then(|e| e.to_str()) {
-            Some("toml") => figment.merge(Toml::file_exact(&layer)),
-            Some("yaml" | "yml") => figment.merge(Yaml::file_exact(&layer)),
+            Some("toml") => figment.merge(provider(false)),
+            Some("yaml" | "yml") => figment.merge(provider(true)),
             _ => {
                 return Err(SpecError::new(
                     &name,
@@ -608,6 +628,7 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Spec, SpecError> {
                 "BENCH_BACKENDS",
                 "PROGRESS_SECONDS",
                 "SIMD",
+                "TEST_SIGNAL",
             ])
             .split("__"),
     );
@@ -621,6 +642,7 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Spec, SpecError> {
         .extract()
         .map_err(|e| figment_error(&file, e, path))?;
     check_finite(&spec, &figment, &file, path)?;
+    paths::resolve_data_paths(&mut spec, &figment);
     // AEVB_DATA moves the IDX directory (above the file, below --set). It is applied only to
     // the datasets that read one, so that it never changes the run ids of other specs.
     if let (Ok(dir), false) = (std::env::var(DATA_DIR_ENV), path_set)
@@ -629,7 +651,7 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Spec, SpecError> {
             DatasetKind::Mnist | DatasetKind::FashionMnist
         )
     {
-        spec.data.path = Some(dir);
+        spec.data.path = Some(absolute_from(Path::new(""), &dir));
     }
     validate_spec(&spec, &file)?;
     Ok(spec)
@@ -678,8 +700,7 @@ fn extends_chain(path: &Path, file: &str) -> Result<Vec<PathBuf>, SpecError> {
 
 /// The `extends` value of a spec file, if it has one (syntax errors are left to figment).
 fn read_extends(path: &Path, file: &str) -> Result<Option<String>, SpecError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| SpecError::new(file, "-", format!("cannot read the spec file: {e}")))?;
+    let text = file::read_text(path, file)?;
     let value = match path.extension().and_then(|e| e.to_str()) {
         Some("toml") => toml::from_str::<toml::Table>(&text)
             .ok()
@@ -729,15 +750,14 @@ fn parse_override(item: &str) -> Result<(String, toml::Value), String> {
 /// spec would train a default experiment), or that a YAML mapping repeats a key (figment's
 /// YAML provider silently keeps the last value). Syntax errors are left to figment, which
 /// reports them with line numbers.
-fn check_file_text(path: &Path, file: &str) -> Result<(), SpecError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| SpecError::new(file, "-", format!("cannot read the spec file: {e}")))?;
+fn check_file_text(path: &Path, file: &str) -> Result<String, SpecError> {
+    let text = file::read_text(path, file)?;
     let empty = SpecError::new(
         file,
         "-",
         "the spec file is empty; expected at least `name` and the settings that differ from the defaults",
     );
-    match path.extension().and_then(|e| e.to_str()) {
+    let checked = match path.extension().and_then(|e| e.to_str()) {
         Some("toml") => match toml::from_str::<toml::Table>(&text) {
             Ok(table) if table.is_empty() => Err(empty),
             _ => Ok(()),
@@ -762,7 +782,8 @@ fn check_file_text(path: &Path, file: &str) -> Result<(), SpecError> {
             _ => Ok(()),
         },
         _ => Ok(()),
-    }
+    };
+    checked.map(|()| text)
 }
 
 /// NaN and infinities pass serde as valid floats; no setting takes one. The error names the

@@ -55,6 +55,15 @@ pub fn expand(spec: &Spec, file: &str) -> Result<Vec<PlannedRun>, SpecError> {
                     "this key is also swept in sweep.grid; sweep it in one place",
                 ));
             }
+            if let Some(first) = spec.sweep.zip[..i].iter().position(|g| g.contains_key(key)) {
+                return Err(SpecError::new(
+                    file,
+                    format!("{where_}.\"{key}\""),
+                    format!(
+                        "this key is also in sweep.zip[{first}]; a key belongs to one zip group (put the lists it pairs with into that group)"
+                    ),
+                ));
+            }
             match len {
                 None => len = Some(values.len()),
                 Some(n) if n != values.len() => {

@@ -125,6 +125,8 @@ pub struct Resume {
 pub struct TrainOutcome {
     /// The trained model (on the plain device, for evaluation).
     pub model: Vae,
+    /// The engine that took the steps (`Engine::name`): `fused`, `flex`, `ndarray`, `cuda`.
+    pub engine: &'static str,
     pub epochs: Vec<EpochMetrics>,
     /// Epoch (1-based) in which the run diverged (see [`Divergence`]), and why.
     pub diverged_at: Option<usize>,
@@ -262,6 +264,7 @@ pub fn train(
             state.examples_seen += batch.len() as u64;
             state.step += 1;
             observer.on_batch(state.examples_seen);
+            crate::test_signal::after_step(epoch + 1, state.step);
             if !stats.iter().all(|v| v.is_finite()) {
                 break;
             }
@@ -342,6 +345,7 @@ pub fn train(
     let (diverged_at, diverged_because) = diverged.unzip();
     let (stopped_at, stopped_because) = stopped.unzip();
     Ok(TrainOutcome {
+        engine: engine.name(),
         model: engine.model(),
         divergence: divergence(&state),
         epochs: state.epochs,

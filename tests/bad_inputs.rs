@@ -66,6 +66,30 @@ fn spec_cases() -> Vec<Case> {
             &["model", "expected"],
         ),
         case("ext.json", "{\"name\": \"t\"}", &[".toml"]),
+        case(
+            "too_big_for_any_machine.toml",
+            "name = \"t\"\n[model]\nlatent_dim = 1000000000000000\n",
+            &["model", "2^48", "parameters"],
+        ),
+        case(
+            "binary.toml",
+            "PK\u{3}\u{4}\u{0}\u{0}name",
+            &["not a text file"],
+        ),
+        case(
+            "deep.yaml",
+            &format!(
+                "name: t\nmodel: {}1{}\n",
+                "[".repeat(100_000),
+                "]".repeat(100_000)
+            ),
+            &["nested", "levels deep"],
+        ),
+        case(
+            "zip_twice.toml",
+            "name = \"t\"\n[[sweep.zip]]\n\"objective.beta\" = [1.0, 2.0]\n\"train.epochs\" = [1, 2]\n[[sweep.zip]]\n\"objective.beta\" = [3.0, 4.0]\n\"train.lr\" = [0.1, 0.01]\n",
+            &["sweep.zip[1].\"objective.beta\"", "sweep.zip[0]"],
+        ),
         // Names that would write outside the results folder, or are not one folder.
         case("dotdot.toml", "name = \"..\"\n", &["name"]),
         case("dot.toml", "name = \".\"\n", &["name"]),
@@ -886,6 +910,34 @@ fn data_cases(root: &Path) -> Vec<Case> {
             &["data.path", "Parquet"],
         ),
         table(
+            "csv_id_column.toml",
+            "ids.csv",
+            b"id,a,b\n7,0.1,0.2\n3,0.3,0.4\n9,0.5,0.6\n",
+            "",
+            &["data.columns", "`id`", "identifier", "\"a\", \"b\""],
+        ),
+        table(
+            "csv_counting_column.toml",
+            "counting.csv",
+            b"n,a\n0,0.1\n1,0.2\n2,0.3\n3,0.4\n",
+            "",
+            &["data.columns", "`n`", "counting up"],
+        ),
+        table(
+            "csv_duplicate_header.toml",
+            "dup.csv",
+            b"a,a,b\n0.1,0.2,0.3\n0.3,0.4,0.5\n0.5,0.6,0.7\n",
+            "",
+            &["data.path", "`a`", "more than once"],
+        ),
+        table(
+            "csv_column_twice.toml",
+            "twice.csv",
+            rows.as_bytes(),
+            "columns = [\"a\", \"a\"]\n",
+            &["data.columns", "`a`", "twice"],
+        ),
+        table(
             "table_ext.toml",
             "data.txt",
             rows.as_bytes(),
@@ -988,6 +1040,9 @@ fn every_bad_input_is_refused_with_exit_2_naming_file_and_key_and_nothing_is_wri
                 problems.push(format!("`{e}` is not named"));
             }
         }
+        if stderr.contains("key `-`") {
+            problems.push("a placeholder key `-` instead of none".into());
+        }
         if stderr.contains("panicked") || stderr.contains("RUST_BACKTRACE") {
             problems.push("a panic".into());
         }
@@ -1048,7 +1103,7 @@ fn a_bad_baseline_is_refused_naming_the_key() {
         std::fs::write(
             &baseline,
             format!(
-                "aevb_version = \"0\"\nbackend = \"flex\"\n[tolerance]\ntest_elbo = {tolerance}\ntest_log_px = 0.3\ntest_kl = 0.3\n[runs]\n"
+                "aevb_version = \"0\"\n[tolerance]\ntest_elbo = {tolerance}\ntest_log_px = 0.3\ntest_kl = 0.3\n[runs]\n"
             ),
         )
         .unwrap();
@@ -1114,4 +1169,39 @@ fn a_results_path_that_is_a_file_is_refused_naming_it() {
         stderr.contains("occupied") && stderr.contains("runtime.results_dir"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_results_path_that_is_a_symlink_loop_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("loop_a"), dir.path().join("loop_b"));
+    std::os::unix::fs::symlink(&b, &a).unwrap();
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    let spec = dir.path().join("s.toml");
+    std::fs::write(&spec, "name = \"t\"\n").unwrap();
+    let out = runner()
+        .arg("sweep")
+        .arg(&spec)
+        .arg("--set")
+        .arg(format!("runtime.results_dir={}", a.display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("loop_a") && stderr.contains("runtime.results_dir"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_yaml_spec_with_a_byte_order_mark_is_read_like_one_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("bom.yaml");
+    std::fs::write(&spec, "\u{feff}name: bom\nmodel:\n  latent_dim: 3\n").unwrap();
+    let out = runner().arg("plan").arg(&spec).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("bom"), "{stdout}");
 }

@@ -3,8 +3,6 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
 
 use aevb::train::eval_rng;
 use aevb::trained::TrainedRun;
@@ -13,7 +11,8 @@ use serde_json::Value;
 mod common;
 use common::{events_in, read_parquet, run_sweep, runner, sweep_command, tags, write};
 
-/// Long enough (hundreds of epochs of 1438 digits) that a kill lands mid-run.
+/// Ten epochs of 90 minibatches (1438 digits, 16 at a time), stopped where a test says
+/// with `AEVB_TEST_SIGNAL` (the run signals itself after a given minibatch).
 const LONG_DIGITS: &str = r#"
 name = "resume"
 [data]
@@ -23,23 +22,17 @@ latent_dim = 3
 encoder = { hidden = [32] }
 decoder = { hidden = [32] }
 [train]
-epochs = 150
+epochs = 10
 batch_size = 16
 seed = 5
 checkpoint_every_epochs = 1
 keep_last = 2
 [eval]
 importance_samples = 50
-images_every_epochs = 20
+images_every_epochs = 4
 "#;
 
-fn spawn_sweep(spec: &Path, results: &Path, extra: &[&str]) -> Child {
-    sweep_command(spec, results, extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
+const EPOCHS: i64 = 10;
 
 /// The only run folder of the experiment `name`.
 fn run_dir(results: &Path, name: &str) -> PathBuf {
@@ -69,23 +62,26 @@ fn checkpoints(results: &Path, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// Waits until the run has a checkpoint at epoch `epoch` or later.
-fn wait_for_checkpoint(child: &mut Child, results: &Path, name: &str, epoch: usize) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let reached = checkpoints(results, name)
-            .iter()
-            .any(|c| c[..6].parse::<usize>().unwrap() >= epoch);
-        if reached {
-            return;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the sweep ended before its checkpoint at epoch {epoch}"
-        );
-        assert!(Instant::now() < deadline, "no checkpoint after 120 s");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+/// Runs the sweep until it sends itself `signal` after minibatch `step` of epoch `epoch`
+/// (`AEVB_TEST_SIGNAL`); its exit status and stderr.
+fn sweep_until(
+    spec: &Path,
+    results: &Path,
+    epoch: usize,
+    step: usize,
+    signal: &str,
+) -> (std::process::ExitStatus, String) {
+    let out = sweep_command(spec, results, &[])
+        .env(
+            "AEVB_TEST_SIGNAL",
+            format!("epoch={epoch},step={step},signal={signal}"),
+        )
+        .output()
+        .unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn record(results: &Path, name: &str) -> serde_json::Map<String, Value> {
@@ -160,7 +156,7 @@ fn assert_same_as_uninterrupted(reference: &Path, resumed: &Path, name: &str) {
         .unwrap()
         .into_no_null_iter()
         .collect();
-    let expected: Vec<i64> = (1..=150).collect();
+    let expected: Vec<i64> = (1..=EPOCHS).collect();
     assert_eq!(
         numbers, expected,
         "epochs.parquet must hold each epoch once"
@@ -203,10 +199,15 @@ fn killed_run_resumes_bit_for_bit(spec_text: &str) {
     );
 
     let resumed = dir.path().join("resumed");
-    let mut child = spawn_sweep(&spec, &resumed, &[]);
-    wait_for_checkpoint(&mut child, &resumed, "resume", 3);
-    child.kill().unwrap(); // SIGKILL: no handler runs
-    child.wait().unwrap();
+    // SIGKILL (no handler runs) after minibatch 5 of epoch 4: the checkpoints of epochs 2
+    // and 3 are on disk.
+    let (status, stderr) = sweep_until(&spec, &resumed, 4, 5, "KILL");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{stderr}");
+    let mut saved = checkpoints(&resumed, "resume");
+    saved.sort();
+    assert_eq!(saved.len(), 2, "{saved:?}");
+    assert!(saved[1].starts_with("000003"), "{saved:?}");
     assert!(
         !run_dir(&resumed, "resume").join("record.json").exists(),
         "killed mid-run, the run must not be recorded as finished"
@@ -242,36 +243,16 @@ fn sigterm_checkpoints_mid_epoch_and_the_rerun_continues_exactly() {
     );
 
     let resumed = dir.path().join("resumed");
-    // A signal during the test evaluation between two epochs checkpoints at the epoch
-    // boundary (also correct); this test wants one mid-epoch, so it tries a few times.
-    for attempt in 0..5 {
-        let _ = std::fs::remove_dir_all(&resumed);
-        let mut child = spawn_sweep(&spec, &resumed, &[]);
-        // Wait until it trains (its TensorBoard folder exists), then a moment more.
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !resumed.join("resume/tb/run").is_dir() {
-            assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none());
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        std::thread::sleep(Duration::from_millis(300 + 37 * attempt));
-        // SAFETY: sending a signal to our own child process.
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
-        }
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(143), "{stderr}");
-        assert!(stderr.contains("1 runs checkpointed"), "{stderr}");
-        let saved = checkpoints(&resumed, "resume");
-        assert_eq!(saved.len(), 1, "{saved:?}");
-        if !saved[0].ends_with("-000000") {
-            break;
-        }
-        assert!(
-            attempt < 4,
-            "five checkpoints at epoch boundaries: {saved:?}"
-        );
-    }
+    // SIGTERM after minibatch 17 of epoch 3: the run checkpoints there and the sweep exits.
+    let (status, stderr) = sweep_until(&spec, &resumed, 3, 17, "TERM");
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("1 runs checkpointed"), "{stderr}");
+    let saved = checkpoints(&resumed, "resume");
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    assert!(
+        saved[0].ends_with("-000017"),
+        "mid-epoch, at minibatch 17: {saved:?}"
+    );
     let out = run_sweep(&spec, &resumed, &[]);
     assert!(
         out.status.success(),
@@ -286,14 +267,13 @@ fn an_unreadable_checkpoint_is_passed_over_for_the_one_before_it() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write(dir.path(), "resume.toml", LONG_DIGITS);
     let results = dir.path().join("results");
-    let mut child = spawn_sweep(&spec, &results, &[]);
-    wait_for_checkpoint(&mut child, &results, "resume", 4);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let (status, stderr) = sweep_until(&spec, &results, 5, 1, "KILL");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{stderr}");
     let mut saved = checkpoints(&results, "resume");
     saved.sort();
-    // keep_last = 2 (a third exists for a moment between writing one and pruning).
-    assert!((2..=3).contains(&saved.len()), "{saved:?}");
+    // keep_last = 2: the checkpoints of epochs 3 and 4.
+    assert_eq!(saved.len(), 2, "{saved:?}");
     let (older, newest) = (&saved[saved.len() - 2], &saved[saved.len() - 1]);
     let newest = run_dir(&results, "resume").join("checkpoints").join(newest);
     // Whichever engine wrote it: every file but the training state becomes unreadable.
@@ -401,6 +381,29 @@ fn runner_eval_with_a_larger_k_updates_the_row_and_tightens_the_bound() {
     let runs = read_parquet(&results.join("small2d/runs.parquet"));
     let k = runs.column("log_px_k").unwrap().get(0).unwrap().to_string();
     assert_eq!(k, "2000");
+
+    // A quick check with fewer samples afterwards prints its number but keeps K = 2000's.
+    let eval = |extra: &[&str]| {
+        runner()
+            .args(["eval", &id, "--importance-samples", "100", "--results"])
+            .arg(&results)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let quick = eval(&[]);
+    let stderr = String::from_utf8_lossy(&quick.stderr);
+    assert!(quick.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("keeps its estimate with K = 2000"),
+        "{stderr}"
+    );
+    let kept = record(&results, "small2d");
+    assert_eq!(kept["log_px_k"], 2000);
+    assert_eq!(kept["test_log_px"], after["test_log_px"]);
+    // --replace records it deliberately.
+    assert!(eval(&["--replace"]).status.success());
+    assert_eq!(record(&results, "small2d")["log_px_k"], 100);
 }
 
 fn png_size(path: &Path) -> (u32, u32) {
@@ -448,8 +451,11 @@ fn trained_model_commands_write_their_figures_and_tables() {
     assert!(figures.join("latent_scatter.png").is_file());
 
     command(&["traverse", "--steps", "5"]);
-    // Two latent dimensions, five steps each.
-    assert_eq!(png_size(&figures.join("traversals.png")), (184, 76));
+    // Two latent dimensions, five steps each (184 × 76 pixels of images), with a margin
+    // for the row labels ("z1  KL 2.31") on the left.
+    let (width, height) = png_size(&figures.join("traversals.png"));
+    assert_eq!(height, 76);
+    assert!(width > 184 + 40, "{width}: room for the row labels");
     command(&["interpolate", "--pairs", "3", "--steps", "4"]);
     assert_eq!(png_size(&figures.join("interpolations.png")), (220, 112));
     command(&["manifold", "--size", "6"]);

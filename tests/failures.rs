@@ -202,30 +202,37 @@ fn records_deleted_during_a_sweep_are_an_error_not_a_success() {
     );
     let results = dir.path().join("results");
     let runs_dir = results.join("tiny/runs");
+    // The sweep stops itself (SIGSTOP) once its first run is recorded, before the second
+    // starts; the records are deleted then, and the sweep continued.
     let child = runner()
         .arg("sweep")
         .arg(&spec)
         .args(["--workers", "1", "--set", "train.epochs=30", "--set"])
         .arg(format!("runtime.results_dir={}", results.display()))
+        .env("AEVB_TEST_SIGNAL", "runs=1,signal=STOP")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Once the first run has finished, delete the records while the second one trains.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    loop {
-        let finished = std::fs::read_dir(&runs_dir)
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| e.path().join("record.json").exists())
-                    .count()
-            })
-            .unwrap_or(0);
-        if finished >= 1 || std::time::Instant::now() > deadline {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: waiting on our own child; WUNTRACED returns when it stops.
+    let waited = unsafe { libc::waitpid(pid, &mut status, libc::WUNTRACED) };
+    assert_eq!(waited, pid);
+    assert!(
+        libc::WIFSTOPPED(status),
+        "the sweep ended instead of stopping: {status}"
+    );
+    let finished = std::fs::read_dir(&runs_dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("record.json").exists())
+        .count();
+    assert_eq!(finished, 1);
     std::fs::remove_dir_all(&runs_dir).unwrap();
+    // SAFETY: continuing our own stopped child.
+    unsafe {
+        libc::kill(pid, libc::SIGCONT);
+    }
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

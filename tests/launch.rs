@@ -315,3 +315,43 @@ fn the_kubernetes_manifest_is_an_indexed_job() {
     assert_eq!(container["volumeMounts"][0]["mountPath"], "/lab");
     assert!(pod["terminationGracePeriodSeconds"].as_u64().unwrap() >= 60);
 }
+
+#[test]
+fn a_kubernetes_results_folder_outside_the_volume_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "grid.toml", SIX_RUNS);
+    let out = runner()
+        .current_dir(dir.path())
+        .args([
+            "k8s",
+            "grid.toml",
+            "--set",
+            "runtime.results_dir=/tmp/aevb-elsewhere",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("runtime.results_dir") && stderr.contains("outside the volume"),
+        "{stderr}"
+    );
+    assert!(!Path::new("/tmp/aevb-elsewhere/grid6").exists());
+    // A relative folder is inside the volume the pods work in.
+    let out = runner()
+        .current_dir(dir.path())
+        .args([
+            "k8s",
+            "grid.toml",
+            "--set",
+            "runtime.results_dir=lab-results",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("lab-results/grid6/k8s/job.yaml").is_file());
+}

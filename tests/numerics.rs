@@ -2,7 +2,8 @@
 //! f64 on the host, Monte Carlo estimates with their standard errors, finite differences.
 //!
 //! Set AEVB_TEST_BACKEND=flex (or cuda, in a `--features cuda` build) to run them on
-//! another backend; the default is the CPU default.
+//! another backend; the default is the CPU default. The training tests then train *and*
+//! evaluate on that backend, and assert which engine took the steps.
 
 use aevb::data::synthetic::LinearGaussian;
 use aevb::eval;
@@ -20,14 +21,28 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
-fn device() -> Device {
-    let kind = match std::env::var("AEVB_TEST_BACKEND").as_deref() {
+/// The backend these tests compute on: `AEVB_TEST_BACKEND`, else the CPU default.
+fn test_backend() -> BackendKind {
+    match std::env::var("AEVB_TEST_BACKEND").as_deref() {
         Ok("flex") => BackendKind::Flex,
         Ok("cuda") => BackendKind::Cuda,
         Ok("ndarray") => BackendKind::Ndarray,
-        _ => BackendKind::Cpu,
-    };
-    aevb::backend::device(kind, 0).expect("test backend is usable")
+        Ok("cpu") | Err(_) => BackendKind::Cpu,
+        Ok(other) => panic!("AEVB_TEST_BACKEND={other}: expected flex, cuda, ndarray or cpu"),
+    }
+}
+
+/// The engine that must train the digits models on the test backend (the CPU default
+/// trains them on the fused engine).
+fn expected_engine() -> &'static str {
+    match test_backend() {
+        BackendKind::Cpu | BackendKind::Fused => "fused",
+        other => aevb::backend::name(other),
+    }
+}
+
+fn device() -> Device {
+    aevb::backend::device(test_backend(), 0).expect("test backend is usable")
 }
 
 fn tensor2(values: &[f64], rows: usize, cols: usize, device: &Device) -> Tensor<2> {
@@ -352,6 +367,8 @@ fn digits_config(epochs: usize) -> RunConfig {
     c.train.epochs = epochs;
     c.train.batch_size = 64;
     c.train.seed = 4;
+    // Trained, not only evaluated, on the test backend.
+    c.runtime.backend = test_backend();
     c
 }
 
@@ -368,6 +385,7 @@ fn training_on_digits_improves_the_test_elbo_clearly_within_a_few_epochs() {
     );
     let before = eval::elbo(&untrained, &data.test, &config, &mut eval_rng(4)).elbo;
     let outcome = train::train(&config, &data, &device, 1, &mut Silent, None).unwrap();
+    assert_eq!(outcome.engine, expected_engine());
     assert_eq!(outcome.diverged_at, None);
     assert_eq!(outcome.epochs.len(), 5);
     let after = outcome.epochs.last().unwrap().test_elbo.unwrap();
@@ -384,9 +402,9 @@ fn same_config_and_seed_give_bit_identical_metrics() {
     let device = device();
     let config = digits_config(2);
     let data = aevb::data::load(&config.data).unwrap();
-    let a = train::train(&config, &data, &device, 1, &mut Silent, None)
-        .unwrap()
-        .epochs;
+    let a = train::train(&config, &data, &device, 1, &mut Silent, None).unwrap();
+    assert_eq!(a.engine, expected_engine());
+    let a = a.epochs;
     let b = train::train(&config, &data, &device, 1, &mut Silent, None)
         .unwrap()
         .epochs;
@@ -412,11 +430,12 @@ fn same_config_and_seed_give_bit_identical_metrics() {
 fn nan_is_detected_and_the_run_reports_the_epoch_it_diverged_in() {
     let device = device();
     let mut config = digits_config(3);
-    // A learning rate this large makes Adam blow the weights up within the first epoch.
+    // Plain SGD with a learning rate this large blows the weights up in the first epoch.
     config.train.lr = 1e30;
     config.train.optimizer = aevb::spec::OptimizerKind::Sgd;
     let data = aevb::data::load(&config.data).unwrap();
     let outcome = train::train(&config, &data, &device, 1, &mut Silent, None).unwrap();
+    assert_eq!(outcome.engine, expected_engine());
     assert_eq!(outcome.diverged_at, Some(1));
     assert_eq!(outcome.epochs.len(), 1);
 }
@@ -481,7 +500,7 @@ fn mixture_prior_density_matches_f64_reference() {
 }
 
 #[test]
-fn the_memory_estimate_counts_exactly_the_parameters_burn_builds() {
+fn the_parameter_count_behind_the_memory_estimate_matches_what_burn_builds() {
     use aevb::spec::{MlpConfig, PriorKind};
     use burn::module::Module;
     let device = device();

@@ -113,12 +113,8 @@ pub fn check_command(
         let dir = aevb::sinks::results::ResultsDir::new(results, &spec.name);
         records.extend(runs.iter().filter_map(|r| dir.record(&r.id)));
     }
-    let backend = records
-        .first()
-        .map(|r| r.backend.clone())
-        .unwrap_or_else(|| "none".into());
     if bless {
-        let blessed = check::bless(&records, previous.as_ref(), &backend);
+        let blessed = check::bless(&records, previous.as_ref());
         aevb::sinks::results::write_atomic(baseline_path, blessed.to_text()?.as_bytes())?;
         eprintln!(
             "blessed {} runs into {}",
@@ -130,11 +126,8 @@ pub fn check_command(
     let Some(baseline) = previous else {
         anyhow::bail!("{}: baseline not found", baseline_path.display());
     };
-    if baseline.backend != backend {
-        eprintln!(
-            "warning: the baseline was made on backend {}, this check ran on {backend}",
-            baseline.backend
-        );
+    for (run, before, now) in check::engine_changes(&baseline, &records) {
+        eprintln!("warning: {run}: the baseline was trained on {before}, this check on {now}");
     }
     let comparisons = check::compare(&baseline, &records);
     print!("{}", check::render(&comparisons));

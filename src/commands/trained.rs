@@ -19,7 +19,12 @@ pub fn wrote(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn eval_command(run: &RunArgs, k: usize, examples: Option<usize>) -> anyhow::Result<ExitCode> {
+pub fn eval_command(
+    run: &RunArgs,
+    k: usize,
+    examples: Option<usize>,
+    replace: bool,
+) -> anyhow::Result<ExitCode> {
     let mut trained = open(run)?;
     eprintln!(
         "run {} ({}): estimating test log p(x) with K = {k}",
@@ -27,7 +32,7 @@ pub fn eval_command(run: &RunArgs, k: usize, examples: Option<usize>) -> anyhow:
     );
     let started = std::time::Instant::now();
     let mut last = std::time::Instant::now();
-    let r = reevaluate::reevaluate(&mut trained, k, examples, &mut |done, n| {
+    let r = reevaluate::reevaluate(&mut trained, k, examples, replace, &mut |done, n| {
         if last.elapsed().as_secs_f64() > 10.0 {
             eprintln!("  {done}/{n} examples");
             last = std::time::Instant::now();
@@ -48,9 +53,16 @@ pub fn eval_command(run: &RunArgs, k: usize, examples: Option<usize>) -> anyhow:
         r.previous_examples,
         started.elapsed().as_secs_f64()
     );
-    eprintln!(
-        "updated {} and the experiment's tables",
-        trained.dir.join("record.json").display()
-    );
+    if r.recorded {
+        eprintln!(
+            "updated {} and the experiment's tables",
+            trained.dir.join("record.json").display()
+        );
+    } else {
+        eprintln!(
+            "the row keeps its estimate with K = {} on {} examples: this one used fewer samples or examples (--replace to record it anyway)",
+            r.previous_k, r.previous_examples
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

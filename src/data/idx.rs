@@ -86,6 +86,8 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
         dynamic_binarization: false,
         exact_test_log_px: None,
         test_labels,
+        columns: None,
+        notes: Vec::new(),
     })
 }
 

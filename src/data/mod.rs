@@ -65,6 +65,10 @@ pub struct Dataset {
     pub exact_test_log_px: Option<f64>,
     /// The test examples' class labels, where the dataset has them (digits, MNIST).
     pub test_labels: Option<Vec<u32>>,
+    /// The table columns that were modelled, in order (tables only).
+    pub columns: Option<Vec<String>>,
+    /// What the loader noticed and the run's row keeps (skipped columns, ...).
+    pub notes: Vec<String>,
 }
 
 impl Dataset {

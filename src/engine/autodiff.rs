@@ -24,6 +24,7 @@ pub struct AutodiffEngine {
     model: Option<Vae>,
     optimizer: ModuleOptimizer,
     device: Device,
+    name: &'static str,
 }
 
 impl AutodiffEngine {
@@ -34,6 +35,7 @@ impl AutodiffEngine {
         init_rng: &mut StdRng,
         resume: Option<(burn::store::ModuleRecord, burn::optim::OptimizerRecord)>,
     ) -> anyhow::Result<Self> {
+        let name = crate::backend::device_name(device);
         let device = device.clone().autodiff();
         let mut model = Vae::new(&config.model, data_dim, init_rng, &device);
         let mut optimizer = optimizer(&config.train);
@@ -46,6 +48,7 @@ impl AutodiffEngine {
         Ok(Self {
             model: Some(model),
             optimizer,
+            name,
             device,
         })
     }
@@ -60,6 +63,10 @@ impl AutodiffEngine {
 }
 
 impl Engine for AutodiffEngine {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
     fn step(
         &mut self,
         x: &Matrix,

@@ -29,6 +29,9 @@ pub trait Engine {
     fn model(&self) -> Vae;
     /// The full state a checkpoint keeps, as (file name, bytes).
     fn checkpoint_files(&self) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>>;
+    /// What computes the steps, as runs record it (`backend`): `fused`, or the burn backend
+    /// autodiff runs on (`flex`, `ndarray`, `cuda`).
+    fn name(&self) -> &'static str;
 }
 
 /// An engine's state read back from a checkpoint folder.

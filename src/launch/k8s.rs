@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use super::shard::SHARDS_ENV;
-use crate::spec::Spec;
+use crate::spec::{Spec, SpecError};
 use crate::sweep::PlannedRun;
 
 /// Completions a launch uses (see [`super::shards`]).
@@ -34,6 +34,7 @@ pub fn manifest(
     runs: &[PlannedRun],
 ) -> anyhow::Result<String> {
     let c = &spec.runtime.k8s;
+    check_results_in_volume(spec, spec_path)?;
     let completions = completions(spec, runs);
     let workers = c
         .cpu
@@ -108,6 +109,27 @@ pub fn manifest(
         runs.len(),
         c.volume_claim,
         c.mount_path,
+    ))
+}
+
+/// The pods' results folder is `runtime.results_dir` seen from their working directory,
+/// the volume: one outside it (`--set runtime.results_dir=/tmp/x`) would be written inside
+/// a pod's own filesystem and lost when the pod ends, so it is refused.
+fn check_results_in_volume(spec: &Spec, spec_path: &str) -> Result<(), SpecError> {
+    let mount = Path::new(&spec.runtime.k8s.mount_path);
+    let results = crate::spec::absolute_from(mount, &spec.runtime.results_dir);
+    if Path::new(&results).starts_with(mount) {
+        return Ok(());
+    }
+    Err(SpecError::new(
+        spec_path,
+        "runtime.results_dir",
+        format!(
+            "the pods would write results to {results}, outside the volume {:?} mounted at {}, and lose them when they end; use a path inside the volume (relative, as the default \"results\" is, or under {})",
+            spec.runtime.k8s.volume_claim,
+            mount.display(),
+            mount.display()
+        ),
     ))
 }
 

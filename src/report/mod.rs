@@ -52,14 +52,19 @@ const NEUTRAL_KEYS: [&str; 4] = [
     "runtime.device_index",
 ];
 
-/// Config keys (and the aevb version) that take more than one value among the runs but are
+/// Record columns that say how a row's numbers were computed, besides its config: the
+/// version, the engine, and the importance sampler's K and examples (`runner eval` can give
+/// one run a K = 1000 estimate while the others keep K = 5000: never averaged together).
+const ESTIMATE_KEYS: [&str; 4] = ["aevb_version", "backend", "log_px_k", "log_px_examples"];
+
+/// Config keys (and the `ESTIMATE_KEYS`) that take more than one value among the runs but are
 /// not in `by`: aggregating over them would mix different experiments (runs of `epochs = 2`
 /// and `epochs = 40` averaged as if seeds), so the report groups by them too.
 pub fn varying_keys(runs: &DataFrame, by: &[String]) -> Vec<String> {
     runs.get_column_names()
         .iter()
         .map(|n| n.to_string())
-        .filter(|n| n.contains('.') || n == "aevb_version")
+        .filter(|n| n.contains('.') || ESTIMATE_KEYS.contains(&n.as_str()))
         .filter(|n| !NEUTRAL_KEYS.contains(&n.as_str()) && !by.contains(n))
         .filter(|n| {
             runs.column(n)
@@ -330,4 +335,29 @@ fn cell_text(df: &DataFrame, name: &str, i: usize) -> String {
 /// Where the report's files go: `<results>/<name>/report/`.
 pub fn report_dir(results: &Path) -> PathBuf {
     results.join("report")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn estimates_of_different_k_or_engines_are_grouped_apart_and_seeds_are_not() {
+        let runs = df!(
+            "objective.beta" => [1.0, 1.0, 1.0],
+            "train.seed" => [0i64, 1, 2],
+            "log_px_k" => [5000i64, 5000, 1000],
+            "log_px_examples" => [100i64, 100, 100],
+            "backend" => ["fused", "fused", "fused"],
+        )
+        .unwrap();
+        let by = vec!["objective.beta".to_string()];
+        assert_eq!(varying_keys(&runs, &by), vec!["log_px_k".to_string()]);
+        let engines = df!(
+            "objective.beta" => [1.0, 1.0],
+            "backend" => ["fused", "flex"],
+        )
+        .unwrap();
+        assert_eq!(varying_keys(&engines, &by), vec!["backend".to_string()]);
+    }
 }

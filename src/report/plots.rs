@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -12,16 +11,10 @@ use polars::prelude::*;
 
 use super::cell_text;
 
-const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 const SIZE: (u32, u32) = (900, 600);
 
 fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
-            .map_err(|_| ())
-            .expect("the embedded DejaVu Sans is a valid font");
-    });
+    crate::sinks::font::register();
 }
 
 /// (x position, mean, standard deviation) of one point with an error bar.

@@ -13,7 +13,7 @@ use crate::model::Vae;
 use crate::progress::RunProgress;
 use crate::sinks::model_file;
 use crate::sinks::results::{RunRecord, RunStatus};
-use crate::sinks::tensorboard::RunBoard;
+use crate::sinks::tensorboard::{ExperimentRecord, RunBoard};
 use crate::spec::{Binarization, RunConfig};
 use crate::sweep::PlannedRun;
 use crate::train::{self, Checkpoint, EpochMetrics, Observer, eval_rng};
@@ -41,6 +41,7 @@ pub(super) fn execute(
         out,
         datasets,
         text_keys,
+        experiment,
         experiments_commit,
         force,
         concurrent,
@@ -61,7 +62,7 @@ pub(super) fn execute(
         .map(|l| l.resume.state.train_seconds)
         .unwrap_or(0.0);
     let board_dir = out.board_dir(&run.label, &run.id);
-    let mut board = open_board(&board_dir, run, text_keys, loaded.as_ref());
+    let mut board = open_board(&board_dir, run, text_keys, experiment, loaded.as_ref());
     if let Some(l) = &loaded {
         let s = &l.resume.state;
         bar.note(&format!(
@@ -135,12 +136,16 @@ pub(super) fn execute(
         }
         Ok(Ok((trained, data))) => {
             epochs = trained.epochs.clone();
+            // What actually trained the run (the spec may have said `cpu`).
+            record.backend = trained.engine.to_string();
             record.epochs_done = trained.epochs.len();
             record.examples_seen = trained.examples_seen;
             record.resumes = trained.resumes;
             record.samples_per_second =
                 trained.examples_seen as f64 / trained.train_seconds.max(1e-9);
             record.exact_test_log_px = data.exact_test_log_px;
+            record.modelled_columns = data.columns.clone();
+            record.data_notes = (!data.notes.is_empty()).then(|| data.notes.join("; "));
             record.stopped_epoch = trained.stopped_at;
             record.stop_reason = trained.stopped_because.clone();
             if let Some(epoch) = trained.diverged_at {
@@ -253,6 +258,7 @@ fn open_board(
     dir: &Path,
     run: &PlannedRun,
     text_keys: &[String],
+    experiment: &ExperimentRecord,
     loaded: Option<&Loaded>,
 ) -> RunBoard {
     if let Some(board) = loaded
@@ -265,6 +271,7 @@ fn open_board(
     let _ = std::fs::remove_dir_all(dir);
     let mut board = RunBoard::create(dir);
     board.session_start(&run.swept, &run.label, text_keys);
+    board.experiment(experiment);
     if let Some(l) = loaded {
         for m in &l.resume.state.epochs {
             board.epoch(m);

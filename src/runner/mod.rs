@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::Value;
 
 use crate::prepare::{DataCache, Prepared};
-use crate::progress::Progress;
+use crate::progress::{Progress, RunWork};
 use crate::sinks::results::{ResultsDir, RunStatus};
-use crate::sinks::tensorboard::{integer_keys, write_experiment};
+use crate::sinks::tensorboard::{ExperimentRecord, integer_keys, remove_top_level_events};
 use crate::spec::{BackendKind, RunConfig, Spec};
 use crate::sweep::PlannedRun;
 use crate::{VERSION, backend};
@@ -126,15 +126,16 @@ pub fn run_sweep(
     let domains = swept_domains(runs);
     {
         let _lock = out.lock()?;
-        write_experiment(&out.tensorboard_dir(), &spec.name, &domains)
-            .map_err(anyhow::Error::msg)?;
+        remove_top_level_events(&out.tensorboard_dir());
     }
+    let experiment = ExperimentRecord::new(&spec.name, &domains);
     let text_keys = integer_keys(&domains);
     let shared = Shared {
         spec,
         out: &out,
         datasets: &prepared.datasets,
         text_keys: &text_keys,
+        experiment: &experiment,
         experiments_commit,
         force,
         concurrent: workers.min(todo.len()).max(1),
@@ -142,6 +143,7 @@ pub fn run_sweep(
 
     let progress = Progress::new(todo.len());
     let next = AtomicUsize::new(0);
+    let recorded = AtomicUsize::new(0);
     // One lock for what finished runs share: the tables on disk, the counts, and the first
     // write error, which stops the sweep (a full or read-only disk fails every later run).
     let finished = Mutex::new(&mut summary);
@@ -192,12 +194,12 @@ pub fn run_sweep(
                         continue;
                     }
                     let device = devices[i];
-                    let rows = prepared
+                    let work = prepared
                         .datasets
                         .get(&run.config.data)
-                        .map(|d| d.train.rows)
-                        .unwrap_or(0);
-                    let bar = progress.run(&run.label, run.config.train.epochs, rows);
+                        .map(|d| RunWork::of(&run.config, d.train.rows, d.test.rows))
+                        .unwrap_or_default();
+                    let bar = progress.run(&run.label, work);
                     let Executed {
                         record,
                         write_error,
@@ -222,6 +224,8 @@ pub fn run_sweep(
                     }
                     // Released once the record and the tables show the run.
                     drop(claim);
+                    let n = recorded.fetch_add(1, Ordering::SeqCst) + 1;
+                    crate::test_signal::after_runs_finished(n);
                 }
             });
         }
@@ -293,6 +297,8 @@ pub(crate) struct Shared<'a> {
     pub(crate) datasets: &'a DataCache,
     /// Swept keys shown as text in HParams (integer-valued).
     pub(crate) text_keys: &'a [String],
+    /// The sweep's HParams experiment record, written into every run's log.
+    pub(crate) experiment: &'a ExperimentRecord,
     /// The git commit of the folder holding the spec, where it is a repository.
     pub(crate) experiments_commit: Option<&'a str>,
     /// Retrain finished runs, and start unfinished ones afresh rather than from checkpoints.

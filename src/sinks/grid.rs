@@ -63,6 +63,46 @@ impl Grid {
         Ok((width, height, png))
     }
 
+    /// The grid with a text label left of each row (a traversal's latent dimension and its
+    /// KL, say), as an RGB PNG's bytes.
+    pub fn labelled_png(&self, labels: &[String]) -> anyhow::Result<Vec<u8>> {
+        use plotters::prelude::*;
+        use plotters::style::text_anchor::{HPos, Pos, VPos};
+        super::font::register();
+        let (width, height, grey) = self.upscaled();
+        let row_height = height as f64 / self.rows.max(1) as f64;
+        let font_px = (row_height * 0.32).clamp(10.0, 18.0);
+        let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+        let margin = (longest as f64 * font_px * 0.6 + 12.0).ceil() as u32;
+        let total = width + margin;
+        let mut rgb = vec![255u8; (total * height * 3) as usize];
+        for y in 0..height {
+            for x in 0..width {
+                let v = grey[(y * width + x) as usize];
+                let at = ((y * total + margin + x) * 3) as usize;
+                rgb[at..at + 3].copy_from_slice(&[v, v, v]);
+            }
+        }
+        {
+            let area = BitMapBackend::with_buffer(&mut rgb, (total, height)).into_drawing_area();
+            let style = TextStyle::from(("sans-serif", font_px).into_font())
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Right, VPos::Center));
+            for (r, label) in labels.iter().enumerate().take(self.rows) {
+                let y = ((r as f64 + 0.5) * row_height) as i32;
+                area.draw_text(label, &style, (margin as i32 - 6, y))
+                    .map_err(|e| anyhow::anyhow!("cannot draw a row label: {e}"))?;
+            }
+            area.present()
+                .map_err(|e| anyhow::anyhow!("cannot draw the row labels: {e}"))?;
+        }
+        let mut png = Vec::new();
+        image::png::PngEncoder::new(&mut png)
+            .encode(&rgb, total, height, image::ColorType::Rgb8)
+            .map_err(|e| anyhow::anyhow!("cannot encode a {total}x{height} PNG: {e}"))?;
+        Ok(png)
+    }
+
     /// Writes the grid to `path` as a PNG, atomically.
     pub fn save_png(&self, path: &Path) -> anyhow::Result<()> {
         super::results::write_atomic(path, &self.png()?.2)

@@ -1,7 +1,9 @@
 //! Where results go: Parquet tables and per-run records, TensorBoard logs, trained models.
 
 pub mod claims;
+pub mod font;
 pub mod grid;
 pub mod model_file;
+pub mod parquet;
 pub mod results;
 pub mod tensorboard;

@@ -19,6 +19,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::parquet::write_parquet_atomic;
 use crate::spec::RunConfig;
 use crate::train::EpochMetrics;
 
@@ -66,6 +67,12 @@ pub struct RunRecord {
     /// The exact mean test log p(x), where the data's true model is known.
     pub exact_test_log_px: Option<f64>,
     pub active_units: Option<usize>,
+    /// Table data: the columns that were modelled, in order (null for other datasets).
+    #[serde(default)]
+    pub modelled_columns: Option<Vec<String>>,
+    /// What the data loader warned about (skipped columns, ...), kept with the row.
+    #[serde(default)]
+    pub data_notes: Option<String>,
     pub epochs_done: usize,
     /// Early stopping: the epoch after which the run stopped, and why.
     #[serde(default)]
@@ -298,13 +305,6 @@ pub fn write_atomic_with(
     result.map_err(|e| anyhow::anyhow!("cannot write {}: {e:#}", path.display()))
 }
 
-pub fn write_parquet_atomic(path: &Path, df: &mut DataFrame) -> anyhow::Result<()> {
-    write_atomic_with(path, |file| {
-        ParquetWriter::new(file).finish(df)?;
-        Ok(())
-    })
-}
-
 /// Columns of runs.parquet: identity and metrics first, then every config key (dotted).
 pub fn runs_frame(records: &[&RunRecord]) -> anyhow::Result<DataFrame> {
     let rows: Vec<BTreeMap<String, Value>> = records.iter().map(|r| run_row(r)).collect();
@@ -333,7 +333,42 @@ pub fn runs_frame(records: &[&RunRecord]) -> anyhow::Result<DataFrame> {
     }
     order.retain(|k| !front.contains(k));
     front.extend(order);
-    frame_from_rows(&rows, &front, &run_row(&template))
+    let mut frame = frame_from_rows(&rows, &front, &run_row(&template))?;
+    // A timestamp, not text, so pandas, polars and DuckDB can filter and sort by it.
+    let finished: Int64Chunked = records
+        .iter()
+        .map(|r| rfc3339_utc_seconds(&r.finished_at).map(|s| s * 1_000_000))
+        .collect();
+    let finished = finished
+        .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+        .into_series()
+        .with_name("finished_at".into());
+    frame.replace("finished_at", finished.into())?;
+    Ok(frame)
+}
+
+/// Seconds since the Unix epoch of a UTC timestamp as the runner writes it
+/// (`2026-11-30T04:39:34Z`); `None` for anything else.
+pub fn rfc3339_utc_seconds(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Days-from-civil (Howard Hinnant's algorithm), the inverse of the runner's formatter.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
 /// A record with every optional field filled, so that a column that is null in every row
@@ -347,6 +382,7 @@ fn template_record() -> RunRecord {
     config.data.columns = Some(vec![String::new()]);
     config.eval.log_px_examples = Some(0);
     config.runtime.workers = Some(0);
+    config.runtime.threads = Some(0);
     RunRecord {
         error: Some(String::new()),
         diverged_epoch: Some(0),
@@ -359,6 +395,8 @@ fn template_record() -> RunRecord {
         test_log_px: Some(0.0),
         exact_test_log_px: Some(0.0),
         active_units: Some(0),
+        modelled_columns: Some(vec![String::new()]),
+        data_notes: Some(String::new()),
         stopped_epoch: Some(0),
         stop_reason: Some(String::new()),
         experiments_commit: Some(String::new()),
@@ -516,4 +554,25 @@ fn frame_from_rows(
         columns.push(column);
     }
     Ok(DataFrame::new(rows.len(), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_timestamps_parse_to_unix_seconds() {
+        assert_eq!(rfc3339_utc_seconds("1970-01-01T00:00:00Z"), Some(0));
+        // 2000-03-01 is day 11017 (after a leap February in a century leap year).
+        assert_eq!(
+            rfc3339_utc_seconds("2000-03-01T00:00:00Z"),
+            Some(11_017 * 86_400)
+        );
+        assert_eq!(
+            rfc3339_utc_seconds("2026-11-30T04:39:34Z"),
+            Some(20_787 * 86_400 + 4 * 3600 + 39 * 60 + 34)
+        );
+        assert_eq!(rfc3339_utc_seconds("2026-13-01T00:00:00Z"), None);
+        assert_eq!(rfc3339_utc_seconds("yesterday"), None);
+    }
 }

@@ -259,6 +259,11 @@ impl RunBoard {
         self.write(plugin_value("_hparams_/session_start_info", &data), 0);
     }
 
+    /// The sweep's HParams experiment record (see `ExperimentRecord`).
+    pub fn experiment(&mut self, record: &ExperimentRecord) {
+        self.write(plugin_value("_hparams_/experiment", &record.0), 0);
+    }
+
     pub fn session_end(&mut self, ok: bool) {
         let mut info = SessionEndInfo::new();
         info.set_status(if ok {
@@ -301,70 +306,67 @@ fn as_text_if(v: &Value, text: bool) -> Value {
     }
 }
 
-/// The experiment record at the root of the TensorBoard folder: which hyperparameters were
-/// swept (with their values) and which metrics to tabulate.
-pub fn write_experiment(
-    dir: &Path,
-    name: &str,
-    swept: &[(String, Vec<Value>)],
-) -> Result<(), String> {
-    let text_keys = integer_keys(swept);
-    let mut experiment = Experiment::new();
-    experiment.set_name(name.to_string());
-    experiment.set_time_created_secs(now());
-    let infos = swept
-        .iter()
-        .map(|(key, values)| {
-            let mut info = HParamInfo::new();
-            info.set_name(key.clone());
-            let text = text_keys.contains(key);
-            info.set_field_type(match values.first() {
-                Some(Value::Number(_)) if !text => DataType::DATA_TYPE_FLOAT64,
-                Some(Value::Bool(_)) => DataType::DATA_TYPE_BOOL,
-                _ => DataType::DATA_TYPE_STRING,
-            });
-            let mut list = ListValue::new();
-            list.set_values(
-                values
-                    .iter()
-                    .map(|v| pb_value(&as_text_if(v, text)))
-                    .collect(),
-            );
-            info.set_domain_discrete(list);
-            info
-        })
-        .collect();
-    experiment.set_hparam_infos(RepeatedField::from_vec(infos));
-    let metrics = HPARAM_METRICS
-        .iter()
-        .map(|tag| {
-            let mut name = MetricName::new();
-            name.set_tag(tag.to_string());
-            let mut info = MetricInfo::new();
-            info.set_name(name);
-            info
-        })
-        .collect();
-    experiment.set_metric_infos(RepeatedField::from_vec(metrics));
-    let mut data = HParamsPluginData::new();
-    data.set_experiment(experiment);
-    let mut board = RunBoard::create(dir);
-    board.write(plugin_value("_hparams_/experiment", &data), 0);
-    board.flush();
-    if let Some(e) = board.error() {
-        let _ = std::fs::remove_file(&board.writer.path);
-        return Err(e.to_string());
+/// The HParams experiment record of a sweep: the swept keys with their values, and the
+/// metrics the table shows. TensorBoard reads it from any run, so every run's log carries
+/// it (`RunBoard::experiment`) rather than a file of its own at the top of `tb/`, which
+/// TensorBoard would list as an empty run named ".".
+pub struct ExperimentRecord(HParamsPluginData);
+
+impl ExperimentRecord {
+    pub fn new(name: &str, swept: &[(String, Vec<Value>)]) -> Self {
+        let text_keys = integer_keys(swept);
+        let mut experiment = Experiment::new();
+        experiment.set_name(name.to_string());
+        experiment.set_time_created_secs(now());
+        let infos = swept
+            .iter()
+            .map(|(key, values)| {
+                let mut info = HParamInfo::new();
+                info.set_name(key.clone());
+                let text = text_keys.contains(key);
+                info.set_field_type(match values.first() {
+                    Some(Value::Number(_)) if !text => DataType::DATA_TYPE_FLOAT64,
+                    Some(Value::Bool(_)) => DataType::DATA_TYPE_BOOL,
+                    _ => DataType::DATA_TYPE_STRING,
+                });
+                let mut list = ListValue::new();
+                list.set_values(
+                    values
+                        .iter()
+                        .map(|v| pb_value(&as_text_if(v, text)))
+                        .collect(),
+                );
+                info.set_domain_discrete(list);
+                info
+            })
+            .collect();
+        experiment.set_hparam_infos(RepeatedField::from_vec(infos));
+        let metrics = HPARAM_METRICS
+            .iter()
+            .map(|tag| {
+                let mut name = MetricName::new();
+                name.set_tag(tag.to_string());
+                let mut info = MetricInfo::new();
+                info.set_name(name);
+                info
+            })
+            .collect();
+        experiment.set_metric_infos(RepeatedField::from_vec(metrics));
+        let mut data = HParamsPluginData::new();
+        data.set_experiment(experiment);
+        Self(data)
     }
-    // One experiment record per folder: drop the ones earlier invocations wrote.
-    let keep = board.writer.path.clone();
+}
+
+/// Removes the experiment records that earlier versions wrote at the top of `tb/`.
+pub fn remove_top_level_events(dir: &Path) {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if path != keep && path.is_file() && name.starts_with("events.out.tfevents.") {
+        if path.is_file() && name.starts_with("events.out.tfevents.") {
             let _ = std::fs::remove_file(path);
         }
     }
-    Ok(())
 }
 
 fn plugin_value(tag: &str, data: &HParamsPluginData) -> Summary_Value {

@@ -112,7 +112,8 @@ pub fn traverse(
     let dir = run.out_dir(out)?;
     let latent = run.config().model.latent_dim;
     let (means, logvars) = posterior_params(&run.model, &run.data.test);
-    let order = by_kl(&kl_per_dimension(&means, &logvars, latent));
+    let kl = kl_per_dimension(&means, &logvars, latent);
+    let order = by_kl(&kl);
     let dims: Vec<usize> = order.into_iter().take(max_dims.max(1)).collect();
     let example = example.min(run.data.test.rows - 1);
     let base = &means[example * latent..(example + 1) * latent];
@@ -128,7 +129,14 @@ pub fn traverse(
     }
     let x = decode(run, z, dims.len() * steps);
     let path = dir.join("traversals.png");
-    grid_of(&x, dims.len() * steps, steps, shape).save_png(&path)?;
+    // Each row says which dimension it moves and how much information that dimension
+    // carries (its mean KL over the test set), most informative first.
+    let labels: Vec<String> = dims
+        .iter()
+        .map(|&j| format!("z{j}  KL {:.2}", kl[j]))
+        .collect();
+    let png = grid_of(&x, dims.len() * steps, steps, shape).labelled_png(&labels)?;
+    crate::sinks::results::write_atomic(&path, &png)?;
     Ok(vec![path])
 }
 

@@ -1,5 +1,9 @@
 //! `runner eval`: re-estimate a trained run's test log p(x) with more importance samples
 //! (the last step of the IWAE paper's protocol, K = 5000) and update its row.
+//!
+//! The row keeps the better-founded estimate: a new one replaces the recorded one only when
+//! it uses at least as many samples on at least as many examples (or `--replace` says so),
+//! so a quick check with K = 1000 never overwrites a K = 5000 number.
 
 use crate::eval;
 use crate::sinks::results::ResultsDir;
@@ -18,6 +22,14 @@ pub struct Reevaluation {
     pub previous_log_px: Option<f64>,
     pub previous_k: usize,
     pub previous_examples: usize,
+    /// Whether the row now holds the new estimate (else it kept the previous one).
+    pub recorded: bool,
+}
+
+/// Whether an estimate with `k` samples on `examples` examples may replace the recorded
+/// one (`previous`: its K and examples, where there is one).
+pub fn supersedes(k: usize, examples: usize, previous: Option<(usize, usize)>) -> bool {
+    previous.is_none_or(|(pk, pn)| k >= pk && examples >= pn)
 }
 
 /// Recomputes the test ELBO and estimates log p(x) with `k` samples on the first `examples`
@@ -27,6 +39,7 @@ pub fn reevaluate(
     run: &mut TrainedRun,
     k: usize,
     examples: Option<usize>,
+    replace: bool,
     progress: &mut dyn FnMut(usize, usize),
 ) -> anyhow::Result<Reevaluation> {
     anyhow::ensure!(k > 0, "--importance-samples: expected at least 1 sample");
@@ -47,6 +60,11 @@ pub fn reevaluate(
         &mut eval_rng(seed),
         &mut |done| progress(done, n),
     );
+    let previous = run
+        .record
+        .test_log_px
+        .map(|_| (run.record.log_px_k, run.record.log_px_examples));
+    let recorded = replace || supersedes(k, examples, previous);
     let result = Reevaluation {
         test_elbo: elbo,
         recorded_test_elbo: run.record.test_elbo,
@@ -56,7 +74,11 @@ pub fn reevaluate(
         previous_log_px: run.record.test_log_px,
         previous_k: run.record.log_px_k,
         previous_examples: run.record.log_px_examples,
+        recorded,
     };
+    if !recorded {
+        return Ok(result);
+    }
     // The run's folder is results/<experiment>/runs/<id>.
     let experiment = run
         .dir

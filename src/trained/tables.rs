@@ -8,7 +8,7 @@ use polars::prelude::*;
 use super::TrainedRun;
 use super::latent::{by_kl, kl_per_dimension};
 use crate::eval::posterior_params;
-use crate::sinks::results::write_parquet_atomic;
+use crate::sinks::parquet::write_parquet_atomic;
 
 /// A table with an integer `index` column and, per block, `name_0 … name_{width-1}`
 /// columns from a row-major [rows, width] block.

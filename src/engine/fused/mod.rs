@@ -137,6 +137,10 @@ impl FusedEngine {
 }
 
 impl Engine for FusedEngine {
+    fn name(&self) -> &'static str {
+        "fused"
+    }
+
     fn step(
         &mut self,
         x: &Matrix,

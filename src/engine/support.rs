@@ -1,0 +1,123 @@
+//! What the fused engine can train: decided field by field over every config that changes
+//! what a step computes. Each config is destructured without `..`, so a field added to the
+//! model, objective or training config does not compile until someone says here whether
+//! the fused engine computes it; a model it cannot train is refused with the reason by
+//! `engine::start` itself (library callers included), never trained differently from what
+//! is evaluated.
+
+use crate::spec::{
+    Activation, LikelihoodKind, MlpConfig, ModelConfig, ObjectiveConfig, PriorKind, RunConfig,
+    TrainConfig, VarianceKind,
+};
+
+/// Why the fused engine cannot train a run: the spec key and what it asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unsupported {
+    pub key: &'static str,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.key, self.reason)
+    }
+}
+
+/// `Ok` when the fused engine trains `config` exactly as burn's autodiff would.
+pub fn fused(config: &RunConfig) -> Result<(), Unsupported> {
+    model(&config.model)?;
+    objective(&config.objective)?;
+    training(&config.train)
+}
+
+fn model(m: &ModelConfig) -> Result<(), Unsupported> {
+    let ModelConfig {
+        latent_dim: _,
+        encoder,
+        decoder,
+        likelihood,
+        variance,
+        fixed_variance: _,
+        prior,
+        prior_learned: _,
+        prior_components: _,
+        init: _,
+        init_std: _,
+        logvar_limit: _,
+    } = m;
+    mlp(encoder, "model.encoder.activation")?;
+    mlp(decoder, "model.decoder.activation")?;
+    match prior {
+        PriorKind::StandardNormal => {}
+        PriorKind::Normal | PriorKind::Mixture => {
+            let name = serde_json::to_string(prior).unwrap_or_default();
+            return Err(Unsupported {
+                key: "model.prior",
+                reason: format!("{name}: the fused engine has the standard normal prior only"),
+            });
+        }
+    }
+    match (likelihood, variance) {
+        (LikelihoodKind::Gaussian, VarianceKind::Head) => Err(Unsupported {
+            key: "model.variance",
+            reason: "\"head\": the fused engine has fixed and learned variances only".into(),
+        }),
+        (LikelihoodKind::Bernoulli, _)
+        | (LikelihoodKind::Gaussian, VarianceKind::Fixed | VarianceKind::Learned) => Ok(()),
+    }
+}
+
+fn mlp(config: &MlpConfig, key: &'static str) -> Result<(), Unsupported> {
+    let MlpConfig { hidden: _, activation } = config;
+    match activation {
+        Activation::Gelu => Err(Unsupported {
+            key,
+            reason: "\"gelu\": not among the fused engine's activations".into(),
+        }),
+        Activation::Tanh
+        | Activation::Relu
+        | Activation::Softplus
+        | Activation::Sigmoid
+        | Activation::Elu
+        | Activation::LeakyRelu
+        | Activation::Identity => Ok(()),
+    }
+}
+
+/// Every objective setting is computed by the fused engine (ELBO with analytic or Monte
+/// Carlo KL, L samples, β and its warm-up; IWAE(k)).
+fn objective(o: &ObjectiveConfig) -> Result<(), Unsupported> {
+    let ObjectiveConfig {
+        kind: _,
+        beta: _,
+        mc_samples: _,
+        kl: _,
+        iwae_k: _,
+        kl_warmup_epochs: _,
+    } = o;
+    Ok(())
+}
+
+/// Every optimiser and schedule is the fused engine's too (Adam, AdaGrad, SGD, weight
+/// decay, the learning-rate schedules); the rest is the loop's, shared by both engines.
+fn training(t: &TrainConfig) -> Result<(), Unsupported> {
+    let TrainConfig {
+        epochs: _,
+        batch_size: _,
+        optimizer: _,
+        lr: _,
+        lr_schedule: _,
+        weight_decay: _,
+        adam_beta1: _,
+        adam_beta2: _,
+        adam_epsilon: _,
+        seed: _,
+        shuffle: _,
+        divergence_factor: _,
+        checkpoint_every_epochs: _,
+        keep_last: _,
+        early_stopping_patience: _,
+        early_stopping_min_delta: _,
+    } = t;
+    Ok(())
+}

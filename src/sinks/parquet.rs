@@ -1,0 +1,72 @@
+//! Parquet files that every mainstream reader opens.
+//!
+//! polars stores its strings as Arrow `string_view` and records that in the file's embedded
+//! Arrow schema (`ARROW:schema`), which pyarrow honours: pandas then fails on a list of
+//! strings ("Not implemented type for Arrow list to pandas: string_view"). The Parquet
+//! columns themselves are plain UTF-8 byte arrays; only the embedded schema names the view
+//! type. So we write the schema polars produces for its oldest compatibility level
+//! (`large_string`, `large_list`, no view types), which pandas, pyarrow, polars and DuckDB
+//! all read.
+
+use std::path::Path;
+
+use polars::io::parquet::write::KeyValueMetadata;
+use polars::prelude::*;
+use polars_arrow::datatypes::{ArrowDataType, ArrowSchema};
+
+use super::results::write_atomic_with;
+
+/// Writes `df` to `path` atomically (see `write_atomic_with`), with an embedded Arrow
+/// schema free of view types.
+pub fn write_parquet_atomic(path: &Path, df: &mut DataFrame) -> anyhow::Result<()> {
+    let schema = df.schema().to_arrow(CompatLevel::oldest());
+    let key = polars_parquet::write::schema_to_metadata_key(&schema);
+    let metadata = KeyValueMetadata::from_static(vec![(key.key, key.value.unwrap_or_default())]);
+    write_atomic_with(path, |file| {
+        ParquetWriter::new(file)
+            .with_key_value_metadata(Some(metadata))
+            .finish(df)?;
+        Ok(())
+    })
+}
+
+/// The Arrow schema embedded in a Parquet file, exactly as a reader such as pyarrow sees
+/// it (polars' own reader turns strings into views on the way in, so it cannot tell).
+pub fn embedded_arrow_schema(path: &Path) -> anyhow::Result<ArrowSchema> {
+    use base64::Engine as _;
+    let mut file =
+        std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let metadata = polars_parquet::parquet::read::read_metadata(&mut file)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let encoded = metadata
+        .key_value_metadata()
+        .iter()
+        .flatten()
+        .find(|kv| kv.key == "ARROW:schema")
+        .and_then(|kv| kv.value.clone())
+        .ok_or_else(|| anyhow::anyhow!("{}: no embedded Arrow schema", path.display()))?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded)?;
+    // A continuation marker (0xFFFFFFFF) and a length precede the IPC message.
+    let message = if bytes.starts_with(&[255, 255, 255, 255]) {
+        &bytes[8..]
+    } else {
+        &bytes[4..]
+    };
+    let (schema, _, _) = polars_arrow::io::ipc::read::deserialize_schema(message)?;
+    Ok(schema)
+}
+
+/// Whether an Arrow type is, or contains, a view type (`string_view`, `binary_view`), which pandas cannot convert.
+pub fn has_view_type(dtype: &ArrowDataType) -> bool {
+    use ArrowDataType as D;
+    match dtype {
+        D::Utf8View | D::BinaryView => true,
+        D::List(field) | D::LargeList(field) | D::FixedSizeList(field, _) | D::Map(field, _) => {
+            has_view_type(&field.dtype)
+        }
+        D::Struct(fields) => fields.iter().any(|f| has_view_type(&f.dtype)),
+        D::Dictionary(_, value, _) => has_view_type(value),
+        D::Extension(ext) => has_view_type(&ext.inner),
+        _ => false,
+    }
+}

@@ -1,0 +1,112 @@
+//! A signal the process sends itself at an exact point, for tests that must stop a run
+//! there (kill -9 after a given minibatch, SIGTERM mid-epoch, SIGSTOP once N runs have
+//! finished) instead of sleeping and hoping to land there.
+//!
+//! `AEVB_TEST_SIGNAL="epoch=E,step=M,signal=KILL"`: after minibatch M (1-based) of epoch E
+//! (1-based) of a run; `"runs=N,signal=STOP"`: once N runs of the sweep have their record.
+//! Signals: TERM, KILL, STOP, INT. It fires at most once per process. Unset (always, outside
+//! tests), it costs one load per minibatch.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub const TEST_SIGNAL_ENV: &str = "AEVB_TEST_SIGNAL";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Point {
+    Step { epoch: usize, step: usize },
+    RunsFinished(usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Planned {
+    point: Point,
+    signal: libc::c_int,
+}
+
+fn parse(text: &str) -> Option<Planned> {
+    let mut fields = std::collections::BTreeMap::new();
+    for part in text.split(',') {
+        let (k, v) = part.split_once('=')?;
+        fields.insert(k.trim(), v.trim());
+    }
+    let number = |k: &str| fields.get(k).and_then(|v| v.parse::<usize>().ok());
+    let point = match (number("epoch"), number("step"), number("runs")) {
+        (Some(epoch), Some(step), None) => Point::Step { epoch, step },
+        (None, None, Some(n)) => Point::RunsFinished(n),
+        _ => return None,
+    };
+    let signal = match *fields.get("signal")? {
+        "TERM" => libc::SIGTERM,
+        "KILL" => libc::SIGKILL,
+        "STOP" => libc::SIGSTOP,
+        "INT" => libc::SIGINT,
+        _ => return None,
+    };
+    Some(Planned { point, signal })
+}
+
+fn planned() -> Option<Planned> {
+    static PLANNED: OnceLock<Option<Planned>> = OnceLock::new();
+    *PLANNED.get_or_init(|| {
+        let text = std::env::var(TEST_SIGNAL_ENV).ok()?;
+        let planned = parse(&text);
+        if planned.is_none() {
+            eprintln!("warning: {TEST_SIGNAL_ENV}={text} is not understood; ignored");
+        }
+        planned
+    })
+}
+
+fn fire_at(point: Point) {
+    static FIRED: AtomicBool = AtomicBool::new(false);
+    let Some(p) = planned() else { return };
+    if p.point == point && !FIRED.swap(true, Ordering::SeqCst) {
+        // To this thread: a handled signal (TERM, INT) then runs before `raise` returns,
+        // so the loop sees it at this very minibatch; KILL and STOP act on the process.
+        // SAFETY: raising a signal in our own thread.
+        unsafe {
+            libc::raise(p.signal);
+        }
+    }
+}
+
+/// Minibatch `step` (1-based) of epoch `epoch` (1-based) has just been taken.
+pub fn after_step(epoch: usize, step: usize) {
+    if planned().is_some() {
+        fire_at(Point::Step { epoch, step });
+    }
+}
+
+/// `n` runs of the sweep have their record.
+pub fn after_runs_finished(n: usize) {
+    if planned().is_some() {
+        fire_at(Point::RunsFinished(n));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_and_signals_parse_and_nonsense_does_not() {
+        assert_eq!(
+            parse("epoch=2,step=10,signal=TERM"),
+            Some(Planned {
+                point: Point::Step { epoch: 2, step: 10 },
+                signal: libc::SIGTERM
+            })
+        );
+        assert_eq!(
+            parse("runs=2, signal=KILL"),
+            Some(Planned {
+                point: Point::RunsFinished(2),
+                signal: libc::SIGKILL
+            })
+        );
+        assert_eq!(parse("epoch=2,signal=TERM"), None);
+        assert_eq!(parse("runs=1,signal=HUP"), None);
+        assert_eq!(parse("runs=1,epoch=2,step=1,signal=KILL"), None);
+    }
+}

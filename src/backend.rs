@@ -2,7 +2,7 @@
 
 use burn::tensor::{Device, Tensor};
 
-use crate::spec::{BackendKind, RunConfig};
+use crate::spec::BackendKind;
 
 /// Where `backend = "cpu"` trains when the fused engine does not cover the model: flex
 /// measured faster than ndarray on the 2-core machine, 5.98 s against 7.12 s for an epoch of
@@ -15,21 +15,6 @@ pub fn resolve(kind: BackendKind) -> BackendKind {
         BackendKind::Cpu | BackendKind::Fused => DEFAULT_CPU,
         other => other,
     }
-}
-
-/// What trains a run: `cpu` is the fused engine where it covers the model (the fastest CPU
-/// route measured, README "Performance"), flex otherwise; other kinds are themselves.
-pub fn resolve_for(config: &RunConfig) -> BackendKind {
-    match config.runtime.backend {
-        BackendKind::Cpu if fused_unsupported(config).is_none() => BackendKind::Fused,
-        BackendKind::Cpu => DEFAULT_CPU,
-        other => other,
-    }
-}
-
-/// Why the fused engine cannot train `config`, if it cannot.
-pub fn fused_unsupported(config: &RunConfig) -> Option<String> {
-    crate::engine::fused::layout::unsupported(&config.model)
 }
 
 pub fn name(kind: BackendKind) -> &'static str {
@@ -60,20 +45,6 @@ pub fn cores() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-}
-
-/// Threads that compute one run: `runtime.threads`, else the cores split evenly between the
-/// `workers` runs trained at once. Only the fused engine uses more than one (burn's CPU
-/// backends are built without their thread pools; a CUDA run is driven by one host thread).
-/// Recorded with every run: with the backend and seed, what reproduces its numbers.
-pub fn threads_per_run(config: &RunConfig, workers: usize) -> usize {
-    match resolve_for(config) {
-        BackendKind::Fused => config
-            .runtime
-            .threads
-            .unwrap_or_else(|| (cores() / workers.max(1)).max(1)),
-        _ => 1,
-    }
 }
 
 /// The plain (inference) device for a backend; `.autodiff()` gives the training one.

@@ -19,6 +19,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::sinks::results::write_atomic;
+use crate::spec::RunConfig;
 use crate::train::{Checkpoint, Resume, TrainState};
 
 /// The contents of `state.toml`. TOML rather than JSON: serde_json's float parser is not
@@ -28,6 +29,10 @@ use crate::train::{Checkpoint, Resume, TrainState};
 struct StateFile {
     run_id: String,
     aevb_version: String,
+    /// The engine that wrote it and its numerics version (`engine::identity`): a checkpoint
+    /// continues only a run of that same engine.
+    #[serde(default)]
+    engine: String,
     /// The TensorBoard event file and its length when the checkpoint was taken.
     board: Option<BoardPosition>,
     train: TrainState,
@@ -90,6 +95,11 @@ impl Checkpoints {
             let file = StateFile {
                 run_id: self.run_id.clone(),
                 aevb_version: crate::VERSION.to_string(),
+                engine: format!(
+                    "{}/{}",
+                    checkpoint.engine.name(),
+                    crate::engine::NUMERICS_VERSION
+                ),
                 board,
                 train: state.clone(),
             };
@@ -140,9 +150,17 @@ impl Checkpoints {
 
     /// The newest checkpoint that reads back whole and belongs to this run and version.
     /// `note` receives why a checkpoint was passed over (unreadable, another version).
-    pub fn latest(&self, note: &mut dyn FnMut(String)) -> Option<Loaded> {
+    /// The newest checkpoint that can continue a run of `config`; each one passed over
+    /// (unreadable, or written by another engine or numerics) is said in a `note`, so a
+    /// run is never stuck on a checkpoint it cannot use: with none left it starts afresh.
+    pub fn latest(&self, config: &RunConfig, note: &mut dyn FnMut(String)) -> Option<Loaded> {
         for path in self.list().into_iter().rev() {
-            match self.load(&path) {
+            let usable = self.load(&path).and_then(|(loaded, engine)| {
+                crate::engine::accepts(config, &loaded.resume.engine, &engine)
+                    .map_err(anyhow::Error::msg)?;
+                Ok(loaded)
+            });
+            match usable {
                 Ok(loaded) => return Some(loaded),
                 Err(e) => note(format!("checkpoint {} not used: {e:#}", path.display())),
             }
@@ -150,7 +168,8 @@ impl Checkpoints {
         None
     }
 
-    fn load(&self, path: &Path) -> anyhow::Result<Loaded> {
+    /// A checkpoint and the engine identity that wrote it.
+    fn load(&self, path: &Path) -> anyhow::Result<(Loaded, String)> {
         let read = |name: &str| {
             std::fs::read(path.join(name))
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.join(name).display()))
@@ -168,14 +187,15 @@ impl Checkpoints {
             );
         }
         let engine = crate::engine::Saved::read(path)?;
-        Ok(Loaded {
+        let loaded = Loaded {
             resume: Resume {
                 state: state.train,
                 engine,
             },
             board: state.board,
             path: path.to_path_buf(),
-        })
+        };
+        Ok((loaded, state.engine))
     }
 
     /// Removes every checkpoint, and what a killed writer left half-done.

@@ -152,7 +152,7 @@ pub fn check_backends(runs: &[PlannedRun], file: &str) -> Result<Devices, SpecEr
     let mut devices = Devices::default();
     for run in runs {
         if run.config.runtime.backend == BackendKind::Fused
-            && let Some(why) = crate::backend::fused_unsupported(&run.config)
+            && let Some(why) = crate::engine::fused_unsupported(&run.config)
         {
             return Err(SpecError::new(
                 file,

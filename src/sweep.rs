@@ -219,13 +219,22 @@ pub fn run_id(config: &RunConfig) -> String {
     // the machine, and one run's id must not change with it.
     c.runtime.threads = None;
     c.runtime.results_dir = String::new();
+    // What trains it, not how the spec asked: `cpu` that resolves to the fused engine and
+    // an explicit `fused` are one run.
+    c.runtime.backend = crate::engine::kind_for(config);
     c.train.checkpoint_every_epochs = 0;
     c.train.keep_last = 1;
     // However a data path is written (relative, `./`, a trailing slash), it names the same
     // data: the id hashes its canonical form.
     c.data.path = c.data.path.as_deref().map(canonical_path);
     c.data.test_path = c.data.test_path.as_deref().map(canonical_path);
-    let canonical = serde_json::to_string(&c).unwrap_or_default();
+    // The engine that trains it (with its numerics version) is part of what a run is:
+    // `backend = "cpu"` on the fused engine and on flex are two runs with two ids.
+    let canonical = format!(
+        "{}|engine={}",
+        serde_json::to_string(&c).unwrap_or_default(),
+        crate::engine::identity(config)
+    );
     let digest = Sha256::digest(canonical.as_bytes());
     digest[..6].iter().map(|b| format!("{b:02x}")).collect()
 }

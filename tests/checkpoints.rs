@@ -532,3 +532,38 @@ fn early_stopping_ends_a_run_that_stopped_improving() {
         "{r:?}"
     );
 }
+
+#[test]
+fn a_checkpoint_of_another_engine_or_numerics_is_passed_over_not_stuck() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write(dir.path(), "resume.toml", LONG_DIGITS);
+    let reference = dir.path().join("reference");
+    assert!(run_sweep(&spec, &reference, &[]).status.success());
+    let results = dir.path().join("results");
+    let (status, stderr) = sweep_until(&spec, &results, 3, 2, "KILL");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{stderr}");
+    // Make every checkpoint claim another engine's numerics, as one from an older aevb
+    // (or the other engine) would.
+    let folder = run_dir(&results, "resume").join("checkpoints");
+    for checkpoint in std::fs::read_dir(&folder).unwrap().flatten() {
+        let state = checkpoint.path().join("state.toml");
+        let text = std::fs::read_to_string(&state).unwrap();
+        assert!(text.contains("engine = \"fused/"), "{text}");
+        let text = text.replace("engine = \"fused/", "engine = \"flex/");
+        std::fs::write(&state, text).unwrap();
+    }
+    let out = run_sweep(&spec, &results, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("not used: written by flex/") && stderr.contains("trains on fused/"),
+        "{stderr}"
+    );
+    // Trained afresh, to the uninterrupted run's numbers.
+    let (a, b) = (record(&reference, "resume"), record(&results, "resume"));
+    for key in METRICS {
+        assert_eq!(a[key], b[key], "{key}");
+    }
+    assert_eq!(b["resumes"], 0);
+}

@@ -257,3 +257,97 @@ fn one_and_two_threads_give_the_same_bits() {
         );
     }
 }
+
+#[test]
+fn the_engine_refuses_through_the_library_what_it_cannot_train_and_says_why() {
+    let mut c = small(&[9], &[9], Activation::Gelu);
+    c.runtime.backend = BackendKind::Fused;
+    let mut init_rng = StdRng::seed_from_u64(1);
+    let refused = engine::start(&c, D, &flex(), 1, &mut init_rng, None)
+        .err()
+        .expect("GELU is not the fused engine's");
+    let message = format!("{refused:#}");
+    assert!(
+        message.contains("model.encoder.activation") && message.contains("gelu"),
+        "{message}"
+    );
+    // `cpu` trains it on autodiff instead, never on the fused engine with another maths.
+    c.runtime.backend = BackendKind::Cpu;
+    assert!(!engine::uses_fused(&c));
+    let trained = engine::start(&c, D, &flex(), 1, &mut init_rng, None).unwrap();
+    assert_eq!(trained.name(), "flex");
+    // A mixture prior likewise, through train::train, the library's whole loop.
+    let mut m = small(&[9], &[9], Activation::Tanh);
+    m.model.prior = aevb::spec::PriorKind::Mixture;
+    m.objective.kl = KlMode::MonteCarlo;
+    m.runtime.backend = BackendKind::Fused;
+    m.data.dataset = aevb::spec::DatasetKind::Digits;
+    let data = aevb::data::load(&m.data).unwrap();
+    let err = aevb::train::train(&m, &data, &flex(), 1, &mut aevb::train::Silent, None)
+        .err()
+        .expect("the mixture prior is not the fused engine's");
+    assert!(format!("{err:#}").contains("model.prior"), "{err:#}");
+}
+
+#[test]
+fn run_ids_differ_between_engines() {
+    let mut c = small(&[9], &[9], Activation::Tanh);
+    c.runtime.backend = BackendKind::Cpu;
+    let on_fused = aevb::sweep::run_id(&c);
+    c.runtime.backend = BackendKind::Fused;
+    assert_eq!(
+        aevb::sweep::run_id(&c),
+        on_fused,
+        "cpu resolves to the fused engine here"
+    );
+    c.runtime.backend = BackendKind::Flex;
+    assert_ne!(aevb::sweep::run_id(&c), on_fused);
+}
+
+/// Five epochs on digits from the same weights and noise: the two engines' test ELBOs agree
+/// to within 0.05 nats (their f32 sums run in different orders, and training amplifies the
+/// differences a little), for three different models.
+#[test]
+fn five_epochs_on_both_engines_land_on_the_same_test_elbo() {
+    let mut models = Vec::new();
+    let mut a = RunConfig::default();
+    a.model.latent_dim = 4;
+    a.model.encoder.hidden = vec![32];
+    a.model.decoder.hidden = vec![32];
+    models.push(("ELBO, ReLU, Bernoulli", a.clone()));
+    let mut b = a.clone();
+    b.model.encoder.activation = Activation::Tanh;
+    b.model.decoder.activation = Activation::Tanh;
+    b.objective.kind = ObjectiveKind::Iwae;
+    b.objective.iwae_k = 5;
+    models.push(("IWAE k = 5, tanh", b));
+    let mut g = a.clone();
+    g.model.likelihood = LikelihoodKind::Gaussian;
+    g.model.variance = VarianceKind::Learned;
+    g.objective.kl = KlMode::MonteCarlo;
+    g.objective.mc_samples = 2;
+    g.train.optimizer = OptimizerKind::Adagrad;
+    models.push(("Gaussian, MC KL, L = 2, AdaGrad", g));
+    for (what, mut c) in models {
+        c.data.dataset = aevb::spec::DatasetKind::Digits;
+        c.train.epochs = 5;
+        c.train.batch_size = 64;
+        c.train.lr = 3e-3;
+        let data = aevb::data::load(&c.data).unwrap();
+        let elbo = |backend| {
+            let mut config = c.clone();
+            config.runtime.backend = backend;
+            let out =
+                aevb::train::train(&config, &data, &flex(), 1, &mut aevb::train::Silent, None)
+                    .unwrap();
+            (out.engine, out.epochs.last().unwrap().test_elbo.unwrap())
+        };
+        let (fused_engine, fused) = elbo(BackendKind::Fused);
+        let (burn_engine, burn) = elbo(BackendKind::Flex);
+        assert_eq!((fused_engine, burn_engine), ("fused", "flex"));
+        assert!(
+            (fused - burn).abs() < 0.05,
+            "{what}: fused {fused}, flex {burn}"
+        );
+    }
+}

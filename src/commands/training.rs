@@ -94,14 +94,14 @@ fn compute_lines(runs: &[PlannedRun], concurrent: usize) -> Vec<String> {
     let mut fused = 0;
     let mut threads = 1;
     for run in runs {
-        let kind = backend::resolve_for(&run.config);
+        let kind = aevb::engine::kind_for(&run.config);
         if kind == aevb::spec::BackendKind::Fused {
             fused += 1;
-            threads = threads.max(backend::threads_per_run(&run.config, concurrent));
+            threads = threads.max(aevb::engine::threads_per_run(&run.config, concurrent));
         } else if run.config.runtime.backend == aevb::spec::BackendKind::Cpu
-            && let Some(why) = backend::fused_unsupported(&run.config)
+            && let Some(why) = aevb::engine::fused_unsupported(&run.config)
         {
-            fallback.push(format!("{} ({why})", run.label));
+            fallback.push(format!("{}: {why}", run.label));
         }
     }
     if fused > 0 {

@@ -4,6 +4,7 @@
 
 pub mod autodiff;
 pub mod fused;
+pub mod support;
 
 use std::path::Path;
 
@@ -12,7 +13,7 @@ use rand::rngs::StdRng;
 
 use crate::data::Matrix;
 use crate::model::Vae;
-use crate::spec::{ObjectiveConfig, RunConfig};
+use crate::spec::{BackendKind, ObjectiveConfig, RunConfig};
 
 pub trait Engine {
     /// One optimiser step on the minibatch `x`; returns its sums of the β-weighted bound,
@@ -68,10 +69,74 @@ impl Saved {
     }
 }
 
-/// Which engine trains `config`: fused where the backend asks for it (explicitly, or `cpu`
-/// on a model it covers), autodiff otherwise.
+/// Bumped whenever an engine's maths changes (a step, a bound, an initialisation): part of
+/// every run's identity and of every checkpoint, so that results and checkpoints of older
+/// numerics are never mixed with new ones.
+pub const NUMERICS_VERSION: u32 = 2;
+
+/// What trains `config`: `Fused` (aevb's engine) where the spec asks for it explicitly or
+/// says `cpu` and the engine covers the model (`support::fused`), else the burn backend
+/// autodiff runs on (`cpu` without cover falls to flex, the faster of burn's CPU backends).
+pub fn kind_for(config: &RunConfig) -> BackendKind {
+    match config.runtime.backend {
+        BackendKind::Cpu if support::fused(config).is_ok() => BackendKind::Fused,
+        BackendKind::Cpu => crate::backend::DEFAULT_CPU,
+        other => other,
+    }
+}
+
+/// Why the fused engine cannot train `config`, if it cannot.
+pub fn fused_unsupported(config: &RunConfig) -> Option<support::Unsupported> {
+    support::fused(config).err()
+}
+
+/// Which engine trains `config`: fused or burn's autodiff.
 pub fn uses_fused(config: &RunConfig) -> bool {
-    crate::backend::resolve_for(config) == crate::spec::BackendKind::Fused
+    kind_for(config) == BackendKind::Fused
+}
+
+/// The engine as a run's identity records it: its name and numerics version ("fused/2",
+/// "flex/2"). Two runs of one config on different engines are different runs.
+pub fn identity(config: &RunConfig) -> String {
+    format!(
+        "{}/{NUMERICS_VERSION}",
+        crate::backend::name(kind_for(config))
+    )
+}
+
+/// Threads that compute one run: `runtime.threads`, else the cores split evenly between the
+/// `workers` runs trained at once. Only the fused engine uses more than one (burn's CPU
+/// backends are built without their thread pools; a CUDA run is driven by one host thread).
+/// Recorded with every run: with the engine and seed, what reproduces its numbers.
+pub fn threads_per_run(config: &RunConfig, workers: usize) -> usize {
+    match kind_for(config) {
+        BackendKind::Fused => config
+            .runtime
+            .threads
+            .unwrap_or_else(|| (crate::backend::cores() / workers.max(1)).max(1)),
+        _ => 1,
+    }
+}
+
+/// Whether a checkpoint's engine state can continue a run of `config`: written by the
+/// engine that trains it now, with the same numerics (`identity`). The reason when not.
+pub fn accepts(config: &RunConfig, saved: &Saved, saved_identity: &str) -> Result<(), String> {
+    let wanted = identity(config);
+    let kind_matches = matches!(
+        (saved, uses_fused(config)),
+        (Saved::Fused(_), true) | (Saved::Autodiff { .. }, false)
+    );
+    if saved_identity != wanted || !kind_matches {
+        let written = if saved_identity.is_empty() {
+            "an older aevb".to_string()
+        } else {
+            saved_identity.to_string()
+        };
+        return Err(format!(
+            "written by {written}, but this run trains on {wanted}"
+        ));
+    }
+    Ok(())
 }
 
 /// Starts the run's engine: initial weights from the run's seed (the same for both engines),
@@ -85,6 +150,11 @@ pub fn start(
     init_rng: &mut StdRng,
     resume: Option<Saved>,
 ) -> anyhow::Result<Box<dyn Engine>> {
+    if config.runtime.backend == BackendKind::Fused
+        && let Err(why) = support::fused(config)
+    {
+        anyhow::bail!("the fused engine cannot train this run: {why}");
+    }
     if uses_fused(config) {
         let init = Vae::new(&config.model, data_dim, init_rng, device);
         let resume = match resume {

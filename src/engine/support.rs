@@ -14,12 +14,14 @@ use crate::spec::{
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unsupported {
     pub key: &'static str,
-    pub reason: String,
+    /// The value the config gives the key, as the spec writes it.
+    pub value: String,
+    pub reason: &'static str,
 }
 
 impl std::fmt::Display for Unsupported {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.key, self.reason)
+        write!(f, "{} = {} ({})", self.key, self.value, self.reason)
     }
 }
 
@@ -50,17 +52,18 @@ fn model(m: &ModelConfig) -> Result<(), Unsupported> {
     match prior {
         PriorKind::StandardNormal => {}
         PriorKind::Normal | PriorKind::Mixture => {
-            let name = serde_json::to_string(prior).unwrap_or_default();
             return Err(Unsupported {
                 key: "model.prior",
-                reason: format!("{name}: the fused engine has the standard normal prior only"),
+                value: serde_json::to_string(prior).unwrap_or_default(),
+                reason: "the fused engine has the standard normal prior only",
             });
         }
     }
     match (likelihood, variance) {
         (LikelihoodKind::Gaussian, VarianceKind::Head) => Err(Unsupported {
             key: "model.variance",
-            reason: "\"head\": the fused engine has fixed and learned variances only".into(),
+            value: "\"head\"".into(),
+            reason: "the fused engine has fixed and learned variances only",
         }),
         (LikelihoodKind::Bernoulli, _)
         | (LikelihoodKind::Gaussian, VarianceKind::Fixed | VarianceKind::Learned) => Ok(()),
@@ -68,11 +71,15 @@ fn model(m: &ModelConfig) -> Result<(), Unsupported> {
 }
 
 fn mlp(config: &MlpConfig, key: &'static str) -> Result<(), Unsupported> {
-    let MlpConfig { hidden: _, activation } = config;
+    let MlpConfig {
+        hidden: _,
+        activation,
+    } = config;
     match activation {
         Activation::Gelu => Err(Unsupported {
             key,
-            reason: "\"gelu\": not among the fused engine's activations".into(),
+            value: "\"gelu\"".into(),
+            reason: "not among the fused engine's activations",
         }),
         Activation::Tanh
         | Activation::Relu

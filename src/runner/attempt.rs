@@ -46,7 +46,7 @@ pub(super) fn execute(
         force,
         concurrent,
     } = *shared;
-    let threads = backend::threads_per_run(&run.config, concurrent);
+    let threads = crate::engine::threads_per_run(&run.config, concurrent);
     let started = Instant::now();
     let run_dir = out.run_dir(&run.id);
     let checkpoints = Checkpoints::new(&run_dir, &run.id);
@@ -55,7 +55,7 @@ pub(super) fn execute(
         None
     } else {
         checkpoints.remove_unfinished();
-        checkpoints.latest(&mut |note| bar.note(&note))
+        checkpoints.latest(&run.config, &mut |note| bar.note(&note))
     };
     let seconds_before = loaded
         .as_ref()
@@ -112,7 +112,7 @@ pub(super) fn execute(
         status: RunStatus::Failed,
         config: run.config.clone(),
         log_px_k: run.config.eval.importance_samples,
-        backend: backend::name(backend::resolve_for(&run.config)).to_string(),
+        backend: backend::name(crate::engine::kind_for(&run.config)).to_string(),
         threads,
         aevb_version: VERSION.to_string(),
         experiments_commit: experiments_commit.map(str::to_string),

@@ -303,6 +303,6 @@ pub(crate) struct Shared<'a> {
     pub(crate) experiments_commit: Option<&'a str>,
     /// Retrain finished runs, and start unfinished ones afresh rather than from checkpoints.
     pub(crate) force: bool,
-    /// Runs trained at once: the cores are split between them (`backend::threads_per_run`).
+    /// Runs trained at once: the cores are split between them (`engine::threads_per_run`).
     pub(crate) concurrent: usize,
 }

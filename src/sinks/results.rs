@@ -93,7 +93,7 @@ pub struct RunRecord {
     #[serde(deserialize_with = "crate::train::f64_or_nan")]
     pub samples_per_second: f64,
     pub backend: String,
-    /// Host threads that computed the run (see `backend::threads_per_run`).
+    /// Host threads that computed the run (see `engine::threads_per_run`).
     #[serde(default)]
     pub threads: usize,
     pub aevb_version: String,

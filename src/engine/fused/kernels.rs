@@ -66,7 +66,7 @@ multiversion! {
             }),
             Activation::LeakyRelu => pairs.for_each(|(y, &x)| *y = if x > 0.0 { x } else { 0.01 * x }),
             Activation::Identity => post.copy_from_slice(pre),
-            Activation::Gelu => unreachable!("refused by layout::unsupported"),
+            Activation::Gelu => unreachable!("refused by engine::support::fused"),
         }
     }
 }
@@ -84,7 +84,7 @@ multiversion! {
             Activation::Elu => it.for_each(|(g, (&x, &y))| *g *= if x > 0.0 { 1.0 } else { y + 1.0 }),
             Activation::LeakyRelu => it.for_each(|(g, (&x, _))| *g *= if x > 0.0 { 1.0 } else { 0.01 }),
             Activation::Identity => {}
-            Activation::Gelu => unreachable!("refused by layout::unsupported"),
+            Activation::Gelu => unreachable!("refused by engine::support::fused"),
         }
     }
 }

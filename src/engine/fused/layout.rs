@@ -58,26 +58,6 @@ pub struct Layout {
     pub len: usize,
 }
 
-/// What the fused engine cannot train (the autodiff engine trains everything), if anything.
-pub fn unsupported(model: &ModelConfig) -> Option<String> {
-    use crate::spec::PriorKind;
-    if model.prior != PriorKind::StandardNormal {
-        let name = serde_json::to_string(&model.prior).unwrap_or_default();
-        return Some(format!(
-            "model.prior = {name}: the fused engine has the standard normal prior only"
-        ));
-    }
-    for (key, mlp) in [("encoder", &model.encoder), ("decoder", &model.decoder)] {
-        if mlp.activation == Activation::Gelu {
-            return Some(format!("model.{key}.activation = \"gelu\""));
-        }
-    }
-    if model.likelihood == LikelihoodKind::Gaussian && model.variance == VarianceKind::Head {
-        return Some("model.variance = \"head\"".into());
-    }
-    None
-}
-
 struct Builder {
     slots: Vec<Slot>,
     len: usize,

@@ -2,7 +2,7 @@
 //! f32 buffers, matrix products by gemm on the run's threads, every elementwise step one
 //! vectorised pass, and the optimiser one loop over all parameters. On the 2-core machine it
 //! trains the canonical VAE and Burda's IWAE faster than burn-flex and PyTorch (README,
-//! "Performance"); models it does not cover train on burn (see [`layout::unsupported`]).
+//! "Performance"); models it does not cover train on burn (see [`super::support`], which `engine::start` asks).
 
 pub mod kernels;
 pub mod layout;

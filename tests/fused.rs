@@ -351,3 +351,60 @@ fn five_epochs_on_both_engines_land_on_the_same_test_elbo() {
         );
     }
 }
+
+/// A minibatch of 150 examples is three blocks (64, 64, 22) computed apart and added in
+/// order: the step matches burn's autodiff on the whole minibatch, and 1, 2 and 3 threads
+/// give the same bits by construction (the blocks do not depend on the thread count).
+#[test]
+fn blocked_minibatches_match_autodiff_and_give_the_same_bits_on_any_thread_count() {
+    let mut c = small(&[40], &[40], Activation::Tanh);
+    c.objective.kind = ObjectiveKind::Iwae;
+    c.objective.iwae_k = 3;
+    c.train.optimizer = OptimizerKind::Sgd;
+    c.train.weight_decay = 0.0;
+    let n = 150;
+    let mut rng = StdRng::seed_from_u64(5);
+    let x = Matrix::new(n, D, (0..n * D).map(|_| rng.random::<f32>()).collect());
+    let run = |backend, threads| {
+        let mut config = c.clone();
+        config.runtime.backend = backend;
+        let mut init_rng = StdRng::seed_from_u64(11);
+        let mut engine = engine::start(&config, D, &flex(), threads, &mut init_rng, None).unwrap();
+        let before = parameters(&engine.model());
+        let sums = engine.step(
+            &x,
+            &config.objective,
+            1.0,
+            1.0,
+            &mut StdRng::seed_from_u64(9),
+        );
+        (before, parameters(&engine.model()), sums)
+    };
+    let (b0, b1, burn_sums) = run(BackendKind::Flex, 1);
+    let (f0, f1, fused_sums) = run(BackendKind::Fused, 1);
+    assert_eq!(b0, f0);
+    for i in 0..3 {
+        let scale = burn_sums[i].abs().max(1.0);
+        assert!(
+            (burn_sums[i] - fused_sums[i]).abs() < 1e-4 * scale,
+            "{burn_sums:?} vs {fused_sums:?}"
+        );
+    }
+    for ((name, before), ((_, after_b), (_, after_f))) in b0.iter().zip(b1.iter().zip(&f1)) {
+        let grad_b: Vec<f32> = before.iter().zip(after_b).map(|(p, q)| p - q).collect();
+        let grad_f: Vec<f32> = before.iter().zip(after_f).map(|(p, q)| p - q).collect();
+        if let Err(e) = close(&grad_f, &grad_b, 2e-3) {
+            panic!("{name}: {e}");
+        }
+    }
+    for threads in [2, 3] {
+        let (_, other, sums) = run(BackendKind::Fused, threads);
+        assert_eq!(sums, fused_sums, "{threads} threads: the sums");
+        for ((name, a), (_, b)) in f1.iter().zip(&other) {
+            assert!(
+                a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{name} differs between 1 and {threads} threads"
+            );
+        }
+    }
+}

@@ -92,12 +92,19 @@ multiversion! {
 multiversion! {
     /// Bernoulli log-likelihood with logits: for each row r of `logits` (rows × d), against
     /// data row r mod n of `x`, `log_px[r] = Σ x·l − softplus(l)`. The logits are replaced by
-    /// σ(l), which is what the gradient needs. `scratch` holds one row.
-    pub fn bernoulli_log_px(logits: &mut [f32], x: &[f32], log_px: &mut [f32], scratch: &mut [f32]) {
+    /// σ(l), which is what the gradient needs. `scratch` holds one row; `first_row` is the
+    /// index of `logits`' first row in the whole minibatch (pieces of it run on threads).
+    pub fn bernoulli_log_px(
+        logits: &mut [f32],
+        x: &[f32],
+        log_px: &mut [f32],
+        scratch: &mut [f32],
+        first_row: usize,
+    ) {
         let d = scratch.len();
         let n = x.len() / d;
         for (r, (row, out)) in logits.chunks_exact_mut(d).zip(log_px.iter_mut()).enumerate() {
-            let xr = &x[(r % n) * d..][..d];
+            let xr = &x[((first_row + r) % n) * d..][..d];
             for ((l, t), &xv) in row.iter_mut().zip(scratch.iter_mut()).zip(xr) {
                 let (softplus, sigmoid) = math::softplus_sigmoid(*l);
                 *t = xv * *l - softplus;
@@ -110,11 +117,11 @@ multiversion! {
 
 multiversion! {
     /// The logits' gradient: row r of σ(l) (from [`bernoulli_log_px`]) becomes
-    /// `c[r] · (x − σ(l))`, where c[r] = ∂loss/∂log_px[r].
-    pub fn bernoulli_backward(sigmoid: &mut [f32], x: &[f32], coef: &[f32], d: usize) {
+    /// `c[r] · (x − σ(l))`, where c[r] = ∂loss/∂log_px[r]; `first_row` as above.
+    pub fn bernoulli_backward(sigmoid: &mut [f32], x: &[f32], coef: &[f32], d: usize, first_row: usize) {
         let n = x.len() / d;
         for (r, (row, &c)) in sigmoid.chunks_exact_mut(d).zip(coef).enumerate() {
-            let xr = &x[(r % n) * d..][..d];
+            let xr = &x[((first_row + r) % n) * d..][..d];
             for (s, &xv) in row.iter_mut().zip(xr) {
                 *s = c * (xv - *s);
             }

@@ -41,6 +41,22 @@ pub struct FusedEngine {
     device: Device,
     /// The model's structure (heads, prior) to copy the trained values into.
     template: Vae,
+    /// Per-block buffers of `blocked_step`, and the one-thread product runner they use.
+    blocks: Vec<Block>,
+    single: Threads,
+}
+
+/// Examples per block of a minibatch (see `FusedEngine::blocked_step`). Fixed, so that the
+/// numbers do not depend on the thread count; 64 rows keep gemm's kernels efficient.
+pub const BLOCK_EXAMPLES: usize = 64;
+
+/// One block's buffers, reused from step to step.
+#[derive(Default)]
+struct Block {
+    workspace: Workspace,
+    grads: Vec<f32>,
+    eps: Vec<f32>,
+    sums: [f64; 3],
 }
 
 /// What a checkpoint of this engine holds.
@@ -125,7 +141,79 @@ impl FusedEngine {
             eps: Vec::new(),
             device: device.clone(),
             template: init,
+            blocks: Vec::new(),
+            single: Threads::new(1)?,
         })
+    }
+
+    /// A minibatch of at least two blocks: each block of `BLOCK_EXAMPLES` examples goes
+    /// forward and back on its own (its products on one thread), the blocks spread over the
+    /// run's threads, and their gradients and sums are added in block order. The blocks are
+    /// fixed by the minibatch, not by the thread count, so every thread count computes the
+    /// same bits; and a step wakes the pool once instead of once per product.
+    fn blocked_step(&mut self, x: &Matrix, objective: Objective, beta: f32) -> [f64; 3] {
+        let (d, zd, n) = (self.layout.data_dim, self.layout.latent_dim, x.rows);
+        let samples = objective.samples();
+        let count = n.div_ceil(BLOCK_EXAMPLES);
+        if self.blocks.len() != count {
+            self.blocks.resize_with(count, Block::default);
+        }
+        let (layout, params, eps) = (&self.layout, &self.params, &self.eps);
+        let one = &self.single;
+        let work = |(b, block): (usize, &mut Block)| {
+            let (lo, hi) = (b * BLOCK_EXAMPLES, ((b + 1) * BLOCK_EXAMPLES).min(n));
+            // Sample s of example i is eps row s·n + i; the block's rows keep that order.
+            block.eps.clear();
+            for s in 0..samples {
+                block
+                    .eps
+                    .extend_from_slice(&eps[(s * n + lo) * zd..(s * n + hi) * zd]);
+            }
+            block.grads.resize(layout.len, 0.0);
+            block.sums = network::step(
+                layout,
+                one,
+                params,
+                &mut block.grads,
+                &x.values[lo * d..hi * d],
+                &block.eps,
+                objective,
+                beta,
+                n,
+                &mut block.workspace,
+            );
+        };
+        let blocks = &mut self.blocks;
+        self.threads.install(|| {
+            use rayon::prelude::*;
+            blocks.par_iter_mut().enumerate().for_each(work);
+        });
+        // g = Σ_b g_b in block order, every parameter on its own (any split of the work
+        // gives the same bits).
+        let piece = self.threads.piece(self.grads.len(), 64);
+        let blocks = &self.blocks;
+        self.threads.install(|| {
+            use rayon::prelude::*;
+            self.grads
+                .par_chunks_mut(piece)
+                .enumerate()
+                .for_each(|(c, g)| {
+                    let range = c * piece..c * piece + g.len();
+                    g.copy_from_slice(&blocks[0].grads[range.clone()]);
+                    for block in &blocks[1..] {
+                        for (gi, bi) in g.iter_mut().zip(&block.grads[range.clone()]) {
+                            *gi += bi;
+                        }
+                    }
+                });
+        });
+        let mut sums = [0.0; 3];
+        for block in blocks {
+            for (s, b) in sums.iter_mut().zip(block.sums) {
+                *s += b;
+            }
+        }
+        sums
     }
 
     fn saved(&self) -> Saved {
@@ -163,18 +251,24 @@ impl Engine for FusedEngine {
         self.eps.clear();
         self.eps
             .extend((0..len).map(|_| -> f32 { StandardNormal.sample(rng) }));
-        let sums = network::step(
-            &self.layout,
-            &self.threads,
-            &self.params,
-            &mut self.grads,
-            &x.values,
-            &self.eps,
-            objective,
-            beta as f32,
-            &mut self.workspace,
-        );
-        self.optimizer.step(lr, &mut self.params, &self.grads);
+        let sums = if x.rows >= 2 * BLOCK_EXAMPLES {
+            self.blocked_step(x, objective, beta as f32)
+        } else {
+            network::step(
+                &self.layout,
+                &self.threads,
+                &self.params,
+                &mut self.grads,
+                &x.values,
+                &self.eps,
+                objective,
+                beta as f32,
+                x.rows,
+                &mut self.workspace,
+            )
+        };
+        self.optimizer
+            .step(lr, &mut self.params, &self.grads, &self.threads);
         sums
     }
 

@@ -4,6 +4,8 @@
 //! parameter. The same maths as `objective.rs` on burn's autodiff, which the tests compare
 //! it with gradient for gradient.
 
+use rayon::prelude::*;
+
 use super::kernels;
 use super::layout::{Dense, Layout};
 use super::products::{Threads, View};
@@ -182,11 +184,52 @@ fn chain_backward(
     }
 }
 
+/// The Bernoulli likelihood of every row, in pieces of whole rows on the run's threads
+/// (each row's sum in one fixed order: the same bits on any thread count).
+fn bernoulli_log_px(
+    t: &Threads,
+    logits: &mut [f32],
+    x: &[f32],
+    log_px: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let d = scratch.len();
+    let rows = log_px.len();
+    let per = (t.piece(rows * d, 8 * d) / d).max(1);
+    if per >= rows {
+        return kernels::bernoulli_log_px(logits, x, log_px, scratch, 0);
+    }
+    t.install(|| {
+        logits
+            .par_chunks_mut(per * d)
+            .zip(log_px.par_chunks_mut(per))
+            .enumerate()
+            .for_each(|(i, (l, o))| {
+                let mut row = vec![0.0; d];
+                kernels::bernoulli_log_px(l, x, o, &mut row, i * per);
+            });
+    });
+}
+
+/// The Bernoulli likelihood's gradient into the logits, in pieces of whole rows.
+fn bernoulli_backward(t: &Threads, sigmoid: &mut [f32], x: &[f32], coef: &[f32], d: usize) {
+    let rows = coef.len();
+    let per = (t.piece(rows * d, 8 * d) / d).max(1);
+    t.install(|| {
+        sigmoid
+            .par_chunks_mut(per * d)
+            .zip(coef.par_chunks(per))
+            .enumerate()
+            .for_each(|(i, (s, c))| kernels::bernoulli_backward(s, x, c, d, i * per));
+    });
+}
+
 /// One step's forward and backward pass: fills `g` (the layout's length) with the gradient
-/// of the loss −(1/n) Σ_i bound_i and returns the minibatch's sums.
+/// of the loss −(1/N) Σ_i bound_i over the rows of `x`, and returns their sums. N is
+/// `batch`, the whole minibatch's size: `x` may be one block of it (see `FusedEngine::step`).
 ///
-/// `x` is the n × D minibatch; `eps` the S·n × Z standard normal draws, sample s of example
-/// i in row s·n + i (the order the autodiff engine draws them in).
+/// `x` is the n × D minibatch (or block); `eps` the S·n × Z standard normal draws, sample s
+/// of example i in row s·n + i (the order the autodiff engine draws them in).
 #[allow(clippy::too_many_arguments)]
 pub fn step(
     layout: &Layout,
@@ -197,6 +240,7 @@ pub fn step(
     eps: &[f32],
     objective: Objective,
     beta: f32,
+    batch: usize,
     w: &mut Workspace,
 ) -> Sums {
     let t = threads;
@@ -257,7 +301,7 @@ pub fn step(
     let scratch = sized(&mut w.scratch, d);
     let output_logvar = sized(&mut w.output_logvar, d);
     match layout.likelihood {
-        LikelihoodKind::Bernoulli => kernels::bernoulli_log_px(&mut w.out, x, log_px, scratch),
+        LikelihoodKind::Bernoulli => bernoulli_log_px(t, &mut w.out, x, log_px, scratch),
         LikelihoodKind::Gaussian => {
             match &layout.output_logvar {
                 Some(slot) => {
@@ -297,7 +341,7 @@ pub fn step(
     // log p(x|z) (coef_px) and log-ratio (coef_ratio).
     let coef_px = sized(&mut w.coef_px, rows);
     let coef_ratio = sized(&mut w.coef_ratio, rows);
-    let inv_n = 1.0 / n as f32;
+    let inv_n = 1.0 / batch as f32;
     let mut sums = [0f64; 3];
     for i in 0..n {
         let at = |v: &[f32], s: usize| v[s * n + i];
@@ -342,7 +386,7 @@ pub fn step(
 
     // Back through the likelihood into the decoder's output.
     match layout.likelihood {
-        LikelihoodKind::Bernoulli => kernels::bernoulli_backward(&mut w.out, x, &w.coef_px, d),
+        LikelihoodKind::Bernoulli => bernoulli_backward(t, &mut w.out, x, &w.coef_px, d),
         LikelihoodKind::Gaussian => {
             let dlogvar = match &layout.output_logvar {
                 Some(slot) => &mut g[slot.range()],

@@ -2,7 +2,10 @@
 //! rules (weight decay as an L2 term added to the gradient; Adam's bias corrections folded
 //! into the step as burn does), so both engines follow the same optimiser.
 
+use rayon::prelude::*;
+
 use super::math::multiversion;
+use super::products::Threads;
 use crate::spec::{OptimizerKind, TrainConfig};
 
 /// The optimiser's state: moments (Adam), squared-gradient sums (AdaGrad), and the step count.
@@ -44,8 +47,10 @@ impl Optimizer {
         }
     }
 
-    /// One update of `params` with gradient `grads` at learning rate `lr`.
-    pub fn step(&mut self, lr: f64, params: &mut [f32], grads: &[f32]) {
+    /// One update of `params` with gradient `grads` at learning rate `lr`, spread over the
+    /// run's threads (every parameter's update is its own, so any split gives the same bits).
+    pub fn step(&mut self, lr: f64, params: &mut [f32], grads: &[f32], threads: &Threads) {
+        let piece = threads.piece(params.len(), 64);
         self.time += 1;
         let lr = lr as f32;
         let wd = self.weight_decay;
@@ -62,10 +67,32 @@ impl Optimizer {
                     factor,
                     eps: self.epsilon * bc2,
                 };
-                adam(params, grads, &mut self.first, &mut self.second, c);
+                let (first, second) = (&mut self.first, &mut self.second);
+                threads.install(|| {
+                    params
+                        .par_chunks_mut(piece)
+                        .zip(grads.par_chunks(piece))
+                        .zip(first.par_chunks_mut(piece))
+                        .zip(second.par_chunks_mut(piece))
+                        .for_each(|(((p, g), m), v)| adam(p, g, m, v, c));
+                });
             }
-            OptimizerKind::Adagrad => adagrad(params, grads, &mut self.first, lr, wd, self.epsilon),
-            OptimizerKind::Sgd => sgd(params, grads, lr, wd),
+            OptimizerKind::Adagrad => {
+                let (sums, eps) = (&mut self.first, self.epsilon);
+                threads.install(|| {
+                    params
+                        .par_chunks_mut(piece)
+                        .zip(grads.par_chunks(piece))
+                        .zip(sums.par_chunks_mut(piece))
+                        .for_each(|((p, g), s)| adagrad(p, g, s, lr, wd, eps));
+                });
+            }
+            OptimizerKind::Sgd => threads.install(|| {
+                params
+                    .par_chunks_mut(piece)
+                    .zip(grads.par_chunks(piece))
+                    .for_each(|(p, g)| sgd(p, g, lr, wd));
+            }),
         }
     }
 }

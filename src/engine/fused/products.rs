@@ -48,6 +48,9 @@ impl<'a> View<'a> {
 /// thread costs more than it saves.
 const SPLIT_MIN_WORK: usize = 1 << 19;
 
+/// Elementwise work smaller than this (items) runs on one thread.
+const ELEMENTWISE_SPLIT_MIN: usize = 1 << 15;
+
 /// The threads a run computes on: the calling thread alone, or a pool of `count`.
 pub struct Threads {
     count: usize,
@@ -77,6 +80,29 @@ impl Threads {
             None
         };
         Ok(Self { count, pool })
+    }
+
+    /// Items per piece when `len` items of elementwise (or per-row) work are spread over the
+    /// threads: `len` itself (one piece, on the calling thread) for small work or one thread,
+    /// else an even share rounded up to a multiple of `align`. Work whose every item is
+    /// computed on its own (an optimiser's update, a row's likelihood summed in a fixed
+    /// order) gives the same bits however it is cut, so on any thread count.
+    pub fn piece(&self, len: usize, align: usize) -> usize {
+        if self.pool.is_none() || len < ELEMENTWISE_SPLIT_MIN {
+            return len.max(1);
+        }
+        len.div_ceil(self.count)
+            .next_multiple_of(align.max(1))
+            .max(1)
+    }
+
+    /// Runs `f` on the run's threads (on the calling thread without a pool): rayon's
+    /// parallel iterators inside it use exactly this run's threads.
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
     }
 
     /// `dst (m × n) = a · b`, or `dst += a · b` with `accumulate`.

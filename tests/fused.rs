@@ -177,6 +177,15 @@ fn iwae_has_autodiffs_gradient() {
 }
 
 #[test]
+fn gelu_networks_have_autodiffs_gradient() {
+    assert_same_gradient(&small(&[9, 7], &[8], Activation::Gelu), "gelu, analytic KL");
+    let mut c = small(&[9], &[9], Activation::Gelu);
+    c.objective.kind = ObjectiveKind::Iwae;
+    c.objective.iwae_k = 3;
+    assert_same_gradient(&c, "gelu, IWAE k = 3");
+}
+
+#[test]
 fn gaussian_likelihoods_and_linear_models_have_autodiffs_gradient() {
     let mut c = small(&[9], &[9], Activation::LeakyRelu);
     c.model.likelihood = LikelihoodKind::Gaussian;
@@ -260,15 +269,17 @@ fn one_and_two_threads_give_the_same_bits() {
 
 #[test]
 fn the_engine_refuses_through_the_library_what_it_cannot_train_and_says_why() {
-    let mut c = small(&[9], &[9], Activation::Gelu);
+    let mut c = small(&[9], &[9], Activation::Tanh);
+    c.model.likelihood = LikelihoodKind::Gaussian;
+    c.model.variance = VarianceKind::Head;
     c.runtime.backend = BackendKind::Fused;
     let mut init_rng = StdRng::seed_from_u64(1);
     let refused = engine::start(&c, D, &flex(), 1, &mut init_rng, None)
         .err()
-        .expect("GELU is not the fused engine's");
+        .expect("a variance head is not the fused engine's");
     let message = format!("{refused:#}");
     assert!(
-        message.contains("model.encoder.activation") && message.contains("gelu"),
+        message.contains("model.variance") && message.contains("head"),
         "{message}"
     );
     // `cpu` trains it on autodiff instead, never on the fused engine with another maths.

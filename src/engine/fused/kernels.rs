@@ -66,7 +66,7 @@ multiversion! {
             }),
             Activation::LeakyRelu => pairs.for_each(|(y, &x)| *y = if x > 0.0 { x } else { 0.01 * x }),
             Activation::Identity => post.copy_from_slice(pre),
-            Activation::Gelu => unreachable!("refused by engine::support::fused"),
+            Activation::Gelu => pairs.for_each(|(y, &x)| *y = math::gelu_and_slope(x).0),
         }
     }
 }
@@ -84,7 +84,7 @@ multiversion! {
             Activation::Elu => it.for_each(|(g, (&x, &y))| *g *= if x > 0.0 { 1.0 } else { y + 1.0 }),
             Activation::LeakyRelu => it.for_each(|(g, (&x, _))| *g *= if x > 0.0 { 1.0 } else { 0.01 }),
             Activation::Identity => {}
-            Activation::Gelu => unreachable!("refused by engine::support::fused"),
+            Activation::Gelu => it.for_each(|(g, (&x, _))| *g *= math::gelu_and_slope(x).1),
         }
     }
 }
@@ -192,6 +192,7 @@ mod tests {
             Activation::Elu,
             Activation::LeakyRelu,
             Activation::Identity,
+            Activation::Gelu,
         ] {
             let f = |x: f64| match a {
                 Activation::Relu => x.max(0.0),
@@ -212,7 +213,8 @@ mod tests {
                         0.01 * x
                     }
                 }
-                _ => x,
+                Activation::Gelu => 0.5 * x * (1.0 + libm::erf(x / 2f64.sqrt())),
+                Activation::Identity => x,
             };
             let mut post = vec![0.0; xs.len()];
             activate(a, &xs, &mut post);

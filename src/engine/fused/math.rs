@@ -164,6 +164,30 @@ pub fn tanh(x: f32) -> f32 {
     if a < 0.625 { small } else { large }
 }
 
+/// erf(x), absolute error below 3e-7 (Abramowitz & Stegun 7.1.26, whose own error is
+/// 1.5e-7, plus f32 rounding): what the exact GELU needs.
+#[inline(always)]
+pub fn erf(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let mut p = 1.061_405_4f32;
+    p = p * t - 1.453_152_1;
+    p = p * t + 1.421_413_7;
+    p = p * t - 0.284_496_74;
+    p = p * t + 0.254_829_6;
+    let y = 1.0 - p * t * exp(-a * a);
+    if x < 0.0 { -y } else { y }
+}
+
+/// The exact GELU, x·Φ(x), and its derivative Φ(x) + x·φ(x) (burn's `gelu`).
+#[inline(always)]
+pub fn gelu_and_slope(x: f32) -> (f32, f32) {
+    let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+    // 1/√(2π)
+    let pdf = 0.398_942_3 * exp(-0.5 * x * x);
+    (x * cdf, cdf + x * pdf)
+}
+
 /// softplus(l) = ln(1 + e^l) and the logistic σ(l), sharing one exp.
 #[inline(always)]
 pub fn softplus_sigmoid(l: f32) -> (f32, f32) {

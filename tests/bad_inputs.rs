@@ -553,15 +553,6 @@ fn spec_cases() -> Vec<Case> {
             "name = \"t\"\n[runtime]\nthreads = 0\n",
             &["runtime.threads", "at least 1 thread"],
         ),
-        case(
-            "fused_mixture.toml",
-            "name = \"t\"\n[model]\nprior = \"mixture\"\n[objective]\nkl = \"monte_carlo\"\n[runtime]\nbackend = \"fused\"\n",
-            &[
-                "runtime.backend",
-                "fused engine cannot train",
-                "model.prior = \"mixture\"",
-            ],
-        ),
         // Sweeps.
         case(
             "sweep_key.toml",

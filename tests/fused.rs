@@ -6,6 +6,7 @@
 use aevb::data::Matrix;
 use aevb::engine::{self, Engine};
 use aevb::model::Vae;
+use aevb::model::prior::Prior;
 use aevb::spec::{
     Activation, BackendKind, KlMode, LikelihoodKind, ObjectiveKind, OptimizerKind, RunConfig,
     VarianceKind,
@@ -53,8 +54,23 @@ fn parameters(vae: &Vae) -> Named {
         linear(format!("decoder.body.layers.{i}"), l);
     }
     linear("decoder.out".into(), &vae.decoder.out);
+    if let Some(head) = &vae.decoder.logvar_head {
+        linear("decoder.logvar_head".into(), head);
+    }
     if let Some(lv) = &vae.decoder.logvar {
         out.push(("decoder.logvar".into(), values1(lv.val())));
+    }
+    match &vae.prior {
+        Prior::StandardNormal(_) => {}
+        Prior::Normal(p) => {
+            out.push(("prior.mean".into(), values1(p.mean.val())));
+            out.push(("prior.logvar".into(), values1(p.logvar.val())));
+        }
+        Prior::Mixture(p) => {
+            out.push(("prior.means".into(), values(p.means.val())));
+            out.push(("prior.logvars".into(), values(p.logvars.val())));
+            out.push(("prior.logits".into(), values1(p.logits.val())));
+        }
     }
     out
 }
@@ -118,7 +134,9 @@ fn assert_same_gradient(config: &RunConfig, what: &str) {
         let grad_b: Vec<f32> = before.iter().zip(after_b).map(|(p, q)| p - q).collect();
         let grad_f: Vec<f32> = before.iter().zip(after_f).map(|(p, q)| p - q).collect();
         assert!(
-            grad_b.iter().any(|g| g.abs() > 1e-4) || name == "decoder.logvar",
+            grad_b.iter().any(|g| g.abs() > 1e-4)
+                || name == "decoder.logvar"
+                || (name.starts_with("prior.") && !config.model.prior_learned),
             "{what}: {name} has no gradient to compare"
         );
         if let Err(e) = close(&grad_f, &grad_b, 2e-3) {
@@ -199,6 +217,15 @@ fn gaussian_likelihoods_and_linear_models_have_autodiffs_gradient() {
     let mut c = small(&[], &[], Activation::Identity);
     c.objective.kl = KlMode::MonteCarlo;
     assert_same_gradient(&c, "linear encoder and decoder");
+    let mut c = small(&[9], &[9], Activation::Softplus);
+    c.model.likelihood = LikelihoodKind::Gaussian;
+    c.model.variance = VarianceKind::Head;
+    assert_same_gradient(&c, "Gaussian, variance head");
+    // A tight clamp: the head's clamped outputs pass no gradient, in both engines.
+    c.model.logvar_limit = 0.05;
+    c.objective.kind = ObjectiveKind::Iwae;
+    c.objective.iwae_k = 3;
+    assert_same_gradient(&c, "Gaussian, variance head clamped, IWAE");
 }
 
 #[test]
@@ -268,36 +295,73 @@ fn one_and_two_threads_give_the_same_bits() {
 }
 
 #[test]
-fn the_engine_refuses_through_the_library_what_it_cannot_train_and_says_why() {
+fn every_model_the_autodiff_engine_trains_is_the_fused_engines_too() {
+    // Every prior, likelihood and variance, activation, objective and optimiser: the
+    // support contract accepts it and `cpu` trains it on the fused engine, through the
+    // library (train::train), to the end of an epoch.
+    use aevb::spec::PriorKind;
+    let mut data_config = RunConfig::default();
+    data_config.data.dataset = aevb::spec::DatasetKind::Digits;
+    data_config.data.train_limit = Some(64);
+    data_config.data.test_limit = Some(32);
+    let data = aevb::data::load(&data_config.data).unwrap();
+    let mut covered = 0;
+    for prior in [
+        PriorKind::StandardNormal,
+        PriorKind::Normal,
+        PriorKind::Mixture,
+    ] {
+        for (likelihood, variance) in [
+            (LikelihoodKind::Bernoulli, VarianceKind::Learned),
+            (LikelihoodKind::Gaussian, VarianceKind::Fixed),
+            (LikelihoodKind::Gaussian, VarianceKind::Learned),
+            (LikelihoodKind::Gaussian, VarianceKind::Head),
+        ] {
+            for kl in [KlMode::Analytic, KlMode::MonteCarlo] {
+                let mut c = small(&[9], &[9], Activation::Gelu);
+                c.data = data_config.data.clone();
+                c.model.prior = prior;
+                c.model.likelihood = likelihood;
+                c.model.variance = variance;
+                c.objective.kl = kl;
+                c.train.epochs = 1;
+                assert_eq!(aevb::engine::fused_unsupported(&c), None);
+                assert!(engine::uses_fused(&c));
+                let out = aevb::train::train(&c, &data, &flex(), 1, &mut aevb::train::Silent, None)
+                    .unwrap();
+                assert_eq!(out.engine, "fused");
+                assert!(out.epochs[0].test_elbo.unwrap().is_finite());
+                covered += 1;
+            }
+        }
+    }
+    assert_eq!(covered, 24);
+}
+
+#[test]
+fn learned_normal_and_mixture_priors_have_autodiffs_gradient() {
+    use aevb::spec::PriorKind;
     let mut c = small(&[9], &[9], Activation::Tanh);
-    c.model.likelihood = LikelihoodKind::Gaussian;
-    c.model.variance = VarianceKind::Head;
-    c.runtime.backend = BackendKind::Fused;
-    let mut init_rng = StdRng::seed_from_u64(1);
-    let refused = engine::start(&c, D, &flex(), 1, &mut init_rng, None)
-        .err()
-        .expect("a variance head is not the fused engine's");
-    let message = format!("{refused:#}");
-    assert!(
-        message.contains("model.variance") && message.contains("head"),
-        "{message}"
-    );
-    // `cpu` trains it on autodiff instead, never on the fused engine with another maths.
-    c.runtime.backend = BackendKind::Cpu;
-    assert!(!engine::uses_fused(&c));
-    let trained = engine::start(&c, D, &flex(), 1, &mut init_rng, None).unwrap();
-    assert_eq!(trained.name(), "flex");
-    // A mixture prior likewise, through train::train, the library's whole loop.
-    let mut m = small(&[9], &[9], Activation::Tanh);
-    m.model.prior = aevb::spec::PriorKind::Mixture;
-    m.objective.kl = KlMode::MonteCarlo;
-    m.runtime.backend = BackendKind::Fused;
-    m.data.dataset = aevb::spec::DatasetKind::Digits;
-    let data = aevb::data::load(&m.data).unwrap();
-    let err = aevb::train::train(&m, &data, &flex(), 1, &mut aevb::train::Silent, None)
-        .err()
-        .expect("the mixture prior is not the fused engine's");
-    assert!(format!("{err:#}").contains("model.prior"), "{err:#}");
+    c.model.prior = PriorKind::Normal;
+    assert_same_gradient(&c, "learned normal prior, analytic KL");
+    c.objective.kl = KlMode::MonteCarlo;
+    c.objective.mc_samples = 2;
+    assert_same_gradient(&c, "learned normal prior, MC KL, L = 2");
+    c.model.prior_learned = false;
+    assert_same_gradient(&c, "fixed normal prior, MC KL");
+    let mut c = small(&[9], &[8], Activation::Relu);
+    c.model.prior = PriorKind::Mixture;
+    c.model.prior_components = 4;
+    c.objective.kl = KlMode::MonteCarlo;
+    assert_same_gradient(&c, "mixture of 4, MC KL");
+    c.objective.kind = ObjectiveKind::Iwae;
+    c.objective.iwae_k = 3;
+    c.objective.beta = 0.5;
+    assert_same_gradient(&c, "mixture of 4, IWAE k = 3, β = 0.5");
+    // An analytic KL against a mixture is estimated, by both engines.
+    c.objective.kind = ObjectiveKind::Elbo;
+    c.objective.kl = KlMode::Analytic;
+    assert_same_gradient(&c, "mixture of 4, 'analytic' KL (estimated)");
 }
 
 #[test]

@@ -49,24 +49,18 @@ fn model(m: &ModelConfig) -> Result<(), Unsupported> {
     } = m;
     mlp(encoder)?;
     mlp(decoder)?;
+    // Every prior: N(0, I), a diagonal normal (learned or fixed), a mixture.
     match prior {
-        PriorKind::StandardNormal => {}
-        PriorKind::Normal | PriorKind::Mixture => {
-            return Err(Unsupported {
-                key: "model.prior",
-                value: serde_json::to_string(prior).unwrap_or_default(),
-                reason: "the fused engine has the standard normal prior only",
-            });
-        }
+        PriorKind::StandardNormal | PriorKind::Normal | PriorKind::Mixture => {}
     }
+    // Every likelihood and variance: Bernoulli; Gaussian with a fixed, a learned or a
+    // network-given (head) variance.
     match (likelihood, variance) {
-        (LikelihoodKind::Gaussian, VarianceKind::Head) => Err(Unsupported {
-            key: "model.variance",
-            value: "\"head\"".into(),
-            reason: "the fused engine has fixed and learned variances only",
-        }),
         (LikelihoodKind::Bernoulli, _)
-        | (LikelihoodKind::Gaussian, VarianceKind::Fixed | VarianceKind::Learned) => Ok(()),
+        | (
+            LikelihoodKind::Gaussian,
+            VarianceKind::Fixed | VarianceKind::Learned | VarianceKind::Head,
+        ) => Ok(()),
     }
 }
 

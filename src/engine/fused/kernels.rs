@@ -148,6 +148,46 @@ multiversion! {
 }
 
 multiversion! {
+    /// Gaussian log-likelihood with a log-variance per element (`logvar`, rows × d, from a
+    /// variance head): `log_px[r] = −½ Σ ((x − m)² e^(−v) + v + ln 2π)`.
+    pub fn gaussian_rows_log_px(mean: &[f32], x: &[f32], logvar: &[f32], log_px: &mut [f32], scratch: &mut [f32]) {
+        let d = scratch.len();
+        let n = x.len() / d;
+        let ln_2pi = crate::model::density::LN_2PI as f32;
+        let rows = mean.chunks_exact(d).zip(logvar.chunks_exact(d)).zip(log_px.iter_mut());
+        for (r, ((row, lv), out)) in rows.enumerate() {
+            let xr = &x[(r % n) * d..][..d];
+            for (((t, &m), &xv), &v) in scratch.iter_mut().zip(row).zip(xr).zip(lv) {
+                let e = xv - m;
+                *t = -0.5 * (e * e * math::exp(-v) + v + ln_2pi);
+            }
+            *out = lane_sum(scratch);
+        }
+    }
+}
+
+multiversion! {
+    /// The gradients of [`gaussian_rows_log_px`]: row r of `mean` becomes c[r]·(x − m)e^(−v)
+    /// and of `logvar` c[r]·(−½)(1 − (x − m)² e^(−v)), 0 where the head's raw output `raw`
+    /// lay outside [−lim, lim] (the clamp passes no gradient there).
+    pub fn gaussian_rows_backward(mean: &mut [f32], x: &[f32], logvar: &mut [f32], raw: &[f32], coef: &[f32], lim: f32) {
+        let d = raw.len() / coef.len().max(1);
+        let n = x.len() / d;
+        let rows = mean.chunks_exact_mut(d).zip(logvar.chunks_exact_mut(d)).zip(raw.chunks_exact(d));
+        for (r, (((row, lv), rw), &c)) in rows.zip(coef).enumerate() {
+            let xr = &x[(r % n) * d..][..d];
+            for (((m, v), &xv), &u) in row.iter_mut().zip(lv.iter_mut()).zip(xr).zip(rw) {
+                let inv = math::exp(-*v);
+                let e = xv - *m;
+                let dv = c * -0.5 * (1.0 - e * e * inv);
+                *v = if u < -lim || u > lim { 0.0 } else { dv };
+                *m = c * e * inv;
+            }
+        }
+    }
+}
+
+multiversion! {
     /// The Gaussian's gradients: row r of `mean` becomes ∂loss/∂mean = c[r]·(x − m)e^(−v), and
     /// `dlogvar` (d) is set to Σ_r c[r]·(−½)(1 − (x − m)² e^(−v)), the learned log-variances'
     /// gradient (a fixed variance's caller passes scratch space).

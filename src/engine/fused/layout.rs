@@ -2,7 +2,8 @@
 //! single loop and a checkpoint is three arrays; the names are burn's record paths, so the
 //! two engines' models convert one to one.
 
-use crate::spec::{Activation, LikelihoodKind, ModelConfig, VarianceKind};
+use super::prior::PriorPiece;
+use crate::spec::{Activation, LikelihoodKind, ModelConfig, PriorKind, VarianceKind};
 
 /// One named parameter tensor: `shape` row-major at `offset`.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,7 +37,7 @@ pub struct Dense {
 }
 
 /// The fused engine's model: an MLP encoder with mean and log-variance heads, an MLP decoder
-/// with a Bernoulli or Gaussian output, and a standard normal prior.
+/// with a Bernoulli or Gaussian output (fixed, learned or head variance), and a prior piece.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layout {
     pub slots: Vec<Slot>,
@@ -47,9 +48,13 @@ pub struct Layout {
     pub decoder: Vec<Dense>,
     pub decoder_activation: Activation,
     pub out: Dense,
+    /// Gaussian with `variance = "head"`: a second output layer giving each example's
+    /// log-variances.
+    pub logvar_head: Option<Dense>,
     /// Gaussian with `variance = "learned"`: one log-variance per data dimension.
     pub output_logvar: Option<Slot>,
     pub likelihood: LikelihoodKind,
+    pub prior: PriorPiece,
     /// Gaussian with `variance = "fixed"`: ln σ².
     pub fixed_logvar: f32,
     pub logvar_limit: f32,
@@ -112,8 +117,27 @@ impl Layout {
         let (decoder, width) = b.chain("decoder.body", z, &model.decoder.hidden);
         let out = b.dense("decoder.out", width, data_dim);
         let gaussian = model.likelihood == LikelihoodKind::Gaussian;
+        let logvar_head = (gaussian && model.variance == VarianceKind::Head)
+            .then(|| b.dense("decoder.logvar_head", width, data_dim));
         let output_logvar = (gaussian && model.variance == VarianceKind::Learned)
             .then(|| b.slot("decoder.logvar".into(), vec![data_dim]));
+        let prior = match model.prior {
+            PriorKind::StandardNormal => PriorPiece::StandardNormal,
+            PriorKind::Normal => PriorPiece::Normal {
+                mean: b.slot("prior.mean".into(), vec![z]),
+                logvar: b.slot("prior.logvar".into(), vec![z]),
+                learned: model.prior_learned,
+            },
+            PriorKind::Mixture => {
+                let k = model.prior_components;
+                PriorPiece::Mixture {
+                    means: b.slot("prior.means".into(), vec![k, z]),
+                    logvars: b.slot("prior.logvars".into(), vec![k, z]),
+                    logits: b.slot("prior.logits".into(), vec![k]),
+                    k,
+                }
+            }
+        };
         Self {
             len: b.len,
             slots: b.slots,
@@ -124,8 +148,10 @@ impl Layout {
             decoder,
             decoder_activation: model.decoder.activation,
             out,
+            logvar_head,
             output_logvar,
             likelihood: model.likelihood,
+            prior,
             fixed_logvar: model.fixed_variance.ln() as f32,
             logvar_limit: model.logvar_limit as f32,
             data_dim,

@@ -9,6 +9,7 @@ pub mod layout;
 pub mod math;
 pub mod network;
 pub mod optim;
+pub mod prior;
 pub mod products;
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use rand_distr::{Distribution, StandardNormal};
 use super::Engine;
 use crate::data::Matrix;
 use crate::model::Vae;
+use crate::model::prior::{Prior, host};
 use crate::spec::{KlMode, ObjectiveConfig, ObjectiveKind, OptimizerKind, RunConfig};
 use layout::{Dense, Layout};
 use network::{Objective, Workspace};
@@ -84,6 +86,19 @@ fn linear_values(l: &Linear) -> (Vec<f32>, Vec<f32>) {
     (w, b)
 }
 
+/// The burn prior's parameters in the order of `PriorPiece::slots`.
+fn prior_values(prior: &Prior) -> Vec<Vec<f32>> {
+    match prior {
+        Prior::StandardNormal(_) => Vec::new(),
+        Prior::Normal(p) => vec![host(p.mean.val()), host(p.logvar.val())],
+        Prior::Mixture(p) => vec![
+            host(p.means.val()),
+            host(p.logvars.val()),
+            host(p.logits.val()),
+        ],
+    }
+}
+
 /// The burn model's layers in layout order: (layout dense, burn linear) pairs.
 fn pairs<'a>(layout: &'a Layout, vae: &'a Vae) -> Vec<(&'a Dense, &'a Linear)> {
     let mut out: Vec<(&Dense, &Linear)> = Vec::new();
@@ -92,6 +107,9 @@ fn pairs<'a>(layout: &'a Layout, vae: &'a Vae) -> Vec<(&'a Dense, &'a Linear)> {
     out.push((&layout.logvar, &vae.encoder.logvar));
     out.extend(layout.decoder.iter().zip(&vae.decoder.body.layers));
     out.push((&layout.out, &vae.decoder.out));
+    if let (Some(dense), Some(linear)) = (&layout.logvar_head, &vae.decoder.logvar_head) {
+        out.push((dense, linear));
+    }
     out
 }
 
@@ -116,6 +134,14 @@ impl FusedEngine {
         if let (Some(slot), Some(lv)) = (&layout.output_logvar, &init.decoder.logvar) {
             let v = lv.val().into_data().try_to_vec::<f32>().unwrap_or_default();
             params[slot.range()].copy_from_slice(&v);
+        }
+        for (slot, values) in layout
+            .prior
+            .slots()
+            .into_iter()
+            .zip(prior_values(&init.prior))
+        {
+            params[slot.range()].copy_from_slice(&values);
         }
         let mut optimizer = Optimizer::new(&config.train, layout.len);
         if let Some(saved) = resume {
@@ -238,9 +264,11 @@ impl Engine for FusedEngine {
         rng: &mut StdRng,
     ) -> [f64; 3] {
         let objective = match objective.kind {
+            // A mixture has no closed-form KL: estimated, as `objective::elbo` does too.
             ObjectiveKind::Elbo => Objective::Elbo {
                 samples: objective.mc_samples,
-                analytic_kl: objective.kl == KlMode::Analytic,
+                analytic_kl: objective.kl == KlMode::Analytic
+                    && !matches!(self.layout.prior, prior::PriorPiece::Mixture { .. }),
             },
             ObjectiveKind::Iwae => Objective::Iwae {
                 k: objective.iwae_k,
@@ -293,6 +321,47 @@ impl Engine for FusedEngine {
         vae.encoder.logvar = linear(&l.logvar);
         vae.decoder.body.layers = l.decoder.iter().map(linear).collect();
         vae.decoder.out = linear(&l.out);
+        vae.decoder.logvar_head = l.logvar_head.as_ref().map(linear);
+        let param = |slot: &layout::Slot, learned: bool| {
+            Param::from_data(
+                TensorData::new(p[slot.range()].to_vec(), slot.shape.clone()),
+                device,
+            )
+            .set_require_grad(learned)
+        };
+        match (&l.prior, &mut vae.prior) {
+            (
+                prior::PriorPiece::Normal {
+                    mean,
+                    logvar,
+                    learned,
+                },
+                Prior::Normal(burn),
+            ) => {
+                burn.mean = param(mean, *learned);
+                burn.logvar = param(logvar, *learned);
+            }
+            (
+                prior::PriorPiece::Mixture {
+                    means,
+                    logvars,
+                    logits,
+                    ..
+                },
+                Prior::Mixture(burn),
+            ) => {
+                let param2 = |slot: &layout::Slot| {
+                    Param::from_data(
+                        TensorData::new(p[slot.range()].to_vec(), slot.shape.clone()),
+                        device,
+                    )
+                };
+                burn.means = param2(means);
+                burn.logvars = param2(logvars);
+                burn.logits = param(logits, true);
+            }
+            _ => {}
+        }
         if let Some(slot) = &l.output_logvar {
             vae.decoder.logvar = Some(Param::from_data(
                 TensorData::new(p[slot.range()].to_vec(), [slot.len()]),

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use super::kernels;
 use super::layout::{Dense, Layout};
+use super::prior::{PriorPiece, PriorWork};
 use super::products::{Threads, View};
 use crate::spec::{Activation, LikelihoodKind};
 
@@ -46,6 +47,9 @@ pub struct Workspace {
     dec_pre: Vec<Vec<f32>>,
     dec_post: Vec<Vec<f32>>,
     out: Vec<f32>,
+    /// The variance head's raw output and its clamped log-variances (then their gradient).
+    head: Vec<f32>,
+    head_logvar: Vec<f32>,
     scratch: Vec<f32>,
     output_logvar: Vec<f32>,
     log_px: Vec<f32>,
@@ -56,6 +60,9 @@ pub struct Workspace {
     spare: Vec<f32>,
     dmean: Vec<f32>,
     dlogvar: Vec<f32>,
+    /// log p(z) per sample, and what the prior's backward pass needs.
+    log_prior: Vec<f32>,
+    prior: PriorWork,
 }
 
 /// `v` with exactly `len` elements (contents unspecified: every user overwrites them).
@@ -251,6 +258,11 @@ pub fn step(
     let rows = s_count * n;
     assert_eq!(eps.len(), rows * zd, "noise of the wrong size");
     assert_eq!(g.len(), layout.len);
+    // The prior's gradients are added up below, from zero.
+    for slot in layout.prior.slots() {
+        g[slot.range()].fill(0.0);
+    }
+    let standard_prior = layout.prior == PriorPiece::StandardNormal;
 
     // Encoder and heads.
     chain_forward(
@@ -297,11 +309,21 @@ pub fn step(
     );
     let hd: &[f32] = w.dec_post.last().map_or(&w.z, |v| &v[..]);
     dense_forward(t, p, &layout.out, hd, rows, &mut w.out);
+    if let Some(head) = &layout.logvar_head {
+        dense_forward(t, p, head, hd, rows, &mut w.head);
+        let clamped = sized(&mut w.head_logvar, rows * d);
+        for (v, &u) in clamped.iter_mut().zip(&w.head) {
+            *v = u.clamp(-lim, lim);
+        }
+    }
     let log_px = sized(&mut w.log_px, rows);
     let scratch = sized(&mut w.scratch, d);
     let output_logvar = sized(&mut w.output_logvar, d);
     match layout.likelihood {
         LikelihoodKind::Bernoulli => bernoulli_log_px(t, &mut w.out, x, log_px, scratch),
+        LikelihoodKind::Gaussian if layout.logvar_head.is_some() => {
+            kernels::gaussian_rows_log_px(&w.out, x, &w.head_logvar, log_px, scratch);
+        }
         LikelihoodKind::Gaussian => {
             match &layout.output_logvar {
                 Some(slot) => {
@@ -324,7 +346,18 @@ pub fn step(
         }
     );
     let log_ratio = sized(&mut w.log_ratio, rows);
-    if needs_ratio {
+    if needs_ratio && !standard_prior {
+        // log q(z|x) − log p(z), log q = −½ Σ (ε² + log σ² + ln 2π) at the drawn ε.
+        let log_prior = sized(&mut w.log_prior, rows);
+        layout.prior.log_prob(p, &w.z, zd, log_prior, &mut w.prior);
+        let ln_2pi = crate::model::density::LN_2PI as f32;
+        for (r, lr) in log_ratio.iter_mut().enumerate() {
+            let i = r % n;
+            let (er, lv) = (&eps[r * zd..][..zd], &w.logvar[i * zd..][..zd]);
+            let log_q: f32 = -0.5 * (0..zd).map(|j| er[j] * er[j] + lv[j] + ln_2pi).sum::<f32>();
+            *lr = log_q - log_prior[r];
+        }
+    } else if needs_ratio {
         for (r, lr) in log_ratio.iter_mut().enumerate() {
             let i = r % n;
             let (zr, er) = (&w.z[r * zd..][..zd], &eps[r * zd..][..zd]);
@@ -348,7 +381,10 @@ pub fn step(
         let recon = (0..s_count).map(|s| at(log_px, s) as f64).sum::<f64>() / s_count as f64;
         let (bound, kl) = match objective {
             Objective::Elbo { analytic_kl, .. } => {
-                let kl = if analytic_kl {
+                let kl = if analytic_kl && !standard_prior {
+                    let (m, lv) = (&w.mean[i * zd..][..zd], &w.logvar[i * zd..][..zd]);
+                    layout.prior.normal_kl(p, m, lv)
+                } else if analytic_kl {
                     let (m, lv) = (&w.mean[i * zd..][..zd], &w.logvar[i * zd..][..zd]);
                     (0..zd)
                         .map(|j| 0.5 * (super::math::exp(lv[j]) + m[j] * m[j] - lv[j] - 1.0) as f64)
@@ -387,6 +423,16 @@ pub fn step(
     // Back through the likelihood into the decoder's output.
     match layout.likelihood {
         LikelihoodKind::Bernoulli => bernoulli_backward(t, &mut w.out, x, &w.coef_px, d),
+        LikelihoodKind::Gaussian if layout.logvar_head.is_some() => {
+            kernels::gaussian_rows_backward(
+                &mut w.out,
+                x,
+                &mut w.head_logvar,
+                &w.head,
+                &w.coef_px,
+                lim,
+            );
+        }
         LikelihoodKind::Gaussian => {
             let dlogvar = match &layout.output_logvar {
                 Some(slot) => &mut g[slot.range()],
@@ -416,6 +462,16 @@ pub fn step(
         &mut w.spare,
         true,
     );
+    if let Some(head) = &layout.logvar_head {
+        // The head reads the same hidden layer: its gradient adds to the mean's there.
+        dense_param_grads(t, g, head, hd, rows, &w.head_logvar);
+        t.matmul(
+            &mut w.grad,
+            View::new(&w.head_logvar, rows, d),
+            View::new(&p[head.weight.range()], head.d_in, head.d_out).t(),
+            true,
+        );
+    }
     chain_backward(
         t,
         p,
@@ -432,7 +488,18 @@ pub fn step(
     );
     // w.grad: ∂loss/∂z (rows × Z). Add the log-ratio's own dependence on z: ∂/∂z = z.
     let dz = &mut w.grad;
-    if needs_ratio {
+    if needs_ratio && !standard_prior {
+        // −∇_z log p(z) of the prior, and the gradients of its own parameters.
+        for (r, dzr) in dz.chunks_exact_mut(zd).enumerate() {
+            let c = w.coef_ratio[r];
+            for (g, &ng) in dzr.iter_mut().zip(&w.prior.neg_grad_z[r * zd..][..zd]) {
+                *g += c * ng;
+            }
+        }
+        layout
+            .prior
+            .backward(p, g, &w.z, zd, &w.coef_ratio, &w.prior);
+    } else if needs_ratio {
         for (r, dzr) in dz.chunks_exact_mut(zd).enumerate() {
             let c = w.coef_ratio[r];
             for (g, &zv) in dzr.iter_mut().zip(&w.z[r * zd..][..zd]) {
@@ -461,9 +528,24 @@ pub fn step(
     } = objective
     {
         let c = beta * inv_n;
-        for a in 0..n * zd {
-            dmean[a] += c * w.mean[a];
-            dlogvar[a] += c * 0.5 * (super::math::exp(w.logvar[a]) - 1.0);
+        if standard_prior {
+            for a in 0..n * zd {
+                dmean[a] += c * w.mean[a];
+                dlogvar[a] += c * 0.5 * (super::math::exp(w.logvar[a]) - 1.0);
+            }
+        } else {
+            for i in 0..n {
+                let at = i * zd..(i + 1) * zd;
+                layout.prior.normal_kl_backward(
+                    p,
+                    g,
+                    &w.mean[at.clone()],
+                    &w.logvar[at.clone()],
+                    c,
+                    &mut dmean[at.clone()],
+                    &mut dlogvar[at],
+                );
+            }
         }
     }
     for (dv, &raw) in dlogvar.iter_mut().zip(&w.logvar_raw) {

@@ -1,0 +1,241 @@
+//! p(z) in the fused engine: the standard normal (no parameters, handled inline by the
+//! network for speed), a diagonal normal (learned or fixed mean and log-variance), and a
+//! mixture of diagonal normals with learned weights, as `model::prior` defines them. Each
+//! gives log p(z), its gradient in z, and the gradients of its own parameters, which it adds
+//! into the gradient buffer (the prior is a piece whose gradients accumulate).
+
+use super::layout::Slot;
+use crate::model::density::LN_2PI;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum PriorPiece {
+    StandardNormal,
+    /// N(mean, e^logvar) per dimension; `learned = false` keeps N(0, I)'s values.
+    Normal {
+        mean: Slot,
+        logvar: Slot,
+        learned: bool,
+    },
+    /// Σ_k softmax(logits)_k N(means_k, e^logvars_k): [k, z], [k, z], [k].
+    Mixture {
+        means: Slot,
+        logvars: Slot,
+        logits: Slot,
+        k: usize,
+    },
+}
+
+/// Per-row results of [`PriorPiece::log_prob`] that the backward pass needs.
+#[derive(Default)]
+pub struct PriorWork {
+    /// −∇_z log p(z), rows × z.
+    pub neg_grad_z: Vec<f32>,
+    /// Mixture: each row's component responsibilities, rows × k.
+    pub resp: Vec<f32>,
+}
+
+impl PriorPiece {
+    /// The prior's parameter slots, to zero before the gradients are added.
+    pub fn slots(&self) -> Vec<&Slot> {
+        match self {
+            PriorPiece::StandardNormal => Vec::new(),
+            PriorPiece::Normal { mean, logvar, .. } => vec![mean, logvar],
+            PriorPiece::Mixture {
+                means,
+                logvars,
+                logits,
+                ..
+            } => vec![means, logvars, logits],
+        }
+    }
+
+    /// log p(z) for every row of `z` (rows × zd) into `out`, keeping what `backward` needs.
+    pub fn log_prob(&self, p: &[f32], z: &[f32], zd: usize, out: &mut [f32], w: &mut PriorWork) {
+        let rows = out.len();
+        w.neg_grad_z.resize(rows * zd, 0.0);
+        let ln_2pi = LN_2PI as f32;
+        match self {
+            PriorPiece::StandardNormal => {
+                for (r, o) in out.iter_mut().enumerate() {
+                    let zr = &z[r * zd..][..zd];
+                    *o = -0.5 * zr.iter().map(|v| v * v + ln_2pi).sum::<f32>();
+                    w.neg_grad_z[r * zd..][..zd].copy_from_slice(zr);
+                }
+            }
+            PriorPiece::Normal { mean, logvar, .. } => {
+                let (m, v) = (&p[mean.range()], &p[logvar.range()]);
+                for (r, o) in out.iter_mut().enumerate() {
+                    let zr = &z[r * zd..][..zd];
+                    let ng = &mut w.neg_grad_z[r * zd..][..zd];
+                    let mut acc = 0.0f32;
+                    for j in 0..zd {
+                        let inv = super::math::exp(-v[j]);
+                        let e = zr[j] - m[j];
+                        acc += e * e * inv + v[j] + ln_2pi;
+                        ng[j] = e * inv;
+                    }
+                    *o = -0.5 * acc;
+                }
+            }
+            PriorPiece::Mixture {
+                means,
+                logvars,
+                logits,
+                k,
+            } => {
+                let k = *k;
+                let (m, v, l) = (&p[means.range()], &p[logvars.range()], &p[logits.range()]);
+                let log_weights = log_softmax(l);
+                w.resp.resize(rows * k, 0.0);
+                for (r, o) in out.iter_mut().enumerate() {
+                    let zr = &z[r * zd..][..zd];
+                    let resp = &mut w.resp[r * k..][..k];
+                    for c in 0..k {
+                        let (mc, vc) = (&m[c * zd..][..zd], &v[c * zd..][..zd]);
+                        let mut acc = 0.0f32;
+                        for j in 0..zd {
+                            let e = zr[j] - mc[j];
+                            acc += e * e * super::math::exp(-vc[j]) + vc[j] + ln_2pi;
+                        }
+                        resp[c] = -0.5 * acc + log_weights[c];
+                    }
+                    let max = resp.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                    let total: f32 = resp.iter().map(|t| super::math::exp(t - max)).sum();
+                    *o = max + total.ln();
+                    for t in resp.iter_mut() {
+                        *t = super::math::exp(*t - max) / total;
+                    }
+                    let ng = &mut w.neg_grad_z[r * zd..][..zd];
+                    ng.fill(0.0);
+                    for c in 0..k {
+                        let (mc, vc) = (&m[c * zd..][..zd], &v[c * zd..][..zd]);
+                        for j in 0..zd {
+                            ng[j] += resp[c] * (zr[j] - mc[j]) * super::math::exp(-vc[j]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds Σ_r coef[r]·(−∂ log p(z_r)/∂θ) into the prior's slots of `g` (the loss's
+    /// gradient, where the loss has −log p(z_r) with weight coef[r]).
+    pub fn backward(
+        &self,
+        p: &[f32],
+        g: &mut [f32],
+        z: &[f32],
+        zd: usize,
+        coef: &[f32],
+        w: &PriorWork,
+    ) {
+        match self {
+            PriorPiece::StandardNormal => {}
+            PriorPiece::Normal {
+                mean,
+                logvar,
+                learned,
+            } => {
+                if !learned {
+                    return;
+                }
+                for (r, &c) in coef.iter().enumerate() {
+                    let ng = &w.neg_grad_z[r * zd..][..zd];
+                    for j in 0..zd {
+                        // ng = (z − m)e^(−v): −∂ log p/∂m = −ng, −∂ log p/∂v = ½(1 − (z − m)·ng).
+                        let e = z[r * zd + j] - p[mean.offset + j];
+                        g[mean.offset + j] -= c * ng[j];
+                        g[logvar.offset + j] += c * 0.5 * (1.0 - e * ng[j]);
+                    }
+                }
+            }
+            PriorPiece::Mixture {
+                means,
+                logvars,
+                logits,
+                k,
+            } => {
+                let k = *k;
+                let (m, v, l) = (&p[means.range()], &p[logvars.range()], &p[logits.range()]);
+                let log_weights = log_softmax(l);
+                for (r, &c) in coef.iter().enumerate() {
+                    let zr = &z[r * zd..][..zd];
+                    let resp = &w.resp[r * k..][..k];
+                    for comp in 0..k {
+                        let gamma = resp[comp];
+                        let weight = super::math::exp(log_weights[comp]);
+                        g[logits.offset + comp] -= c * (gamma - weight);
+                        for (j, &zj) in zr.iter().enumerate() {
+                            let at = comp * zd + j;
+                            let inv = super::math::exp(-v[at]);
+                            let e = zj - m[at];
+                            g[means.offset + at] -= c * gamma * e * inv;
+                            g[logvars.offset + at] += c * gamma * 0.5 * (1.0 - e * e * inv);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Normal prior: the analytic KL(N(μ, e^lv) ‖ N(m, e^v)) of one example.
+    pub fn normal_kl(&self, p: &[f32], mu: &[f32], lv: &[f32]) -> f64 {
+        let (m, v) = self.normal_params(p);
+        (0..mu.len())
+            .map(|j| {
+                let ratio = super::math::exp(lv[j] - v[j]);
+                let e = mu[j] - m[j];
+                0.5 * (ratio + e * e * super::math::exp(-v[j]) - lv[j] + v[j] - 1.0) as f64
+            })
+            .sum()
+    }
+
+    /// The gradients of `coef`·[`normal_kl`](Self::normal_kl): added into the example's
+    /// `dmean` and `dlogvar`, and (a learned prior) into the prior's slots of `g`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn normal_kl_backward(
+        &self,
+        p: &[f32],
+        g: &mut [f32],
+        mu: &[f32],
+        lv: &[f32],
+        coef: f32,
+        dmean: &mut [f32],
+        dlogvar: &mut [f32],
+    ) {
+        let PriorPiece::Normal {
+            mean,
+            logvar,
+            learned,
+        } = self
+        else {
+            return;
+        };
+        let (m, v) = (&p[mean.range()], &p[logvar.range()]);
+        for j in 0..mu.len() {
+            let inv = super::math::exp(-v[j]);
+            let ratio = super::math::exp(lv[j] - v[j]);
+            let e = mu[j] - m[j];
+            dmean[j] += coef * e * inv;
+            dlogvar[j] += coef * 0.5 * (ratio - 1.0);
+            if *learned {
+                g[mean.offset + j] -= coef * e * inv;
+                g[logvar.offset + j] += coef * 0.5 * (1.0 - ratio - e * e * inv);
+            }
+        }
+    }
+
+    fn normal_params<'a>(&self, p: &'a [f32]) -> (&'a [f32], &'a [f32]) {
+        match self {
+            PriorPiece::Normal { mean, logvar, .. } => (&p[mean.range()], &p[logvar.range()]),
+            _ => unreachable!("only the normal prior has a closed-form KL with parameters"),
+        }
+    }
+}
+
+fn log_softmax(l: &[f32]) -> Vec<f32> {
+    let max = l.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let total: f32 = l.iter().map(|x| super::math::exp(x - max)).sum();
+    let log_total = total.ln() + max;
+    l.iter().map(|x| x - log_total).collect()
+}

@@ -209,29 +209,21 @@ impl FusedEngine {
                 &mut block.workspace,
             );
         };
-        let blocks = &mut self.blocks;
-        self.threads.install(|| {
-            use rayon::prelude::*;
-            blocks.par_iter_mut().enumerate().for_each(work);
-        });
+        self.threads
+            .each(self.blocks.iter_mut().enumerate().collect(), work);
         // g = Σ_b g_b in block order, every parameter on its own (any split of the work
         // gives the same bits).
         let piece = self.threads.piece(self.grads.len(), 64);
         let blocks = &self.blocks;
-        self.threads.install(|| {
-            use rayon::prelude::*;
-            self.grads
-                .par_chunks_mut(piece)
-                .enumerate()
-                .for_each(|(c, g)| {
-                    let range = c * piece..c * piece + g.len();
-                    g.copy_from_slice(&blocks[0].grads[range.clone()]);
-                    for block in &blocks[1..] {
-                        for (gi, bi) in g.iter_mut().zip(&block.grads[range.clone()]) {
-                            *gi += bi;
-                        }
-                    }
-                });
+        let pieces = self.grads.chunks_mut(piece).enumerate().collect();
+        self.threads.each(pieces, |(c, g)| {
+            let range = c * piece..c * piece + g.len();
+            g.copy_from_slice(&blocks[0].grads[range.clone()]);
+            for block in &blocks[1..] {
+                for (gi, bi) in g.iter_mut().zip(&block.grads[range.clone()]) {
+                    *gi += bi;
+                }
+            }
         });
         let mut sums = [0.0; 3];
         for block in blocks {

@@ -4,8 +4,6 @@
 //! parameter. The same maths as `objective.rs` on burn's autodiff, which the tests compare
 //! it with gradient for gradient.
 
-use rayon::prelude::*;
-
 use super::kernels;
 use super::layout::{Dense, Layout};
 use super::prior::{PriorPiece, PriorWork};
@@ -206,15 +204,14 @@ fn bernoulli_log_px(
     if per >= rows {
         return kernels::bernoulli_log_px(logits, x, log_px, scratch, 0);
     }
-    t.install(|| {
-        logits
-            .par_chunks_mut(per * d)
-            .zip(log_px.par_chunks_mut(per))
-            .enumerate()
-            .for_each(|(i, (l, o))| {
-                let mut row = vec![0.0; d];
-                kernels::bernoulli_log_px(l, x, o, &mut row, i * per);
-            });
+    let pieces = logits
+        .chunks_mut(per * d)
+        .zip(log_px.chunks_mut(per))
+        .enumerate()
+        .collect();
+    t.each(pieces, |(i, (l, o))| {
+        let mut row = vec![0.0; d];
+        kernels::bernoulli_log_px(l, x, o, &mut row, i * per);
     });
 }
 
@@ -222,12 +219,13 @@ fn bernoulli_log_px(
 fn bernoulli_backward(t: &Threads, sigmoid: &mut [f32], x: &[f32], coef: &[f32], d: usize) {
     let rows = coef.len();
     let per = (t.piece(rows * d, 8 * d) / d).max(1);
-    t.install(|| {
-        sigmoid
-            .par_chunks_mut(per * d)
-            .zip(coef.par_chunks(per))
-            .enumerate()
-            .for_each(|(i, (s, c))| kernels::bernoulli_backward(s, x, c, d, i * per));
+    let pieces = sigmoid
+        .chunks_mut(per * d)
+        .zip(coef.chunks(per))
+        .enumerate()
+        .collect();
+    t.each(pieces, |(i, (s, c))| {
+        kernels::bernoulli_backward(s, x, c, d, i * per)
     });
 }
 

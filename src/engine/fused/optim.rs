@@ -2,8 +2,6 @@
 //! rules (weight decay as an L2 term added to the gradient; Adam's bias corrections folded
 //! into the step as burn does), so both engines follow the same optimiser.
 
-use rayon::prelude::*;
-
 use super::math::multiversion;
 use super::products::Threads;
 use crate::spec::{OptimizerKind, TrainConfig};
@@ -67,32 +65,27 @@ impl Optimizer {
                     factor,
                     eps: self.epsilon * bc2,
                 };
-                let (first, second) = (&mut self.first, &mut self.second);
-                threads.install(|| {
-                    params
-                        .par_chunks_mut(piece)
-                        .zip(grads.par_chunks(piece))
-                        .zip(first.par_chunks_mut(piece))
-                        .zip(second.par_chunks_mut(piece))
-                        .for_each(|(((p, g), m), v)| adam(p, g, m, v, c));
-                });
+                let pieces = params
+                    .chunks_mut(piece)
+                    .zip(grads.chunks(piece))
+                    .zip(self.first.chunks_mut(piece))
+                    .zip(self.second.chunks_mut(piece))
+                    .collect();
+                threads.each(pieces, |(((p, g), m), v)| adam(p, g, m, v, c));
             }
             OptimizerKind::Adagrad => {
-                let (sums, eps) = (&mut self.first, self.epsilon);
-                threads.install(|| {
-                    params
-                        .par_chunks_mut(piece)
-                        .zip(grads.par_chunks(piece))
-                        .zip(sums.par_chunks_mut(piece))
-                        .for_each(|((p, g), s)| adagrad(p, g, s, lr, wd, eps));
-                });
+                let eps = self.epsilon;
+                let pieces = params
+                    .chunks_mut(piece)
+                    .zip(grads.chunks(piece))
+                    .zip(self.first.chunks_mut(piece))
+                    .collect();
+                threads.each(pieces, |((p, g), s)| adagrad(p, g, s, lr, wd, eps));
             }
-            OptimizerKind::Sgd => threads.install(|| {
-                params
-                    .par_chunks_mut(piece)
-                    .zip(grads.par_chunks(piece))
-                    .for_each(|(p, g)| sgd(p, g, lr, wd));
-            }),
+            OptimizerKind::Sgd => {
+                let pieces = params.chunks_mut(piece).zip(grads.chunks(piece)).collect();
+                threads.each(pieces, |(p, g)| sgd(p, g, lr, wd));
+            }
         }
     }
 }

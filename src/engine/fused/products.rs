@@ -96,12 +96,19 @@ impl Threads {
             .max(1)
     }
 
-    /// Runs `f` on the run's threads (on the calling thread without a pool): rayon's
-    /// parallel iterators inside it use exactly this run's threads.
-    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+    /// `f` on every item, spread over the run's threads; on one thread, in order on the
+    /// calling thread. (Not rayon's parallel iterators: without a pool of ours they would run
+    /// on rayon's global pool, whose threads are neither this run's nor set to flush
+    /// subnormals.)
+    pub fn each<T: Send>(&self, items: Vec<T>, f: impl Fn(T) + Sync) {
         match &self.pool {
-            Some(pool) => pool.install(f),
-            None => f(),
+            Some(pool) if items.len() > 1 => pool.scope(|s| {
+                let f = &f;
+                for item in items {
+                    s.spawn(move |_| f(item));
+                }
+            }),
+            _ => items.into_iter().for_each(f),
         }
     }
 

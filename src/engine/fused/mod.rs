@@ -186,39 +186,48 @@ impl FusedEngine {
         }
         let (layout, params, eps) = (&self.layout, &self.params, &self.eps);
         let one = &self.single;
-        let work = |(b, block): (usize, &mut Block)| {
+        // Block 0 writes its gradient straight into the engine's; the others into their own.
+        let work = |(b, block, grads): (usize, &mut Block, Option<&mut Vec<f32>>)| {
             let (lo, hi) = (b * BLOCK_EXAMPLES, ((b + 1) * BLOCK_EXAMPLES).min(n));
+            let Block {
+                workspace,
+                grads: own,
+                eps: block_eps,
+                sums,
+            } = block;
             // Sample s of example i is eps row s·n + i; the block's rows keep that order.
-            block.eps.clear();
+            block_eps.clear();
             for s in 0..samples {
-                block
-                    .eps
-                    .extend_from_slice(&eps[(s * n + lo) * zd..(s * n + hi) * zd]);
+                block_eps.extend_from_slice(&eps[(s * n + lo) * zd..(s * n + hi) * zd]);
             }
-            block.grads.resize(layout.len, 0.0);
-            block.sums = network::step(
+            let grads = grads.unwrap_or(own);
+            grads.resize(layout.len, 0.0);
+            *sums = network::step(
                 layout,
                 one,
                 params,
-                &mut block.grads,
+                grads,
                 &x.values[lo * d..hi * d],
-                &block.eps,
+                block_eps,
                 objective,
                 beta,
                 n,
-                &mut block.workspace,
+                workspace,
             );
         };
-        self.threads
-            .each(self.blocks.iter_mut().enumerate().collect(), work);
-        // g = Σ_b g_b in block order, every parameter on its own (any split of the work
-        // gives the same bits).
+        let mut items: Vec<(usize, &mut Block, Option<&mut Vec<f32>>)> = Vec::new();
+        for (b, block) in self.blocks.iter_mut().enumerate() {
+            items.push((b, block, None));
+        }
+        items[0].2 = Some(&mut self.grads);
+        self.threads.each(items, work);
+        // g = g_0 + g_1 + … in block order, every parameter on its own (any split of the
+        // work gives the same bits).
         let piece = self.threads.piece(self.grads.len(), 64);
         let blocks = &self.blocks;
         let pieces = self.grads.chunks_mut(piece).enumerate().collect();
         self.threads.each(pieces, |(c, g)| {
             let range = c * piece..c * piece + g.len();
-            g.copy_from_slice(&blocks[0].grads[range.clone()]);
             for block in &blocks[1..] {
                 for (gi, bi) in g.iter_mut().zip(&block.grads[range.clone()]) {
                     *gi += bi;

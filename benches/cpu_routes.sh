@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The engine-strategy table of issue 19: the canonical epoch (1 and 2 threads) and the IWAE
+# k = 50 pass on every CPU route, alternating routes within each repeat, PyTorch beside them.
+# Build the route binaries first (each is a feature build of burn's chain):
+#   cargo build --release --example cpu_routes && cp target/release/examples/cpu_routes /tmp/cpu_routes_default
+#   cargo build --release --features bench-flex-threads --example cpu_routes && cp … /tmp/cpu_routes_flexthreads
+#   scripts/prepare-cuda.sh && cargo build --release --features bench-cubecl-cpu --example cpu_routes && cp … /tmp/cpu_routes_cubecl
+# usage: benches/cpu_routes.sh [DATA_DIR] [REPEATS] [PYTHON]   (prints lines; medians at the end)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+data="${1:-../shared/data/mnist}"
+repeats="${2:-3}"
+python="${3:-python3}"
+out=$(mktemp)
+route() { # binary route threads [iwae]
+    [ -x "$1" ] || return 0
+    if [ "${4:-}" = iwae ]; then "$1" "$2" "$3" "$data" 1 iwae; else "$1" "$2" "$3" "$data" 3; fi
+}
+for r in $(seq "$repeats"); do
+    for t in 1 2; do
+        route /tmp/cpu_routes_default fused $t
+        route /tmp/cpu_routes_default flex $t
+        route /tmp/cpu_routes_flexthreads flex $t | sed 's/route=flex/route=flex+rayon+simd/'
+        route /tmp/cpu_routes_cubecl cubecl-cpu $t
+        if "$python" -c "import torch" 2>/dev/null; then
+            j=$(mktemp)
+            "$python" ../shared/peer/pytorch_vae.py --data "$data" --threads $t --epochs 3 --json "$j" >/dev/null 2>&1 \
+                && "$python" -c "import json,sys; e=json.load(open('$j'))['epochs']; print('canonical route=pytorch threads=$t train_pass_seconds=[%s]' % ', '.join('%.3f' % x['train_s'] for x in e))"
+        fi
+    done
+    route /tmp/cpu_routes_default fused 1 iwae
+    route /tmp/cpu_routes_default flex 1 iwae
+    route /tmp/cpu_routes_flexthreads flex 1 iwae | sed 's/route=flex/route=flex+rayon+simd/'
+    route /tmp/cpu_routes_cubecl cubecl-cpu 1 iwae
+    if "$python" -c "import torch" 2>/dev/null; then
+        s=$("$python" ../shared/peer/pytorch_iwae.py --data "$data" --k 50 --threads 1 --train-limit 6000 --flush-denormal 2>/dev/null \
+            | sed -n 's/.*epoch 1: *\([0-9.]*\) *s,.*/\1/p')
+        [ -n "$s" ] && echo "iwae-k50 route=pytorch threads=1 train_pass_seconds=[$s]"
+    fi
+done | tee "$out"
+echo
+echo "medians (seconds per epoch; iwae: one pass over 6,000 examples):"
+"$python" - "$out" <<'PY'
+import re, statistics, sys, collections
+rows = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    m = re.match(r"(\S+) route=(\S+) threads=(\d+).*train_pass_seconds=\[([^\]]*)\]", line)
+    if m:
+        rows[(m[1], m[2], m[3])] += [float(x) for x in m[4].split(",") if x.strip()]
+for (w, r, t), xs in sorted(rows.items()):
+    print(f"{w:10} {r:18} {t} threads: {statistics.median(xs):.2f} s (n = {len(xs)})")
+PY

@@ -173,10 +173,11 @@ impl RunProgress {
         } else {
             left_seconds(self.phase_start.get().elapsed(), done)
         };
+        let final_seconds = self.final_seconds();
         let left = training_left
-            .map(|t| t + self.final_seconds().unwrap_or(0.0))
+            .map(|t| t + final_seconds.unwrap_or(0.0))
             .filter(|&l| l > 0.0);
-        let what = if self.final_seconds().is_some() {
+        let what = if final_seconds.is_some() {
             "with log p(x)"
         } else {
             "training"

@@ -599,9 +599,9 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Spec, SpecError> {
     }
     let mut figment = Figment::from(Serialized::defaults(Spec::default()));
     // The bases first, the file itself last: each file's settings override its base's.
-    for layer in extends_chain(path, &file)? {
+    for (layer, text) in extends_chain(path, &file)? {
         let name = layer.display().to_string();
-        let text = check_file_text(&layer, &name)?;
+        check_file_text(&layer, &text, &name)?;
         let provider = |yaml| file::SpecFile {
             path: layer.clone(),
             text,
@@ -657,14 +657,17 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Spec, SpecError> {
     Ok(spec)
 }
 
-/// The files a spec is built from, base first: `path`, the file its `extends` names
-/// (relative to `path`'s folder), that file's base, and so on.
-fn extends_chain(path: &Path, file: &str) -> Result<Vec<PathBuf>, SpecError> {
-    let mut chain = vec![path.to_path_buf()];
+/// The files a spec is built from, base first, each with its text (read once): `path`, the
+/// file its `extends` names (relative to `path`'s folder), that file's base, and so on.
+fn extends_chain(path: &Path, file: &str) -> Result<Vec<(PathBuf, String)>, SpecError> {
+    let mut chain: Vec<(PathBuf, String)> = Vec::new();
+    let mut current = path.to_path_buf();
     loop {
-        let current = chain.last().cloned().unwrap_or_default();
         let name = current.display().to_string();
-        let Some(base) = read_extends(&current, &name)? else {
+        let text = file::read_text(&current, &name)?;
+        let base = read_extends(&current, &text, &name)?;
+        chain.push((current.clone(), text));
+        let Some(base) = base else {
             break;
         };
         let base_path = current.parent().unwrap_or(Path::new("")).join(&base);
@@ -675,8 +678,9 @@ fn extends_chain(path: &Path, file: &str) -> Result<Vec<PathBuf>, SpecError> {
                 format!("base spec {} not found", base_path.display()),
             ));
         }
-        let same =
-            |p: &PathBuf| std::fs::canonicalize(p).ok() == std::fs::canonicalize(&base_path).ok();
+        let same = |(p, _): &(PathBuf, String)| {
+            std::fs::canonicalize(p).ok() == std::fs::canonicalize(&base_path).ok()
+        };
         if chain.iter().any(same) || chain.len() > 16 {
             return Err(SpecError::new(
                 file,
@@ -685,28 +689,27 @@ fn extends_chain(path: &Path, file: &str) -> Result<Vec<PathBuf>, SpecError> {
                     "the bases form a cycle: {} -> {}",
                     chain
                         .iter()
-                        .map(|p| p.display().to_string())
+                        .map(|(p, _)| p.display().to_string())
                         .collect::<Vec<_>>()
                         .join(" -> "),
                     base_path.display()
                 ),
             ));
         }
-        chain.push(base_path);
+        current = base_path;
     }
     chain.reverse();
     Ok(chain)
 }
 
 /// The `extends` value of a spec file, if it has one (syntax errors are left to figment).
-fn read_extends(path: &Path, file: &str) -> Result<Option<String>, SpecError> {
-    let text = file::read_text(path, file)?;
+fn read_extends(path: &Path, text: &str, file: &str) -> Result<Option<String>, SpecError> {
     let value = match path.extension().and_then(|e| e.to_str()) {
-        Some("toml") => toml::from_str::<toml::Table>(&text)
+        Some("toml") => toml::from_str::<toml::Table>(text)
             .ok()
             .and_then(|mut t| t.remove("extends"))
             .map(|v| v.as_str().map(str::to_string).ok_or(())),
-        Some("yaml" | "yml") => serde_yaml::from_str::<serde_yaml::Value>(&text)
+        Some("yaml" | "yml") => serde_yaml::from_str::<serde_yaml::Value>(text)
             .ok()
             .and_then(|v| v.get("extends").cloned())
             .map(|v| v.as_str().map(str::to_string).ok_or(())),
@@ -750,19 +753,18 @@ fn parse_override(item: &str) -> Result<(String, toml::Value), String> {
 /// spec would train a default experiment), or that a YAML mapping repeats a key (figment's
 /// YAML provider silently keeps the last value). Syntax errors are left to figment, which
 /// reports them with line numbers.
-fn check_file_text(path: &Path, file: &str) -> Result<String, SpecError> {
-    let text = file::read_text(path, file)?;
+fn check_file_text(path: &Path, text: &str, file: &str) -> Result<(), SpecError> {
     let empty = SpecError::new(
         file,
         "-",
         "the spec file is empty; expected at least `name` and the settings that differ from the defaults",
     );
-    let checked = match path.extension().and_then(|e| e.to_str()) {
-        Some("toml") => match toml::from_str::<toml::Table>(&text) {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("toml") => match toml::from_str::<toml::Table>(text) {
             Ok(table) if table.is_empty() => Err(empty),
             _ => Ok(()),
         },
-        Some("yaml" | "yml") => match serde_yaml::from_str::<serde_yaml::Value>(&text) {
+        Some("yaml" | "yml") => match serde_yaml::from_str::<serde_yaml::Value>(text) {
             Ok(serde_yaml::Value::Null) => Err(empty),
             Ok(serde_yaml::Value::Mapping(m)) if m.is_empty() => Err(empty),
             Err(e) if e.to_string().contains("duplicate entry") => {
@@ -782,8 +784,7 @@ fn check_file_text(path: &Path, file: &str) -> Result<String, SpecError> {
             _ => Ok(()),
         },
         _ => Ok(()),
-    };
-    checked.map(|()| text)
+    }
 }
 
 /// NaN and infinities pass serde as valid floats; no setting takes one. The error names the

@@ -1140,26 +1140,32 @@ fn report_names_a_corrupt_parquet_file_and_a_path_that_is_not_a_folder() {
     );
 }
 
-#[test]
-fn a_results_path_that_is_a_file_is_refused_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("occupied");
-    std::fs::write(&file, "x").unwrap();
-    let spec = dir.path().join("s.toml");
+/// A minimal spec swept into `results`: it must be refused (exit 2) naming `name` and
+/// `runtime.results_dir`.
+fn assert_results_dir_refused(dir: &Path, results: &Path, name: &str) {
+    let spec = dir.join("s.toml");
     std::fs::write(&spec, "name = \"t\"\n").unwrap();
     let out = runner()
         .arg("sweep")
         .arg(&spec)
         .arg("--set")
-        .arg(format!("runtime.results_dir={}", file.display()))
+        .arg(format!("runtime.results_dir={}", results.display()))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("occupied") && stderr.contains("runtime.results_dir"),
+        stderr.contains(name) && stderr.contains("runtime.results_dir"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_results_path_that_is_a_file_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("occupied");
+    std::fs::write(&file, "x").unwrap();
+    assert_results_dir_refused(dir.path(), &file, "occupied");
 }
 
 #[test]
@@ -1168,21 +1174,7 @@ fn a_results_path_that_is_a_symlink_loop_is_refused_before_anything_is_written()
     let (a, b) = (dir.path().join("loop_a"), dir.path().join("loop_b"));
     std::os::unix::fs::symlink(&b, &a).unwrap();
     std::os::unix::fs::symlink(&a, &b).unwrap();
-    let spec = dir.path().join("s.toml");
-    std::fs::write(&spec, "name = \"t\"\n").unwrap();
-    let out = runner()
-        .arg("sweep")
-        .arg(&spec)
-        .arg("--set")
-        .arg(format!("runtime.results_dir={}", a.display()))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("loop_a") && stderr.contains("runtime.results_dir"),
-        "{stderr}"
-    );
+    assert_results_dir_refused(dir.path(), &a, "loop_a");
 }
 
 #[test]

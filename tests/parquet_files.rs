@@ -158,24 +158,14 @@ fn every_parquet_file_has_no_view_types_and_the_documented_column_types() {
         .map(|v| v.unwrap().to_string())
         .collect();
     assert_eq!(modelled, ["a", "b"]);
-    let notes = runs
-        .column("data_notes")
-        .unwrap()
-        .str()
-        .unwrap()
-        .get(0)
-        .unwrap()
-        .to_string();
+    let first_text = |name: &str| -> String {
+        let column = runs.column(name).unwrap().str().unwrap().clone();
+        column.get(0).unwrap().to_string()
+    };
+    let notes = first_text("data_notes");
     assert!(notes.contains("`kind`"), "{notes}");
     // The row's data path is absolute, so its saved config replans from anywhere.
-    let path = runs
-        .column("data.path")
-        .unwrap()
-        .str()
-        .unwrap()
-        .get(0)
-        .unwrap()
-        .to_string();
+    let path = first_text("data.path");
     assert!(
         Path::new(&path).is_absolute() && path.ends_with("specs/points.csv"),
         "{path}"

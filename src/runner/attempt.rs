@@ -198,7 +198,7 @@ pub(super) fn execute(
         Err(panic) => record.error = Some(panic_message(panic)),
     }
     record.wall_seconds = seconds_before + started.elapsed().as_secs_f64();
-    record.finished_at = utc_now_rfc3339();
+    record.finished_at = crate::sinks::results::utc_now_rfc3339();
     board.session_end(record.status == RunStatus::Ok);
     board.flush();
     let mut write_error = checkpoint_log
@@ -357,31 +357,6 @@ fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
         m if m.is_empty() => "panicked".into(),
         m => format!("panicked: {m}"),
     }
-}
-
-/// UTC time as RFC 3339, without a date-time dependency.
-fn utc_now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 struct RunObserver<'a> {

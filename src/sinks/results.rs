@@ -347,8 +347,33 @@ pub fn runs_frame(records: &[&RunRecord]) -> anyhow::Result<DataFrame> {
     Ok(frame)
 }
 
+/// UTC time as RFC 3339, without a date-time dependency.
+pub fn utc_now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// Seconds since the Unix epoch of a UTC timestamp as the runner writes it
-/// (`2026-11-30T04:39:34Z`); `None` for anything else.
+/// (`utc_now_rfc3339`: `2026-11-30T04:39:34Z`); `None` for anything else.
 pub fn rfc3339_utc_seconds(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'Z' {
@@ -574,5 +599,12 @@ mod tests {
         );
         assert_eq!(rfc3339_utc_seconds("2026-13-01T00:00:00Z"), None);
         assert_eq!(rfc3339_utc_seconds("yesterday"), None);
+        // What the runner writes reads back.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let back = rfc3339_utc_seconds(&utc_now_rfc3339()).unwrap();
+        assert!((back - now).abs() <= 1, "{back} vs {now}");
     }
 }

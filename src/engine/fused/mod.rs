@@ -215,17 +215,18 @@ impl FusedEngine {
                 workspace,
             );
         };
-        let mut items: Vec<(usize, &mut Block, Option<&mut Vec<f32>>)> = Vec::new();
-        for (b, block) in self.blocks.iter_mut().enumerate() {
-            items.push((b, block, None));
-        }
-        items[0].2 = Some(&mut self.grads);
+        let (first, rest) = self.blocks.split_first_mut().expect("two blocks or more");
+        let items = std::iter::once((0, first, Some(&mut self.grads))).chain(
+            rest.iter_mut()
+                .enumerate()
+                .map(|(b, block)| (b + 1, block, None)),
+        );
         self.threads.each(items, work);
         // g = g_0 + g_1 + … in block order, every parameter on its own (any split of the
         // work gives the same bits).
         let piece = self.threads.piece(self.grads.len(), 64);
         let blocks = &self.blocks;
-        let pieces = self.grads.chunks_mut(piece).enumerate().collect();
+        let pieces = self.grads.chunks_mut(piece).enumerate();
         self.threads.each(pieces, |(c, g)| {
             let range = c * piece..c * piece + g.len();
             for block in &blocks[1..] {

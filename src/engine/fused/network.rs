@@ -49,6 +49,8 @@ pub struct Workspace {
     head: Vec<f32>,
     head_logvar: Vec<f32>,
     scratch: Vec<f32>,
+    /// One row of scratch per piece of the Bernoulli likelihood.
+    rows: Vec<f32>,
     output_logvar: Vec<f32>,
     log_px: Vec<f32>,
     log_ratio: Vec<f32>,
@@ -189,41 +191,41 @@ fn chain_backward(
     }
 }
 
+/// Rows per piece when `rows` rows of `d` values are spread over the run's threads.
+fn rows_per_piece(t: &Threads, rows: usize, d: usize) -> usize {
+    (t.piece(rows * d, 8 * d) / d).max(1)
+}
+
 /// The Bernoulli likelihood of every row, in pieces of whole rows on the run's threads
-/// (each row's sum in one fixed order: the same bits on any thread count).
+/// (each row's sum in one fixed order: the same bits on any thread count). `rows_scratch`
+/// holds one row of scratch per piece.
 fn bernoulli_log_px(
     t: &Threads,
     logits: &mut [f32],
     x: &[f32],
     log_px: &mut [f32],
-    scratch: &mut [f32],
+    rows_scratch: &mut Vec<f32>,
+    d: usize,
 ) {
-    let d = scratch.len();
-    let rows = log_px.len();
-    let per = (t.piece(rows * d, 8 * d) / d).max(1);
-    if per >= rows {
-        return kernels::bernoulli_log_px(logits, x, log_px, scratch, 0);
-    }
+    let per = rows_per_piece(t, log_px.len(), d);
+    let scratch = sized(rows_scratch, log_px.len().div_ceil(per) * d);
     let pieces = logits
         .chunks_mut(per * d)
         .zip(log_px.chunks_mut(per))
-        .enumerate()
-        .collect();
-    t.each(pieces, |(i, (l, o))| {
-        let mut row = vec![0.0; d];
-        kernels::bernoulli_log_px(l, x, o, &mut row, i * per);
+        .zip(scratch.chunks_mut(d))
+        .enumerate();
+    t.each(pieces, |(i, ((l, o), row))| {
+        kernels::bernoulli_log_px(l, x, o, row, i * per)
     });
 }
 
 /// The Bernoulli likelihood's gradient into the logits, in pieces of whole rows.
 fn bernoulli_backward(t: &Threads, sigmoid: &mut [f32], x: &[f32], coef: &[f32], d: usize) {
-    let rows = coef.len();
-    let per = (t.piece(rows * d, 8 * d) / d).max(1);
+    let per = rows_per_piece(t, coef.len(), d);
     let pieces = sigmoid
         .chunks_mut(per * d)
         .zip(coef.chunks(per))
-        .enumerate()
-        .collect();
+        .enumerate();
     t.each(pieces, |(i, (s, c))| {
         kernels::bernoulli_backward(s, x, c, d, i * per)
     });
@@ -318,7 +320,7 @@ pub fn step(
     let scratch = sized(&mut w.scratch, d);
     let output_logvar = sized(&mut w.output_logvar, d);
     match layout.likelihood {
-        LikelihoodKind::Bernoulli => bernoulli_log_px(t, &mut w.out, x, log_px, scratch),
+        LikelihoodKind::Bernoulli => bernoulli_log_px(t, &mut w.out, x, log_px, &mut w.rows, d),
         LikelihoodKind::Gaussian if layout.logvar_head.is_some() => {
             kernels::gaussian_rows_log_px(&w.out, x, &w.head_logvar, log_px, scratch);
         }

@@ -69,8 +69,7 @@ impl Optimizer {
                     .chunks_mut(piece)
                     .zip(grads.chunks(piece))
                     .zip(self.first.chunks_mut(piece))
-                    .zip(self.second.chunks_mut(piece))
-                    .collect();
+                    .zip(self.second.chunks_mut(piece));
                 threads.each(pieces, |(((p, g), m), v)| adam(p, g, m, v, c));
             }
             OptimizerKind::Adagrad => {
@@ -78,12 +77,11 @@ impl Optimizer {
                 let pieces = params
                     .chunks_mut(piece)
                     .zip(grads.chunks(piece))
-                    .zip(self.first.chunks_mut(piece))
-                    .collect();
+                    .zip(self.first.chunks_mut(piece));
                 threads.each(pieces, |((p, g), s)| adagrad(p, g, s, lr, wd, eps));
             }
             OptimizerKind::Sgd => {
-                let pieces = params.chunks_mut(piece).zip(grads.chunks(piece)).collect();
+                let pieces = params.chunks_mut(piece).zip(grads.chunks(piece));
                 threads.each(pieces, |(p, g)| sgd(p, g, lr, wd));
             }
         }

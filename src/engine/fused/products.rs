@@ -96,20 +96,31 @@ impl Threads {
             .max(1)
     }
 
-    /// `f` on every item, spread over the run's threads; on one thread, in order on the
-    /// calling thread. (Not rayon's parallel iterators: without a pool of ours they would run
-    /// on rayon's global pool, whose threads are neither this run's nor set to flush
-    /// subnormals.)
-    pub fn each<T: Send>(&self, items: Vec<T>, f: impl Fn(T) + Sync) {
-        match &self.pool {
-            Some(pool) if items.len() > 1 => pool.scope(|s| {
-                let f = &f;
-                for item in items {
-                    s.spawn(move |_| f(item));
-                }
-            }),
-            _ => items.into_iter().for_each(f),
+    /// `f` on every item, spread over the run's threads; on one thread (or for a single
+    /// item), in order on the calling thread. Takes an iterator, so a step allocates nothing
+    /// for it. (Not rayon's parallel iterators: without a pool of ours they would run on
+    /// rayon's global pool, whose threads are neither this run's nor set to flush subnormals.)
+    pub fn each<T, I>(&self, items: I, f: impl Fn(T) + Sync)
+    where
+        T: Send,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send,
+    {
+        let mut items = items.into_iter().peekable();
+        let Some(pool) = &self.pool else {
+            return items.for_each(f);
+        };
+        let Some(first) = items.next() else { return };
+        if items.peek().is_none() {
+            return f(first);
         }
+        pool.scope(|s| {
+            let f = &f;
+            s.spawn(move |_| f(first));
+            for item in items {
+                s.spawn(move |_| f(item));
+            }
+        });
     }
 
     /// `dst (m × n) = a · b`, or `dst += a · b` with `accumulate`.

@@ -140,6 +140,11 @@ impl Checkpoints {
         found
     }
 
+    /// The newest complete checkpoint's folder.
+    pub fn newest(&self) -> Option<PathBuf> {
+        self.list().pop()
+    }
+
     /// How far the newest checkpoint got, from its folder's name: (epochs done, minibatches
     /// of the next epoch done).
     pub fn newest_position(&self) -> Option<(usize, usize)> {

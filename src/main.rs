@@ -169,14 +169,22 @@ enum Command {
     Eval {
         #[command(flatten)]
         run: RunArgs,
-        #[arg(long, default_value_t = 5000)]
-        importance_samples: usize,
+        /// K (default: the run's own, which reproduces its recorded estimate exactly).
+        #[arg(long)]
+        importance_samples: Option<usize>,
         /// On the first N test examples (default: as many as the run used).
         #[arg(long)]
         examples: Option<usize>,
         /// Record this estimate even when the row holds one with more samples or examples.
         #[arg(long)]
         replace: bool,
+        /// Threads (default: every core); the numbers are the same on any count.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Also write one row per test example (index, label, ELBO terms, log p(x), ESS) to
+        /// per_example.parquet in the run's folder (or in --out).
+        #[arg(long)]
+        per_example: bool,
     },
 }
 
@@ -329,7 +337,18 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             importance_samples,
             examples,
             replace,
-        } => commands::trained::eval_command(&run, importance_samples, examples, replace),
+            threads,
+            per_example,
+        } => {
+            let request = aevb::trained::reevaluate::Request {
+                k: importance_samples,
+                examples,
+                replace,
+                threads,
+                per_example: None,
+            };
+            commands::trained::eval_command(&run, request, per_example)
+        }
     }
 }
 

@@ -359,6 +359,10 @@ pub struct TrainConfig {
     /// process is interrupted by SIGINT or SIGTERM). An interrupted or killed run resumes
     /// from its last checkpoint. Does not change the numbers, so not part of the run id.
     pub checkpoint_every_epochs: usize,
+    /// Also write it whenever this many seconds of training have passed since the last one
+    /// (at the next minibatch; 0: off), so a scheduler's kill loses at most this much work
+    /// whatever the epoch length. Not part of the run id.
+    pub checkpoint_every_seconds: f64,
     /// Checkpoints kept per run while it trains (removed once it has finished, unless failed).
     pub keep_last: usize,
     /// Early stopping (0: off): stop when the test ELBO has not improved by more than
@@ -383,6 +387,7 @@ impl Default for TrainConfig {
             shuffle: true,
             divergence_factor: 100.0,
             checkpoint_every_epochs: 0,
+            checkpoint_every_seconds: 600.0,
             keep_last: 1,
             early_stopping_patience: 0,
             early_stopping_min_delta: 0.0,
@@ -405,6 +410,10 @@ pub struct EvalConfig {
     pub images_every_epochs: usize,
     /// Active units: posterior-mean variance across the test set above this.
     pub active_unit_threshold: f64,
+    /// Save the final log p(x) estimate's progress whenever this many seconds of it have
+    /// passed since the last save (0: after every group of blocks), and on SIGINT/SIGTERM:
+    /// a rerun continues it to the same numbers. Not part of the run id.
+    pub checkpoint_every_seconds: f64,
 }
 
 impl Default for EvalConfig {
@@ -416,6 +425,7 @@ impl Default for EvalConfig {
             every_epochs: 1,
             images_every_epochs: 5,
             active_unit_threshold: 0.01,
+            checkpoint_every_seconds: 10.0,
         }
     }
 }
@@ -1003,6 +1013,12 @@ pub fn validate_run(c: &RunConfig, file: &str) -> Result<(), SpecError> {
     if t.keep_last == 0 {
         return err("train.keep_last", "expected at least 1 checkpoint to keep");
     }
+    if !(t.checkpoint_every_seconds >= 0.0 && t.checkpoint_every_seconds.is_finite()) {
+        return err(
+            "train.checkpoint_every_seconds",
+            "expected a non-negative number of seconds (0: off)",
+        );
+    }
     if !(t.early_stopping_min_delta >= 0.0 && t.early_stopping_min_delta.is_finite()) {
         return err(
             "train.early_stopping_min_delta",
@@ -1030,6 +1046,12 @@ pub fn validate_run(c: &RunConfig, file: &str) -> Result<(), SpecError> {
     }
     if e.every_epochs == 0 {
         return err("eval.every_epochs", "expected a positive interval");
+    }
+    if !(e.checkpoint_every_seconds >= 0.0 && e.checkpoint_every_seconds.is_finite()) {
+        return err(
+            "eval.checkpoint_every_seconds",
+            "expected a non-negative number of seconds (0: after every group of blocks)",
+        );
     }
     if e.log_px_examples == Some(0) {
         return err(

@@ -223,6 +223,8 @@ pub fn run_id(config: &RunConfig) -> String {
     // an explicit `fused` are one run.
     c.runtime.backend = crate::engine::kind_for(config);
     c.train.checkpoint_every_epochs = 0;
+    c.train.checkpoint_every_seconds = 0.0;
+    c.eval.checkpoint_every_seconds = 0.0;
     c.train.keep_last = 1;
     // However a data path is written (relative, `./`, a trailing slash), it names the same
     // data: the id hashes its canonical form.

@@ -3,7 +3,9 @@
 //! finished) instead of sleeping and hoping to land there.
 //!
 //! `AEVB_TEST_SIGNAL="epoch=E,step=M,signal=KILL"`: after minibatch M (1-based) of epoch E
-//! (1-based) of a run; `"runs=N,signal=STOP"`: once N runs of the sweep have their record.
+//! (1-based) of a run; `"runs=N,signal=STOP"`: once N runs of the sweep have their record;
+//! `"evaluated=N,signal=KILL"`: once the final log p(x) estimate of a run has N examples done
+//! (and its progress saved, where saving is due).
 //! Signals: TERM, KILL, STOP, INT. It fires at most once per process. Unset (always, outside
 //! tests), it costs one load per minibatch.
 
@@ -16,6 +18,7 @@ pub const TEST_SIGNAL_ENV: &str = "AEVB_TEST_SIGNAL";
 enum Point {
     Step { epoch: usize, step: usize },
     RunsFinished(usize),
+    Evaluated(usize),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,9 +34,15 @@ fn parse(text: &str) -> Option<Planned> {
         fields.insert(k.trim(), v.trim());
     }
     let number = |k: &str| fields.get(k).and_then(|v| v.parse::<usize>().ok());
-    let point = match (number("epoch"), number("step"), number("runs")) {
-        (Some(epoch), Some(step), None) => Point::Step { epoch, step },
-        (None, None, Some(n)) => Point::RunsFinished(n),
+    let point = match (
+        number("epoch"),
+        number("step"),
+        number("runs"),
+        number("evaluated"),
+    ) {
+        (Some(epoch), Some(step), None, None) => Point::Step { epoch, step },
+        (None, None, Some(n), None) => Point::RunsFinished(n),
+        (None, None, None, Some(n)) => Point::Evaluated(n),
         _ => return None,
     };
     let signal = match *fields.get("signal")? {
@@ -59,9 +68,13 @@ fn planned() -> Option<Planned> {
 }
 
 fn fire_at(point: Point) {
+    fire_when(|planned| planned == point);
+}
+
+fn fire_when(reached: impl Fn(Point) -> bool) {
     static FIRED: AtomicBool = AtomicBool::new(false);
     let Some(p) = planned() else { return };
-    if p.point == point && !FIRED.swap(true, Ordering::SeqCst) {
+    if reached(p.point) && !FIRED.swap(true, Ordering::SeqCst) {
         // To this thread: a handled signal (TERM, INT) then runs before `raise` returns,
         // so the loop sees it at this very minibatch; KILL and STOP act on the process.
         // SAFETY: raising a signal in our own thread.
@@ -85,6 +98,14 @@ pub fn after_runs_finished(n: usize) {
     }
 }
 
+/// The final evaluation has `done` examples of its log p(x) estimate (fires at the first
+/// point at or past the planned count: progress moves in groups of blocks).
+pub fn after_evaluated(done: usize) {
+    if planned().is_some() {
+        fire_when(|planned| matches!(planned, Point::Evaluated(n) if done >= n));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +125,10 @@ mod tests {
                 point: Point::RunsFinished(2),
                 signal: libc::SIGKILL
             })
+        );
+        assert_eq!(
+            parse("evaluated=64,signal=KILL").map(|p| p.point),
+            Some(Point::Evaluated(64))
         );
         assert_eq!(parse("epoch=2,signal=TERM"), None);
         assert_eq!(parse("runs=1,signal=HUP"), None);

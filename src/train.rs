@@ -42,6 +42,11 @@ pub struct EpochMetrics {
     pub test_elbo: Option<f64>,
     pub test_recon: Option<f64>,
     pub test_kl: Option<f64>,
+    /// Standard errors of the test ELBO and KL over the test examples.
+    #[serde(default)]
+    pub test_elbo_se: Option<f64>,
+    #[serde(default)]
+    pub test_kl_se: Option<f64>,
     /// Wall seconds of the epoch: its training pass, evaluation and observers.
     #[serde(deserialize_with = "f64_or_nan")]
     pub seconds: f64,
@@ -55,9 +60,12 @@ pub struct EpochMetrics {
 pub trait Observer {
     /// After each optimiser step, with the training examples seen so far.
     fn on_batch(&mut self, _examples_seen: u64) {}
-    fn on_epoch(&mut self, _metrics: &EpochMetrics, _model: &Vae, _data: &Dataset) {}
-    /// The full training state, every `train.checkpoint_every_epochs` epochs and when a
-    /// stop is asked for (SIGINT/SIGTERM): what [`Resume`] continues from.
+    /// After each epoch; `engine` gives the model (`Engine::model`) where the observer needs
+    /// it (images), so epochs that need none copy nothing.
+    fn on_epoch(&mut self, _metrics: &EpochMetrics, _engine: &dyn Engine, _data: &Dataset) {}
+    /// The full training state, every `train.checkpoint_every_epochs` epochs, when a stop
+    /// is asked for (SIGINT/SIGTERM), and when training ends (before the final evaluation):
+    /// what [`Resume`] continues from.
     fn on_checkpoint(&mut self, _checkpoint: Checkpoint<'_>) {}
 }
 
@@ -95,6 +103,9 @@ pub struct TrainState {
     pub evaluations_without_improvement: usize,
     /// Attempts that continued from a checkpoint before this one.
     pub resumes: usize,
+    /// Early stopping ended training after this epoch (1-based), for this reason.
+    #[serde(default)]
+    pub stopped: Option<(usize, String)>,
 }
 
 impl TrainState {
@@ -227,13 +238,13 @@ pub fn train(
         factor: t.divergence_factor,
     };
     let mut diverged = None;
-    let mut stopped = None;
     let mut interrupted = false;
     let attempt_started = Instant::now();
+    let mut last_checkpoint = attempt_started;
     let seconds_before = state.train_seconds;
     let n = data.train.rows;
 
-    'epochs: while state.epoch < t.epochs {
+    'epochs: while state.epoch < t.epochs && state.stopped.is_none() {
         let epoch = state.epoch;
         // A resumed epoch counts the seconds it had already run.
         let epoch_start = Instant::now()
@@ -268,15 +279,21 @@ pub fn train(
             if !stats.iter().all(|v| v.is_finite()) {
                 break;
             }
-            if crate::interrupt::requested() && state.step < batches.len() {
+            let stop = crate::interrupt::requested();
+            let timed = t.checkpoint_every_seconds > 0.0
+                && last_checkpoint.elapsed().as_secs_f64() >= t.checkpoint_every_seconds;
+            if (stop || timed) && state.step < batches.len() {
                 state.epoch_seconds = epoch_start.elapsed().as_secs_f64();
                 state.train_seconds = seconds_before + attempt_started.elapsed().as_secs_f64();
                 observer.on_checkpoint(Checkpoint {
                     state: &state,
                     engine: engine.as_ref(),
                 });
-                interrupted = true;
-                break 'epochs;
+                last_checkpoint = Instant::now();
+                if stop {
+                    interrupted = true;
+                    break 'epochs;
+                }
             }
         }
         let train_pass_seconds = epoch_start.elapsed().as_secs_f64();
@@ -308,23 +325,35 @@ pub fn train(
             break;
         }
         let last = epoch + 1 == t.epochs;
-        let plain = engine.model();
         if last || (epoch + 1).is_multiple_of(config.eval.every_epochs) {
-            let test = eval::elbo(&plain, &data.test, config, &mut eval_rng(t.seed));
-            metrics.test_elbo = Some(test.elbo);
-            metrics.test_recon = Some(test.recon);
-            metrics.test_kl = Some(test.kl);
-            if let Some(why) = divergence(&state).check("the test ELBO", test.elbo) {
+            let test = eval::with_engine(engine.as_ref(), |m| eval::elbo(m, &data.test, config));
+            metrics.test_elbo = Some(test.elbo.mean);
+            metrics.test_recon = Some(test.recon.mean);
+            metrics.test_kl = Some(test.kl.mean);
+            metrics.test_elbo_se = test.elbo.se();
+            metrics.test_kl_se = test.kl.se();
+            if let Some(why) = divergence(&state).check("the test ELBO", test.elbo.mean) {
                 diverged = Some((epoch + 1, why));
             } else if t.early_stopping_patience > 0 {
-                stopped = early_stop(&mut state, test.elbo, t).map(|why| (epoch + 1, why));
+                state.stopped =
+                    early_stop(&mut state, test.elbo.mean, t).map(|why| (epoch + 1, why));
             }
         }
         metrics.seconds = epoch_start.elapsed().as_secs_f64();
-        observer.on_epoch(&metrics, &plain, data);
+        observer.on_epoch(&metrics, engine.as_ref(), data);
         state.epochs.push(metrics);
         state.start_next_epoch();
-        if diverged.is_some() || stopped.is_some() || state.epoch == t.epochs {
+        if diverged.is_some() {
+            break;
+        }
+        if state.stopped.is_some() || state.epoch == t.epochs {
+            // Trained: checkpointed before the final evaluation, which a stop or a kill
+            // may then interrupt without losing the training.
+            state.train_seconds = seconds_before + attempt_started.elapsed().as_secs_f64();
+            observer.on_checkpoint(Checkpoint {
+                state: &state,
+                engine: engine.as_ref(),
+            });
             break;
         }
         let due =
@@ -336,6 +365,7 @@ pub fn train(
                 state: &state,
                 engine: engine.as_ref(),
             });
+            last_checkpoint = Instant::now();
         }
         if stop {
             interrupted = true;
@@ -343,7 +373,7 @@ pub fn train(
         }
     }
     let (diverged_at, diverged_because) = diverged.unzip();
-    let (stopped_at, stopped_because) = stopped.unzip();
+    let (stopped_at, stopped_because) = state.stopped.clone().unzip();
     Ok(TrainOutcome {
         engine: engine.name(),
         model: engine.model(),

@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use aevb::train::eval_rng;
 use aevb::trained::TrainedRun;
 use serde_json::Value;
 
@@ -323,19 +322,25 @@ fn a_saved_model_reproduces_the_recorded_test_elbo_and_log_px() {
     );
     let run_dir = run_dir(&results, "small2d");
     let run = TrainedRun::open(run_dir.to_str().unwrap(), &results).unwrap();
-    let config = run.config().clone();
-    let seed = config.train.seed;
-    let elbo = aevb::eval::elbo(&run.model, &run.data.test, &config, &mut eval_rng(seed)).elbo;
-    assert_eq!(Some(elbo), run.record.test_elbo, "same model, K and seed");
-    let log_px = aevb::eval::per_example_log_px(
-        &run.model,
-        &run.data.test,
-        config.eval.importance_samples,
-        config.eval.max_rows_per_chunk,
-        &mut eval_rng(seed),
-    );
-    let mean = log_px.iter().sum::<f64>() / log_px.len() as f64;
-    assert_eq!(Some(mean), run.record.test_log_px);
+    // `runner eval`'s path with the run's own K, on one thread and on two: the recorded
+    // numbers, bit for bit (nothing re-recorded: the same K on the same examples).
+    for threads in [1, 2] {
+        let mut again = TrainedRun::open(run_dir.to_str().unwrap(), &results).unwrap();
+        let request = aevb::trained::reevaluate::Request {
+            threads: Some(threads),
+            ..Default::default()
+        };
+        let r =
+            aevb::trained::reevaluate::reevaluate(&mut again, &request, &mut |_, _| {}).unwrap();
+        assert_eq!(
+            Some(r.test_elbo.mean),
+            run.record.test_elbo,
+            "{threads} threads"
+        );
+        assert_eq!(Some(r.log_px.log_px.mean), run.record.test_log_px);
+        assert_eq!(r.log_px.log_px.se(), run.record.test_log_px_se);
+        assert_eq!(r.k, run.record.log_px_k);
+    }
     // Opened by run id and by label too.
     let id = run.record.run_id.clone();
     assert_eq!(TrainedRun::open(&id, &results).unwrap().dir, run_dir);

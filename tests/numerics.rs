@@ -241,9 +241,15 @@ fn reparameterised_gradient_matches_finite_differences() {
 /// posterior, so the ELBO has a gap for the IWAE bounds to close, while the importance
 /// weights keep a finite variance.
 fn linear_gaussian_vae(truth: &LinearGaussian, inflate: f64, device: &Device) -> Vae {
-    let (d, k) = (truth.data_dim, truth.latent_dim);
-    let config = ModelConfig {
-        latent_dim: k,
+    let config = linear_gaussian_config(truth);
+    linear_gaussian_vae_of(&config, truth, inflate, device)
+}
+
+/// The linear-Gaussian model as a spec describes it: no hidden layers, a Gaussian decoder
+/// with the true noise variance.
+fn linear_gaussian_config(truth: &LinearGaussian) -> ModelConfig {
+    ModelConfig {
+        latent_dim: truth.latent_dim,
         encoder: aevb::spec::MlpConfig {
             hidden: vec![],
             ..Default::default()
@@ -256,8 +262,17 @@ fn linear_gaussian_vae(truth: &LinearGaussian, inflate: f64, device: &Device) ->
         variance: VarianceKind::Fixed,
         fixed_variance: truth.noise_std * truth.noise_std,
         ..Default::default()
-    };
-    let mut vae = Vae::new(&config, d, &mut StdRng::seed_from_u64(0), device);
+    }
+}
+
+fn linear_gaussian_vae_of(
+    config: &ModelConfig,
+    truth: &LinearGaussian,
+    inflate: f64,
+    device: &Device,
+) -> Vae {
+    let (d, k) = (truth.data_dim, truth.latent_dim);
+    let mut vae = Vae::new(config, d, &mut StdRng::seed_from_u64(0), device);
     let (a, s) = truth.posterior();
     let param2 = |v: Vec<f64>, r: usize, c: usize| {
         Param::from_data(
@@ -303,24 +318,48 @@ fn importance_sampled_log_px_matches_the_linear_gaussian_closed_form() {
         noise_std: 0.8,
     };
     let data = truth.sample(500, &mut StdRng::seed_from_u64(11));
-    let exact: f64 = truth.log_px(&data).iter().sum::<f64>() / data.rows as f64;
+    let exact_examples = truth.log_px(&data);
+    let exact: f64 = exact_examples.iter().sum::<f64>() / data.rows as f64;
     let vae = linear_gaussian_vae(&truth, 2.0, &device);
-
-    let is = eval::per_example_log_px(&vae, &data, 5000, 65_536, &mut eval_rng(1));
-    let is_mean = is.iter().sum::<f64>() / is.len() as f64;
-    assert!(
-        (is_mean - exact).abs() < 0.05,
-        "IS K=5000: {is_mean}, exact {exact}"
-    );
-
     let config = RunConfig {
-        model: ModelConfig {
-            prior: aevb::spec::PriorKind::StandardNormal,
-            ..Default::default()
-        },
+        model: linear_gaussian_config(&truth),
         ..Default::default()
     };
-    let elbo = eval::elbo(&vae, &data, &config, &mut eval_rng(2)).elbo;
+    assert!(aevb::engine::uses_fused(&config));
+
+    // The same estimate through burn's modules and through the fused engine's forward
+    // pass (what a CPU run is evaluated with), from the same noise: each close to the
+    // closed form, and to each other example by example (f32 arithmetic both).
+    let burn = eval::log_px_examples(&eval::Model::Burn(&vae), &data, 5000, 65_536, 1);
+    let fused = eval::with_model(&vae, &config, 2, |m| {
+        eval::log_px_examples(m, &data, 5000, 65_536, 1)
+    })
+    .unwrap();
+    for is in [&burn, &fused] {
+        let s = is.summary();
+        assert!(
+            (s.log_px.mean - exact).abs() < 0.05,
+            "IS K=5000: {}, exact {exact}",
+            s.log_px.mean
+        );
+        // Its standard error is the spread of the exact values over examples, √n-scaled.
+        let exact_se = eval::Estimate::of(&exact_examples).se;
+        assert!(
+            (s.log_px.se / exact_se - 1.0).abs() < 0.02,
+            "{} vs {exact_se}",
+            s.log_px.se
+        );
+        // A proposal 2× wider than the posterior: the weights are far from degenerate.
+        assert!(s.ess_min >= 1.0 && s.ess_mean <= 5000.0 && s.ess_mean > 500.0);
+    }
+    for (b, f) in burn.log_px.iter().zip(&fused.log_px) {
+        assert!((b - f).abs() < 1e-3, "burn {b} vs fused {f}");
+    }
+
+    let elbo = eval::with_model(&vae, &config, 1, |m| eval::elbo(m, &data, &config))
+        .unwrap()
+        .elbo
+        .mean;
     assert!(
         elbo < exact - 0.01,
         "ELBO {elbo} must lie below log p(x) {exact}"
@@ -328,12 +367,52 @@ fn importance_sampled_log_px_matches_the_linear_gaussian_closed_form() {
 
     let bounds: Vec<f64> = [1, 10, 100]
         .iter()
-        .map(|&k| eval::iwae_bound(&vae, &data, k, &mut eval_rng(3)))
+        .map(|&k| eval::iwae_bound(&eval::Model::Burn(&vae), &data, k, 3))
         .collect();
     assert!(
         bounds[0] < bounds[1] && bounds[1] < bounds[2] && bounds[2] < exact + 0.01,
         "IWAE bounds must rise towards {exact}: {bounds:?}"
     );
+}
+
+#[test]
+fn evaluation_gives_the_same_bits_on_any_thread_count_and_after_a_stop() {
+    let truth = LinearGaussian::random(6, 2, 0.7, 5);
+    let data = truth.sample(300, &mut StdRng::seed_from_u64(2));
+    let vae = linear_gaussian_vae(&truth, 1.5, &device());
+    let config = RunConfig {
+        model: linear_gaussian_config(&truth),
+        ..Default::default()
+    };
+    let run = |threads: usize| {
+        eval::with_model(&vae, &config, threads, |m| {
+            (
+                eval::elbo_examples(m, &data, &config),
+                eval::log_px_examples(m, &data, 50, 1000, 7),
+            )
+        })
+        .unwrap()
+    };
+    let one = run(1);
+    assert_eq!(one, run(2));
+    assert_eq!(one, run(3));
+    // Continued from the first two blocks' saved values: the same numbers.
+    let job = eval::LogPxJob {
+        k: 50,
+        max_rows: 1000,
+        seed: 7,
+        stoppable: false,
+    };
+    let mut partial = eval::ImportanceExamples::default();
+    let b = eval::blocks::BLOCK_EXAMPLES;
+    partial.log_px = one.1.log_px[..2 * b].to_vec();
+    partial.ess = one.1.ess[..2 * b].to_vec();
+    partial.log_w_sd = one.1.log_w_sd[..2 * b].to_vec();
+    eval::with_model(&vae, &config, 2, |m| {
+        eval::log_px(m, &data, job, &mut partial, &mut |_| {})
+    })
+    .unwrap();
+    assert_eq!(partial, one.1);
 }
 
 #[test]
@@ -383,7 +462,9 @@ fn training_on_digits_improves_the_test_elbo_clearly_within_a_few_epochs() {
         &mut StdRng::seed_from_u64(4),
         &device,
     );
-    let before = eval::elbo(&untrained, &data.test, &config, &mut eval_rng(4)).elbo;
+    let before = eval::elbo(&eval::Model::Burn(&untrained), &data.test, &config)
+        .elbo
+        .mean;
     let outcome = train::train(&config, &data, &device, 1, &mut Silent, None).unwrap();
     assert_eq!(outcome.engine, expected_engine());
     assert_eq!(outcome.diverged_at, None);

@@ -33,6 +33,11 @@ pub trait Engine {
     /// What computes the steps, as runs record it (`backend`): `fused`, or the burn backend
     /// autodiff runs on (`flex`, `ndarray`, `cuda`).
     fn name(&self) -> &'static str;
+    /// The fused engine's flat model and threads, which evaluation reads in place; `None`
+    /// for autodiff (evaluation then goes through [`Engine::model`]).
+    fn fused_parts(&self) -> Option<(&fused::layout::Layout, &[f32], &fused::products::Threads)> {
+        None
+    }
 }
 
 /// An engine's state read back from a checkpoint folder.
@@ -71,8 +76,9 @@ impl Saved {
 
 /// Bumped whenever an engine's maths changes (a step, a bound, an initialisation): part of
 /// every run's identity and of every checkpoint, so that results and checkpoints of older
-/// numerics are never mixed with new ones.
-pub const NUMERICS_VERSION: u32 = 2;
+/// numerics are never mixed with new ones. Version 3: evaluation noise drawn per block of
+/// examples (eval::blocks), the same on any thread count.
+pub const NUMERICS_VERSION: u32 = 3;
 
 /// What trains `config`: `Fused` (aevb's engine) where the spec asks for it explicitly or
 /// says `cpu` and the engine covers the model (`support::fused`), else the burn backend

@@ -114,6 +114,7 @@ fn training(t: &TrainConfig) -> Result<(), Unsupported> {
         shuffle: _,
         divergence_factor: _,
         checkpoint_every_epochs: _,
+        checkpoint_every_seconds: _,
         keep_last: _,
         early_stopping_patience: _,
         early_stopping_min_delta: _,

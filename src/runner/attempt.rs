@@ -6,17 +6,18 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::Shared;
+use super::evaluation::{self, Evaluated, ProgressFile};
 use crate::checkpoint::{BoardPosition, Checkpoints, Loaded};
-use crate::data::{self, Dataset};
-use crate::eval;
+use crate::data::Dataset;
+use crate::engine::Engine;
 use crate::model::Vae;
 use crate::progress::RunProgress;
 use crate::sinks::model_file;
 use crate::sinks::results::{RunRecord, RunStatus};
 use crate::sinks::tensorboard::{ExperimentRecord, RunBoard};
-use crate::spec::{Binarization, RunConfig};
+use crate::spec::RunConfig;
 use crate::sweep::PlannedRun;
-use crate::train::{self, Checkpoint, EpochMetrics, Observer, eval_rng};
+use crate::train::{self, Checkpoint, EpochMetrics, Observer, TrainOutcome, eval_rng};
 use crate::{VERSION, backend};
 
 /// How one run's attempt ended.
@@ -29,40 +30,107 @@ pub(super) struct Executed {
 }
 
 /// Trains and evaluates one run and saves its record; never panics, never stops the sweep.
-/// An unfinished run continues from its newest checkpoint.
+/// An unfinished run continues from its newest checkpoint (a trained one, from its final
+/// evaluation's saved progress). Phases: [`resume_point`], [`train_phase`],
+/// [`evaluate_phase`], [`save_phase`].
 pub(super) fn execute(
     shared: &Shared,
     run: &PlannedRun,
     device: &burn::tensor::Device,
     bar: &RunProgress,
 ) -> Executed {
-    let Shared {
-        spec,
-        out,
-        datasets,
-        text_keys,
-        experiment,
-        experiments_commit,
-        force,
-        concurrent,
-    } = *shared;
-    let threads = crate::engine::threads_per_run(&run.config, concurrent);
+    let threads = crate::engine::threads_per_run(&run.config, shared.concurrent);
     let started = Instant::now();
-    let run_dir = out.run_dir(&run.id);
-    let checkpoints = Checkpoints::new(&run_dir, &run.id);
-    let loaded = if force {
-        checkpoints.clear();
-        None
-    } else {
-        checkpoints.remove_unfinished();
-        checkpoints.latest(&run.config, &mut |note| bar.note(&note))
-    };
+    let checkpoints = Checkpoints::new(&shared.out.run_dir(&run.id), &run.id);
+    let loaded = resume_point(&checkpoints, &run.config, shared.force, bar);
     let seconds_before = loaded
         .as_ref()
         .map(|l| l.resume.state.train_seconds)
         .unwrap_or(0.0);
-    let board_dir = out.board_dir(&run.label, &run.id);
-    let mut board = open_board(&board_dir, run, text_keys, experiment, loaded.as_ref());
+    let board_dir = shared.out.board_dir(&run.label, &run.id);
+    let mut board = open_board(
+        &board_dir,
+        run,
+        shared.text_keys,
+        shared.experiment,
+        loaded.as_ref(),
+    );
+    let mut log = CheckpointLog::default();
+    let outcome = train_phase(
+        shared,
+        run,
+        device,
+        threads,
+        bar,
+        &mut board,
+        &checkpoints,
+        &mut log,
+        loaded,
+    );
+    let mut record = new_record(shared, run, threads);
+    let mut epochs: Vec<EpochMetrics> = Vec::new();
+    let mut model = None;
+    match outcome {
+        Ok(Ok((trained, _))) if trained.interrupted => {
+            return interrupted(record, &mut board, &log);
+        }
+        Ok(Ok((trained, data))) => {
+            epochs = trained.epochs.clone();
+            record_training(&trained, &data, &mut record);
+            if trained.diverged_at.is_none() {
+                let evaluated = evaluate_phase(
+                    &trained,
+                    &data,
+                    run,
+                    threads,
+                    &checkpoints,
+                    &mut record,
+                    &mut board,
+                    bar,
+                );
+                if evaluated == Some(Evaluated::Interrupted) {
+                    return interrupted(record, &mut board, &log);
+                }
+            }
+            model = Some(trained.model);
+        }
+        Ok(Err(e)) => record.error = Some(format!("{e:#}")),
+        Err(panic) => record.error = Some(panic_message(panic)),
+    }
+    record.checkpoints_written = log.written;
+    record.checkpoint_seconds = log.seconds;
+    record.wall_seconds = seconds_before + started.elapsed().as_secs_f64();
+    record.finished_at = crate::sinks::results::utc_now_rfc3339();
+    board.session_end(record.status == RunStatus::Ok);
+    board.flush();
+    let write_error = log.error.or_else(|| board.error().map(str::to_string));
+    drop(board);
+    save_phase(
+        shared,
+        run,
+        &board_dir,
+        &checkpoints,
+        record,
+        &epochs,
+        model.as_ref(),
+        write_error,
+    )
+}
+
+/// The checkpoint the run continues from: none with `force` (its checkpoints are removed),
+/// else the newest usable one (each passed over is said in a note).
+fn resume_point(
+    checkpoints: &Checkpoints,
+    config: &RunConfig,
+    force: bool,
+    bar: &RunProgress,
+) -> Option<Loaded> {
+    if force {
+        checkpoints.clear();
+        return None;
+    }
+    checkpoints.remove_unfinished();
+    let loaded = checkpoints.latest(config, &mut |note| bar.note(&note));
     if let Some(l) = &loaded {
         let s = &l.resume.state;
         bar.note(&format!(
@@ -72,9 +140,25 @@ pub(super) fn execute(
             s.step
         ));
     }
-    let mut checkpoint_log = CheckpointLog::default();
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        let data = datasets.get(&run.config.data)?;
+    loaded
+}
+
+/// Loads the run's data and trains it (from `loaded` where there is a checkpoint); a panic
+/// is caught and becomes this run's failure.
+#[allow(clippy::too_many_arguments)]
+fn train_phase(
+    shared: &Shared,
+    run: &PlannedRun,
+    device: &burn::tensor::Device,
+    threads: usize,
+    bar: &RunProgress,
+    board: &mut RunBoard,
+    checkpoints: &Checkpoints,
+    log: &mut CheckpointLog,
+    loaded: Option<Loaded>,
+) -> std::thread::Result<anyhow::Result<(TrainOutcome, std::sync::Arc<Dataset>)>> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| {
+        let data = shared.datasets.get(&run.config.data)?;
         // A failed allocation aborts the process, so a model that cannot fit is refused
         // here, as this run's failure, before any of it is built.
         let bytes = crate::model::memory_estimate_bytes(
@@ -86,23 +170,27 @@ pub(super) fn execute(
         crate::resources::ensure_fits(bytes, "this model")
             .map_err(|m| anyhow::anyhow!("refused before training: {m}"))?;
         let mut observer = RunObserver {
-            board: &mut board,
+            board,
             bar,
             images_every: run.config.eval.images_every_epochs,
             epochs: run.config.train.epochs,
             seed: run.config.train.seed,
-            checkpoints: &checkpoints,
+            checkpoints,
             keep_last: run.config.train.keep_last,
-            log: &mut checkpoint_log,
+            log,
         };
         let resume = loaded.map(|l| l.resume);
         let trained = train::train(&run.config, &data, device, threads, &mut observer, resume)?;
         anyhow::Ok((trained, data))
-    }));
-    let mut record = RunRecord {
+    }))
+}
+
+/// The row of a run that has not got anywhere yet (status failed until shown otherwise).
+fn new_record(shared: &Shared, run: &PlannedRun, threads: usize) -> RunRecord {
+    RunRecord {
         run_id: run.id.clone(),
         label: run.label.clone(),
-        experiment: spec.name.clone(),
+        experiment: shared.spec.name.clone(),
         swept_keys: run
             .swept
             .iter()
@@ -115,103 +203,151 @@ pub(super) fn execute(
         backend: backend::name(crate::engine::kind_for(&run.config)).to_string(),
         threads,
         aevb_version: VERSION.to_string(),
-        experiments_commit: experiments_commit.map(str::to_string),
-        checkpoints_written: checkpoint_log.written,
-        checkpoint_seconds: checkpoint_log.seconds,
+        experiments_commit: shared.experiments_commit.map(str::to_string),
         ..Default::default()
-    };
-    let mut epochs: Vec<EpochMetrics> = Vec::new();
-    let mut model = None;
-    match outcome {
-        Ok(Ok((trained, _))) if trained.interrupted => {
-            board.flush();
-            let write_error = checkpoint_log
-                .error
-                .or_else(|| board.error().map(str::to_string));
-            return Executed {
-                record,
-                write_error,
-                interrupted: true,
-            };
-        }
-        Ok(Ok((trained, data))) => {
-            epochs = trained.epochs.clone();
-            // What actually trained the run (the spec may have said `cpu`).
-            record.backend = trained.engine.to_string();
-            record.epochs_done = trained.epochs.len();
-            record.examples_seen = trained.examples_seen;
-            record.resumes = trained.resumes;
-            record.samples_per_second =
-                trained.examples_seen as f64 / trained.train_seconds.max(1e-9);
-            record.exact_test_log_px = data.exact_test_log_px;
-            record.modelled_columns = data.columns.clone();
-            record.data_notes = (!data.notes.is_empty()).then(|| data.notes.join("; "));
-            record.stopped_epoch = trained.stopped_at;
-            record.stop_reason = trained.stopped_because.clone();
-            if let Some(epoch) = trained.diverged_at {
-                record.status = RunStatus::Diverged;
-                record.diverged_epoch = Some(epoch);
-                record.error = Some(format!(
-                    "diverged in epoch {epoch}: {}",
-                    trained
-                        .diverged_because
-                        .as_deref()
-                        .unwrap_or("non-finite loss")
-                ));
-                // The diverged epoch is the last one; the row keeps what came before it.
-                last_metrics(&epochs[..epochs.len().saturating_sub(1)], &mut record);
-            } else {
-                match std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    final_evaluation(&trained.model, &data, &run.config, &mut record, bar)
-                })) {
-                    Ok(()) => {
-                        let divergence = [
-                            ("the final test ELBO", record.test_elbo),
-                            ("the test log p(x) estimate", record.test_log_px),
-                        ]
-                        .iter()
-                        .find_map(|(what, v)| {
-                            trained.divergence.check(what, v.unwrap_or(f64::NAN))
-                        });
-                        match divergence {
-                            None => record.status = RunStatus::Ok,
-                            Some(why) => {
-                                record.status = RunStatus::Diverged;
-                                record.diverged_epoch = Some(record.epochs_done);
-                                record.error =
-                                    Some(format!("diverged in the final evaluation: {why}"));
-                            }
-                        }
-                        if let Some(lp) = record.test_log_px {
-                            board.scalar("test/log_px", lp, trained.examples_seen);
-                        }
-                        if let Some(au) = record.active_units {
-                            board.scalar("test/active_units", au as f64, trained.examples_seen);
-                        }
-                    }
-                    Err(panic) => record.error = Some(panic_message(panic)),
-                }
-            }
-            model = Some(trained.model);
-        }
-        Ok(Err(e)) => record.error = Some(format!("{e:#}")),
-        Err(panic) => record.error = Some(panic_message(panic)),
     }
-    record.wall_seconds = seconds_before + started.elapsed().as_secs_f64();
-    record.finished_at = crate::sinks::results::utc_now_rfc3339();
-    board.session_end(record.status == RunStatus::Ok);
+}
+
+/// A run stopped by SIGINT/SIGTERM: checkpointed, no record written.
+fn interrupted(record: RunRecord, board: &mut RunBoard, log: &CheckpointLog) -> Executed {
     board.flush();
-    let mut write_error = checkpoint_log
+    let write_error = log
         .error
+        .clone()
         .or_else(|| board.error().map(str::to_string));
-    drop(board);
+    Executed {
+        record,
+        write_error,
+        interrupted: true,
+    }
+}
+
+/// What training tells the row: the engine, examples, resumes, speed, the data's notes,
+/// early stopping and divergence.
+fn record_training(trained: &TrainOutcome, data: &Dataset, record: &mut RunRecord) {
+    // What actually trained the run (the spec may have said `cpu`).
+    record.backend = trained.engine.to_string();
+    record.epochs_done = trained.epochs.len();
+    record.examples_seen = trained.examples_seen;
+    record.resumes = trained.resumes;
+    record.samples_per_second = trained.examples_seen as f64 / trained.train_seconds.max(1e-9);
+    record.exact_test_log_px = data.exact_test_log_px;
+    record.modelled_columns = data.columns.clone();
+    record.data_notes = (!data.notes.is_empty()).then(|| data.notes.join("; "));
+    record.stopped_epoch = trained.stopped_at;
+    record.stop_reason = trained.stopped_because.clone();
+    if let Some(epoch) = trained.diverged_at {
+        record.status = RunStatus::Diverged;
+        record.diverged_epoch = Some(epoch);
+        record.error = Some(format!(
+            "diverged in epoch {epoch}: {}",
+            trained
+                .diverged_because
+                .as_deref()
+                .unwrap_or("non-finite loss")
+        ));
+        // The diverged epoch is the last one; the row keeps what came before it.
+        let epochs = &trained.epochs;
+        last_metrics(&epochs[..epochs.len().saturating_sub(1)], record);
+    }
+}
+
+/// The final evaluation of a trained run, its verdict (ok, or diverged in the evaluation)
+/// and its TensorBoard scalars; `None` when it panicked (the row says why).
+#[allow(clippy::too_many_arguments)]
+fn evaluate_phase(
+    trained: &TrainOutcome,
+    data: &Dataset,
+    run: &PlannedRun,
+    threads: usize,
+    checkpoints: &Checkpoints,
+    record: &mut RunRecord,
+    board: &mut RunBoard,
+    bar: &RunProgress,
+) -> Option<Evaluated> {
+    let examples = evaluation::log_px_subset(data, &run.config).rows;
+    let saved = ProgressFile::new(
+        checkpoints.newest(),
+        &run.id,
+        trained.examples_seen,
+        &run.config,
+        examples,
+    );
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        evaluation::final_evaluation(
+            &trained.model,
+            data,
+            &run.config,
+            threads,
+            &saved,
+            record,
+            bar,
+        )
+    }));
+    let evaluated = match result {
+        Ok(Ok(evaluated)) => evaluated,
+        Ok(Err(e)) => {
+            record.error = Some(format!("{e:#}"));
+            return None;
+        }
+        Err(panic) => {
+            record.error = Some(panic_message(panic));
+            return None;
+        }
+    };
+    if evaluated == Evaluated::Interrupted {
+        return Some(evaluated);
+    }
+    let divergence = [
+        ("the final test ELBO", record.test_elbo),
+        ("the test log p(x) estimate", record.test_log_px),
+    ]
+    .iter()
+    .find_map(|(what, v)| trained.divergence.check(what, v.unwrap_or(f64::NAN)));
+    match divergence {
+        None => record.status = RunStatus::Ok,
+        Some(why) => {
+            record.status = RunStatus::Diverged;
+            record.diverged_epoch = Some(record.epochs_done);
+            record.error = Some(format!("diverged in the final evaluation: {why}"));
+        }
+    }
+    let at = trained.examples_seen;
+    let scalars = [
+        ("test/log_px", record.test_log_px),
+        ("test/log_px_se", record.test_log_px_se),
+        ("test/log_px_ess_mean", record.log_px_ess_mean),
+        ("test/active_units", record.active_units.map(|a| a as f64)),
+    ];
+    for (tag, value) in scalars {
+        if let Some(v) = value {
+            board.scalar(tag, v, at);
+        }
+    }
+    Some(evaluated)
+}
+
+/// Writes the run's resolved spec, model and record (the record last: it marks the run
+/// finished), and removes its checkpoints once it is recorded.
+#[allow(clippy::too_many_arguments)]
+fn save_phase(
+    shared: &Shared,
+    run: &PlannedRun,
+    board_dir: &Path,
+    checkpoints: &Checkpoints,
+    mut record: RunRecord,
+    epochs: &[EpochMetrics],
+    model: Option<&Vae>,
+    mut write_error: Option<String>,
+) -> Executed {
+    let run_dir = shared.out.run_dir(&run.id);
     // A spec of its own: `runner run` on this file trains the run again.
     let toml = format!(
         "# Run {} ({}) of experiment {}, resolved: every setting, sweep applied.\nname = {}\n\n{}",
         run.id,
         run.label,
-        spec.name,
-        toml::Value::String(spec.name.clone()),
+        shared.spec.name,
+        toml::Value::String(shared.spec.name.clone()),
         toml::to_string_pretty(&run.config).unwrap_or_default()
     );
     // The resolved spec also sits beside the run's TensorBoard logs.
@@ -221,7 +357,7 @@ pub(super) fn execute(
         write_error.get_or_insert(format!("{e:#}"));
     }
     // The trained model, before the record that marks the run finished.
-    if let (None, Some(model)) = (&write_error, &model) {
+    if let (None, Some(model)) = (&write_error, model) {
         let saved = std::fs::create_dir_all(&run_dir)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", run_dir.display()))
             .and_then(|_| model_file::save(model, &run_dir.join(model_file::MODEL_FILE), &run.id));
@@ -232,7 +368,7 @@ pub(super) fn execute(
     // The record goes last, and only when the logs are whole: a run whose files could not
     // all be written is not finished, and the next invocation trains it again.
     if write_error.is_none()
-        && let Err(e) = out.save_run(&record, &epochs, &toml)
+        && let Err(e) = shared.out.save_run(&record, epochs, &toml)
     {
         write_error = Some(format!("{e:#}"));
     }
@@ -308,50 +444,6 @@ fn last_metrics(epochs: &[EpochMetrics], record: &mut RunRecord) {
     }
 }
 
-/// Final numbers at β = 1 on the trained model.
-fn final_evaluation(
-    model: &Vae,
-    data: &Dataset,
-    config: &RunConfig,
-    record: &mut RunRecord,
-    progress: &RunProgress,
-) {
-    let seed = config.train.seed;
-    // Dynamically binarized training data are scored on one fixed binarization.
-    let mut train_data = data.train.clone();
-    if config.data.binarization == Binarization::Dynamic {
-        data::bernoulli_sample(&mut train_data.values, &mut eval_rng(seed));
-    }
-    let train = eval::elbo(model, &train_data, config, &mut eval_rng(seed));
-    let test = eval::elbo(model, &data.test, config, &mut eval_rng(seed));
-    record.train_elbo = Some(train.elbo);
-    record.train_recon = Some(train.recon);
-    record.train_kl = Some(train.kl);
-    record.test_elbo = Some(test.elbo);
-    record.test_recon = Some(test.recon);
-    record.test_kl = Some(test.kl);
-    let subset = match config.eval.log_px_examples {
-        Some(n) => data.test.head(n),
-        None => data.test.clone(),
-    };
-    progress.evaluation_start(subset.rows, config.eval.importance_samples);
-    let (log_px, examples) = eval::mean_log_px(
-        model,
-        &subset,
-        config.eval.importance_samples,
-        config.eval.max_rows_per_chunk,
-        &mut eval_rng(seed),
-        &mut |done| progress.evaluation(done, subset.rows),
-    );
-    record.log_px_examples = examples;
-    record.test_log_px = Some(log_px);
-    record.active_units = Some(eval::active_units(
-        model,
-        &data.test,
-        config.eval.active_unit_threshold,
-    ));
-}
-
 fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
     match crate::panic_text(&*panic) {
         m if m.is_empty() => "panicked".into(),
@@ -375,12 +467,16 @@ impl Observer for RunObserver<'_> {
         self.bar.batch(examples_seen);
     }
 
-    fn on_epoch(&mut self, m: &EpochMetrics, model: &Vae, data: &Dataset) {
+    fn on_epoch(&mut self, m: &EpochMetrics, engine: &dyn Engine, data: &Dataset) {
         self.board.epoch(m);
         let last = m.epoch == self.epochs;
         if last || (self.images_every > 0 && m.epoch.is_multiple_of(self.images_every)) {
-            self.board
-                .images(model, data, m.examples_seen, &mut eval_rng(self.seed));
+            self.board.images(
+                &engine.model(),
+                data,
+                m.examples_seen,
+                &mut eval_rng(self.seed),
+            );
         }
         self.bar.epoch(m);
     }

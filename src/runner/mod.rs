@@ -3,6 +3,7 @@
 //! One run's attempt (train, evaluate, save) is `attempt`.
 
 mod attempt;
+pub mod evaluation;
 
 use attempt::{Executed, execute};
 

@@ -60,10 +60,27 @@ pub struct RunRecord {
     pub test_elbo: Option<f64>,
     pub test_recon: Option<f64>,
     pub test_kl: Option<f64>,
+    /// Standard errors over the test examples (sample sd / √n) of the test ELBO and KL.
+    #[serde(default)]
+    pub test_elbo_se: Option<f64>,
+    #[serde(default)]
+    pub test_kl_se: Option<f64>,
     /// Importance-sampled mean test log p(x) with `log_px_k` samples per example.
     pub test_log_px: Option<f64>,
+    /// Its standard error over the `log_px_examples` examples.
+    #[serde(default)]
+    pub test_log_px_se: Option<f64>,
     pub log_px_k: usize,
     pub log_px_examples: usize,
+    /// The importance weights' effective sample size (mean and minimum over examples, out
+    /// of K) and the mean standard deviation of the log-weights: when ESS is near 1 the
+    /// estimate rests on single samples and K is too small.
+    #[serde(default)]
+    pub log_px_ess_mean: Option<f64>,
+    #[serde(default)]
+    pub log_px_ess_min: Option<f64>,
+    #[serde(default)]
+    pub log_w_sd_mean: Option<f64>,
     /// The exact mean test log p(x), where the data's true model is known.
     pub exact_test_log_px: Option<f64>,
     pub active_units: Option<usize>,
@@ -418,6 +435,12 @@ fn template_record() -> RunRecord {
         test_recon: Some(0.0),
         test_kl: Some(0.0),
         test_log_px: Some(0.0),
+        test_elbo_se: Some(0.0),
+        test_kl_se: Some(0.0),
+        test_log_px_se: Some(0.0),
+        log_px_ess_mean: Some(0.0),
+        log_px_ess_min: Some(0.0),
+        log_w_sd_mean: Some(0.0),
         exact_test_log_px: Some(0.0),
         active_units: Some(0),
         modelled_columns: Some(vec![String::new()]),
@@ -473,6 +496,8 @@ fn epochs_frame(all: &[(RunRecord, Vec<EpochMetrics>)]) -> anyhow::Result<DataFr
         test_elbo: Some(0.0),
         test_recon: Some(0.0),
         test_kl: Some(0.0),
+        test_elbo_se: Some(0.0),
+        test_kl_se: Some(0.0),
         ..Default::default()
     };
     let mut template_row = BTreeMap::new();

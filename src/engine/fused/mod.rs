@@ -4,6 +4,7 @@
 //! trains the canonical VAE and Burda's IWAE faster than burn-flex and PyTorch (README,
 //! "Performance"); models it does not cover train on burn (see [`super::support`], which `engine::start` asks).
 
+pub mod forward;
 pub mod kernels;
 pub mod layout;
 pub mod math;
@@ -25,8 +26,9 @@ use crate::data::Matrix;
 use crate::model::Vae;
 use crate::model::prior::{Prior, host};
 use crate::spec::{KlMode, ObjectiveConfig, ObjectiveKind, OptimizerKind, RunConfig};
+use forward::Workspace;
 use layout::{Dense, Layout};
-use network::{Objective, Workspace};
+use network::Objective;
 use optim::Optimizer;
 use products::Threads;
 
@@ -113,7 +115,38 @@ fn pairs<'a>(layout: &'a Layout, vae: &'a Vae) -> Vec<(&'a Dense, &'a Linear)> {
     out
 }
 
+/// The layout of `config`'s model and `vae`'s values in it: the engine's parameters.
+pub fn flatten(config: &RunConfig, vae: &Vae) -> (Layout, Vec<f32>) {
+    let dim = vae.decoder.out.weight.val().dims()[1];
+    let layout = Layout::new(&config.model, dim);
+    let mut params = vec![0.0; layout.len];
+    for (dense, linear) in pairs(&layout, vae) {
+        let (w, b) = linear_values(linear);
+        params[dense.weight.range()].copy_from_slice(&w);
+        params[dense.bias.range()].copy_from_slice(&b);
+    }
+    if let (Some(slot), Some(lv)) = (&layout.output_logvar, &vae.decoder.logvar) {
+        let v = lv.val().into_data().try_to_vec::<f32>().unwrap_or_default();
+        params[slot.range()].copy_from_slice(&v);
+    }
+    for (slot, values) in layout
+        .prior
+        .slots()
+        .into_iter()
+        .zip(prior_values(&vae.prior))
+    {
+        params[slot.range()].copy_from_slice(&values);
+    }
+    (layout, params)
+}
+
 impl FusedEngine {
+    /// The model as the engine holds it, and the run's threads: what evaluation reads
+    /// (no copy into a burn model).
+    pub fn parts(&self) -> (&Layout, &[f32], &Threads) {
+        (&self.layout, &self.params, &self.threads)
+    }
+
     /// Starts from `init` (the autodiff engine's initialisation, so both engines start from
     /// the same weights) or from a checkpoint.
     pub fn new(
@@ -123,26 +156,7 @@ impl FusedEngine {
         threads: usize,
         resume: Option<Saved>,
     ) -> anyhow::Result<Self> {
-        let dim = init.decoder.out.weight.val().dims()[1];
-        let layout = Layout::new(&config.model, dim);
-        let mut params = vec![0.0; layout.len];
-        for (dense, linear) in pairs(&layout, &init) {
-            let (w, b) = linear_values(linear);
-            params[dense.weight.range()].copy_from_slice(&w);
-            params[dense.bias.range()].copy_from_slice(&b);
-        }
-        if let (Some(slot), Some(lv)) = (&layout.output_logvar, &init.decoder.logvar) {
-            let v = lv.val().into_data().try_to_vec::<f32>().unwrap_or_default();
-            params[slot.range()].copy_from_slice(&v);
-        }
-        for (slot, values) in layout
-            .prior
-            .slots()
-            .into_iter()
-            .zip(prior_values(&init.prior))
-        {
-            params[slot.range()].copy_from_slice(&values);
-        }
+        let (layout, mut params) = flatten(config, &init);
         let mut optimizer = Optimizer::new(&config.train, layout.len);
         if let Some(saved) = resume {
             if saved.params.len() != layout.len || saved.optimizer.kind != optimizer.kind {
@@ -255,6 +269,10 @@ impl FusedEngine {
 impl Engine for FusedEngine {
     fn name(&self) -> &'static str {
         "fused"
+    }
+
+    fn fused_parts(&self) -> Option<(&Layout, &[f32], &Threads)> {
+        Some(self.parts())
     }
 
     fn step(

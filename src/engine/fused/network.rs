@@ -4,9 +4,10 @@
 //! parameter. The same maths as `objective.rs` on burn's autodiff, which the tests compare
 //! it with gradient for gradient.
 
+use super::forward::{self, Workspace, rows_per_piece, sized};
 use super::kernels;
 use super::layout::{Dense, Layout};
-use super::prior::{PriorPiece, PriorWork};
+use super::prior::PriorPiece;
 use super::products::{Threads, View};
 use crate::spec::{Activation, LikelihoodKind};
 
@@ -31,86 +32,6 @@ impl Objective {
 /// Sums over the minibatch's examples: the β-weighted bound, E[log p(x|z)] and the KL (or
 /// mean log-ratio for IWAE), as the autodiff engine reports them.
 pub type Sums = [f64; 3];
-
-/// Buffers reused from step to step (no allocation once the first step has sized them).
-#[derive(Default)]
-pub struct Workspace {
-    enc_pre: Vec<Vec<f32>>,
-    enc_post: Vec<Vec<f32>>,
-    mean: Vec<f32>,
-    logvar_raw: Vec<f32>,
-    logvar: Vec<f32>,
-    sigma: Vec<f32>,
-    z: Vec<f32>,
-    dec_pre: Vec<Vec<f32>>,
-    dec_post: Vec<Vec<f32>>,
-    out: Vec<f32>,
-    /// The variance head's raw output and its clamped log-variances (then their gradient).
-    head: Vec<f32>,
-    head_logvar: Vec<f32>,
-    scratch: Vec<f32>,
-    /// One row of scratch per piece of the Bernoulli likelihood.
-    rows: Vec<f32>,
-    output_logvar: Vec<f32>,
-    log_px: Vec<f32>,
-    log_ratio: Vec<f32>,
-    coef_px: Vec<f32>,
-    coef_ratio: Vec<f32>,
-    grad: Vec<f32>,
-    spare: Vec<f32>,
-    dmean: Vec<f32>,
-    dlogvar: Vec<f32>,
-    /// log p(z) per sample, and what the prior's backward pass needs.
-    log_prior: Vec<f32>,
-    prior: PriorWork,
-}
-
-/// `v` with exactly `len` elements (contents unspecified: every user overwrites them).
-fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    v.resize(len, 0.0);
-    &mut v[..]
-}
-
-fn dense_forward(
-    t: &Threads,
-    p: &[f32],
-    layer: &Dense,
-    input: &[f32],
-    rows: usize,
-    out: &mut Vec<f32>,
-) {
-    let out = sized(out, rows * layer.d_out);
-    kernels::fill_rows(out, &p[layer.bias.range()]);
-    t.matmul(
-        out,
-        View::new(input, rows, layer.d_in),
-        View::new(&p[layer.weight.range()], layer.d_in, layer.d_out),
-        true,
-    );
-}
-
-/// An MLP body forward: keeps every layer's input to the activation and its output.
-#[allow(clippy::too_many_arguments)]
-fn chain_forward(
-    t: &Threads,
-    p: &[f32],
-    layers: &[Dense],
-    a: Activation,
-    input: &[f32],
-    rows: usize,
-    pre: &mut Vec<Vec<f32>>,
-    post: &mut Vec<Vec<f32>>,
-) {
-    pre.resize_with(layers.len(), Vec::new);
-    post.resize_with(layers.len(), Vec::new);
-    for (l, layer) in layers.iter().enumerate() {
-        let (done, rest) = post.split_at_mut(l);
-        let x = if l == 0 { input } else { &done[l - 1][..] };
-        dense_forward(t, p, layer, x, rows, &mut pre[l]);
-        let y = sized(&mut rest[0], rows * layer.d_out);
-        kernels::activate(a, &pre[l], y);
-    }
-}
 
 /// A dense layer's weight and bias gradients (written, not added) into `g`, from its input
 /// and the gradient of its output.
@@ -191,34 +112,6 @@ fn chain_backward(
     }
 }
 
-/// Rows per piece when `rows` rows of `d` values are spread over the run's threads.
-fn rows_per_piece(t: &Threads, rows: usize, d: usize) -> usize {
-    (t.piece(rows * d, 8 * d) / d).max(1)
-}
-
-/// The Bernoulli likelihood of every row, in pieces of whole rows on the run's threads
-/// (each row's sum in one fixed order: the same bits on any thread count). `rows_scratch`
-/// holds one row of scratch per piece.
-fn bernoulli_log_px(
-    t: &Threads,
-    logits: &mut [f32],
-    x: &[f32],
-    log_px: &mut [f32],
-    rows_scratch: &mut Vec<f32>,
-    d: usize,
-) {
-    let per = rows_per_piece(t, log_px.len(), d);
-    let scratch = sized(rows_scratch, log_px.len().div_ceil(per) * d);
-    let pieces = logits
-        .chunks_mut(per * d)
-        .zip(log_px.chunks_mut(per))
-        .zip(scratch.chunks_mut(d))
-        .enumerate();
-    t.each(pieces, |(i, ((l, o), row))| {
-        kernels::bernoulli_log_px(l, x, o, row, i * per)
-    });
-}
-
 /// The Bernoulli likelihood's gradient into the logits, in pieces of whole rows.
 fn bernoulli_backward(t: &Threads, sigmoid: &mut [f32], x: &[f32], coef: &[f32], d: usize) {
     let per = rows_per_piece(t, coef.len(), d);
@@ -264,80 +157,6 @@ pub fn step(
     }
     let standard_prior = layout.prior == PriorPiece::StandardNormal;
 
-    // Encoder and heads.
-    chain_forward(
-        t,
-        p,
-        &layout.encoder,
-        layout.encoder_activation,
-        x,
-        n,
-        &mut w.enc_pre,
-        &mut w.enc_post,
-    );
-    let h: &[f32] = w.enc_post.last().map_or(x, |v| &v[..]);
-    dense_forward(t, p, &layout.mean, h, n, &mut w.mean);
-    dense_forward(t, p, &layout.logvar, h, n, &mut w.logvar_raw);
-    let lim = layout.logvar_limit;
-    let logvar = sized(&mut w.logvar, n * zd);
-    let sigma = sized(&mut w.sigma, n * zd);
-    for ((lv, s), &raw) in logvar.iter_mut().zip(sigma.iter_mut()).zip(&w.logvar_raw) {
-        *lv = raw.clamp(-lim, lim);
-        *s = super::math::exp(0.5 * *lv);
-    }
-
-    // z = μ + σ ε, S blocks of n rows.
-    let z = sized(&mut w.z, rows * zd);
-    for (r, (zr, er)) in z.chunks_exact_mut(zd).zip(eps.chunks_exact(zd)).enumerate() {
-        let i = r % n;
-        let (m, s) = (&w.mean[i * zd..][..zd], &w.sigma[i * zd..][..zd]);
-        for j in 0..zd {
-            zr[j] = m[j] + s[j] * er[j];
-        }
-    }
-
-    // Decoder and likelihood.
-    chain_forward(
-        t,
-        p,
-        &layout.decoder,
-        layout.decoder_activation,
-        &w.z,
-        rows,
-        &mut w.dec_pre,
-        &mut w.dec_post,
-    );
-    let hd: &[f32] = w.dec_post.last().map_or(&w.z, |v| &v[..]);
-    dense_forward(t, p, &layout.out, hd, rows, &mut w.out);
-    if let Some(head) = &layout.logvar_head {
-        dense_forward(t, p, head, hd, rows, &mut w.head);
-        let clamped = sized(&mut w.head_logvar, rows * d);
-        for (v, &u) in clamped.iter_mut().zip(&w.head) {
-            *v = u.clamp(-lim, lim);
-        }
-    }
-    let log_px = sized(&mut w.log_px, rows);
-    let scratch = sized(&mut w.scratch, d);
-    let output_logvar = sized(&mut w.output_logvar, d);
-    match layout.likelihood {
-        LikelihoodKind::Bernoulli => bernoulli_log_px(t, &mut w.out, x, log_px, &mut w.rows, d),
-        LikelihoodKind::Gaussian if layout.logvar_head.is_some() => {
-            kernels::gaussian_rows_log_px(&w.out, x, &w.head_logvar, log_px, scratch);
-        }
-        LikelihoodKind::Gaussian => {
-            match &layout.output_logvar {
-                Some(slot) => {
-                    for (o, &v) in output_logvar.iter_mut().zip(&p[slot.range()]) {
-                        *o = v.clamp(-lim, lim);
-                    }
-                }
-                None => output_logvar.fill(layout.fixed_logvar),
-            }
-            kernels::gaussian_log_px(&w.out, x, output_logvar, log_px, scratch);
-        }
-    }
-
-    // log q(z|x) − log p(z) per sample, where the objective needs it.
     let needs_ratio = !matches!(
         objective,
         Objective::Elbo {
@@ -345,30 +164,10 @@ pub fn step(
             ..
         }
     );
-    let log_ratio = sized(&mut w.log_ratio, rows);
-    if needs_ratio && !standard_prior {
-        // log q(z|x) − log p(z), log q = −½ Σ (ε² + log σ² + ln 2π) at the drawn ε.
-        let log_prior = sized(&mut w.log_prior, rows);
-        layout.prior.log_prob(p, &w.z, zd, log_prior, &mut w.prior);
-        let ln_2pi = crate::model::density::LN_2PI as f32;
-        for (r, lr) in log_ratio.iter_mut().enumerate() {
-            let i = r % n;
-            let (er, lv) = (&eps[r * zd..][..zd], &w.logvar[i * zd..][..zd]);
-            let log_q: f32 = -0.5 * (0..zd).map(|j| er[j] * er[j] + lv[j] + ln_2pi).sum::<f32>();
-            *lr = log_q - log_prior[r];
-        }
-    } else if needs_ratio {
-        for (r, lr) in log_ratio.iter_mut().enumerate() {
-            let i = r % n;
-            let (zr, er) = (&w.z[r * zd..][..zd], &eps[r * zd..][..zd]);
-            let lv = &w.logvar[i * zd..][..zd];
-            let mut acc = 0.0f32;
-            for j in 0..zd {
-                acc += zr[j] * zr[j] - lv[j] - er[j] * er[j];
-            }
-            *lr = 0.5 * acc;
-        }
-    }
+    forward::forward(layout, t, p, x, eps, needs_ratio, w);
+    let log_px = &w.log_px[..];
+    let log_ratio = &w.log_ratio[..];
+    let lim = layout.logvar_limit;
 
     // The per-example terms, and the loss's derivative with respect to each sample's
     // log p(x|z) (coef_px) and log-ratio (coef_ratio).
@@ -381,14 +180,9 @@ pub fn step(
         let recon = (0..s_count).map(|s| at(log_px, s) as f64).sum::<f64>() / s_count as f64;
         let (bound, kl) = match objective {
             Objective::Elbo { analytic_kl, .. } => {
-                let kl = if analytic_kl && !standard_prior {
+                let kl = if analytic_kl {
                     let (m, lv) = (&w.mean[i * zd..][..zd], &w.logvar[i * zd..][..zd]);
-                    layout.prior.normal_kl(p, m, lv)
-                } else if analytic_kl {
-                    let (m, lv) = (&w.mean[i * zd..][..zd], &w.logvar[i * zd..][..zd]);
-                    (0..zd)
-                        .map(|j| 0.5 * (super::math::exp(lv[j]) + m[j] * m[j] - lv[j] - 1.0) as f64)
-                        .sum::<f64>()
+                    forward::analytic_kl(layout, p, m, lv)
                 } else {
                     (0..s_count).map(|s| at(log_ratio, s) as f64).sum::<f64>() / s_count as f64
                 };

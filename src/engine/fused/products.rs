@@ -82,6 +82,11 @@ impl Threads {
         Ok(Self { count, pool })
     }
 
+    /// How many threads compute.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
     /// Items per piece when `len` items of elementwise (or per-row) work are spread over the
     /// threads: `len` itself (one piece, on the calling thread) for small work or one thread,
     /// else an even share rounded up to a multiple of `align`. Work whose every item is

@@ -84,6 +84,10 @@ enum Command {
         /// Rewrite the baseline from the current results (for intentional changes).
         #[arg(long)]
         bless: bool,
+        /// Seeds per spec: its own and the next N − 1 (bless with several, e.g. 5, to
+        /// measure the seed standard deviation the gate is in units of).
+        #[arg(long, default_value_t = 1)]
+        seeds: usize,
         /// Where the check runs write their results.
         #[arg(long, default_value = "results/check")]
         results: PathBuf,
@@ -286,8 +290,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             specs,
             baseline,
             bless,
+            seeds,
             results,
-        } => commands::results::check_command(&specs, &baseline, bless, &results),
+        } => commands::results::check_command(&specs, &baseline, bless, seeds, &results),
         Command::Sample { run, n, seed } => {
             let trained = commands::trained::open(&run)?;
             let seed = seed.unwrap_or(trained.config().train.seed);

@@ -395,9 +395,20 @@ fn report_aggregates_a_fixed_table_as_computed_by_hand_and_draws_the_plots() {
 }
 
 fn check(specs: &[&Path], baseline: &Path, results: &Path, bless: bool) -> Output {
+    check_seeds(specs, baseline, results, bless, 1)
+}
+
+fn check_seeds(
+    specs: &[&Path],
+    baseline: &Path,
+    results: &Path,
+    bless: bool,
+    seeds: usize,
+) -> Output {
     let mut cmd = runner();
     cmd.arg("check").args(specs).arg("--baseline").arg(baseline);
     cmd.arg("--results").arg(results);
+    cmd.args(["--seeds", &seeds.to_string()]);
     if bless {
         cmd.arg("--bless");
     }
@@ -405,7 +416,7 @@ fn check(specs: &[&Path], baseline: &Path, results: &Path, bless: bool) -> Outpu
 }
 
 #[test]
-fn check_passes_on_a_blessed_baseline_and_fails_on_a_stricter_one() {
+fn check_gates_in_seed_standard_deviations_and_catches_a_three_sd_regression() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write(
         dir.path(),
@@ -414,19 +425,25 @@ fn check_passes_on_a_blessed_baseline_and_fails_on_a_stricter_one() {
     );
     let baseline = dir.path().join("baseline.toml");
     let results = dir.path().join("results");
-    let blessed = check(&[&spec], &baseline, &results, true);
+    let blessed = check_seeds(&[&spec], &baseline, &results, true, 3);
     assert!(
         blessed.status.success(),
         "{}",
         String::from_utf8_lossy(&blessed.stderr)
     );
     let text = std::fs::read_to_string(&baseline).unwrap();
-    assert!(
-        text.contains("[runs.\"tiny/run\"]") && text.contains("\"tiny/run\" = \"fused\""),
-        "{text}"
-    );
+    let b: aevb::check::Baseline = toml::from_str(&text).unwrap();
+    let run = &b.runs["tiny/run"];
+    assert_eq!(run.seeds.len(), 3, "{text}");
+    assert_eq!(b.engines["tiny/run"], "fused");
+    // The seed sd is the sample sd of the three values, computed here.
+    for m in run.metrics.values() {
+        let mean = m.values.iter().sum::<f64>() / 3.0;
+        let sd = (m.values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
+        assert!((m.seed_sd - sd).abs() < 2e-6 && m.seed_sd > 0.0, "{m:?}");
+    }
 
-    // Same code, same seed: passes.
+    // Same code, same seed: passes, and prints z-scores.
     let pass = check(&[&spec], &baseline, &results, false);
     let table = String::from_utf8_lossy(&pass.stdout);
     assert!(
@@ -435,22 +452,27 @@ fn check_passes_on_a_blessed_baseline_and_fails_on_a_stricter_one() {
         String::from_utf8_lossy(&pass.stderr)
     );
     assert!(
-        table.contains("test_elbo") && !table.contains("FAIL"),
+        table.contains("test_elbo") && table.contains("+0.00") && !table.contains("FAIL"),
         "{table}"
     );
 
-    // A baseline one nat better than reality, with a 0.3-nat tolerance: fails, with the table.
-    let mut b: aevb::check::Baseline = toml::from_str(&text).unwrap();
-    let run = b.runs.get_mut("tiny/run").unwrap();
-    *run.get_mut("test_elbo").unwrap() += 1.0;
-    std::fs::write(&baseline, b.to_text().unwrap()).unwrap();
+    // A regression of 3 seed sd injected into the baseline: fails, z = −3 shown.
+    let mut worse = b.clone();
+    let elbo = worse
+        .runs
+        .get_mut("tiny/run")
+        .unwrap()
+        .metrics
+        .get_mut("test_elbo")
+        .unwrap();
+    let shift = 3.0 * elbo.seed_sd;
+    elbo.values.iter_mut().for_each(|v| *v += shift);
+    elbo.mean += shift;
+    std::fs::write(&baseline, worse.to_text().unwrap()).unwrap();
     let fail = check(&[&spec], &baseline, &results, false);
     let table = String::from_utf8_lossy(&fail.stdout);
     assert_eq!(fail.status.code(), Some(1), "{table}");
-    assert!(
-        table.contains("FAIL") && table.contains("-1.0000"),
-        "{table}"
-    );
+    assert!(table.contains("FAIL") && table.contains("-3.00"), "{table}");
 }
 
 #[test]

@@ -71,30 +71,50 @@ pub fn check_command(
     specs: &[PathBuf],
     baseline_path: &Path,
     bless: bool,
+    seeds: usize,
     results: &Path,
 ) -> anyhow::Result<ExitCode> {
-    let previous = if baseline_path.is_file() {
+    anyhow::ensure!(seeds >= 1, "--seeds: expected at least 1 seed");
+    let previous = if baseline_path.is_file() && bless {
+        // Blessing replaces it: one it cannot read (an older format) only loses its z_limit.
+        check::Baseline::load(baseline_path)
+            .map_err(|e| eprintln!("note: {e}; writing a new one"))
+            .ok()
+    } else if baseline_path.is_file() {
         Some(check::Baseline::load(baseline_path)?)
     } else if bless {
         None
     } else {
         anyhow::bail!(
-            "{}: baseline not found (create it with --bless)",
+            "{}: baseline not found (create it with --bless --seeds N)",
             baseline_path.display()
         );
     };
-    let mut records = Vec::new();
+    if bless && seeds < 3 {
+        eprintln!(
+            "warning: blessing with {seeds} seed(s): the seed standard deviation needs several (--seeds 5)"
+        );
+    }
+    // Each spec with its own seed and the next `seeds` − 1, all validated before any trains.
     let mut loaded = Vec::new();
     for file in spec::spec_files(specs) {
-        let (spec, runs) = load(&SpecArgs {
+        let (base, _) = load(&SpecArgs {
             spec: file.clone(),
             set: Vec::new(),
         })?;
-        let name = file.display().to_string();
-        let prepared = prepare::preflight(&runs, &results.join(&spec.name), &name)?;
-        let commit = runner::experiments_commit(&file);
-        loaded.push((spec, runs, prepared, commit));
+        let first = base.run_config().train.seed;
+        for seed in first..first + seeds as u64 {
+            let (spec, runs) = load(&SpecArgs {
+                spec: file.clone(),
+                set: vec![format!("train.seed={seed}")],
+            })?;
+            let name = file.display().to_string();
+            let prepared = prepare::preflight(&runs, &results.join(&spec.name), &name)?;
+            let commit = runner::experiments_commit(&file);
+            loaded.push((spec, runs, prepared, commit));
+        }
     }
+    let mut records = Vec::new();
     for (spec, runs, prepared, commit) in &loaded {
         // Always retrain: a check must measure the code as it is now.
         let workers = runner::workers(spec, None);
@@ -117,7 +137,7 @@ pub fn check_command(
         let blessed = check::bless(&records, previous.as_ref());
         aevb::sinks::results::write_atomic(baseline_path, blessed.to_text()?.as_bytes())?;
         eprintln!(
-            "blessed {} runs into {}",
+            "blessed {} runs over {seeds} seed(s) into {}",
             blessed.runs.len(),
             baseline_path.display()
         );
@@ -134,12 +154,17 @@ pub fn check_command(
     let failed = comparisons.iter().filter(|c| !c.passed()).count();
     if failed > 0 {
         eprintln!(
-            "check: {failed} of {} comparisons FAILED",
-            comparisons.len()
+            "check: {failed} of {} comparisons FAILED (gate: |z| <= {} seed standard deviations)",
+            comparisons.len(),
+            baseline.z_limit
         );
         Ok(ExitCode::from(1))
     } else {
-        eprintln!("check: all {} comparisons passed", comparisons.len());
+        eprintln!(
+            "check: all {} comparisons passed (gate: |z| <= {} seed standard deviations)",
+            comparisons.len(),
+            baseline.z_limit
+        );
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -1086,18 +1086,22 @@ fn a_bad_baseline_is_refused_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("tiny.toml");
     std::fs::write(&spec, "name = \"tiny\"\n[train]\nepochs = 1\n").unwrap();
-    for (name, tolerance, key) in [
-        ("negative.toml", "-0.3", "tolerance.test_elbo"),
-        ("nan.toml", "nan", "tolerance.test_elbo"),
+    let run = "[runs.\"tiny/run\"]\nseeds = [0, 1]\n[runs.\"tiny/run\".metrics.test_elbo]\n";
+    for (name, body, key) in [
+        (
+            "negative.toml",
+            "z_limit = -2.0\n[runs]\n".to_string(),
+            "z_limit",
+        ),
+        ("nan.toml", "z_limit = nan\n[runs]\n".to_string(), "z_limit"),
+        (
+            "short.toml",
+            format!("z_limit = 2.0\n{run}values = [-1.0]\nmean = -1.0\nseed_sd = 0.1\n"),
+            "runs.\"tiny/run\".metrics.test_elbo",
+        ),
     ] {
         let baseline = dir.path().join(name);
-        std::fs::write(
-            &baseline,
-            format!(
-                "aevb_version = \"0\"\n[tolerance]\ntest_elbo = {tolerance}\ntest_log_px = 0.3\ntest_kl = 0.3\n[runs]\n"
-            ),
-        )
-        .unwrap();
+        std::fs::write(&baseline, format!("aevb_version = \"0\"\n{body}")).unwrap();
         let results = dir.path().join("results");
         let out = runner()
             .arg("check")

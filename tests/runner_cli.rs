@@ -237,6 +237,9 @@ fn small_sweep_writes_parquet_and_tensorboard_and_a_rerun_trains_nothing() {
         assert_eq!(steps("test/elbo").len(), 3, "{label}");
         assert_eq!(steps("train/beta").len(), 3, "{label}");
         assert_eq!(steps("test/log_px").len(), 1, "{label}");
+        // Standard errors beside their values.
+        assert_eq!(steps("test/elbo_se"), steps("test/elbo"), "{label}");
+        assert_eq!(steps("test/log_px_se"), steps("test/log_px"), "{label}");
         assert_eq!(steps("test/active_units").len(), 1, "{label}");
         // Images at epoch 2 and at the last epoch.
         assert_eq!(steps("reconstructions"), vec![2876, 4314], "{label}");
@@ -362,6 +365,11 @@ fn report_aggregates_a_fixed_table_as_computed_by_hand_and_draws_the_plots() {
     assert!((f("test_elbo_std", 1).unwrap() - 2f64.sqrt()).abs() < 1e-12);
     assert_eq!(f("active_units_mean", 0), Some(5.0));
     assert_eq!(f("test_kl_mean", 1), Some(1.5));
+    // 95% interval over 3 seeds: −12 ± t(2) · 2 / √3 = −12 ± 4.303 · 1.155.
+    assert!(
+        (f("test_elbo_ci95_lo", 0).unwrap() - (-12.0 - 4.303 * 2.0 / 3f64.sqrt())).abs() < 1e-3
+    );
+    // Best, and significantly: 10 nats better on both shared seeds.
     let best = table.column("best").unwrap().bool().unwrap();
     assert_eq!((best.get(0), best.get(1)), (Some(true), Some(false)));
 
@@ -391,7 +399,14 @@ fn report_aggregates_a_fixed_table_as_computed_by_hand_and_draws_the_plots() {
         .unwrap();
     assert!(out.status.success());
     let saved = std::fs::read_to_string(dir.path().join("report/summary.txt")).unwrap();
-    assert_eq!(saved, String::from_utf8_lossy(&out.stdout));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with(&saved), "{stdout}");
+    // Then the paired differences (β 1 → 2 on seeds 0 and 1: −10 both), saved beside it.
+    let paired = std::fs::read_to_string(dir.path().join("report/paired.txt")).unwrap();
+    assert!(
+        stdout.ends_with(&paired) && paired.contains("-10.000"),
+        "{paired}"
+    );
 }
 
 fn check(specs: &[&Path], baseline: &Path, results: &Path, bless: bool) -> Output {

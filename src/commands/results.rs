@@ -46,6 +46,19 @@ pub fn report_command(
     let path = out.join(format!("summary.{extension}"));
     aevb::sinks::results::write_atomic(&path, text.as_bytes())?;
     eprintln!("wrote {}", path.display());
+    if let Some(paired) = report::significance::paired_differences(&runs, &by, metric)? {
+        let text = report::render_plain(&paired, format)?;
+        // CSV and JSON on stdout stay one document: the paired table goes to its file.
+        if matches!(format, report::Format::Table | report::Format::Markdown) {
+            println!(
+                "\npaired differences of {metric} between adjacent values (per shared seed, 95% CI):"
+            );
+            print!("{text}");
+        }
+        let path = out.join(format!("paired.{extension}"));
+        aevb::sinks::results::write_atomic(&path, text.as_bytes())?;
+        eprintln!("wrote {}", path.display());
+    }
     let epochs_path = dir.join("epochs.parquet");
     let epochs = if epochs_path.is_file() {
         let read = std::fs::File::open(&epochs_path)

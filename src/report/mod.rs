@@ -1,6 +1,8 @@
 //! `runner report`: aggregate a results folder over seeds, print the table, draw the plots.
 
 pub mod plots;
+pub mod significance;
+pub mod stats;
 
 use std::path::{Path, PathBuf};
 
@@ -186,10 +188,9 @@ pub fn aggregate(runs_parquet: &Path, by: &[String], metric: &str) -> anyhow::Re
                 .with_nulls_last(true),
         )
         .collect()?;
-    let n = sorted.height();
-    let best = Column::new("best".into(), (0..n).map(|i| i == 0).collect::<Vec<bool>>());
     let mut out = sorted;
-    out.with_column(best)?;
+    let runs = scan(runs_parquet)?.collect()?;
+    significance::add_intervals(&mut out, &runs, by, metric)?;
     Ok(out)
 }
 
@@ -205,6 +206,66 @@ pub fn render(table: &DataFrame, format: Format) -> anyhow::Result<String> {
         Format::Json => json_rows(&df)? + "\n",
         Format::Table | Format::Markdown => text_table(&df, format == Format::Markdown),
     })
+}
+
+/// Any table as text: CSV and JSON as [`render`] writes them, tables with every column.
+pub fn render_plain(table: &DataFrame, format: Format) -> anyhow::Result<String> {
+    if matches!(format, Format::Csv | Format::Json) {
+        return render(table, format);
+    }
+    let names: Vec<String> = table
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let cell = |name: &str, i: usize| -> String {
+        match table.column(name).and_then(|c| c.get(i)) {
+            Ok(AnyValue::Float64(f)) => format!("{f:.3}"),
+            _ => cell_text(table, name, i),
+        }
+    };
+    let rows: Vec<Vec<String>> = (0..table.height())
+        .map(|i| names.iter().map(|n| cell(n, i)).collect())
+        .collect();
+    Ok(grid(&names, &rows, format == Format::Markdown))
+}
+
+/// Rows under a header, columns padded; a Markdown table with `markdown`.
+fn grid(header: &[String], rows: &[Vec<String>], markdown: bool) -> String {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|j| {
+            rows.iter()
+                .map(|r| r[j].chars().count())
+                .chain([header[j].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| -> String {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        if markdown {
+            format!("| {} |", padded.join(" | "))
+        } else {
+            padded.join("  ").trim_end().to_string()
+        }
+    };
+    let mut out = vec![line(header)];
+    if markdown {
+        out.push(format!(
+            "|{}|",
+            widths
+                .iter()
+                .map(|w| "-".repeat(w + 2))
+                .collect::<Vec<_>>()
+                .join("|")
+        ));
+    }
+    out.extend(rows.iter().map(|r| line(r)));
+    out.join("\n") + "\n"
 }
 
 /// The table as a JSON array of row objects (nulls for missing values).
@@ -239,7 +300,8 @@ fn json_rows(df: &DataFrame) -> anyhow::Result<String> {
     Ok(serde_json::to_string_pretty(&rows)?)
 }
 
-/// Group keys, counts and "mean ± std" per metric; the best group is marked.
+/// Group keys, counts and "mean ± sd [95% CI]" per metric; the top group is marked `best`
+/// only where it is significantly better than the runner-up.
 fn text_table(df: &DataFrame, markdown: bool) -> String {
     let key_cols: Vec<String> = df
         .get_column_names()
@@ -266,61 +328,41 @@ fn text_table(df: &DataFrame, markdown: bool) -> String {
         row.push(cell("diverged", i));
         row.push(cell("failed", i));
         for m in METRICS {
+            let ci = |end: &str| num(&format!("{m}_ci95_{end}"), i);
             row.push(
                 match (num(&format!("{m}_mean"), i), num(&format!("{m}_std"), i)) {
-                    (Some(mean), Some(std)) => format!("{mean:.2} ± {std:.2}"),
+                    (Some(mean), Some(std)) => match (ci("lo"), ci("hi")) {
+                        (Some(lo), Some(hi)) => format!("{mean:.2} ± {std:.2} [{lo:.2}, {hi:.2}]"),
+                        _ => format!("{mean:.2} ± {std:.2}"),
+                    },
                     (Some(mean), None) => format!("{mean:.2}"),
                     _ => "-".into(),
                 },
             );
         }
-        row.push(
-            if i == 0 && num(&format!("{}_mean", METRICS[0]), 0).is_some() {
-                "best".into()
-            } else {
-                String::new()
-            },
-        );
+        let best = df
+            .column("best")
+            .ok()
+            .and_then(|c| c.bool().ok()?.get(i))
+            .unwrap_or(false);
+        row.push(match (i, best) {
+            (0, true) => "best".into(),
+            (0, false) if df.height() > 1 && num(&format!("{}_mean", METRICS[0]), 0).is_some() => {
+                "top, not significant".into()
+            }
+            _ => String::new(),
+        });
         rows.push(row);
     }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|j| {
-            rows.iter()
-                .map(|r| r[j].chars().count())
-                .chain([header[j].chars().count()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: &[String]| -> String {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        if markdown {
-            format!("| {} |", padded.join(" | "))
-        } else {
-            padded.join("  ").trim_end().to_string()
-        }
-    };
-    let mut out = vec![line(&header)];
-    if markdown {
-        out.push(format!(
-            "|{}|",
-            widths
-                .iter()
-                .map(|w| "-".repeat(w + 2))
-                .collect::<Vec<_>>()
-                .join("|")
-        ));
-    }
-    out.extend(rows.iter().map(|r| line(r)));
-    out.join("\n") + "\n"
+    let mut text = grid(&header, &rows, markdown);
+    text.push_str(
+        "\nmetrics: mean ± sd over seeds [95% CI, Student t]; best: better than the runner-up with 95% confidence (paired over shared seeds)\n",
+    );
+    text
 }
 
 /// A cell as text: strings unquoted, "-" for null, "" for a column that is not there.
-fn cell_text(df: &DataFrame, name: &str, i: usize) -> String {
+pub(crate) fn cell_text(df: &DataFrame, name: &str, i: usize) -> String {
     df.column(name)
         .ok()
         .and_then(|c| c.get(i).ok())

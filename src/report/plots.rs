@@ -18,7 +18,8 @@ fn register_font() {
 }
 
 /// (x position, mean, standard deviation) of one point with an error bar.
-type MeanStd = (f64, f64, f64);
+/// (x, mean, half-width of its 95% interval).
+type MeanCi = (f64, f64, f64);
 
 /// One run as the plots see it.
 struct RunPoint {
@@ -26,6 +27,8 @@ struct RunPoint {
     keys: BTreeMap<String, String>,
     ok: bool,
     metric: Option<f64>,
+    /// The metric's within-run standard error over test examples, where recorded.
+    se: Option<f64>,
     kl: Option<f64>,
     recon: Option<f64>,
 }
@@ -45,6 +48,7 @@ fn points(runs: &DataFrame, by: &[String], metric: &str) -> Vec<RunPoint> {
                 .collect(),
             ok: cell_text(runs, "status", i) == "ok",
             metric: float(runs, metric, i),
+            se: float(runs, &format!("{metric}_se"), i),
             kl: float(runs, "test_kl", i),
             recon: float(runs, "test_recon", i),
         })
@@ -64,6 +68,17 @@ fn group_label(keys: &BTreeMap<String, String>, skip: Option<&str>) -> String {
         "all runs".into()
     } else {
         parts.join(",")
+    }
+}
+
+/// The mean of a group's runs and the half-width of its 95% interval: Student t over the
+/// seeds where there are two or more, else the one run's ±1.96 SE over test examples
+/// (0 without one).
+fn interval(values: &[(f64, Option<f64>)]) -> (f64, f64) {
+    let v: Vec<f64> = values.iter().map(|(m, _)| *m).collect();
+    match super::stats::Interval::over(&v) {
+        Some(i) => (i.mean, i.half_width()),
+        None => (v[0], values[0].1.map_or(0.0, |se| 1.96 * se)),
     }
 }
 
@@ -211,8 +226,9 @@ fn metric_vs_key<DB: DrawingBackend>(
             _ => values.iter().position(|u| *u == v).unwrap_or(0) as f64,
         }
     };
-    // series label -> x -> values over seeds
-    let mut series: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
+    // series label -> x -> (value, within-run SE) over seeds
+    type Values = Vec<(f64, Option<f64>)>;
+    let mut series: BTreeMap<String, BTreeMap<String, Values>> = BTreeMap::new();
     for p in pts.iter().filter(|p| p.ok) {
         if let Some(m) = p.metric {
             series
@@ -220,24 +236,24 @@ fn metric_vs_key<DB: DrawingBackend>(
                 .or_default()
                 .entry(p.keys[key].clone())
                 .or_default()
-                .push(m);
+                .push((m, p.se));
         }
     }
-    let stats: Vec<(String, Vec<MeanStd>)> = series
+    let stats: Vec<(String, Vec<MeanCi>)> = series
         .into_iter()
         .map(|(label, by_x)| {
-            let mut line: Vec<MeanStd> = by_x
+            let mut line: Vec<MeanCi> = by_x
                 .iter()
                 .map(|(x, vs)| {
-                    let (m, s) = mean_std(vs);
-                    (position(x), m, s)
+                    let (m, half) = interval(vs);
+                    (position(x), m, half)
                 })
                 .collect();
             line.sort_by(|a, b| a.0.total_cmp(&b.0));
             (label, line)
         })
         .collect();
-    let all: Vec<&MeanStd> = stats.iter().flat_map(|(_, l)| l).collect();
+    let all: Vec<&MeanCi> = stats.iter().flat_map(|(_, l)| l).collect();
     if all.is_empty() {
         return Ok(());
     }
@@ -248,7 +264,7 @@ fn metric_vs_key<DB: DrawingBackend>(
     let key_points: Vec<f64> = values.iter().map(|v| position(v)).collect();
     let mut chart = ChartBuilder::on(root)
         .caption(
-            format!("{metric} vs {key} (mean ± std over seeds)"),
+            format!("{metric} vs {key} (mean, 95% CI)"),
             ("sans-serif", 24),
         )
         .margin(15)
@@ -306,6 +322,13 @@ fn metric_vs_key<DB: DrawingBackend>(
         .position(SeriesLabelPosition::LowerRight)
         .draw()
         .map_err(err)?;
+    let note = ("sans-serif", 13).into_font().color(&BLACK.mix(0.7));
+    root.draw(&Text::new(
+        "bars: 95% CI, Student t over seeds; a single seed: ±1.96 SE over test examples",
+        (90, 42),
+        note,
+    ))
+    .map_err(err)?;
     Ok(())
 }
 

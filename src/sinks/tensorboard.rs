@@ -186,6 +186,15 @@ impl RunBoard {
         if let (Some(e), Some(r), Some(k)) = (m.test_elbo, m.test_recon, m.test_kl) {
             scalars.extend([("test/elbo", e), ("test/recon", r), ("test/kl", k)]);
         }
+        // Standard errors over the test examples, beside their values.
+        for (tag, se) in [
+            ("test/elbo_se", m.test_elbo_se),
+            ("test/kl_se", m.test_kl_se),
+        ] {
+            if let Some(se) = se {
+                scalars.push((tag, se));
+            }
+        }
         for (tag, v) in scalars {
             self.scalar(tag, v, step as u64);
         }

@@ -9,6 +9,10 @@ Workloads (issue #9):
                 dynamic binarisation), one pass over 6,000 examples, 1 thread
   sweep-4x2     4 runs of the canonical model (seeds 1-4), 2 at a time, whole commands
                 (data loading, per-epoch test loss, everything): epochs per hour
+  end-to-end    the canonical model, 3 epochs, then log p(x) with K = 1000 on 1,000 test
+                images, 2 threads, whole commands (issue #20)
+  log-px-k1000  that estimate alone: `runner eval RUN --threads 2` on the trained run against
+                the peer's own log p(x) timing (examples x samples batched through the decoder)
 
 Each repeat runs aevb then PyTorch for every workload, so drift in a shared, noisy machine
 hits both; the table shows medians over repeats (per-epoch medians within a repeat) and the
@@ -32,7 +36,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEER = os.path.normpath(os.path.join(ROOT, "..", "shared", "peer"))
-WORKLOADS = ["canonical-1t", "canonical-2t", "iwae-k50", "sweep-4x2"]
+WORKLOADS = ["canonical-1t", "canonical-2t", "iwae-k50", "sweep-4x2", "end-to-end", "log-px-k1000"]
 
 
 def run(cmd, env=None):
@@ -129,12 +133,46 @@ class Bench:
             theirs = time.perf_counter() - t0
         return ours, theirs
 
+    def end_to_end(self):
+        """Whole commands: 3 epochs then log p(x), K = 1000 on 1,000 test images, 2 threads.
+        Also keeps the trained run and the peer's estimate time for `log-px-k1000`."""
+        spec = os.path.join(ROOT, "experiments", "repro", "pytorch_example.toml")
+        results = os.path.join(self.tmp, f"e2e-{time.time_ns()}")
+        cmd = [self.runner, "run", spec, "--set", f"data.path={self.a.data}",
+               "--set", f"runtime.results_dir={results}", "--set", "train.epochs=3",
+               "--set", "runtime.threads=2", "--set", "eval.importance_samples=1000",
+               "--set", "eval.log_px_examples=1000", "--set", "eval.images_every_epochs=0"]
+        _, ours = run(cmd)
+        self.trained = glob.glob(os.path.join(results, "*", "runs", "*"))[0]
+        self.results = results
+        theirs = None
+        self.peer_log_px = None
+        if self.torch:
+            out, theirs = run([sys.executable, os.path.join(PEER, "pytorch_vae.py"), "--data", self.a.data,
+                               "--threads", "2", "--epochs", "3", "--log-px", "1000",
+                               "--log-px-examples", "1000"])
+            self.peer_log_px = float(out.split("# log p(x):")[1].split(" in ")[1].split(" s")[0])
+        return ours, theirs
+
+    def log_px(self):
+        """The estimate alone, on the run end-to-end trained (run first if it has not)."""
+        if not getattr(self, "trained", None):
+            self.end_to_end()
+        out, _ = run([self.runner, "eval", self.trained, "--results", self.results,
+                      "--importance-samples", "1000", "--examples", "1000", "--threads", "2"])
+        ours = float(out.split("log p(x) estimate took ")[1].split(" s")[0])
+        theirs = self.peer_log_px
+        self.trained = None
+        return ours, theirs
+
     def one(self, name):
         return {
             "canonical-1t": lambda: self.canonical(1),
             "canonical-2t": lambda: self.canonical(2),
             "iwae-k50": self.iwae,
             "sweep-4x2": self.sweep,
+            "end-to-end": self.end_to_end,
+            "log-px-k1000": self.log_px,
         }[name]()
 
 
@@ -171,8 +209,10 @@ def main():
         if w == "sweep-4x2":
             per_hour = lambda s: 4 * a.epochs * 3600 / s
             cell = lambda s: f"{per_hour(s):.0f} epochs/h ({s:.1f} s)"
+        elif w in ("iwae-k50", "end-to-end", "log-px-k1000"):
+            cell = lambda s: f"{s:.2f} s"
         else:
-            cell = lambda s: f"{s:.2f} s/epoch" if w != "iwae-k50" else f"{s:.2f} s"
+            cell = lambda s: f"{s:.2f} s/epoch"
         ratio = f"{ours / theirs:.2f}" if theirs else "-"
         print(f"| {w} | {cell(theirs) if theirs else 'skipped'} | {cell(ours)} | {ratio} |")
         rows[w] = {"aevb_s": samples[w][0], "pytorch_s": samples[w][1], "ratio": ours / theirs if theirs else None}

@@ -64,6 +64,7 @@ pub fn eval_command(
         "importance weights: effective sample size mean {:.1}, min {:.2} of K = {}; log-weight sd {:.2}",
         s.ess_mean, s.ess_min, r.k, s.log_w_sd_mean
     );
+    println!("log p(x) estimate took {:.2} s", r.log_px_seconds);
     if let Some(warning) = s.warning(r.k) {
         eprintln!("warning: {warning}");
     }

@@ -84,7 +84,7 @@ impl Scorer for FusedScorer<'_> {
     ) {
         let (l, p) = (self.layout, self.params);
         let n = x.len() / l.data_dim;
-        forward::forward(l, &self.single, p, x, eps, !analytic_kl, w);
+        forward::forward(l, &self.single, p, x, eps, !analytic_kl, false, w);
         out.clear();
         out.extend(forward::per_example_means(w, n, !analytic_kl));
         if analytic_kl {
@@ -96,7 +96,16 @@ impl Scorer for FusedScorer<'_> {
     }
 
     fn log_weights(&self, w: &mut Workspace, x: &[f32], eps: &[f32], out: &mut Vec<f64>) {
-        forward::forward(self.layout, &self.single, self.params, x, eps, true, w);
+        forward::forward(
+            self.layout,
+            &self.single,
+            self.params,
+            x,
+            eps,
+            true,
+            false,
+            w,
+        );
         out.clear();
         out.extend(
             w.log_px()

@@ -37,6 +37,8 @@ pub struct Reevaluation {
     pub test_elbo: eval::Estimate,
     pub recorded_test_elbo: Option<f64>,
     pub log_px: LogPxSummary,
+    /// Wall seconds of the log p(x) estimate alone.
+    pub log_px_seconds: f64,
     pub k: usize,
     pub previous_log_px: Option<f64>,
     pub previous_k: usize,
@@ -76,14 +78,16 @@ pub fn reevaluate(
         seed: config.train.seed,
         stoppable: false,
     };
-    let (terms, importance) = eval::with_model(&run.model, &config, threads, |m| {
-        let terms = eval::elbo_examples(m, test, &config);
-        let mut importance = ImportanceExamples::default();
-        eval::log_px(m, &subset, job, &mut importance, &mut |done| {
-            progress(done.len(), n)
-        });
-        (terms, importance)
-    })?;
+    let (terms, importance, log_px_seconds) =
+        eval::with_model(&run.model, &config, threads, |m| {
+            let terms = eval::elbo_examples(m, test, &config);
+            let mut importance = ImportanceExamples::default();
+            let started = std::time::Instant::now();
+            eval::log_px(m, &subset, job, &mut importance, &mut |done| {
+                progress(done.len(), n)
+            });
+            (terms, importance, started.elapsed().as_secs_f64())
+        })?;
     if let Some(path) = &request.per_example {
         write_per_example(path, &terms, &importance, run.data.test_labels.as_deref())?;
     }
@@ -97,6 +101,7 @@ pub fn reevaluate(
         test_elbo: terms.summary().elbo,
         recorded_test_elbo: run.record.test_elbo,
         log_px: summary,
+        log_px_seconds,
         k,
         previous_log_px: run.record.test_log_px,
         previous_k: run.record.log_px_k,

@@ -104,6 +104,7 @@ pub(super) fn bernoulli_log_px(
     log_px: &mut [f32],
     rows_scratch: &mut Vec<f32>,
     d: usize,
+    for_backward: bool,
 ) {
     let per = rows_per_piece(t, log_px.len(), d);
     let scratch = sized(rows_scratch, log_px.len().div_ceil(per) * d);
@@ -113,14 +114,20 @@ pub(super) fn bernoulli_log_px(
         .zip(scratch.chunks_mut(d))
         .enumerate();
     t.each(pieces, |(i, ((l, o), row))| {
-        kernels::bernoulli_log_px(l, x, o, row, i * per)
+        if for_backward {
+            kernels::bernoulli_log_px(l, x, o, row, i * per)
+        } else {
+            kernels::bernoulli_log_px_forward(l, x, o, row, i * per)
+        }
     });
 }
 
 /// Forward through the VAE for the n rows of `x` with the S·n × Z draws `eps` (sample s of
 /// example i in row s·n + i): leaves μ, log σ², σ, z and the decoder's activations in `w`,
 /// log p(x|z) of every sample row in `w.log_px`, and (with `needs_ratio`) log q(z|x) − log p(z)
-/// in `w.log_ratio`. The Bernoulli likelihood leaves the sigmoid of the logits in `w.out`.
+/// in `w.log_ratio`. With `for_backward` the Bernoulli likelihood leaves the sigmoid of the
+/// logits in `w.out` (what its gradient needs); without, the logits stay (evaluation).
+#[allow(clippy::too_many_arguments)]
 pub fn forward(
     layout: &Layout,
     t: &Threads,
@@ -128,6 +135,7 @@ pub fn forward(
     x: &[f32],
     eps: &[f32],
     needs_ratio: bool,
+    for_backward: bool,
     w: &mut Workspace,
 ) {
     let d = layout.data_dim;
@@ -191,7 +199,9 @@ pub fn forward(
     let scratch = sized(&mut w.scratch, d);
     let output_logvar = sized(&mut w.output_logvar, d);
     match layout.likelihood {
-        LikelihoodKind::Bernoulli => bernoulli_log_px(t, &mut w.out, x, log_px, &mut w.rows, d),
+        LikelihoodKind::Bernoulli => {
+            bernoulli_log_px(t, &mut w.out, x, log_px, &mut w.rows, d, for_backward)
+        }
         LikelihoodKind::Gaussian if layout.logvar_head.is_some() => {
             kernels::gaussian_rows_log_px(&w.out, x, &w.head_logvar, log_px, scratch);
         }

@@ -116,6 +116,28 @@ multiversion! {
 }
 
 multiversion! {
+    /// [`bernoulli_log_px`] for evaluation: the same sums, bit for bit, with the logits left
+    /// as they are (no σ(l) computed or written back: a forward pass has no backward).
+    pub fn bernoulli_log_px_forward(
+        logits: &[f32],
+        x: &[f32],
+        log_px: &mut [f32],
+        scratch: &mut [f32],
+        first_row: usize,
+    ) {
+        let d = scratch.len();
+        let n = x.len() / d;
+        for (r, (row, out)) in logits.chunks_exact(d).zip(log_px.iter_mut()).enumerate() {
+            let xr = &x[((first_row + r) % n) * d..][..d];
+            for ((&l, t), &xv) in row.iter().zip(scratch.iter_mut()).zip(xr) {
+                *t = xv * l - math::softplus(l);
+            }
+            *out = lane_sum(scratch);
+        }
+    }
+}
+
+multiversion! {
     /// The logits' gradient: row r of σ(l) (from [`bernoulli_log_px`]) becomes
     /// `c[r] · (x − σ(l))`, where c[r] = ∂loss/∂log_px[r]; `first_row` as above.
     pub fn bernoulli_backward(sigmoid: &mut [f32], x: &[f32], coef: &[f32], d: usize, first_row: usize) {

@@ -198,6 +198,12 @@ pub fn softplus_sigmoid(l: f32) -> (f32, f32) {
     (softplus, sigmoid)
 }
 
+/// softplus(l) = ln(1 + e^l), exactly as [`softplus_sigmoid`] computes it.
+#[inline(always)]
+pub fn softplus(l: f32) -> f32 {
+    l.max(0.0) + log1p_unit(exp(-l.abs()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

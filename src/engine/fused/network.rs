@@ -164,7 +164,7 @@ pub fn step(
             ..
         }
     );
-    forward::forward(layout, t, p, x, eps, needs_ratio, w);
+    forward::forward(layout, t, p, x, eps, needs_ratio, true, w);
     let log_px = &w.log_px[..];
     let log_ratio = &w.log_ratio[..];
     let lim = layout.logvar_limit;

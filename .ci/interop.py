@@ -20,6 +20,9 @@ RUNS_TYPES = {
     "status": pa.types.is_large_string,
     "test_elbo": pa.types.is_float64,
     "test_log_px": pa.types.is_float64,
+    "test_elbo_se": pa.types.is_float64,
+    "test_log_px_se": pa.types.is_float64,
+    "log_px_ess_mean": pa.types.is_float64,
     "log_px_k": pa.types.is_int64,
     "epochs_done": pa.types.is_int64,
     "threads": pa.types.is_int64,
@@ -68,6 +71,24 @@ def check(path: pathlib.Path) -> list[str]:
         # pandas sees the timestamp as one, and the list column as Python lists.
         if not str(frame["finished_at"].dtype).startswith("datetime64"):
             problems.append(f"pandas reads finished_at as {frame['finished_at'].dtype}")
+    if path.name == "per_example.parquet":
+        problems += standard_errors_agree(path, frame)
+    return problems
+
+
+def standard_errors_agree(path: pathlib.Path, rows: pd.DataFrame) -> list:
+    """The run's recorded SEs are pandas' std (ddof = 1) of the per-example rows over √n."""
+    run_id = path.parent.name
+    runs = pd.read_parquet(path.parent.parent.parent / "runs.parquet")
+    run = runs[runs["run_id"] == run_id].iloc[0]
+    problems = []
+    for column, recorded in [("elbo", "test_elbo_se"), ("log_px", "test_log_px_se"), ("kl", "test_kl_se")]:
+        values = rows[column].dropna()
+        se = values.std() / len(values) ** 0.5
+        if abs(se - run[recorded]) > 1e-9:
+            problems.append(f"{recorded} {run[recorded]} but pandas gives {se} from the rows")
+    if abs(rows["log_px"].dropna().mean() - run["test_log_px"]) > 1e-9:
+        problems.append("test_log_px is not the mean of the rows")
     return problems
 
 

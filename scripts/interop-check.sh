@@ -21,4 +21,5 @@ fi
 "$runner" sample beta=1.0,seed=0 --results "$work/results" -n 16 2>&1 | tail -n 3
 "$runner" reconstruct beta=1.0,seed=0 --results "$work/results" -n 8 2>&1 | tail -n 2
 "$runner" encode beta=1.0,seed=0 --results "$work/results" 2>&1 | tail -n 2
+"$runner" eval beta=1.0,seed=0 --results "$work/results" --per-example 2>&1 | tail -n 4
 "$work/venv/bin/python" .ci/interop.py "$work/results"

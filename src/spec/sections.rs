@@ -1,0 +1,351 @@
+//! The spec's sections a run is made of: data, model, objective, training and evaluation.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetKind {
+    Synthetic,
+    Digits,
+    Mnist,
+    FashionMnist,
+    Table,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Binarization {
+    None,
+    Static,
+    Dynamic,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StaticBinarization {
+    /// `x > threshold`.
+    Threshold,
+    /// One Bernoulli(x) sample, drawn once from `data.split_seed`.
+    Sample,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    pub dataset: DatasetKind,
+    /// Directory of IDX files (mnist, fashion_mnist) or a Parquet/CSV file (table).
+    pub path: Option<String>,
+    /// Table datasets: a second file that holds the test split.
+    pub test_path: Option<String>,
+    /// Fraction of examples held out for testing where a dataset has no test split of its own.
+    pub test_fraction: f64,
+    /// Seed of everything about the data that is not training: splits, static samples,
+    /// the synthetic model. Kept apart from `train.seed` so all seeds share one test set.
+    pub split_seed: u64,
+    pub binarization: Binarization,
+    pub static_mode: StaticBinarization,
+    pub threshold: f64,
+    /// Use only the first N training / test examples (quick checks, CI).
+    pub train_limit: Option<usize>,
+    pub test_limit: Option<usize>,
+    /// Table datasets: the columns to use (default: every numeric column).
+    pub columns: Option<Vec<String>>,
+    pub synthetic: SyntheticConfig,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            dataset: DatasetKind::Digits,
+            path: None,
+            test_path: None,
+            test_fraction: 0.2,
+            split_seed: 0,
+            binarization: Binarization::None,
+            static_mode: StaticBinarization::Threshold,
+            threshold: 0.5,
+            train_limit: None,
+            test_limit: None,
+            columns: None,
+            synthetic: SyntheticConfig::default(),
+        }
+    }
+}
+
+/// x = W z + b + noise_std * e, z ~ N(0, I), e ~ N(0, I): log p(x) is known exactly.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyntheticConfig {
+    pub train_size: usize,
+    pub test_size: usize,
+    pub data_dim: usize,
+    pub latent_dim: usize,
+    pub noise_std: f64,
+}
+
+impl Default for SyntheticConfig {
+    fn default() -> Self {
+        Self {
+            train_size: 2000,
+            test_size: 500,
+            data_dim: 16,
+            latent_dim: 2,
+            noise_std: 0.5,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    Tanh,
+    Relu,
+    Softplus,
+    Sigmoid,
+    Elu,
+    Gelu,
+    LeakyRelu,
+    Identity,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MlpConfig {
+    /// Hidden layer widths; empty means the heads read the input directly (a linear model).
+    pub hidden: Vec<usize>,
+    pub activation: Activation,
+}
+
+impl Default for MlpConfig {
+    fn default() -> Self {
+        Self {
+            hidden: vec![400],
+            activation: Activation::Relu,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LikelihoodKind {
+    Bernoulli,
+    Gaussian,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum VarianceKind {
+    /// One learned log-variance per output dimension.
+    Learned,
+    /// A second output head of the decoder network.
+    Head,
+    /// `model.fixed_variance`, not learned.
+    Fixed,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PriorKind {
+    StandardNormal,
+    Normal,
+    Mixture,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum InitKind {
+    /// PyTorch's `nn.Linear` default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and bias.
+    Pytorch,
+    /// N(0, init_std^2) weights and zero biases (Kingma & Welling use 0.01).
+    Normal,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    pub latent_dim: usize,
+    pub encoder: MlpConfig,
+    pub decoder: MlpConfig,
+    pub likelihood: LikelihoodKind,
+    pub variance: VarianceKind,
+    pub fixed_variance: f64,
+    pub prior: PriorKind,
+    /// `normal` prior: learn its mean and scale (else they stay at N(0, I)'s values).
+    pub prior_learned: bool,
+    /// `mixture` prior: number of diagonal Gaussian components.
+    pub prior_components: usize,
+    pub init: InitKind,
+    pub init_std: f64,
+    /// Encoder (and learned decoder) log-variances are clamped to [-limit, limit] so that an
+    /// exploding head saturates instead of turning into inf/NaN.
+    pub logvar_limit: f64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            latent_dim: 20,
+            encoder: MlpConfig::default(),
+            decoder: MlpConfig::default(),
+            likelihood: LikelihoodKind::Bernoulli,
+            variance: VarianceKind::Learned,
+            fixed_variance: 1.0,
+            prior: PriorKind::StandardNormal,
+            prior_learned: true,
+            prior_components: 10,
+            init: InitKind::Pytorch,
+            init_std: 0.01,
+            logvar_limit: 30.0,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectiveKind {
+    Elbo,
+    Iwae,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KlMode {
+    Analytic,
+    MonteCarlo,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObjectiveConfig {
+    pub kind: ObjectiveKind,
+    pub beta: f64,
+    /// L, Monte Carlo samples of z per data point for the ELBO.
+    pub mc_samples: usize,
+    pub kl: KlMode,
+    /// k, importance samples per data point for the IWAE bound.
+    pub iwae_k: usize,
+    /// β ramps linearly from 0 to `beta` over this many epochs (0: no warm-up).
+    pub kl_warmup_epochs: usize,
+}
+
+impl Default for ObjectiveConfig {
+    fn default() -> Self {
+        Self {
+            kind: ObjectiveKind::Elbo,
+            beta: 1.0,
+            mc_samples: 1,
+            kl: KlMode::Analytic,
+            iwae_k: 5,
+            kl_warmup_epochs: 0,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    Adam,
+    Adagrad,
+    Sgd,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LrSchedule {
+    Constant,
+    /// Burda et al. (2015): 3^i epochs at lr * 10^(-i/7), i = 0..7 (3280 epochs in all).
+    Burda,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub optimizer: OptimizerKind,
+    pub lr: f64,
+    pub lr_schedule: LrSchedule,
+    /// L2 penalty on every weight (a N(0, 1/(N·wd)) prior, as in the AEVB paper).
+    pub weight_decay: f64,
+    pub adam_beta1: f64,
+    pub adam_beta2: f64,
+    pub adam_epsilon: f64,
+    pub seed: u64,
+    pub shuffle: bool,
+    /// A run diverges when a metric is not finite, or when a bound moves more than this
+    /// many times max(|ELBO at initialisation|, 1) nats away from its initial value.
+    pub divergence_factor: f64,
+    /// Write the run's full training state every this many epochs (0: only when the
+    /// process is interrupted by SIGINT or SIGTERM). An interrupted or killed run resumes
+    /// from its last checkpoint. Does not change the numbers, so not part of the run id.
+    pub checkpoint_every_epochs: usize,
+    /// Also write it whenever this many seconds of training have passed since the last one
+    /// (at the next minibatch; 0: off), so a scheduler's kill loses at most this much work
+    /// whatever the epoch length. Not part of the run id.
+    pub checkpoint_every_seconds: f64,
+    /// Checkpoints kept per run while it trains (removed once it has finished, unless failed).
+    pub keep_last: usize,
+    /// Early stopping (0: off): stop when the test ELBO has not improved by more than
+    /// `early_stopping_min_delta` nats for this many evaluations in a row.
+    pub early_stopping_patience: usize,
+    pub early_stopping_min_delta: f64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            batch_size: 128,
+            optimizer: OptimizerKind::Adam,
+            lr: 1e-3,
+            lr_schedule: LrSchedule::Constant,
+            weight_decay: 0.0,
+            adam_beta1: 0.9,
+            adam_beta2: 0.999,
+            adam_epsilon: 1e-8,
+            seed: 0,
+            shuffle: true,
+            divergence_factor: 100.0,
+            checkpoint_every_epochs: 0,
+            checkpoint_every_seconds: 600.0,
+            keep_last: 1,
+            early_stopping_patience: 0,
+            early_stopping_min_delta: 0.0,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// K, importance samples for the final test log p(x) estimate.
+    pub importance_samples: usize,
+    /// Estimate log p(x) on the first N test examples only (None: all of them).
+    pub log_px_examples: Option<usize>,
+    /// Upper bound on the rows (examples × samples) evaluated at once: bounds memory.
+    pub max_rows_per_chunk: usize,
+    /// Evaluate the test ELBO every this many epochs (the last epoch always is).
+    pub every_epochs: usize,
+    /// Write TensorBoard images every this many epochs (0: only at the end).
+    pub images_every_epochs: usize,
+    /// Active units: posterior-mean variance across the test set above this.
+    pub active_unit_threshold: f64,
+    /// Save the final log p(x) estimate's progress whenever this many seconds of it have
+    /// passed since the last save (0: after every group of blocks), and on SIGINT/SIGTERM:
+    /// a rerun continues it to the same numbers. Not part of the run id.
+    pub checkpoint_every_seconds: f64,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            importance_samples: 5000,
+            log_px_examples: None,
+            max_rows_per_chunk: 65_536,
+            every_epochs: 1,
+            images_every_epochs: 5,
+            active_unit_threshold: 0.01,
+            checkpoint_every_seconds: 10.0,
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! Validation of a spec and of every run it sweeps into: values in range and combinations
+//! that make sense, each refusal naming its key.
+
+use super::{
+    BackendKind, Binarization, KlMode, ObjectiveKind, PriorKind, RunConfig, Spec, SpecError,
+    StaticBinarization,
+};
+
+pub(super) fn validate_spec(spec: &Spec, file: &str) -> Result<(), SpecError> {
+    let name_ok = !spec.name.is_empty()
+        && spec.name.len() <= 100
+        && !spec.name.starts_with('.')
+        && spec
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !name_ok {
+        return Err(SpecError::new(
+            file,
+            "name",
+            format!(
+                "expected a name of up to 100 letters, digits, '-', '_' or '.', not starting with '.' (it names the folder results/<name>), found {:?}",
+                spec.name
+            ),
+        ));
+    }
+    let runs = crate::sweep::expand(spec, file)?;
+    for run in &runs {
+        validate_run(&run.config, file)?;
+    }
+    Ok(())
+}
+
+/// Checks one resolved run: values in range and combinations that make sense, section by
+/// section (the first problem found is the one reported).
+pub fn validate_run(c: &RunConfig, file: &str) -> Result<(), SpecError> {
+    model(c, file)?;
+    objective(c, file)?;
+    train(c, file)?;
+    eval(c, file)?;
+    runtime(c, file)?;
+    data(c, file)?;
+    // The data files themselves are checked where they are loaded, before anything is
+    // written (runner::prepare).
+    Ok(())
+}
+
+/// `[model]`: sizes, variances and limits.
+fn model(c: &RunConfig, file: &str) -> Result<(), SpecError> {
+    let err = |key: &str, msg: &str| Err(SpecError::new(file, key, msg));
+    let m = &c.model;
+    if m.latent_dim == 0 {
+        return err("model.latent_dim", "expected a positive integer, found 0");
+    }
+    for (name, mlp) in [("encoder", &m.encoder), ("decoder", &m.decoder)] {
+        if mlp.hidden.contains(&0) {
+            return err(
+                &format!("model.{name}.hidden"),
+                "expected positive layer widths, found a 0",
+            );
+        }
+    }
+    if m.fixed_variance.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+        return err("model.fixed_variance", "expected a variance > 0");
+    }
+    if m.prior == PriorKind::Mixture && m.prior_components == 0 {
+        return err("model.prior_components", "expected at least 1 component");
+    }
+    if m.init_std.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+        return err("model.init_std", "expected a standard deviation > 0");
+    }
+    if m.logvar_limit.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+        return err("model.logvar_limit", "expected a limit > 0");
+    }
+    Ok(())
+}
+
+/// `[objective]`: β, sample counts, and a KL mode the prior allows.
+fn objective(c: &RunConfig, file: &str) -> Result<(), SpecError> {
+    let err = |key: &str, msg: &str| Err(SpecError::new(file, key, msg));
+    let m = &c.model;
+    let o = &c.objective;
+    if o.beta.partial_cmp(&0.0).is_none() || o.beta < 0.0 {
+        return err("objective.beta", "expected beta >= 0");
+    }
+    if o.mc_samples == 0 {
+        return err("objective.mc_samples", "expected at least 1 sample");
+    }
+    if o.iwae_k == 0 {
+        return err("objective.iwae_k", "expected at least 1 importance sample");
+    }
+    if o.kind == ObjectiveKind::Elbo && o.kl == KlMode::Analytic && m.prior == PriorKind::Mixture {
+        return err(
+            "objective.kl",
+            "analytic KL needs a Gaussian prior, but model.prior = \"mixture\" has no closed form; use kl = \"monte_carlo\"",
+        );
+    }
+    Ok(())
+}
+
+/// `[train]`: optimiser settings, schedule, checkpoints and early stopping.
+fn train(c: &RunConfig, file: &str) -> Result<(), SpecError> {
+    let err = |key: &str, msg: &str| Err(SpecError::new(file, key, msg));
+    let t = &c.train;
+    if !(0.0..1.0).contains(&t.adam_beta1) {
+        return err("train.adam_beta1", "expected a decay rate in [0, 1)");
+    }
+    if !(0.0..1.0).contains(&t.adam_beta2) {
+        return err("train.adam_beta2", "expected a decay rate in [0, 1)");
+    }
+    if t.adam_epsilon.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+        return err("train.adam_epsilon", "expected epsilon > 0");
+    }
+    if t.divergence_factor.partial_cmp(&1.0) != Some(std::cmp::Ordering::Greater) {
+        return err("train.divergence_factor", "expected a factor > 1");
+    }
+    if t.keep_last == 0 {
+        return err("train.keep_last", "expected at least 1 checkpoint to keep");
+    }
+    if !(t.checkpoint_every_seconds >= 0.0 && t.checkpoint_every_seconds.is_finite()) {
+        return err(
+            "train.checkpoint_every_seconds",
+            "expected a non-negative number of seconds (0: off)",
+        );
+    }
+    if !(t.early_stopping_min_delta >= 0.0 && t.early_stopping_min_delta.is_finite()) {
+        return err(
+            "train.early_stopping_min_delta",
+            "expected a non-negative number of nats",
+        );
+    }
+    if t.epochs == 0 {
+        return err("train.epochs", "expected at least 1 epoch");
+    }
+    if t.batch_size == 0 {
+        return err("train.batch_size", "expected a positive batch size");
+    }
+    if !(t.lr > 0.0 && t.lr.is_finite()) {
+        return err("train.lr", "expected a learning rate > 0");
+    }
+    if !(t.weight_decay >= 0.0 && t.weight_decay.is_finite()) {
+        return err("train.weight_decay", "expected weight decay >= 0");
+    }
+    Ok(())
+}
+
+/// `[eval]`: the importance sampler and evaluation intervals.
+fn eval(c: &RunConfig, file: &str) -> Result<(), SpecError> {
+    let err = |key: &str, msg: &str| Err(SpecError::new(file, key, msg));
+    let e = &c.eval;
+    if e.importance_samples == 0 {
+        return err("eval.importance_samples", "expected K >= 1");
+    }
+    if e.max_rows_per_chunk == 0 {
+        return err("eval.max_rows_per_chunk", "expected a positive row budget");
+    }
+    if e.every_epochs == 0 {
+        return err("eval.every_epochs", "expected a positive interval");
+    }
+    if !(e.checkpoint_every_seconds >= 0.0 && e.checkpoint_every_seconds.is_finite()) {
+        return err(
+            "eval.checkpoint_every_seconds",
+            "expected a non-negative number of seconds (0: after every group of blocks)",
+        );
+    }
+    if e.log_px_examples == Some(0) {
+        return err(
+            "eval.log_px_examples",
+            "expected at least 1 example (leave it out to use the whole test set)",
+        );
+    }
+    if e.active_unit_threshold.partial_cmp(&0.0).is_none() || e.active_unit_threshold < 0.0 {
+        return err("eval.active_unit_threshold", "expected a variance >= 0");
+    }
+    Ok(())
+}
+
+/// `[runtime]`: workers, threads, and a backend this binary was built with.
+fn runtime(c: &RunConfig, file: &str) -> Result<(), SpecError> {
+    let err = |key: &str, msg: &str| Err(SpecError::new(file, key, msg));
+    if c.runtime.workers == Some(0) {
+        return err("runtime.workers", "expected at least 1 worker");
+    }
+    if c.runtime.threads == Some(0) {
+        return err(
+            "runtime.threads",
+            "expected at least 1 thread per run (leave it out to split the cores between runs)",
+        );
+    }
+    if c.runtime.backend == BackendKind::Cuda && !cfg!(feature = "cuda") {
+        return err(
+            "runtime.backend",
+            "\"cuda\" needs a runner built with `cargo build --release --features cuda`",
+        );
+    }
+    Ok(())
+}
+
+/// `[data]`: split, limits, binarization, columns and the synthetic generator.
+fn data(c: &RunConfig, file: &str) -> Result<(), SpecError> {
+    let err = |key: &str, msg: &str| Err(SpecError::new(file, key, msg));
+    let d = &c.data;
+    if !(d.test_fraction > 0.0 && d.test_fraction < 1.0) {
+        return err("data.test_fraction", "expected a fraction in (0, 1)");
+    }
+    if d.train_limit == Some(0) {
+        return err(
+            "data.train_limit",
+            "expected at least 1 example (leave it out to use them all)",
+        );
+    }
+    if d.test_limit == Some(0) {
+        return err(
+            "data.test_limit",
+            "expected at least 1 example (leave it out to use them all)",
+        );
+    }
+    if d.binarization == Binarization::Static
+        && d.static_mode == StaticBinarization::Threshold
+        && !(0.0..1.0).contains(&d.threshold)
+    {
+        return err(
+            "data.threshold",
+            "expected a threshold in [0, 1) (intensities are in [0, 1])",
+        );
+    }
+    if d.columns.as_ref().is_some_and(|c| c.is_empty()) {
+        return err(
+            "data.columns",
+            "expected at least one column name (leave it out to use every numeric column)",
+        );
+    }
+    let syn = &d.synthetic;
+    for (key, value) in [
+        ("data.synthetic.train_size", syn.train_size),
+        ("data.synthetic.test_size", syn.test_size),
+        ("data.synthetic.data_dim", syn.data_dim),
+        ("data.synthetic.latent_dim", syn.latent_dim),
+    ] {
+        if value == 0 {
+            return err(key, "expected a positive integer, found 0");
+        }
+    }
+    if !(1e-3..=1e3).contains(&syn.noise_std) {
+        return err(
+            "data.synthetic.noise_std",
+            "expected a standard deviation in [0.001, 1000] (the exact log p(x) factorises W Wᵀ + σ² I)",
+        );
+    }
+    if syn.data_dim > 4096 {
+        return err(
+            "data.synthetic.data_dim",
+            "expected at most 4096 dimensions (the exact log p(x) needs a d × d Cholesky factor)",
+        );
+    }
+    Ok(())
+}

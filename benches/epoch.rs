@@ -41,6 +41,7 @@ fn epoch(c: &mut Criterion) {
         dynamic_binarization: false,
         exact_test_log_px: None,
         test_labels: None,
+        test_factors: None,
         columns: None,
         notes: Vec::new(),
     };

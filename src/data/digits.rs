@@ -31,6 +31,7 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
         dynamic_binarization: false,
         exact_test_log_px: None,
         test_labels: Some(test.iter().map(|&i| raw.target[i] as u32).collect()),
+        test_factors: None,
         columns: None,
         notes: Vec::new(),
     })

@@ -86,6 +86,7 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
         dynamic_binarization: false,
         exact_test_log_px: None,
         test_labels,
+        test_factors: None,
         columns: None,
         notes: Vec::new(),
     })

@@ -4,7 +4,10 @@
 //! comes from `data.split_seed`, so every training seed of a sweep sees the same test set.
 
 mod digits;
+mod dsprites;
 mod idx;
+pub mod npz;
+pub mod sprites;
 pub mod synthetic;
 mod table;
 
@@ -65,10 +68,33 @@ pub struct Dataset {
     pub exact_test_log_px: Option<f64>,
     /// The test examples' class labels, where the dataset has them (digits, MNIST).
     pub test_labels: Option<Vec<u32>>,
+    /// The test examples' generative factors, where the data were generated from known ones
+    /// (sprites).
+    pub test_factors: Option<Factors>,
     /// The table columns that were modelled, in order (tables only).
     pub columns: Option<Vec<String>>,
     /// What the loader noticed and the run's row keeps (skipped columns, ...).
     pub notes: Vec<String>,
+}
+
+/// Known generative factors of a set of examples: per example, each factor's class (an
+/// index into its values) and value, row-major [examples × factors].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Factors {
+    pub names: Vec<String>,
+    /// How many values each factor takes.
+    pub sizes: Vec<usize>,
+    pub classes: Vec<u32>,
+    pub values: Vec<f32>,
+}
+
+impl Factors {
+    /// The first `n` examples' factors.
+    pub fn truncate(&mut self, n: usize) {
+        let k = self.names.len();
+        self.classes.truncate(n * k);
+        self.values.truncate(n * k);
+    }
 }
 
 impl Dataset {
@@ -103,6 +129,8 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
         DatasetKind::Digits => digits::load(config)?,
         DatasetKind::Mnist | DatasetKind::FashionMnist => idx::load(config)?,
         DatasetKind::Table => table::load(config)?,
+        DatasetKind::Sprites => sprites::load(config)?,
+        DatasetKind::Dsprites => dsprites::load(config)?,
     };
     if let Some(n) = config.train_limit {
         dataset.train = dataset.train.head(n);
@@ -111,6 +139,9 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
         dataset.test = dataset.test.head(n);
         if let Some(labels) = &mut dataset.test_labels {
             labels.truncate(n);
+        }
+        if let Some(factors) = &mut dataset.test_factors {
+            factors.truncate(n);
         }
     }
     let source = source_name(config);
@@ -143,7 +174,7 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
 /// How to name a dataset in messages: its file or folder, else its kind.
 pub fn source_name(config: &DataConfig) -> String {
     match (config.dataset, config.path.as_deref()) {
-        (DatasetKind::Table, Some(p)) => p.to_string(),
+        (DatasetKind::Table | DatasetKind::Dsprites, Some(p)) => p.to_string(),
         (DatasetKind::Mnist | DatasetKind::FashionMnist, p) => {
             p.unwrap_or(idx::DEFAULT_DIR).to_string()
         }

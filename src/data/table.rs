@@ -87,6 +87,7 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
         dynamic_binarization: false,
         exact_test_log_px: None,
         test_labels: None,
+        test_factors: None,
         columns: Some(names),
         notes,
     })

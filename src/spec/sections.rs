@@ -10,6 +10,10 @@ pub enum DatasetKind {
     Mnist,
     FashionMnist,
     Table,
+    /// dSprites, generated: see `[data.sprites]`.
+    Sprites,
+    /// dSprites' published .npz file at `data.path`.
+    Dsprites,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +55,7 @@ pub struct DataConfig {
     /// Table datasets: the columns to use (default: every numeric column).
     pub columns: Option<Vec<String>>,
     pub synthetic: SyntheticConfig,
+    pub sprites: SpritesConfig,
 }
 
 impl Default for DataConfig {
@@ -68,6 +73,27 @@ impl Default for DataConfig {
             test_limit: None,
             columns: None,
             synthetic: SyntheticConfig::default(),
+            sprites: SpritesConfig::default(),
+        }
+    }
+}
+
+/// `dataset = "sprites"`: dSprites' factor grid, generated (`data/sprites.rs`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpritesConfig {
+    /// Image side: 64 (dSprites) or 32.
+    pub resolution: usize,
+    /// Images drawn from the 737,280 combinations (or the rows of dSprites' file) with
+    /// `data.split_seed` (0: all of them).
+    pub count: usize,
+}
+
+impl Default for SpritesConfig {
+    fn default() -> Self {
+        Self {
+            resolution: 64,
+            count: 50_000,
         }
     }
 }

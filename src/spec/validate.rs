@@ -230,6 +230,12 @@ fn data(c: &RunConfig, file: &str) -> Result<(), SpecError> {
             "expected at least one column name (leave it out to use every numeric column)",
         );
     }
+    if ![32, 64].contains(&d.sprites.resolution) {
+        return err(
+            "data.sprites.resolution",
+            "expected 32 or 64 pixels (dSprites is 64×64)",
+        );
+    }
     let syn = &d.synthetic;
     for (key, value) in [
         ("data.synthetic.train_size", syn.train_size),

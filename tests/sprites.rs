@@ -1,0 +1,231 @@
+//! The generated dSprites data end to end: a sweep trains on them, `runner encode` writes
+//! the generative factors beside the latents, and a bad resolution is refused (issue 21).
+
+mod common;
+
+use common::{read_parquet, run_sweep, runner, write};
+
+const SPEC: &str = r#"
+name = "sprites"
+[data]
+dataset = "sprites"
+sprites = { resolution = 32, count = 600 }
+[model]
+latent_dim = 4
+encoder = { hidden = [64] }
+decoder = { hidden = [64] }
+[train]
+epochs = 1
+batch_size = 64
+[eval]
+importance_samples = 10
+images_every_epochs = 0
+"#;
+
+#[test]
+fn encode_writes_the_sprites_factors_beside_the_latents() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write(dir.path(), "s.toml", SPEC);
+    let results = dir.path().join("results");
+    let out = run_sweep(&spec, &results, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = runner()
+        .args(["encode", "run", "--results", results.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs = std::fs::read_dir(results.join("sprites/runs")).unwrap();
+    let run = runs.flatten().next().unwrap().path();
+    let table = read_parquet(&run.join("figures/encoded.parquet"));
+    // The default test_fraction, 0.2, of 600 examples.
+    assert_eq!(table.height(), 120);
+    let ints = |name: &str| -> Vec<u32> {
+        let c = table.column(name).unwrap().u32().unwrap();
+        (0..c.len()).map(|i| c.get(i).unwrap()).collect()
+    };
+    let floats = |name: &str| -> Vec<f32> {
+        let c = table.column(name).unwrap().f32().unwrap();
+        (0..c.len()).map(|i| c.get(i).unwrap()).collect()
+    };
+    // The label is the shape; every factor's classes and values are in dSprites' ranges.
+    assert_eq!(ints("label"), ints("factor_shape"));
+    for (name, size) in [
+        ("shape", 3),
+        ("scale", 6),
+        ("orientation", 40),
+        ("pos_x", 32),
+        ("pos_y", 32),
+    ] {
+        assert!(
+            ints(&format!("factor_{name}")).iter().all(|&c| c < size),
+            "{name}"
+        );
+    }
+    let scale = floats("factor_scale_value");
+    assert!(scale.iter().all(|v| (0.5..=1.0).contains(v)));
+    let classes = ints("factor_scale");
+    for (c, v) in classes.iter().zip(&scale) {
+        assert!((v - (0.5 + 0.1 * *c as f32)).abs() < 1e-6);
+    }
+    // 120 random sprites cover all three shapes.
+    let mut shapes = ints("factor_shape");
+    shapes.sort();
+    shapes.dedup();
+    assert_eq!(shapes, vec![0, 1, 2]);
+}
+
+#[test]
+fn a_resolution_other_than_32_or_64_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write(
+        dir.path(),
+        "s.toml",
+        &SPEC.replace("resolution = 32", "resolution = 48"),
+    );
+    let results = dir.path().join("results");
+    let out = run_sweep(&spec, &results, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("data.sprites.resolution") && stderr.contains("s.toml"),
+        "{stderr}"
+    );
+    assert!(!results.exists());
+}
+
+/// A dSprites-layout .npz of `n` generated sprites (64×64), as DeepMind publishes the file:
+/// `imgs` uint8 [n, 64, 64], `latents_classes` int64 and `latents_values` float64 [n, 6].
+fn dsprites_file(path: &std::path::Path, n: usize) {
+    use aevb::data::npz::{Array, write};
+    use aevb::data::sprites::{ALL, Sprite};
+    let mut imgs = Vec::new();
+    let (mut classes, mut values) = (Vec::new(), Vec::new());
+    let mut image = vec![0f32; 64 * 64];
+    for i in 0..n {
+        let s = Sprite::from_index(i * (ALL / n));
+        s.render(64, &mut image);
+        imgs.extend(image.iter().map(|&p| p as u8));
+        classes.push(0.0);
+        classes.extend(s.classes().map(|c| c as f64));
+        values.push(1.0);
+        values.extend(s.values().map(f64::from));
+    }
+    let imgs = Array::U8 {
+        shape: vec![n, 64, 64],
+        values: imgs,
+    };
+    let classes = Array::F64 {
+        shape: vec![n, 6],
+        values: classes,
+    };
+    let values = Array::F64 {
+        shape: vec![n, 6],
+        values,
+    };
+    write(
+        path,
+        &[
+            ("imgs", &imgs),
+            ("latents_classes", &classes),
+            ("latents_values", &values),
+        ],
+    )
+    .unwrap();
+}
+
+#[test]
+fn dsprites_npz_in_the_published_layout_trains_and_bad_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let npz = dir.path().join("dsprites.npz");
+    dsprites_file(&npz, 300);
+    let spec_text = SPEC
+        .replace(
+            "dataset = \"sprites\"",
+            "dataset = \"dsprites\"\npath = \"dsprites.npz\"",
+        )
+        .replace(
+            "sprites = { resolution = 32, count = 600 }",
+            "sprites = { count = 0 }",
+        );
+    let spec = write(dir.path(), "d.toml", &spec_text);
+    let results = dir.path().join("results");
+    let out = run_sweep(&spec, &results, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = runner()
+        .args(["encode", "run", "--results", results.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs = std::fs::read_dir(results.join("sprites/runs")).unwrap();
+    let run = runs.flatten().next().unwrap().path();
+    let table = read_parquet(&run.join("figures/encoded.parquet"));
+    assert_eq!(table.height(), 60);
+    for name in ["color", "shape", "scale", "orientation", "pos_x", "pos_y"] {
+        assert!(table.column(&format!("factor_{name}")).is_ok(), "{name}");
+    }
+
+    // Wrong layouts: each refused with exit 2, naming the file and what was expected.
+    use aevb::data::npz::{Array, write as write_npz};
+    let flat = Array::U8 {
+        shape: vec![300, 4096],
+        values: vec![0; 300 * 4096],
+    };
+    type Make = Box<dyn Fn(&std::path::Path)>;
+    let cases: Vec<(&str, Make, &str)> = vec![
+        (
+            "garbage.npz",
+            Box::new(|p| std::fs::write(p, b"not a zip").unwrap()),
+            "not an .npz",
+        ),
+        (
+            "flat.npz",
+            Box::new(move |p| write_npz(p, &[("imgs", &flat)]).unwrap()),
+            "[N, 64, 64]",
+        ),
+        (
+            "nolatents.npz",
+            Box::new(|p| {
+                let imgs = Array::U8 {
+                    shape: vec![2, 64, 64],
+                    values: vec![0; 2 * 4096],
+                };
+                write_npz(p, &[("imgs", &imgs)]).unwrap()
+            }),
+            "latents_classes",
+        ),
+    ];
+    for (name, make, expected) in cases {
+        let bad = dir.path().join(name);
+        make(&bad);
+        let spec = write(
+            dir.path(),
+            "bad.toml",
+            &spec_text.replace("dsprites.npz", name),
+        );
+        let results = dir.path().join(format!("results-{name}"));
+        let out = run_sweep(&spec, &results, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains(name) && stderr.contains(expected),
+            "{name}: {stderr}"
+        );
+        assert!(!results.exists(), "{name}: nothing written");
+    }
+}

@@ -186,7 +186,11 @@ done
 # A requeued job waits a while before it is eligible again; the test does not.
 scontrol update JobId="${job}_0" StartTime=now
 deadline=$((SECONDS + 600))
-until [ -f results/slurm_requeue/runs.parquet ] && [ -z "$(squeue -h -j "$job" 2>/dev/null)" ]; do
+# Waits for the run's record, not for runs.parquet: the interrupted first attempt already
+# wrote the (empty) tables, and squeue can list nothing for a moment while the job moves
+# from requeued to pending (one CI run saw both and looked for a record too early).
+until compgen -G 'results/slurm_requeue/runs/*/record.json' >/dev/null \
+    && [ -z "$(squeue -h -j "$job" 2>/dev/null)" ]; do
     if [ $SECONDS -gt $deadline ]; then say "FAILED: the requeued task did not finish"; squeue; show_logs; exit 1; fi
     sleep 2
 done

@@ -12,6 +12,7 @@ pub mod eval;
 pub mod fpu;
 pub mod interrupt;
 pub mod launch;
+pub mod metrics;
 pub mod model;
 pub mod objective;
 pub mod prepare;

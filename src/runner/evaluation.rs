@@ -170,8 +170,30 @@ pub(super) fn final_evaluation(
             &data.test,
             config.eval.active_unit_threshold,
         ));
+        record.dis_mig = disentanglement(model, data);
         Ok(Evaluated::Done)
     })?
+}
+
+/// MIG of the test set's posterior means against its factors, where the data have them:
+/// the evaluation set `runner encode` writes.
+fn disentanglement(model: &Vae, data: &Dataset) -> Option<f64> {
+    let factors = data.test_factors.as_ref()?;
+    let (means, _) = eval::posterior_params(model, &data.test);
+    let rows = data.test.rows;
+    let values: Vec<f64> = means.iter().map(|&v| v as f64).collect();
+    let codes = crate::metrics::Codes {
+        dims: values.len() / rows.max(1),
+        values: &values,
+        rows,
+    };
+    let classes = crate::metrics::FactorClasses {
+        classes: &factors.classes,
+        rows,
+        count: factors.names.len(),
+    };
+    let score = crate::metrics::mig::mig(&codes, &classes).score;
+    score.is_finite().then_some(score)
 }
 
 /// The train and test ELBO terms. Dynamically binarized training data are scored on one

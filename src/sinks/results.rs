@@ -84,6 +84,10 @@ pub struct RunRecord {
     /// The exact mean test log p(x), where the data's true model is known.
     pub exact_test_log_px: Option<f64>,
     pub active_units: Option<usize>,
+    /// Mutual Information Gap (Chen et al. 2018; disentanglement_lib's protocol: 20 bins) of
+    /// the posterior means of the test set against its known factors; null without factors.
+    #[serde(default)]
+    pub dis_mig: Option<f64>,
     /// Table data: the columns that were modelled, in order (null for other datasets).
     #[serde(default)]
     pub modelled_columns: Option<Vec<String>>,
@@ -443,6 +447,7 @@ fn template_record() -> RunRecord {
         log_w_sd_mean: Some(0.0),
         exact_test_log_px: Some(0.0),
         active_units: Some(0),
+        dis_mig: Some(0.0),
         modelled_columns: Some(vec![String::new()]),
         data_notes: Some(String::new()),
         stopped_epoch: Some(0),

@@ -14,7 +14,7 @@ pub fn histogram_bins(values: &[f64], bins: usize) -> Vec<usize> {
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
             (l.min(v), h.max(v))
         });
-    if !(hi > lo) || bins < 2 {
+    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) || bins < 2 {
         return vec![0; values.len()];
     }
     let step = (hi - lo) / bins as f64;

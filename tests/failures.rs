@@ -334,7 +334,18 @@ fn a_full_disk_stops_the_sweep_with_a_clear_error_and_finished_runs_intact() {
             .unwrap();
         let len = filler.metadata().unwrap().len();
         filler.set_len(len.saturating_sub(free)).unwrap();
-        let out = sweep(&spec, &results, &["--workers", "1"]);
+        // Wider layers than the first sweep's: a run's model and checkpoint (~1 MB) cannot
+        // fit in what is left whatever an earlier attempt's leftovers free up (with the
+        // 16-neuron model, one CI run once found room for two whole runs).
+        let wide = [
+            "--workers",
+            "1",
+            "--set",
+            "model.encoder.hidden=[512]",
+            "--set",
+            "model.decoder.hidden=[512]",
+        ];
+        let out = sweep(&spec, &results, &wide);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{free}: {stderr}");
         assert!(

@@ -3,6 +3,7 @@
 //! protocol (Locatello et al. 2019) where it defines one.
 
 pub mod discrete;
+pub mod gaussian_tc;
 pub mod mig;
 
 /// A representation: `rows` examples of `dims` latent values, row-major.

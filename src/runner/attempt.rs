@@ -319,6 +319,7 @@ fn evaluate_phase(
         ("test/log_px_ess_mean", record.log_px_ess_mean),
         ("test/active_units", record.active_units.map(|a| a as f64)),
         ("test/dis_mig", record.dis_mig),
+        ("test/dis_gaussian_tc", record.dis_gaussian_tc),
     ];
     for (tag, value) in scalars {
         if let Some(v) = value {

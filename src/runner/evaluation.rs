@@ -170,15 +170,14 @@ pub(super) fn final_evaluation(
             &data.test,
             config.eval.active_unit_threshold,
         ));
-        record.dis_mig = disentanglement(model, data);
+        (record.dis_mig, record.dis_gaussian_tc) = disentanglement(model, data);
         Ok(Evaluated::Done)
     })?
 }
 
-/// MIG of the test set's posterior means against its factors, where the data have them:
-/// the evaluation set `runner encode` writes.
-fn disentanglement(model: &Vae, data: &Dataset) -> Option<f64> {
-    let factors = data.test_factors.as_ref()?;
+/// MIG of the test set's posterior means against its factors, where the data have them
+/// (the evaluation set `runner encode` writes), and their Gaussian total correlation.
+fn disentanglement(model: &Vae, data: &Dataset) -> (Option<f64>, Option<f64>) {
     let (means, _) = eval::posterior_params(model, &data.test);
     let rows = data.test.rows;
     let values: Vec<f64> = means.iter().map(|&v| v as f64).collect();
@@ -187,13 +186,17 @@ fn disentanglement(model: &Vae, data: &Dataset) -> Option<f64> {
         values: &values,
         rows,
     };
-    let classes = crate::metrics::FactorClasses {
-        classes: &factors.classes,
-        rows,
-        count: factors.names.len(),
-    };
-    let score = crate::metrics::mig::mig(&codes, &classes).score;
-    score.is_finite().then_some(score)
+    let tc = crate::metrics::gaussian_tc::gaussian_total_correlation(&codes);
+    let mig = data.test_factors.as_ref().and_then(|factors| {
+        let classes = crate::metrics::FactorClasses {
+            classes: &factors.classes,
+            rows,
+            count: factors.names.len(),
+        };
+        let score = crate::metrics::mig::mig(&codes, &classes).score;
+        score.is_finite().then_some(score)
+    });
+    (mig, tc.filter(|v| v.is_finite()))
 }
 
 /// The train and test ELBO terms. Dynamically binarized training data are scored on one

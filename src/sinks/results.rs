@@ -88,6 +88,10 @@ pub struct RunRecord {
     /// the posterior means of the test set against its known factors; null without factors.
     #[serde(default)]
     pub dis_mig: Option<f64>,
+    /// Gaussian total correlation of the test set's posterior means (nats; unsupervised:
+    /// every run has it): ½ (Σ ln Σ_jj − ln det Σ) over the dimensions that vary.
+    #[serde(default)]
+    pub dis_gaussian_tc: Option<f64>,
     /// Table data: the columns that were modelled, in order (null for other datasets).
     #[serde(default)]
     pub modelled_columns: Option<Vec<String>>,
@@ -448,6 +452,7 @@ fn template_record() -> RunRecord {
         exact_test_log_px: Some(0.0),
         active_units: Some(0),
         dis_mig: Some(0.0),
+        dis_gaussian_tc: Some(0.0),
         modelled_columns: Some(vec![String::new()]),
         data_notes: Some(String::new()),
         stopped_epoch: Some(0),

@@ -3,6 +3,7 @@
 //! Everything random about the data (splits, static binarization, the synthetic model)
 //! comes from `data.split_seed`, so every training seed of a sweep sees the same test set.
 
+mod cifar;
 mod digits;
 mod dsprites;
 mod idx;
@@ -131,6 +132,7 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
         DatasetKind::Table => table::load(config)?,
         DatasetKind::Sprites => sprites::load(config)?,
         DatasetKind::Dsprites => dsprites::load(config)?,
+        DatasetKind::Cifar10 => cifar::load(config)?,
     };
     if let Some(n) = config.train_limit {
         dataset.train = dataset.train.head(n);
@@ -174,7 +176,9 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
 /// How to name a dataset in messages: its file or folder, else its kind.
 pub fn source_name(config: &DataConfig) -> String {
     match (config.dataset, config.path.as_deref()) {
-        (DatasetKind::Table | DatasetKind::Dsprites, Some(p)) => p.to_string(),
+        (DatasetKind::Table | DatasetKind::Dsprites | DatasetKind::Cifar10, Some(p)) => {
+            p.to_string()
+        }
         (DatasetKind::Mnist | DatasetKind::FashionMnist, p) => {
             p.unwrap_or(idx::DEFAULT_DIR).to_string()
         }

@@ -14,6 +14,9 @@ pub enum DatasetKind {
     Sprites,
     /// dSprites' published .npz file at `data.path`.
     Dsprites,
+    /// CIFAR-10's binary batches in the folder at `data.path`.
+    #[serde(rename = "cifar10")]
+    Cifar10,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]

@@ -250,14 +250,16 @@ pub fn compare(baseline: &Baseline, records: &[RunRecord]) -> Vec<Comparison> {
     }
     for key in keys {
         let blessed = baseline.runs.get(&key);
-        let now: Vec<&RunRecord> = records.iter().filter(|r| run_key(r) == key).collect();
-        let missing_run = [None];
-        let now_or_missing: Vec<Option<&RunRecord>> = if now.is_empty() {
-            missing_run.to_vec()
-        } else {
-            now.into_iter().map(Some).collect()
-        };
-        for record in now_or_missing {
+        // Each run of this key (one per seed checked); `None` stands for a missing run.
+        let mut now: Vec<Option<&RunRecord>> = records
+            .iter()
+            .filter(|r| run_key(r) == key)
+            .map(Some)
+            .collect();
+        if now.is_empty() {
+            now.push(None);
+        }
+        for record in now {
             let ok = record.filter(|r| r.status == RunStatus::Ok);
             for m in CHECKED {
                 let entry = blessed.and_then(|b| b.metrics.get(m));

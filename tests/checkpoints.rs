@@ -2,13 +2,15 @@
 //! stopping, and the trained-model commands.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use aevb::trained::TrainedRun;
 use serde_json::Value;
 
 mod common;
-use common::{events_in, read_parquet, run_sweep, runner, sweep_command, tags, write};
+use common::{
+    events_in, read_parquet, record, run_dir, run_sweep, runner, sweep_command, tags, write,
+};
 
 /// Ten epochs of 90 minibatches (1438 digits, 16 at a time), stopped where a test says
 /// with `AEVB_TEST_SIGNAL` (the run signals itself after a given minibatch).
@@ -32,17 +34,6 @@ images_every_epochs = 4
 "#;
 
 const EPOCHS: i64 = 10;
-
-/// The only run folder of the experiment `name`.
-fn run_dir(results: &Path, name: &str) -> PathBuf {
-    let runs: Vec<PathBuf> = std::fs::read_dir(results.join(name).join("runs"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    runs[0].clone()
-}
 
 /// Names of the complete checkpoints of the experiment's run (none while it has no folder).
 fn checkpoints(results: &Path, name: &str) -> Vec<String> {
@@ -81,14 +72,6 @@ fn sweep_until(
         out.status,
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn record(results: &Path, name: &str) -> serde_json::Map<String, Value> {
-    let text = std::fs::read_to_string(run_dir(results, name).join("record.json")).unwrap();
-    match serde_json::from_str(&text).unwrap() {
-        Value::Object(m) => m,
-        _ => panic!("record.json is not an object"),
-    }
 }
 
 const METRICS: [&str; 12] = [

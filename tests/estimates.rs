@@ -10,7 +10,6 @@ use aevb::test_signal::TEST_SIGNAL_ENV;
 use common::{read_parquet, runner, sweep_command, write};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::Value;
 
 const SPEC: &str = r#"
 name = "estimates"
@@ -31,21 +30,11 @@ checkpoint_every_seconds = 0
 "#;
 
 fn run_dir(results: &Path) -> PathBuf {
-    let runs: Vec<PathBuf> = std::fs::read_dir(results.join("estimates").join("runs"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    runs[0].clone()
+    common::run_dir(results, "estimates")
 }
 
-fn record(results: &Path) -> serde_json::Map<String, Value> {
-    let text = std::fs::read_to_string(run_dir(results).join("record.json")).unwrap();
-    match serde_json::from_str(&text).unwrap() {
-        Value::Object(m) => m,
-        _ => panic!("record.json is not an object"),
-    }
+fn record(results: &Path) -> serde_json::Map<String, serde_json::Value> {
+    common::record(results, "estimates")
 }
 
 fn sweep(spec: &Path, results: &Path, signal: Option<&str>) -> std::process::Output {

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{read_parquet, run_sweep, runner, write};
+use std::path::Path;
+
+use common::{read_parquet, run_dir, run_sweep, runner, write};
 
 const SPEC: &str = r#"
 name = "sprites"
@@ -22,12 +24,9 @@ importance_samples = 10
 images_every_epochs = 0
 "#;
 
-#[test]
-fn encode_writes_the_sprites_factors_beside_the_latents() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = write(dir.path(), "s.toml", SPEC);
-    let results = dir.path().join("results");
-    let out = run_sweep(&spec, &results, &[]);
+/// Trains the spec's one run, then `runner encode`s it: its `encoded.parquet`.
+fn train_and_encode(spec: &Path, results: &Path) -> polars::prelude::DataFrame {
+    let out = run_sweep(spec, results, &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -42,9 +41,15 @@ fn encode_writes_the_sprites_factors_beside_the_latents() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let runs = std::fs::read_dir(results.join("sprites/runs")).unwrap();
-    let run = runs.flatten().next().unwrap().path();
-    let table = read_parquet(&run.join("figures/encoded.parquet"));
+    read_parquet(&run_dir(results, "sprites").join("figures/encoded.parquet"))
+}
+
+#[test]
+fn encode_writes_the_sprites_factors_beside_the_latents() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write(dir.path(), "s.toml", SPEC);
+    let results = dir.path().join("results");
+    let table = train_and_encode(&spec, &results);
     // The default test_fraction, 0.2, of 600 examples.
     assert_eq!(table.height(), 120);
     let ints = |name: &str| -> Vec<u32> {
@@ -216,7 +221,7 @@ fn a_resolution_other_than_32_or_64_is_refused_naming_the_key() {
 
 /// A dSprites-layout .npz of `n` generated sprites (64×64), as DeepMind publishes the file:
 /// `imgs` uint8 [n, 64, 64], `latents_classes` int64 and `latents_values` float64 [n, 6].
-fn dsprites_file(path: &std::path::Path, n: usize) {
+fn dsprites_file(path: &Path, n: usize) {
     use aevb::data::npz::{Array, write};
     use aevb::data::sprites::{ALL, Sprite};
     let mut imgs = Vec::new();
@@ -270,24 +275,7 @@ fn dsprites_npz_in_the_published_layout_trains_and_bad_files_are_named() {
         );
     let spec = write(dir.path(), "d.toml", &spec_text);
     let results = dir.path().join("results");
-    let out = run_sweep(&spec, &results, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = runner()
-        .args(["encode", "run", "--results", results.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let runs = std::fs::read_dir(results.join("sprites/runs")).unwrap();
-    let run = runs.flatten().next().unwrap().path();
-    let table = read_parquet(&run.join("figures/encoded.parquet"));
+    let table = train_and_encode(&spec, &results);
     assert_eq!(table.height(), 60);
     for name in ["color", "shape", "scale", "orientation", "pos_x", "pos_y"] {
         assert!(table.column(&format!("factor_{name}")).is_ok(), "{name}");
@@ -299,7 +287,7 @@ fn dsprites_npz_in_the_published_layout_trains_and_bad_files_are_named() {
         shape: vec![300, 4096],
         values: vec![0; 300 * 4096],
     };
-    type Make = Box<dyn Fn(&std::path::Path)>;
+    type Make = Box<dyn Fn(&Path)>;
     let cases: Vec<(&str, Make, &str)> = vec![
         (
             "garbage.npz",

@@ -4,10 +4,6 @@
 //! `data.sprites.count` images of it (0: all) drawn with `data.split_seed`. Its six factors
 //! (color, shape, scale, orientation, pos_x, pos_y) travel with the data.
 
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::index::sample;
-
 use super::npz::{self, Array};
 use super::{DataError, Dataset, Factors, Matrix, split_rows};
 use crate::spec::DataConfig;
@@ -52,20 +48,7 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
     };
     let classes = factors("latents_classes")?;
     let values = factors("latents_values")?;
-    let chosen: Vec<usize> = match config.sprites.count {
-        0 => (0..rows).collect(),
-        n if n >= rows => (0..rows).collect(),
-        n => {
-            let mut v = sample(
-                &mut StdRng::seed_from_u64(config.split_seed ^ 0x5971_7E5D),
-                rows,
-                n,
-            )
-            .into_vec();
-            v.sort_unstable();
-            v
-        }
-    };
+    let chosen = super::sprites::subset(rows, config.sprites.count, config.split_seed);
     let bytes = chosen.len() as f64 * (side * side) as f64 * 4.0;
     crate::resources::ensure_fits(bytes, "the dSprites images")
         .map_err(|m| DataError::new("data.sprites.count", m))?;

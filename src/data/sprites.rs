@@ -126,10 +126,17 @@ fn inside(shape: usize, u: f32, v: f32) -> bool {
 /// Which combinations a spec asks for: all of them (`count = 0`) or `count` drawn without
 /// replacement with `data.split_seed`, in index order.
 pub fn indices(count: usize, seed: u64) -> Vec<usize> {
-    if count == 0 || count >= ALL {
-        return (0..ALL).collect();
+    subset(ALL, count, seed)
+}
+
+/// `count` of `total` rows drawn without replacement with `seed`, in order (all of them for
+/// `count = 0` or `count ≥ total`): the sprites' combinations and dSprites' file rows alike.
+pub fn subset(total: usize, count: usize, seed: u64) -> Vec<usize> {
+    if count == 0 || count >= total {
+        return (0..total).collect();
     }
-    let mut picked = sample(&mut StdRng::seed_from_u64(seed ^ 0x5971_7E5D), ALL, count).into_vec();
+    let mut picked =
+        sample(&mut StdRng::seed_from_u64(seed ^ 0x5971_7E5D), total, count).into_vec();
     picked.sort_unstable();
     picked
 }

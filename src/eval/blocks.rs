@@ -7,7 +7,6 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
 
-use super::scorer::Scorer;
 use crate::engine::fused::products::Threads;
 
 /// Examples per block. Fixed (never a function of the thread count or K).
@@ -47,19 +46,17 @@ pub fn block_range(b: usize, rows: usize) -> std::ops::Range<usize> {
 /// that thread's work buffers (`None`: it stopped part-way, for a stop request), `done`
 /// takes each finished block's result in block order and says whether to go on. Returns
 /// whether every block was done.
-pub fn run<S: Scorer, R: Send>(
-    scorer: &S,
+pub fn run<W: Default + Send, R: Send>(
     threads: &Threads,
     rows: usize,
     first: usize,
-    f: impl Fn(&mut S::Work, usize) -> Option<R> + Sync,
+    f: impl Fn(&mut W, usize) -> Option<R> + Sync,
     mut done: impl FnMut(usize, R) -> bool,
 ) -> bool {
     let blocks = rows.div_ceil(BLOCK_EXAMPLES);
     let width = threads.count();
-    let mut works: Vec<S::Work> = (0..width).map(|_| S::Work::default()).collect();
+    let mut works: Vec<W> = (0..width).map(|_| W::default()).collect();
     let mut results: Vec<Option<R>> = (0..width).map(|_| None).collect();
-    let _ = scorer;
     let mut b = first;
     while b < blocks {
         let group = width.min(blocks - b);

@@ -167,11 +167,10 @@ fn elbo_blocks<S: Scorer>(
     let analytic = analytic_kl(config);
     let mut terms = ExampleTerms::default();
     blocks::run(
-        scorer,
         threads,
         data.rows,
         0,
-        |work, b| {
+        |work: &mut S::Work, b| {
             let r = blocks::block_range(b, data.rows);
             let mut eps = Vec::new();
             let mut rng = blocks::stream(seed, Purpose::Elbo, b);
@@ -348,11 +347,10 @@ fn log_px_blocks<S: Scorer>(
     let first = partial.len().div_ceil(blocks::BLOCK_EXAMPLES);
     let max_rows = scorer.chunk_rows(job.max_rows);
     blocks::run(
-        scorer,
         threads,
         data.rows,
         first,
-        |work, b| {
+        |work: &mut S::Work, b| {
             let r = blocks::block_range(b, data.rows);
             let n = r.len();
             let x = &data.values[r.start * d..r.end * d];
@@ -388,14 +386,6 @@ fn log_px_blocks<S: Scorer>(
 
 /// Examples per batch where the encoder alone runs (posterior parameters, active units).
 const EVAL_BATCH: usize = 1000;
-
-/// Latent dimensions whose posterior mean varies across `data` with variance above
-/// `threshold` (Burda et al. 2015).
-pub fn active_units(model: &Vae, data: &Matrix, threshold: f64) -> usize {
-    let (means, _) = posterior_params(model, data);
-    let latent = means.len().checked_div(data.rows).unwrap_or(0);
-    count_active(&means, latent, threshold)
-}
 
 /// Posterior means and log-variances of every row of `data`, row-major [N, Z] each.
 pub fn posterior_params(model: &Vae, data: &Matrix) -> (Vec<f32>, Vec<f32>) {

@@ -11,7 +11,7 @@ use crate::engine::fused::layout::Layout;
 use crate::engine::fused::products::Threads;
 use crate::model::encoder::repeat_rows;
 use crate::model::prior::host;
-use crate::model::{LatentPrior, Vae};
+use crate::model::{LatentPrior, Posterior, Vae};
 
 /// One block's evaluation, given its rows `x` (n × D, row-major) and standard normal noise
 /// `eps` (S·n × Z, sample s of example i in row s·n + i).
@@ -134,6 +134,41 @@ impl<'a> BurnScorer<'a> {
         let rows = values.len() / cols;
         Tensor::from_data(TensorData::new(values.to_vec(), [rows, cols]), &self.device)
     }
+
+    /// The block's posterior, its samples z = μ + σ ε from the given noise (S·n rows) and
+    /// log p(x|z) at each: what both bounds start from.
+    fn draw(&self, x: &[f32], eps: &[f32]) -> BlockDraws {
+        let zd = self.latent_dim();
+        let d = self.vae.decoder.out.weight.val().dims()[1];
+        let n = x.len() / d;
+        let samples = eps.len() / (n * zd);
+        let x = self.tensor(x, d);
+        let eps = self.tensor(eps, zd);
+        let q = self.vae.encoder.forward(x.clone());
+        let z = q.reparameterize(eps.clone());
+        let log_px_z = self
+            .vae
+            .decoder
+            .log_prob(z.clone(), repeat_rows(x, samples));
+        BlockDraws {
+            q,
+            eps,
+            z,
+            log_px_z,
+            n,
+            samples,
+        }
+    }
+}
+
+/// What [`BurnScorer::draw`] returns for one block.
+struct BlockDraws {
+    q: Posterior,
+    eps: Tensor<2>,
+    z: Tensor<2>,
+    log_px_z: Tensor<1>,
+    n: usize,
+    samples: usize,
 }
 
 impl Scorer for BurnScorer<'_> {
@@ -151,19 +186,15 @@ impl Scorer for BurnScorer<'_> {
         analytic_kl: bool,
         out: &mut Vec<(f64, f64)>,
     ) {
-        let zd = self.latent_dim();
-        let d = self.vae.decoder.out.weight.val().dims()[1];
-        let n = x.len() / d;
-        let samples = eps.len() / (n * zd);
-        let x = self.tensor(x, d);
-        let eps = self.tensor(eps, zd);
-        let q = self.vae.encoder.forward(x.clone());
-        let z = q.reparameterize(eps.clone());
-        let log_px = host(
-            self.vae
-                .decoder
-                .log_prob(z.clone(), repeat_rows(x, samples)),
-        );
+        let BlockDraws {
+            q,
+            eps,
+            z,
+            log_px_z,
+            n,
+            samples,
+        } = self.draw(x, eps);
+        let log_px = host(log_px_z);
         let analytic = analytic_kl
             .then(|| self.vae.prior.analytic_kl(&q))
             .flatten()
@@ -186,20 +217,14 @@ impl Scorer for BurnScorer<'_> {
     }
 
     fn log_weights(&self, _: &mut (), x: &[f32], eps: &[f32], out: &mut Vec<f64>) {
-        let zd = self.latent_dim();
-        let d = self.vae.decoder.out.weight.val().dims()[1];
-        let n = x.len() / d;
-        let samples = eps.len() / (n * zd);
-        let x = self.tensor(x, d);
-        let eps = self.tensor(eps, zd);
-        let q = self.vae.encoder.forward(x.clone());
-        let z = q.reparameterize(eps.clone());
-        let log_w = self
-            .vae
-            .decoder
-            .log_prob(z.clone(), repeat_rows(x, samples))
-            + self.vae.prior.log_prob(z)
-            - q.log_prob_at(eps);
+        let BlockDraws {
+            q,
+            eps,
+            z,
+            log_px_z,
+            ..
+        } = self.draw(x, eps);
+        let log_w = log_px_z + self.vae.prior.log_prob(z) - q.log_prob_at(eps);
         out.clear();
         out.extend(host(log_w).into_iter().map(f64::from));
     }

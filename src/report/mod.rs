@@ -208,6 +208,12 @@ pub fn render(table: &DataFrame, format: Format) -> anyhow::Result<String> {
     })
 }
 
+/// A cell as f64 (integers cast), `None` where null, missing or not finite.
+pub(crate) fn float(df: &DataFrame, name: &str, i: usize) -> Option<f64> {
+    let c = df.column(name).ok()?.cast(&DataType::Float64).ok()?;
+    c.f64().ok()?.get(i).filter(|v| v.is_finite())
+}
+
 /// Any table as text: CSV and JSON as [`render`] writes them, tables with every column.
 pub fn render_plain(table: &DataFrame, format: Format) -> anyhow::Result<String> {
     if matches!(format, Format::Csv | Format::Json) {

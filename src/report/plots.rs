@@ -9,7 +9,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use polars::prelude::*;
 
-use super::cell_text;
+use super::{cell_text, float};
 
 const SIZE: (u32, u32) = (900, 600);
 
@@ -31,11 +31,6 @@ struct RunPoint {
     se: Option<f64>,
     kl: Option<f64>,
     recon: Option<f64>,
-}
-
-fn float(df: &DataFrame, name: &str, i: usize) -> Option<f64> {
-    let c = df.column(name).ok()?.cast(&DataType::Float64).ok()?;
-    c.f64().ok()?.get(i).filter(|v| v.is_finite())
 }
 
 fn points(runs: &DataFrame, by: &[String], metric: &str) -> Vec<RunPoint> {

@@ -8,15 +8,10 @@ use std::collections::BTreeMap;
 use polars::prelude::*;
 
 use super::stats::Interval;
-use super::{METRICS, cell_text};
+use super::{METRICS, cell_text, float};
 
 /// Group key values (as text) -> seed -> the group's ok runs' values of `metric`.
 type BySeed = BTreeMap<Vec<String>, BTreeMap<i64, f64>>;
-
-fn float(df: &DataFrame, name: &str, i: usize) -> Option<f64> {
-    let c = df.column(name).ok()?.cast(&DataType::Float64).ok()?;
-    c.f64().ok()?.get(i).filter(|v| v.is_finite())
-}
 
 /// The ok runs' `metric` per group of `by` and per seed.
 fn by_seed(runs: &DataFrame, by: &[String], metric: &str) -> BySeed {

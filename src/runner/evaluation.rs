@@ -8,7 +8,7 @@
 //! through, bit for bit.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::data::{self, Dataset};
@@ -165,24 +165,27 @@ pub(super) fn final_evaluation(
         if let Some(warning) = summary.warning(config.eval.importance_samples) {
             progress.note(&warning);
         }
-        record.active_units = Some(eval::active_units(
-            model,
-            &data.test,
+        // One pass of the encoder over the test set serves all three.
+        let (means, _) = eval::posterior_params(model, &data.test);
+        let latent = config.model.latent_dim;
+        record.active_units = Some(eval::count_active(
+            &means,
+            latent,
             config.eval.active_unit_threshold,
         ));
-        (record.dis_mig, record.dis_gaussian_tc) = disentanglement(model, data);
+        (record.dis_mig, record.dis_gaussian_tc) = disentanglement(&means, latent, data);
         Ok(Evaluated::Done)
     })?
 }
 
-/// MIG of the test set's posterior means against its factors, where the data have them
-/// (the evaluation set `runner encode` writes), and their Gaussian total correlation.
-fn disentanglement(model: &Vae, data: &Dataset) -> (Option<f64>, Option<f64>) {
-    let (means, _) = eval::posterior_params(model, &data.test);
+/// MIG of the test set's posterior means (`means`, [rows, latent]) against its factors,
+/// where the data have them (the evaluation set `runner encode` writes), and their Gaussian
+/// total correlation.
+fn disentanglement(means: &[f32], latent: usize, data: &Dataset) -> (Option<f64>, Option<f64>) {
     let rows = data.test.rows;
     let values: Vec<f64> = means.iter().map(|&v| v as f64).collect();
     let codes = crate::metrics::Codes {
-        dims: values.len() / rows.max(1),
+        dims: latent,
         values: &values,
         rows,
     };
@@ -274,9 +277,4 @@ fn log_px(
         return Ok(None);
     }
     Ok(Some(done))
-}
-
-/// Whether a checkpoint folder holds saved evaluation progress (for tests and messages).
-pub fn has_progress(checkpoint: &Path) -> bool {
-    checkpoint.join(PROGRESS_FILE).exists()
 }

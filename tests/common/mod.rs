@@ -92,3 +92,23 @@ pub fn tags(events: &[Event]) -> Vec<(String, i64)> {
         })
         .collect()
 }
+
+/// The only run folder of the experiment `name`.
+pub fn run_dir(results: &Path, name: &str) -> PathBuf {
+    let runs: Vec<PathBuf> = std::fs::read_dir(results.join(name).join("runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs[0].clone()
+}
+
+/// The record of the only run of the experiment `name`, as JSON.
+pub fn record(results: &Path, name: &str) -> serde_json::Map<String, serde_json::Value> {
+    let text = std::fs::read_to_string(run_dir(results, name).join("record.json")).unwrap();
+    match serde_json::from_str(&text).unwrap() {
+        serde_json::Value::Object(m) => m,
+        _ => panic!("record.json is not an object"),
+    }
+}

@@ -37,7 +37,7 @@ fn epoch(c: &mut Criterion) {
         train: random_binary(60_000, 784, &mut rng),
         // The loop evaluates the test ELBO after the epoch; keep that part small.
         test: random_binary(1_000, 784, &mut rng),
-        image_shape: Some((28, 28)),
+        image_shape: Some(aevb::data::ImageShape::grey(28, 28)),
         dynamic_binarization: false,
         exact_test_log_px: None,
         test_labels: None,

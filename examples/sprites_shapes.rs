@@ -10,7 +10,7 @@ fn main() -> anyhow::Result<()> {
     let names = ["square", "ellipse", "heart"];
     for side in [64, 32] {
         let steps = 8;
-        let mut grid = Grid::new(3, steps, side, side);
+        let mut grid = Grid::new(3, steps, aevb::data::ImageShape::grey(side, side));
         let mut image = vec![0.0; side * side];
         for (shape, _) in names.iter().enumerate() {
             for c in 0..steps {

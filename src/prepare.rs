@@ -84,7 +84,9 @@ pub const MAX_PARAMETERS: f64 = (1u64 << 48) as f64;
 /// likelihood (and any binarization), values that read as probabilities.
 fn check_against_model(run: &PlannedRun, data: &Dataset, file: &str) -> Result<(), SpecError> {
     let c = &run.config;
-    let params = crate::model::parameter_count(&c.model, data.dim());
+    crate::model::conv::plan(&c.model, data.image_shape)
+        .map_err(|e| SpecError::new(file, e.key, format!("run {}: {}", run.label, e.message)))?;
+    let params = crate::model::parameter_count(&c.model, data);
     // NaN (an absurd size that overflowed) is refused too.
     if params.is_nan() || params > MAX_PARAMETERS {
         return Err(SpecError::new(

@@ -232,7 +232,7 @@ pub fn train(
         resume.engine
     });
     let init_rng = &mut stream(t.seed, Stream::Init, 0, 0);
-    let mut engine = engine::start(config, data.dim(), device, threads, init_rng, saved)?;
+    let mut engine = engine::start(config, data, device, threads, init_rng, saved)?;
     let divergence = |state: &TrainState| Divergence {
         initial: state.divergence_initial,
         factor: t.divergence_factor,

@@ -130,6 +130,36 @@ fn compute_lines(runs: &[PlannedRun], concurrent: usize) -> Vec<String> {
     lines
 }
 
+/// The run's parameter count, from the shape its data declare ("?" for a table, whose
+/// columns are known once read; "shape error" where the convolutions do not fit).
+fn parameters(config: &aevb::spec::RunConfig) -> String {
+    match aevb::model::Input::declared(&config.data) {
+        None => "?".into(),
+        Some(input) => {
+            let n = aevb::model::parameter_count(&config.model, input);
+            if n.is_nan() {
+                "shape error".into()
+            } else {
+                format!("{n:.0}")
+            }
+        }
+    }
+}
+
+/// A network as the plan shows it: its dense widths, with its convolutions' channels before
+/// them (encoder) or after them (decoder).
+fn network(net: &aevb::spec::MlpConfig, encoder: bool) -> String {
+    if net.conv.is_empty() {
+        return format!("{:?}", net.hidden);
+    }
+    let conv: Vec<usize> = net.conv.iter().map(|l| l.channels).collect();
+    if encoder {
+        format!("conv {conv:?} → {:?}", net.hidden)
+    } else {
+        format!("{:?} → conv {conv:?}", net.hidden)
+    }
+}
+
 pub fn print_plan(spec: &Spec, runs: &[PlannedRun], workers: usize) {
     let base = spec.run_config();
     println!("experiment  {}", spec.name);
@@ -137,11 +167,11 @@ pub fn print_plan(spec: &Spec, runs: &[PlannedRun], workers: usize) {
         println!("            {}", spec.description);
     }
     println!(
-        "data        {:?}; encoder {:?}, {} latents, decoder {:?}; {:?} likelihood, {:?} prior",
+        "data        {:?}; encoder {}, {} latents, decoder {}; {:?} likelihood, {:?} prior",
         base.data.dataset,
-        base.model.encoder.hidden,
+        network(&base.model.encoder, true),
         base.model.latent_dim,
-        base.model.decoder.hidden,
+        network(&base.model.decoder, false),
         base.model.likelihood,
         base.model.prior
     );
@@ -165,8 +195,8 @@ pub fn print_plan(spec: &Spec, runs: &[PlannedRun], workers: usize) {
     }
     println!();
     println!(
-        "{:<14} {:<40} {:>7} {:>10}  status",
-        "id", "label", "epochs", "beta"
+        "{:<14} {:<40} {:>7} {:>10} {:>11}  status",
+        "id", "label", "epochs", "beta", "parameters"
     );
     for run in runs {
         let status = match results.record(&run.id) {
@@ -185,8 +215,13 @@ pub fn print_plan(spec: &Spec, runs: &[PlannedRun], workers: usize) {
             },
         };
         println!(
-            "{:<14} {:<40} {:>7} {:>10}  {}",
-            run.id, run.label, run.config.train.epochs, run.config.objective.beta, status
+            "{:<14} {:<40} {:>7} {:>10} {:>11}  {}",
+            run.id,
+            run.label,
+            run.config.train.epochs,
+            run.config.objective.beta,
+            parameters(&run.config),
+            status
         );
     }
 }

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use super::{DataError, Dataset, Matrix};
+use super::{DataError, Dataset, ImageShape, Matrix};
 use crate::spec::DataConfig;
 
 pub const SIDE: usize = 32;
@@ -78,12 +78,16 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
     Ok(Dataset {
         train: Matrix::new(train.len() / PIXELS, PIXELS, train),
         test: Matrix::new(test.len() / PIXELS, PIXELS, test),
-        image_shape: None,
+        image_shape: Some(ImageShape {
+            channels: CHANNELS,
+            height: SIDE,
+            width: SIDE,
+        }),
         dynamic_binarization: false,
         exact_test_log_px: None,
         test_labels: Some(test_labels),
         test_factors: None,
         columns: None,
-        notes: vec!["CIFAR-10 images are not drawn yet (one-channel image grids only)".into()],
+        notes: Vec::new(),
     })
 }

@@ -3,7 +3,7 @@
 use super::{DataError, Dataset, Matrix, split_rows};
 use crate::spec::DataConfig;
 
-const SIDE: usize = 8;
+pub(crate) const SIDE: usize = 8;
 const MAX_INTENSITY: f32 = 16.0;
 
 pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
@@ -27,7 +27,7 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
     Ok(Dataset {
         train: all.gather(&train),
         test: all.gather(&test),
-        image_shape: Some((SIDE, SIDE)),
+        image_shape: Some(super::ImageShape::grey(SIDE, SIDE)),
         dynamic_binarization: false,
         exact_test_log_px: None,
         test_labels: Some(test.iter().map(|&i| raw.target[i] as u32).collect()),

@@ -8,7 +8,7 @@ use crate::spec::{DataConfig, DatasetKind};
 
 const IMAGES_MAGIC: u32 = 2051;
 const LABELS_MAGIC: u32 = 2049;
-const SIDE: usize = 28;
+pub(crate) const SIDE: usize = 28;
 /// Where the data lives when neither the spec, `AEVB_DATA` nor `--set data.path` says.
 pub const DEFAULT_DIR: &str = "data/mnist";
 
@@ -82,7 +82,7 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
     Ok(Dataset {
         train,
         test,
-        image_shape: Some((SIDE, SIDE)),
+        image_shape: Some(super::ImageShape::grey(SIDE, SIDE)),
         dynamic_binarization: false,
         exact_test_log_px: None,
         test_labels,

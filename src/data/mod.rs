@@ -7,6 +7,7 @@ mod cifar;
 mod digits;
 mod dsprites;
 mod idx;
+pub mod image;
 pub mod npz;
 pub mod sprites;
 pub mod synthetic;
@@ -15,6 +16,8 @@ mod table;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+
+pub use image::ImageShape;
 
 use crate::spec::{Binarization, DataConfig, DatasetKind, StaticBinarization};
 
@@ -61,8 +64,9 @@ impl Matrix {
 pub struct Dataset {
     pub train: Matrix,
     pub test: Matrix,
-    /// (height, width) where the rows are images, for TensorBoard.
-    pub image_shape: Option<(usize, usize)>,
+    /// Channels × height × width where the rows are images (channel-planar): what conv
+    /// layers read and image grids draw.
+    pub image_shape: Option<ImageShape>,
     /// Train examples are re-binarized with a fresh Bernoulli sample each time they are seen.
     pub dynamic_binarization: bool,
     /// Mean exact test log p(x) in nats, where the data's true model is known (synthetic).
@@ -171,6 +175,31 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
     }
     apply_binarization(&mut dataset, config);
     Ok(dataset)
+}
+
+/// The shape of a dataset's rows as its config declares it, without reading it: values per
+/// row and the image shape where they are images; `None` for a table (its columns are only
+/// known once read). dSprites' file is 64×64 in its published layout.
+pub fn declared_shape(config: &DataConfig) -> Option<(usize, Option<ImageShape>)> {
+    let image = |shape: ImageShape| Some((shape.len(), Some(shape)));
+    match config.dataset {
+        DatasetKind::Synthetic => Some((config.synthetic.data_dim, None)),
+        DatasetKind::Digits => image(ImageShape::grey(digits::SIDE, digits::SIDE)),
+        DatasetKind::Mnist | DatasetKind::FashionMnist => {
+            image(ImageShape::grey(idx::SIDE, idx::SIDE))
+        }
+        DatasetKind::Sprites => image(ImageShape::grey(
+            config.sprites.resolution,
+            config.sprites.resolution,
+        )),
+        DatasetKind::Dsprites => image(ImageShape::grey(64, 64)),
+        DatasetKind::Cifar10 => image(ImageShape {
+            channels: cifar::CHANNELS,
+            height: cifar::SIDE,
+            width: cifar::SIDE,
+        }),
+        DatasetKind::Table => None,
+    }
 }
 
 /// How to name a dataset in messages: its file or folder, else its kind.

@@ -166,7 +166,7 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
     Ok(Dataset {
         train: all.gather(&train),
         test: all.gather(&test),
-        image_shape: Some((side, side)),
+        image_shape: Some(super::ImageShape::grey(side, side)),
         dynamic_binarization: false,
         exact_test_log_px: None,
         test_labels: Some(sprites.iter().map(|s| s.shape as u32).collect()),

@@ -30,14 +30,14 @@ pub struct AutodiffEngine {
 impl AutodiffEngine {
     pub fn new(
         config: &RunConfig,
-        data_dim: usize,
+        input: crate::model::Input,
         device: &Device,
         init_rng: &mut StdRng,
         resume: Option<(burn::store::ModuleRecord, burn::optim::OptimizerRecord)>,
     ) -> anyhow::Result<Self> {
         let name = crate::backend::device_name(device);
         let device = device.clone().autodiff();
-        let mut model = Vae::new(&config.model, data_dim, init_rng, &device);
+        let mut model = Vae::try_new(&config.model, input, init_rng, &device)?;
         let mut optimizer = optimizer(&config.train);
         if let Some((record, saved)) = resume {
             model = model.try_load_record(record).map_err(|e| {

@@ -150,19 +150,20 @@ pub fn accepts(config: &RunConfig, saved: &Saved, saved_identity: &str) -> Resul
 /// fused run computes on.
 pub fn start(
     config: &RunConfig,
-    data_dim: usize,
+    input: impl Into<crate::model::Input>,
     device: &Device,
     threads: usize,
     init_rng: &mut StdRng,
     resume: Option<Saved>,
 ) -> anyhow::Result<Box<dyn Engine>> {
+    let input = input.into();
     if config.runtime.backend == BackendKind::Fused
         && let Err(why) = support::fused(config)
     {
         anyhow::bail!("the fused engine cannot train this run: {why}");
     }
     if uses_fused(config) {
-        let init = Vae::new(&config.model, data_dim, init_rng, device);
+        let init = Vae::try_new(&config.model, input, init_rng, device)?;
         let resume = match resume {
             None => None,
             Some(Saved::Fused(saved)) => Some(saved),
@@ -186,7 +187,7 @@ pub fn start(
             }
         };
         Ok(Box::new(autodiff::AutodiffEngine::new(
-            config, data_dim, device, init_rng, resume,
+            config, input, device, init_rng, resume,
         )?))
     }
 }

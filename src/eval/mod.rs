@@ -419,5 +419,5 @@ pub fn count_active(means: &[f32], latent: usize, threshold: f64) -> usize {
 }
 
 fn model_device(model: &Vae) -> burn::tensor::Device {
-    model.decoder.out.weight.val().device()
+    model.device()
 }

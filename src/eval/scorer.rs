@@ -125,7 +125,7 @@ pub struct BurnScorer<'a> {
 impl<'a> BurnScorer<'a> {
     pub fn new(vae: &'a Vae) -> Self {
         Self {
-            device: vae.decoder.out.weight.val().device(),
+            device: vae.device(),
             vae,
         }
     }
@@ -139,7 +139,7 @@ impl<'a> BurnScorer<'a> {
     /// log p(x|z) at each: what both bounds start from.
     fn draw(&self, x: &[f32], eps: &[f32]) -> BlockDraws {
         let zd = self.latent_dim();
-        let d = self.vae.decoder.out.weight.val().dims()[1];
+        let d = self.vae.decoder.data_dim();
         let n = x.len() / d;
         let samples = eps.len() / (n * zd);
         let x = self.tensor(x, d);

@@ -1,4 +1,5 @@
-//! p(x|z): an MLP with a Bernoulli (logits) or Gaussian (mean, variance) output.
+//! p(x|z): an MLP, then (image data, optional) transposed convolutions back to the image,
+//! with a Bernoulli (logits) or Gaussian (mean, variance) output.
 
 use burn::module::{Module, Param};
 use burn::nn::Linear;
@@ -6,15 +7,20 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::StdRng;
 
+use super::conv::{ConvStack, Stage};
 use super::density::{bernoulli_logits, normal_diag};
-use super::mlp::{Init, Mlp, dense};
+use super::mlp::{Init, Mlp, activate, dense};
 use crate::spec::{LikelihoodKind, ModelConfig, VarianceKind};
 
 #[derive(Module, Debug)]
 pub struct Decoder {
     pub body: Mlp,
-    /// Logits (Bernoulli) or means (Gaussian).
+    /// Logits (Bernoulli) or means (Gaussian); with transposed convolutions, the activated
+    /// input of the first of them.
     pub out: Linear,
+    /// Transposed convolutions from `out` (reshaped) to the image; the last gives the logits
+    /// or means.
+    pub conv: Option<ConvStack>,
     /// Gaussian `variance = "head"`: log-variances from the network.
     pub logvar_head: Option<Linear>,
     /// Gaussian `variance = "learned"`: one log-variance per output dimension.
@@ -28,8 +34,10 @@ pub struct Decoder {
 }
 
 impl Decoder {
+    /// `conv`: the planned transposed convolutions (empty for a fully connected decoder).
     pub fn new(
         data_dim: usize,
+        conv: &[Stage],
         config: &ModelConfig,
         init: Init,
         rng: &mut StdRng,
@@ -45,7 +53,10 @@ impl Decoder {
             device,
         );
         let width = body.out_dim(config.latent_dim);
-        let out = dense(width, data_dim, init, rng, device);
+        let out_dim = conv.first().map_or(data_dim, |s| s.input.len());
+        let out = dense(width, out_dim, init, rng, device);
+        let conv = (!conv.is_empty())
+            .then(|| ConvStack::new(conv, spec.activation, false, init, rng, device));
         let gaussian = config.likelihood == LikelihoodKind::Gaussian;
         let logvar_head = (gaussian && config.variance == VarianceKind::Head)
             .then(|| dense(width, data_dim, init, rng, device));
@@ -54,6 +65,7 @@ impl Decoder {
         Self {
             body,
             out,
+            conv,
             logvar_head,
             logvar,
             likelihood: config.likelihood,
@@ -62,10 +74,27 @@ impl Decoder {
         }
     }
 
-    /// log p(x|z) for each row of z [M, Z] against x [M, D]: [M].
-    pub fn log_prob(&self, z: Tensor<2>, x: Tensor<2>) -> Tensor<1> {
+    /// Dimensions of the data it models.
+    pub fn data_dim(&self) -> usize {
+        match &self.conv {
+            Some(conv) => conv.output_len(),
+            None => self.out.weight.val().dims()[1],
+        }
+    }
+
+    /// The last hidden layer and the logits or means.
+    fn output(&self, z: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         let h = self.body.forward(z);
         let out = self.out.forward(h.clone());
+        match &self.conv {
+            Some(conv) => (h, conv.forward(activate(out, conv.activation))),
+            None => (h, out),
+        }
+    }
+
+    /// log p(x|z) for each row of z [M, Z] against x [M, D]: [M].
+    pub fn log_prob(&self, z: Tensor<2>, x: Tensor<2>) -> Tensor<1> {
+        let (h, out) = self.output(z);
         match self.likelihood {
             LikelihoodKind::Bernoulli => bernoulli_logits(out, x),
             LikelihoodKind::Gaussian => {
@@ -77,7 +106,7 @@ impl Decoder {
 
     /// E[x|z]: probabilities (Bernoulli) or means (Gaussian), for pictures and reconstructions.
     pub fn mean(&self, z: Tensor<2>) -> Tensor<2> {
-        let out = self.out.forward(self.body.forward(z));
+        let (_, out) = self.output(z);
         match self.likelihood {
             LikelihoodKind::Bernoulli => sigmoid(out),
             LikelihoodKind::Gaussian => out,

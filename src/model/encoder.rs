@@ -1,10 +1,12 @@
-//! q(z|x): an MLP with mean and log-variance heads (a diagonal Gaussian).
+//! q(z|x): convolutions (image data, optional), an MLP, and mean and log-variance heads (a
+//! diagonal Gaussian).
 
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 use rand::rngs::StdRng;
 
+use super::conv::{ConvStack, Stage};
 use super::mlp::{Init, Mlp, dense};
 use crate::spec::MlpConfig;
 
@@ -46,6 +48,8 @@ pub fn repeat_rows(t: Tensor<2>, copies: usize) -> Tensor<2> {
 
 #[derive(Module, Debug)]
 pub struct Encoder {
+    /// Convolutions on the image, before the dense layers.
+    pub conv: Option<ConvStack>,
     pub body: Mlp,
     pub mean: Linear,
     pub logvar: Linear,
@@ -54,8 +58,11 @@ pub struct Encoder {
 }
 
 impl Encoder {
+    /// `conv`: the planned convolutions on the image (empty for a fully connected encoder).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         data_dim: usize,
+        conv: &[Stage],
         latent_dim: usize,
         config: &MlpConfig,
         logvar_limit: f64,
@@ -63,6 +70,9 @@ impl Encoder {
         rng: &mut StdRng,
         device: &Device,
     ) -> Self {
+        let conv = (!conv.is_empty())
+            .then(|| ConvStack::new(conv, config.activation, true, init, rng, device));
+        let data_dim = conv.as_ref().map_or(data_dim, ConvStack::output_len);
         let body = Mlp::new(
             data_dim,
             &config.hidden,
@@ -75,12 +85,17 @@ impl Encoder {
         Self {
             mean: dense(width, latent_dim, init, rng, device),
             logvar: dense(width, latent_dim, init, rng, device),
+            conv,
             body,
             logvar_limit,
         }
     }
 
     pub fn forward(&self, x: Tensor<2>) -> Posterior {
+        let x = match &self.conv {
+            Some(conv) => conv.forward(x),
+            None => x,
+        };
         let h = self.body.forward(x);
         // A saturating log-variance keeps exp() finite; divergence elsewhere is caught by
         // the training loop's NaN check.

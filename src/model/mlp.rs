@@ -45,7 +45,7 @@ pub fn dense(d_in: usize, d_out: usize, init: Init, rng: &mut StdRng, device: &D
     }
 }
 
-pub fn activate(x: Tensor<2>, a: Activation) -> Tensor<2> {
+pub fn activate<const D: usize>(x: Tensor<D>, a: Activation) -> Tensor<D> {
     match a {
         Activation::Tanh => activation::tanh(x),
         Activation::Relu => activation::relu(x),

@@ -1,5 +1,6 @@
 //! The model zoo: encoders, decoders and priors, assembled into a VAE from a `ModelConfig`.
 
+pub mod conv;
 pub mod decoder;
 pub mod density;
 pub mod encoder;
@@ -14,7 +15,48 @@ pub use decoder::Decoder;
 pub use encoder::{Encoder, Posterior};
 pub use prior::{LatentPrior, Prior};
 
+use crate::data::{Dataset, ImageShape};
 use crate::spec::ModelConfig;
+
+/// What a model reads: rows of `dim` values, images of `image`'s shape where they are images
+/// (what convolutions need).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Input {
+    pub dim: usize,
+    pub image: Option<ImageShape>,
+}
+
+impl Input {
+    /// What `config`'s data will be, without reading them (`None` for a table).
+    pub fn declared(config: &crate::spec::DataConfig) -> Option<Self> {
+        crate::data::declared_shape(config).map(|(dim, image)| Self { dim, image })
+    }
+}
+
+impl From<usize> for Input {
+    /// Flat rows of `dim` values.
+    fn from(dim: usize) -> Self {
+        Self { dim, image: None }
+    }
+}
+
+impl From<ImageShape> for Input {
+    fn from(image: ImageShape) -> Self {
+        Self {
+            dim: image.len(),
+            image: Some(image),
+        }
+    }
+}
+
+impl From<&Dataset> for Input {
+    fn from(data: &Dataset) -> Self {
+        Self {
+            dim: data.dim(),
+            image: data.image_shape,
+        }
+    }
+}
 
 #[derive(Module, Debug)]
 pub struct Vae {
@@ -24,14 +66,35 @@ pub struct Vae {
 }
 
 impl Vae {
-    /// A new model with weights drawn from `rng`.
-    pub fn new(config: &ModelConfig, data_dim: usize, rng: &mut StdRng, device: &Device) -> Self {
+    /// A new model with weights drawn from `rng`. Panics where the config's convolutions do
+    /// not fit the input, which runs check before they start ([`Vae::try_new`] says why).
+    pub fn new(
+        config: &ModelConfig,
+        input: impl Into<Input>,
+        rng: &mut StdRng,
+        device: &Device,
+    ) -> Self {
+        Self::try_new(config, input, rng, device).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A new model with weights drawn from `rng`, or why the config's convolutions do not
+    /// fit the input.
+    pub fn try_new(
+        config: &ModelConfig,
+        input: impl Into<Input>,
+        rng: &mut StdRng,
+        device: &Device,
+    ) -> Result<Self, conv::ShapeError> {
+        let input = input.into();
+        let plan = conv::plan(config, input.image)?;
+        let data_dim = input.dim;
         let init = mlp::Init {
             kind: config.init,
             std: config.init_std,
         };
         let encoder = Encoder::new(
             data_dim,
+            &plan.encoder,
             config.latent_dim,
             &config.encoder,
             config.logvar_limit,
@@ -39,13 +102,18 @@ impl Vae {
             rng,
             device,
         );
-        let decoder = Decoder::new(data_dim, config, init, rng, device);
+        let decoder = Decoder::new(data_dim, &plan.decoder, config, init, rng, device);
         let prior = Prior::new(config, rng, device);
-        Self {
+        Ok(Self {
             encoder,
             decoder,
             prior,
-        }
+        })
+    }
+
+    /// The device the model's parameters live on.
+    pub fn device(&self) -> Device {
+        self.decoder.out.weight.val().device()
     }
 
     /// E[x | z = mean of q(z|x)]: what the model reconstructs.
@@ -54,21 +122,28 @@ impl Vae {
     }
 }
 
-/// Parameters of the model a config builds for `data_dim`-dimensional data (f64, so that
-/// absurd sizes cannot overflow).
-pub fn parameter_count(config: &ModelConfig, data_dim: usize) -> f64 {
+/// Parameters of the model a config builds for its input (f64, so that absurd sizes cannot
+/// overflow); NaN where its convolutions do not fit the input (a spec error found first).
+pub fn parameter_count(config: &ModelConfig, input: impl Into<Input>) -> f64 {
+    let input = input.into();
+    let Ok(plan) = conv::plan(config, input.image) else {
+        return f64::NAN;
+    };
     let dense = |i: f64, o: f64| i * o + o;
     let chain = |first: f64, hidden: &[usize]| -> (f64, f64) {
         hidden.iter().fold((0.0, first), |(n, width), &h| {
             (n + dense(width, h as f64), h as f64)
         })
     };
-    let (d, z) = (data_dim as f64, config.latent_dim as f64);
-    let (enc, enc_out) = chain(d, &config.encoder.hidden);
-    let (dec, dec_out) = chain(z, &config.decoder.hidden);
+    let convs = |stages: &[conv::Stage]| stages.iter().map(|s| s.parameters() as f64).sum::<f64>();
+    let (d, z) = (input.dim as f64, config.latent_dim as f64);
+    let enc_in = plan.encoder_output().map_or(d, |s| s.len() as f64);
+    let dec_out = plan.decoder_input().map_or(d, |s| s.len() as f64);
+    let (enc, enc_width) = chain(enc_in, &config.encoder.hidden);
+    let (dec, dec_width) = chain(z, &config.decoder.hidden);
     let variance = match (config.likelihood, config.variance) {
         (crate::spec::LikelihoodKind::Gaussian, crate::spec::VarianceKind::Head) => {
-            dense(dec_out, d)
+            dense(dec_width, d)
         }
         (crate::spec::LikelihoodKind::Gaussian, _) => d,
         _ => 0.0,
@@ -78,7 +153,14 @@ pub fn parameter_count(config: &ModelConfig, data_dim: usize) -> f64 {
         crate::spec::PriorKind::Normal => 2.0 * z,
         crate::spec::PriorKind::Mixture => config.prior_components as f64 * (2.0 * z + 1.0),
     };
-    enc + 2.0 * dense(enc_out, z) + dec + dense(dec_out, d) + variance + prior
+    convs(&plan.encoder)
+        + enc
+        + 2.0 * dense(enc_width, z)
+        + dec
+        + dense(dec_width, dec_out)
+        + convs(&plan.decoder)
+        + variance
+        + prior
 }
 
 /// A generous estimate of the bytes a run needs: parameters with their gradients and
@@ -86,13 +168,22 @@ pub fn parameter_count(config: &ModelConfig, data_dim: usize) -> f64 {
 /// rows it pushes through the network, in training or in evaluation.
 pub fn memory_estimate_bytes(
     config: &crate::spec::RunConfig,
-    data_dim: usize,
+    input: impl Into<Input>,
     train_rows: usize,
     test_rows: usize,
 ) -> f64 {
+    let input = input.into();
     let m = &config.model;
-    let params = parameter_count(m, data_dim);
-    let widths = (3 * data_dim + 2 * m.latent_dim) as f64
+    let params = parameter_count(m, input);
+    let plan = conv::plan(m, input.image).unwrap_or_default();
+    let conv_widths = plan
+        .encoder
+        .iter()
+        .chain(&plan.decoder)
+        .map(|s| s.output.len() as f64)
+        .sum::<f64>();
+    let widths = (3 * input.dim + 2 * m.latent_dim) as f64
+        + conv_widths
         + m.encoder
             .hidden
             .iter()

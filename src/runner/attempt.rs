@@ -163,7 +163,7 @@ fn train_phase(
         // here, as this run's failure, before any of it is built.
         let bytes = crate::model::memory_estimate_bytes(
             &run.config,
-            data.dim(),
+            &*data,
             data.train.rows,
             data.test.rows,
         );

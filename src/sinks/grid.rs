@@ -1,26 +1,35 @@
-//! Grey images laid out in a grid (samples, reconstructions, traversals), for TensorBoard
-//! and for the PNG files of the trained-model commands.
+//! Images laid out in a grid (samples, reconstructions, traversals), for TensorBoard and for
+//! the PNG files of the trained-model commands: grey for one channel, RGB for three.
 
 use std::path::Path;
 
-/// Grey images laid out in a grid with a one-pixel border, upscaled so small images show.
+use crate::data::ImageShape;
+
+/// Images laid out in a grid with a one-pixel border, upscaled so small images show. Pixels
+/// are held as RGB; a grey grid is written as an 8-bit grey PNG.
 pub struct Grid {
     rows: usize,
     cols: usize,
     h: usize,
     w: usize,
+    colour: bool,
+    /// RGB triples, row-major over the whole grid.
     pixels: Vec<u8>,
 }
 
 impl Grid {
-    pub fn new(rows: usize, cols: usize, h: usize, w: usize) -> Self {
+    /// A grid of `rows` × `cols` cells of `shape`'s images: colour when they have three
+    /// channels, else grey (the first channel).
+    pub fn new(rows: usize, cols: usize, shape: ImageShape) -> Self {
+        let (h, w) = (shape.height, shape.width);
         let (width, height) = (cols * (w + 1) + 1, rows * (h + 1) + 1);
         Self {
             rows,
             cols,
             h,
             w,
-            pixels: vec![128; width * height],
+            colour: shape.channels == 3,
+            pixels: vec![128; width * height * 3],
         }
     }
 
@@ -28,37 +37,60 @@ impl Grid {
         self.cols * (self.w + 1) + 1
     }
 
+    /// Draws one image (channel-planar values in [0, 1]) into cell (`r`, `c`).
     pub fn put(&mut self, r: usize, c: usize, values: &[f32]) {
         let width = self.width();
+        let plane = self.h * self.w;
+        let byte = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
         for y in 0..self.h {
             for x in 0..self.w {
-                let v = values[y * self.w + x].clamp(0.0, 1.0);
+                let at = y * self.w + x;
                 let (py, px) = (1 + r * (self.h + 1) + y, 1 + c * (self.w + 1) + x);
-                self.pixels[py * width + px] = (v * 255.0).round() as u8;
+                let rgb = if self.colour {
+                    [values[at], values[plane + at], values[2 * plane + at]].map(byte)
+                } else {
+                    [byte(values[at]); 3]
+                };
+                let o = (py * width + px) * 3;
+                self.pixels[o..o + 3].copy_from_slice(&rgb);
             }
         }
     }
 
-    /// (width, height, pixels), scaled by an integer factor to at least 28-pixel cells.
+    /// (width, height, RGB pixels), scaled by an integer factor to at least 28-pixel cells.
     fn upscaled(&self) -> (u32, u32, Vec<u8>) {
         let scale = 28usize.div_ceil(self.h.min(self.w)).max(1);
         let (width, height) = (self.width(), self.rows * (self.h + 1) + 1);
-        let mut out = Vec::with_capacity(width * height * scale * scale);
+        let mut out = Vec::with_capacity(width * height * scale * scale * 3);
         for y in 0..height * scale {
             for x in 0..width * scale {
-                out.push(self.pixels[(y / scale) * width + x / scale]);
+                let o = ((y / scale) * width + x / scale) * 3;
+                out.extend_from_slice(&self.pixels[o..o + 3]);
             }
         }
         ((width * scale) as u32, (height * scale) as u32, out)
     }
 
-    /// The grid as an 8-bit grey PNG upscaled to at least 28-pixel cells: (width, height,
-    /// the PNG's bytes).
+    /// Whether the PNG is RGB (three-channel images) rather than grey.
+    pub fn is_colour(&self) -> bool {
+        self.colour
+    }
+
+    /// The grid as an 8-bit PNG (grey, or RGB for colour images) upscaled to at least
+    /// 28-pixel cells: (width, height, the PNG's bytes).
     pub fn png(&self) -> anyhow::Result<(u32, u32, Vec<u8>)> {
-        let (width, height, pixels) = self.upscaled();
+        let (width, height, rgb) = self.upscaled();
+        let (pixels, kind) = if self.colour {
+            (rgb, image::ColorType::Rgb8)
+        } else {
+            (
+                rgb.iter().step_by(3).copied().collect(),
+                image::ColorType::L8,
+            )
+        };
         let mut png = Vec::new();
         image::png::PngEncoder::new(&mut png)
-            .encode(&pixels, width, height, image::ColorType::L8)
+            .encode(&pixels, width, height, kind)
             .map_err(|e| anyhow::anyhow!("cannot encode a {width}x{height} PNG: {e}"))?;
         Ok((width, height, png))
     }
@@ -69,7 +101,7 @@ impl Grid {
         use plotters::prelude::*;
         use plotters::style::text_anchor::{HPos, Pos, VPos};
         super::font::register();
-        let (width, height, grey) = self.upscaled();
+        let (width, height, pixels) = self.upscaled();
         let row_height = height as f64 / self.rows.max(1) as f64;
         let font_px = (row_height * 0.32).clamp(10.0, 18.0);
         let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
@@ -78,9 +110,9 @@ impl Grid {
         let mut rgb = vec![255u8; (total * height * 3) as usize];
         for y in 0..height {
             for x in 0..width {
-                let v = grey[(y * width + x) as usize];
+                let from = ((y * width + x) * 3) as usize;
                 let at = ((y * total + margin + x) * 3) as usize;
-                rgb[at..at + 3].copy_from_slice(&[v, v, v]);
+                rgb[at..at + 3].copy_from_slice(&pixels[from..from + 3]);
             }
         }
         {

@@ -38,18 +38,14 @@ pub fn save(model: &Vae, path: &Path, run_id: &str) -> anyhow::Result<()> {
 /// saved at `path`; every parameter must be in the file, with its shape.
 pub fn load(
     config: &RunConfig,
-    data_dim: usize,
+    input: crate::model::Input,
     path: &Path,
     device: &Device,
 ) -> anyhow::Result<Vae> {
     let bytes =
         std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    let mut model = Vae::new(
-        &config.model,
-        data_dim,
-        &mut StdRng::seed_from_u64(0),
-        device,
-    );
+    let mut model = Vae::try_new(&config.model, input, &mut StdRng::seed_from_u64(0), device)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let mut store = SafetensorsStore::from_bytes(Some(bytes));
     let applied = model
         .load_from(&mut store)

@@ -208,24 +208,25 @@ impl RunBoard {
 
     /// Test inputs above their reconstructions, and decoded samples from the prior.
     pub fn images(&mut self, model: &Vae, data: &Dataset, step: u64, rng: &mut StdRng) {
-        let Some((h, w)) = data.image_shape else {
+        let Some(shape) = data.image_shape else {
             return;
         };
-        let device = model.decoder.out.weight.val().device();
+        let len = shape.len();
+        let device = model.device();
         let n = data.test.rows.min(8);
         let inputs = data.test.head(n);
         let recon = host(model.reconstruct(to_tensor(&inputs, &device)));
-        let mut grid = Grid::new(2, n, h, w);
+        let mut grid = Grid::new(2, n, shape);
         for i in 0..n {
             grid.put(0, i, inputs.row(i));
-            grid.put(1, i, &recon[i * h * w..(i + 1) * h * w]);
+            grid.put(1, i, &recon[i * len..(i + 1) * len]);
         }
         self.add_image("reconstructions", &grid, step);
 
         let samples = host(model.decoder.mean(model.prior.sample(16, rng, &device)));
-        let mut grid = Grid::new(4, 4, h, w);
+        let mut grid = Grid::new(4, 4, shape);
         for i in 0..16 {
-            grid.put(i / 4, i % 4, &samples[i * h * w..(i + 1) * h * w]);
+            grid.put(i / 4, i % 4, &samples[i * len..(i + 1) * len]);
         }
         self.add_image("samples", &grid, step);
         self.writer.flush();
@@ -239,7 +240,7 @@ impl RunBoard {
         let mut img = Summary_Image::new();
         img.set_height(height as i32);
         img.set_width(width as i32);
-        img.set_colorspace(1);
+        img.set_colorspace(if grid.is_colour() { 3 } else { 1 });
         img.set_encoded_image_string(png);
         let mut value = Summary_Value::new();
         value.set_tag(tag.to_string());

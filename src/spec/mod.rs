@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+mod conv;
 mod error;
 mod file;
 mod load;

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::conv::ConvLayer;
+
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum DatasetKind {
@@ -143,6 +145,11 @@ pub struct MlpConfig {
     /// Hidden layer widths; empty means the heads read the input directly (a linear model).
     pub hidden: Vec<usize>,
     pub activation: Activation,
+    /// Convolutions (image data only): the encoder's run on the image before its dense
+    /// layers; the decoder's (transposed) run after its dense layers, back to the image.
+    /// Empty for a fully connected network, and then left out of the run's identity.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conv: Vec<ConvLayer>,
 }
 
 impl Default for MlpConfig {
@@ -150,6 +157,7 @@ impl Default for MlpConfig {
         Self {
             hidden: vec![400],
             activation: Activation::Relu,
+            conv: Vec::new(),
         }
     }
 }

@@ -2,8 +2,8 @@
 //! that make sense, each refusal naming its key.
 
 use super::{
-    BackendKind, Binarization, KlMode, ObjectiveKind, PriorKind, RunConfig, Spec, SpecError,
-    StaticBinarization,
+    BackendKind, Binarization, ConvLayer, KlMode, LikelihoodKind, ObjectiveKind, PriorKind,
+    RunConfig, Spec, SpecError, StaticBinarization, VarianceKind,
 };
 
 pub(super) fn validate_spec(spec: &Spec, file: &str) -> Result<(), SpecError> {
@@ -59,6 +59,16 @@ fn model(c: &RunConfig, file: &str) -> Result<(), SpecError> {
                 "expected positive layer widths, found a 0",
             );
         }
+        conv_layers(&mlp.conv, &format!("model.{name}.conv"), file)?;
+    }
+    if !m.decoder.conv.is_empty()
+        && m.likelihood == LikelihoodKind::Gaussian
+        && m.variance == VarianceKind::Head
+    {
+        return err(
+            "model.variance",
+            "a convolutional decoder gives Gaussian means only: expected variance = \"fixed\" or \"learned\" with model.decoder.conv, found \"head\"",
+        );
     }
     if m.fixed_variance.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
         return err("model.fixed_variance", "expected a variance > 0");
@@ -71,6 +81,31 @@ fn model(c: &RunConfig, file: &str) -> Result<(), SpecError> {
     }
     if m.logvar_limit.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
         return err("model.logvar_limit", "expected a limit > 0");
+    }
+    Ok(())
+}
+
+/// Every convolution has at least one channel, a kernel and a stride; padding is at most
+/// the kernel less one (more would only add rows of zeros).
+fn conv_layers(layers: &[ConvLayer], key: &str, file: &str) -> Result<(), SpecError> {
+    for (i, l) in layers.iter().enumerate() {
+        let problem = if l.channels == 0 {
+            Some("channels = 0; expected at least 1".to_string())
+        } else if l.kernel == 0 {
+            Some("kernel = 0; expected at least 1".to_string())
+        } else if l.stride == 0 {
+            Some("stride = 0; expected at least 1".to_string())
+        } else if l.padding >= l.kernel {
+            Some(format!(
+                "padding = {} with kernel = {}; expected padding < kernel",
+                l.padding, l.kernel
+            ))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(SpecError::new(file, key, format!("conv[{i}]: {problem}")));
+        }
     }
     Ok(())
 }

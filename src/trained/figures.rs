@@ -10,6 +10,7 @@ use rand::rngs::StdRng;
 use super::TrainedRun;
 use super::latent::{by_kl, kl_per_dimension, mixture_quantile};
 use super::tables::{blocks_frame, save, top_two};
+use crate::data::ImageShape;
 use crate::eval::posterior_params;
 use crate::model::LatentPrior;
 use crate::model::prior::host;
@@ -24,11 +25,12 @@ fn decode(run: &TrainedRun, z: Vec<f32>, rows: usize) -> Vec<f32> {
 }
 
 /// Images `values` (row-major, `h·w` each) laid out `cols` to a row.
-fn grid_of(values: &[f32], count: usize, cols: usize, (h, w): (usize, usize)) -> Grid {
+fn grid_of(values: &[f32], count: usize, cols: usize, shape: ImageShape) -> Grid {
     let rows = count.div_ceil(cols.max(1));
-    let mut grid = Grid::new(rows.max(1), cols.max(1), h, w);
+    let mut grid = Grid::new(rows.max(1), cols.max(1), shape);
+    let len = shape.len();
     for i in 0..count {
-        grid.put(i / cols, i % cols, &values[i * h * w..(i + 1) * h * w]);
+        grid.put(i / cols, i % cols, &values[i * len..(i + 1) * len]);
     }
     grid
 }
@@ -74,14 +76,15 @@ pub fn reconstruct(run: &TrainedRun, n: usize, out: Option<&Path>) -> anyhow::Re
     let n = inputs.rows;
     let recon = host(run.model.reconstruct(to_tensor(&inputs, &run.device)));
     let mut written = Vec::new();
-    if let Some((h, w)) = run.data.image_shape {
+    if let Some(shape) = run.data.image_shape {
         const COLS: usize = 8;
         let pairs = n.div_ceil(COLS);
-        let mut grid = Grid::new(2 * pairs, COLS.min(n), h, w);
+        let len = shape.len();
+        let mut grid = Grid::new(2 * pairs, COLS.min(n), shape);
         for i in 0..n {
             let (r, c) = (2 * (i / COLS), i % COLS);
             grid.put(r, c, inputs.row(i));
-            grid.put(r + 1, c, &recon[i * h * w..(i + 1) * h * w]);
+            grid.put(r + 1, c, &recon[i * len..(i + 1) * len]);
         }
         let path = dir.join("reconstructions.png");
         grid.save_png(&path)?;
@@ -149,7 +152,8 @@ pub fn interpolate(
     steps: usize,
     out: Option<&Path>,
 ) -> anyhow::Result<Vec<PathBuf>> {
-    let shape @ (h, w) = run.image_shape("interpolate")?;
+    let shape = run.image_shape("interpolate")?;
+    let len = shape.len();
     let dir = run.out_dir(out)?;
     let latent = run.config().model.latent_dim;
     let pairs = pairs.min(run.data.test.rows / 2).max(1);
@@ -166,16 +170,15 @@ pub fn interpolate(
     }
     let x = decode(run, z, pairs * steps);
     let cols = steps + 2;
-    let mut grid = Grid::new(pairs, cols, h, w);
+    let mut grid = Grid::new(pairs, cols, shape);
     for p in 0..pairs {
         grid.put(p, 0, ends.row(2 * p));
         for s in 0..steps {
             let i = p * steps + s;
-            grid.put(p, s + 1, &x[i * h * w..(i + 1) * h * w]);
+            grid.put(p, s + 1, &x[i * len..(i + 1) * len]);
         }
         grid.put(p, cols - 1, ends.row(2 * p + 1));
     }
-    let _ = shape;
     let path = dir.join("interpolations.png");
     grid.save_png(&path)?;
     Ok(vec![path])

@@ -74,7 +74,7 @@ impl TrainedRun {
             }
             Err(e) => return Err(e),
         };
-        let model = model_file::load(config, data.dim(), &model_path, &device)?;
+        let model = model_file::load(config, (&data).into(), &model_path, &device)?;
         Ok(Self {
             dir,
             record,
@@ -98,8 +98,8 @@ impl TrainedRun {
         Ok(dir)
     }
 
-    /// (height, width) of the data's images, or an error naming the command that needs them.
-    pub fn image_shape(&self, command: &str) -> anyhow::Result<(usize, usize)> {
+    /// The shape of the data's images, or an error naming the command that needs them.
+    pub fn image_shape(&self, command: &str) -> anyhow::Result<crate::data::ImageShape> {
         self.data.image_shape.ok_or_else(|| {
             RunNotFound(format!(
                 "`runner {command}` draws images, and run {}'s data ({:?}) are not images",

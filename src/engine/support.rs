@@ -47,8 +47,8 @@ fn model(m: &ModelConfig) -> Result<(), Unsupported> {
         init_std: _,
         logvar_limit: _,
     } = m;
-    mlp(encoder, "model.encoder.conv")?;
-    mlp(decoder, "model.decoder.conv")?;
+    mlp(encoder)?;
+    mlp(decoder)?;
     // Every prior: N(0, I), a diagonal normal (learned or fixed), a mixture.
     match prior {
         PriorKind::StandardNormal | PriorKind::Normal | PriorKind::Mixture => {}
@@ -65,21 +65,14 @@ fn model(m: &ModelConfig) -> Result<(), Unsupported> {
 }
 
 /// Every activation is the fused engine's (GELU the exact one, x·Φ(x), as burn's); the
-/// match is exhaustive so that a new one must be decided here. Convolutions are not (yet):
-/// they train on burn's autodiff.
-fn mlp(config: &MlpConfig, conv_key: &'static str) -> Result<(), Unsupported> {
+/// match is exhaustive so that a new one must be decided here. Convolutions of any kernel,
+/// stride and padding are the fused engine's too (engine/fused/conv.rs).
+fn mlp(config: &MlpConfig) -> Result<(), Unsupported> {
     let MlpConfig {
         hidden: _,
         activation,
-        conv,
+        conv: _,
     } = config;
-    if !conv.is_empty() {
-        return Err(Unsupported {
-            key: conv_key,
-            value: format!("{} layers", conv.len()),
-            reason: "the fused engine computes dense layers; convolutions train on burn's autodiff",
-        });
-    }
     match activation {
         Activation::Gelu
         | Activation::Tanh

@@ -111,6 +111,25 @@ impl Vae {
         })
     }
 
+    /// What the model reads: its data's dimension, and the image shape its convolutions
+    /// read or write (none for a fully connected model).
+    pub fn input(&self) -> Input {
+        let shape = |[channels, height, width]: [usize; 3]| ImageShape {
+            channels,
+            height,
+            width,
+        };
+        let image = match (&self.encoder.conv, &self.decoder.conv) {
+            (Some(conv), _) => Some(shape(conv.input)),
+            (None, Some(conv)) => Some(shape(conv.output)),
+            (None, None) => None,
+        };
+        Input {
+            dim: self.decoder.data_dim(),
+            image,
+        }
+    }
+
     /// The device the model's parameters live on.
     pub fn device(&self) -> Device {
         self.decoder.out.weight.val().device()

@@ -3,6 +3,7 @@
 //! sample. Training (`network::step`) goes back through what it leaves in the [`Workspace`];
 //! evaluation reads the per-sample values and goes no further.
 
+use super::conv::{self, StackWork};
 use super::kernels;
 use super::layout::{Dense, Layout};
 use super::prior::{PriorPiece, PriorWork};
@@ -40,6 +41,12 @@ pub struct Workspace {
     /// log p(z) per sample, and what the prior's backward pass needs.
     pub(super) log_prior: Vec<f32>,
     pub(super) prior: PriorWork,
+    /// The convolutions' activations (image models).
+    pub(super) enc_conv: StackWork,
+    pub(super) dec_conv: StackWork,
+    /// With decoder convolutions: the output dense layer before and after its activation.
+    pub(super) out_pre: Vec<f32>,
+    pub(super) out_post: Vec<f32>,
 }
 
 /// `v` with exactly `len` elements (contents unspecified: every user overwrites them).
@@ -143,18 +150,25 @@ pub fn forward(
     let n = x.len() / d;
     let rows = eps.len() / zd;
     let standard_prior = layout.prior == PriorPiece::StandardNormal;
-    // Encoder and heads.
+    // Encoder (convolutions, then dense layers) and heads.
+    let enc_in: &[f32] = if layout.encoder_conv.is_empty() {
+        x
+    } else {
+        let a = layout.encoder_activation;
+        conv::forward(t, p, &layout.encoder_conv, a, x, n, &mut w.enc_conv);
+        &w.enc_conv.output
+    };
     chain_forward(
         t,
         p,
         &layout.encoder,
         layout.encoder_activation,
-        x,
+        enc_in,
         n,
         &mut w.enc_pre,
         &mut w.enc_post,
     );
-    let h: &[f32] = w.enc_post.last().map_or(x, |v| &v[..]);
+    let h: &[f32] = w.enc_post.last().map_or(enc_in, |v| &v[..]);
     dense_forward(t, p, &layout.mean, h, n, &mut w.mean);
     dense_forward(t, p, &layout.logvar, h, n, &mut w.logvar_raw);
     let lim = layout.logvar_limit;
@@ -187,7 +201,25 @@ pub fn forward(
         &mut w.dec_post,
     );
     let hd: &[f32] = w.dec_post.last().map_or(&w.z, |v| &v[..]);
-    dense_forward(t, p, &layout.out, hd, rows, &mut w.out);
+    if layout.decoder_conv.is_empty() {
+        dense_forward(t, p, &layout.out, hd, rows, &mut w.out);
+    } else {
+        // The output layer, activated, is the transposed convolutions' input; their output
+        // is the logits or means.
+        let a = layout.decoder_activation;
+        dense_forward(t, p, &layout.out, hd, rows, &mut w.out_pre);
+        kernels::activate(a, &w.out_pre, sized(&mut w.out_post, w.out_pre.len()));
+        conv::forward(
+            t,
+            p,
+            &layout.decoder_conv,
+            a,
+            &w.out_post,
+            rows,
+            &mut w.dec_conv,
+        );
+        std::mem::swap(&mut w.out, &mut w.dec_conv.output);
+    }
     if let Some(head) = &layout.logvar_head {
         dense_forward(t, p, head, hd, rows, &mut w.head);
         let clamped = sized(&mut w.head_logvar, rows * d);

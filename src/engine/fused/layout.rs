@@ -3,6 +3,8 @@
 //! two engines' models convert one to one.
 
 use super::prior::PriorPiece;
+use crate::model::Input;
+use crate::model::conv::{Stage, plan};
 use crate::spec::{Activation, LikelihoodKind, ModelConfig, PriorKind, VarianceKind};
 
 /// One named parameter tensor: `shape` row-major at `offset`.
@@ -36,11 +38,22 @@ pub struct Dense {
     pub d_out: usize,
 }
 
-/// The fused engine's model: an MLP encoder with mean and log-variance heads, an MLP decoder
+/// A convolution (or transposed convolution): burn's weight tensor [C_out, C_in, k, k] (or
+/// [C_in, C_out, k, k]) and bias [C_out], and the shapes it maps between.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvSlot {
+    pub weight: Slot,
+    pub bias: Slot,
+    pub stage: Stage,
+}
+
+/// The fused engine's model: convolutions on image data (optional), an MLP encoder with mean and log-variance heads, an MLP decoder
 /// with a Bernoulli or Gaussian output (fixed, learned or head variance), and a prior piece.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layout {
     pub slots: Vec<Slot>,
+    /// Convolutions on the image before the encoder's dense layers.
+    pub encoder_conv: Vec<ConvSlot>,
     pub encoder: Vec<Dense>,
     pub encoder_activation: Activation,
     pub mean: Dense,
@@ -48,6 +61,8 @@ pub struct Layout {
     pub decoder: Vec<Dense>,
     pub decoder_activation: Activation,
     pub out: Dense,
+    /// Transposed convolutions from `out` (activated, reshaped) to the image.
+    pub decoder_conv: Vec<ConvSlot>,
     /// Gaussian with `variance = "head"`: a second output layer giving each example's
     /// log-variances.
     pub logvar_head: Option<Dense>,
@@ -89,6 +104,26 @@ impl Builder {
         }
     }
 
+    fn convs(&mut self, prefix: &str, stages: &[Stage]) -> Vec<ConvSlot> {
+        stages
+            .iter()
+            .enumerate()
+            .map(|(i, stage)| {
+                let (cin, cout, k) = (stage.input.channels, stage.output.channels, stage.kernel);
+                let shape = if stage.transposed {
+                    vec![cin, cout, k, k]
+                } else {
+                    vec![cout, cin, k, k]
+                };
+                ConvSlot {
+                    weight: self.slot(format!("{prefix}.layers.{i}.weight"), shape),
+                    bias: self.slot(format!("{prefix}.layers.{i}.bias"), vec![cout]),
+                    stage: *stage,
+                }
+            })
+            .collect()
+    }
+
     fn chain(&mut self, prefix: &str, d_in: usize, hidden: &[usize]) -> (Vec<Dense>, usize) {
         let mut width = d_in;
         let layers = hidden
@@ -105,17 +140,25 @@ impl Builder {
 }
 
 impl Layout {
-    pub fn new(model: &ModelConfig, data_dim: usize) -> Self {
+    /// The layout of `model` on `input`, whose convolutions (if any) fit it (runs check
+    /// that before they start: `model::conv::plan`).
+    pub fn new(model: &ModelConfig, input: Input) -> Self {
         let mut b = Builder {
             slots: Vec::new(),
             len: 0,
         };
+        let data_dim = input.dim;
+        let plan = plan(model, input.image).unwrap_or_else(|e| panic!("{e}"));
         let z = model.latent_dim;
-        let (encoder, width) = b.chain("encoder.body", data_dim, &model.encoder.hidden);
+        let encoder_conv = b.convs("encoder.conv", &plan.encoder);
+        let enc_in = plan.encoder_output().map_or(data_dim, |s| s.len());
+        let (encoder, width) = b.chain("encoder.body", enc_in, &model.encoder.hidden);
         let mean = b.dense("encoder.mean", width, z);
         let logvar = b.dense("encoder.logvar", width, z);
         let (decoder, width) = b.chain("decoder.body", z, &model.decoder.hidden);
-        let out = b.dense("decoder.out", width, data_dim);
+        let dec_out = plan.decoder_input().map_or(data_dim, |s| s.len());
+        let out = b.dense("decoder.out", width, dec_out);
+        let decoder_conv = b.convs("decoder.conv", &plan.decoder);
         let gaussian = model.likelihood == LikelihoodKind::Gaussian;
         let logvar_head = (gaussian && model.variance == VarianceKind::Head)
             .then(|| b.dense("decoder.logvar_head", width, data_dim));
@@ -141,6 +184,7 @@ impl Layout {
         Self {
             len: b.len,
             slots: b.slots,
+            encoder_conv,
             encoder,
             encoder_activation: model.encoder.activation,
             mean,
@@ -148,6 +192,7 @@ impl Layout {
             decoder,
             decoder_activation: model.decoder.activation,
             out,
+            decoder_conv,
             logvar_head,
             output_logvar,
             likelihood: model.likelihood,

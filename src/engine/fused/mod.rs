@@ -4,6 +4,7 @@
 //! trains the canonical VAE and Burda's IWAE faster than burn-flex and PyTorch (README,
 //! "Performance"); models it does not cover train on burn (see [`super::support`], which `engine::start` asks).
 
+pub mod conv;
 pub mod forward;
 pub mod kernels;
 pub mod layout;
@@ -24,6 +25,7 @@ use rand_distr::{Distribution, StandardNormal};
 use super::Engine;
 use crate::data::Matrix;
 use crate::model::Vae;
+use crate::model::conv::{Conv, ConvStack};
 use crate::model::prior::{Prior, host};
 use crate::spec::{KlMode, ObjectiveConfig, ObjectiveKind, OptimizerKind, RunConfig};
 use forward::Workspace;
@@ -115,11 +117,27 @@ fn pairs<'a>(layout: &'a Layout, vae: &'a Vae) -> Vec<(&'a Dense, &'a Linear)> {
     out
 }
 
+/// The burn model's convolutions in layout order.
+fn conv_pairs<'a>(layout: &'a Layout, vae: &'a Vae) -> Vec<(&'a layout::ConvSlot, &'a Conv)> {
+    let layers = |stack: &'a Option<ConvStack>| stack.iter().flat_map(|s| s.layers.iter());
+    layout
+        .encoder_conv
+        .iter()
+        .zip(layers(&vae.encoder.conv))
+        .chain(layout.decoder_conv.iter().zip(layers(&vae.decoder.conv)))
+        .collect()
+}
+
 /// The layout of `config`'s model and `vae`'s values in it: the engine's parameters.
 pub fn flatten(config: &RunConfig, vae: &Vae) -> (Layout, Vec<f32>) {
-    let dim = vae.decoder.out.weight.val().dims()[1];
-    let layout = Layout::new(&config.model, dim);
+    let layout = Layout::new(&config.model, vae.input());
     let mut params = vec![0.0; layout.len];
+    for (slot, conv) in conv_pairs(&layout, vae) {
+        let values =
+            |t: burn::tensor::Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap_or_default();
+        params[slot.weight.range()].copy_from_slice(&values(conv.weight.val().flatten(0, 3)));
+        params[slot.bias.range()].copy_from_slice(&values(conv.bias.val()));
+    }
     for (dense, linear) in pairs(&layout, vae) {
         let (w, b) = linear_values(linear);
         params[dense.weight.range()].copy_from_slice(&w);
@@ -341,6 +359,27 @@ impl Engine for FusedEngine {
         vae.encoder.logvar = linear(&l.logvar);
         vae.decoder.body.layers = l.decoder.iter().map(linear).collect();
         vae.decoder.out = linear(&l.out);
+        let conv = |slot: &layout::ConvSlot, layer: &mut Conv| {
+            layer.weight = Param::from_data(
+                TensorData::new(p[slot.weight.range()].to_vec(), slot.weight.shape.clone()),
+                device,
+            );
+            layer.bias = Param::from_data(
+                TensorData::new(p[slot.bias.range()].to_vec(), slot.bias.shape.clone()),
+                device,
+            );
+        };
+        let stacks = [
+            (&l.encoder_conv, vae.encoder.conv.as_mut()),
+            (&l.decoder_conv, vae.decoder.conv.as_mut()),
+        ];
+        for (slots, stack) in stacks {
+            if let Some(stack) = stack {
+                for (slot, layer) in slots.iter().zip(&mut stack.layers) {
+                    conv(slot, layer);
+                }
+            }
+        }
         vae.decoder.logvar_head = l.logvar_head.as_ref().map(linear);
         let param = |slot: &layout::Slot, learned: bool| {
             Param::from_data(

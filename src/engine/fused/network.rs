@@ -4,6 +4,7 @@
 //! parameter. The same maths as `objective.rs` on burn's autodiff, which the tests compare
 //! it with gradient for gradient.
 
+use super::conv;
 use super::forward::{self, Workspace, rows_per_piece, sized};
 use super::kernels;
 use super::layout::{Dense, Layout};
@@ -244,6 +245,13 @@ pub fn step(
         }
     }
     std::mem::swap(&mut w.grad, &mut w.out);
+    if !layout.decoder_conv.is_empty() {
+        // Back through the transposed convolutions and the output layer's activation.
+        let a = layout.decoder_activation;
+        let dc = &layout.decoder_conv;
+        conv::backward(t, p, g, dc, a, rows, &mut w.grad, true, &mut w.dec_conv);
+        kernels::activation_backward(a, &w.out_pre, &w.out_post, &mut w.grad);
+    }
     let hd: &[f32] = w.dec_post.last().map_or(&w.z, |v| &v[..]);
     dense_backward(
         t,
@@ -348,14 +356,16 @@ pub fn step(
         }
     }
 
-    // Back through the heads into the encoder body.
-    let h: &[f32] = w.enc_post.last().map_or(x, |v| &v[..]);
+    // Back through the heads into the encoder body, and its convolutions.
+    let has_conv = !layout.encoder_conv.is_empty();
+    let enc_in: &[f32] = if has_conv { &w.enc_conv.output } else { x };
+    let h: &[f32] = w.enc_post.last().map_or(enc_in, |v| &v[..]);
     let width = layout.mean.d_in;
     let heads = [(&layout.mean, &w.dmean), (&layout.logvar, &w.dlogvar)];
     for (head, dhead) in heads {
         dense_param_grads(t, g, head, h, n, dhead);
     }
-    if !layout.encoder.is_empty() {
+    if !layout.encoder.is_empty() || has_conv {
         let dh = sized(&mut w.grad, n * width);
         for (i, (head, dhead)) in heads.into_iter().enumerate() {
             t.matmul(
@@ -371,14 +381,19 @@ pub fn step(
             g,
             &layout.encoder,
             layout.encoder_activation,
-            x,
+            enc_in,
             n,
             &w.enc_pre,
             &w.enc_post,
             &mut w.grad,
             &mut w.spare,
-            false,
+            has_conv,
         );
+    }
+    if has_conv {
+        let a = layout.encoder_activation;
+        let ec = &layout.encoder_conv;
+        conv::backward(t, p, g, ec, a, n, &mut w.grad, false, &mut w.enc_conv);
     }
     sums
 }

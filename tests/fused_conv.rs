@@ -56,9 +56,11 @@ fn batch(config: &RunConfig, shape: ImageShape, n: usize, seed: u64) -> Matrix {
     Matrix::new(n, shape.len(), values)
 }
 
+type Named = Vec<(String, Vec<f32>)>;
+
 /// Every parameter by its layout name: the engine's model flattened as the fused engine
 /// lays it out (which covers the convolutions too).
-fn named(config: &RunConfig, engine: &dyn Engine) -> Vec<(String, Vec<f32>)> {
+fn named(config: &RunConfig, engine: &dyn Engine) -> Named {
     let (layout, params) = aevb::engine::fused::flatten(config, &engine.model());
     layout
         .slots
@@ -74,7 +76,7 @@ fn one_step(
     backend: BackendKind,
     threads: usize,
     n: usize,
-) -> (Vec<(String, Vec<f32>)>, Vec<(String, Vec<f32>)>, [f64; 3]) {
+) -> (Named, Named, [f64; 3]) {
     let mut config = config.clone();
     config.runtime.backend = backend;
     config.train.optimizer = OptimizerKind::Sgd;

@@ -13,6 +13,11 @@ Workloads (issue #9):
                 images, 2 threads, whole commands (issue #20)
   log-px-k1000  that estimate alone: `runner eval RUN --threads 2` on the trained run against
                 the peer's own log p(x) timing (examples x samples batched through the decoder)
+  conv64-1t     the convolutional beta-VAE disentanglement studies share (Burgess et al. 2018,
+  conv64-2t     experiments/sprites_burgess64.toml, 764,245 parameters; batch 64, Adam, beta 4)
+  conv32-1t     on 64x64 and 32x32 sprites, 1 and 2 threads: seconds per 1,000 training
+  conv32-2t     examples (aevb: one epoch's training pass; the peer: pytorch_conv_vae.py, the
+                median of its timing blocks on random binary images of the same size)
 
 Each repeat runs aevb then PyTorch for every workload, so drift in a shared, noisy machine
 hits both; the table shows medians over repeats (per-epoch medians within a repeat) and the
@@ -36,7 +41,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEER = os.path.normpath(os.path.join(ROOT, "..", "shared", "peer"))
-WORKLOADS = ["canonical-1t", "canonical-2t", "iwae-k50", "sweep-4x2", "end-to-end", "log-px-k1000"]
+WORKLOADS = ["canonical-1t", "canonical-2t", "iwae-k50", "sweep-4x2", "end-to-end", "log-px-k1000",
+             "conv64-1t", "conv64-2t", "conv32-1t", "conv32-2t"]
 
 
 def run(cmd, env=None):
@@ -165,6 +171,30 @@ class Bench:
         self.trained = None
         return ours, theirs
 
+    def conv(self, side, threads):
+        """Seconds per 1,000 training examples of the Burgess net at `side`."""
+        spec = os.path.join(ROOT, "experiments", "sprites_burgess64.toml")
+        results = os.path.join(self.tmp, f"conv-{time.time_ns()}")
+        train = 2000 if side == 64 else 5000
+        enc = "[32, 32, 64, 64]" if side == 64 else "[32, 64, 64]"
+        dec = "[64, 64, 32, 32]" if side == 64 else "[64, 64, 32]"
+        cmd = [self.runner, "run", spec, "--set", f"runtime.results_dir={results}",
+               "--set", f"data.sprites.resolution={side}", "--set", f"data.sprites.count={train + 100}",
+               "--set", f"data.test_fraction={100 / (train + 100)}",
+               "--set", f"model.encoder.conv={enc}", "--set", f"model.decoder.conv={dec}",
+               "--set", "objective.beta=4.0", "--set", "train.seed=0", "--set", "train.epochs=1",
+               "--set", f"runtime.threads={threads}", "--set", "eval.importance_samples=1",
+               "--set", "eval.log_px_examples=1", "--set", "eval.images_every_epochs=0"]
+        run(cmd)
+        ours = aevb_epochs(results)[0] / train * 1000
+        theirs = None
+        if self.torch:
+            out_json = os.path.join(self.tmp, f"peer-conv-{time.time_ns()}.json")
+            run([sys.executable, os.path.join(PEER, "pytorch_conv_vae.py"), "--threads", str(threads),
+                 "--size", str(side), "--json", out_json])
+            theirs = json.load(open(out_json))["train_s_per_1000_examples"]
+        return ours, theirs
+
     def one(self, name):
         return {
             "canonical-1t": lambda: self.canonical(1),
@@ -173,6 +203,10 @@ class Bench:
             "sweep-4x2": self.sweep,
             "end-to-end": self.end_to_end,
             "log-px-k1000": self.log_px,
+            "conv64-1t": lambda: self.conv(64, 1),
+            "conv64-2t": lambda: self.conv(64, 2),
+            "conv32-1t": lambda: self.conv(32, 1),
+            "conv32-2t": lambda: self.conv(32, 2),
         }[name]()
 
 
@@ -211,6 +245,8 @@ def main():
             cell = lambda s: f"{per_hour(s):.0f} epochs/h ({s:.1f} s)"
         elif w in ("iwae-k50", "end-to-end", "log-px-k1000"):
             cell = lambda s: f"{s:.2f} s"
+        elif w.startswith("conv"):
+            cell = lambda s: f"{s:.3f} s/1000 examples"
         else:
             cell = lambda s: f"{s:.2f} s/epoch"
         ratio = f"{ours / theirs:.2f}" if theirs else "-"

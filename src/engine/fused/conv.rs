@@ -20,7 +20,8 @@ use crate::spec::Activation;
 
 /// How a kernel maps a small grid onto a large one: small pixel (y, x) and kernel offset
 /// (ky, kx) meet large pixel (y·s − p + ky, x·s − p + kx). `channels` are the large grid's;
-/// a patch is `channels · k²` values in (channel, ky, kx) order, burn's weight order.
+/// a patch is `k² · channels` values in (ky, kx, channel) order, so that each kernel row of a
+/// patch is one contiguous run of the channels-last grid.
 #[derive(Clone, Copy, Debug)]
 struct Grid {
     large: ImageShape,
@@ -52,11 +53,13 @@ impl Grid {
         self.large.channels * self.kernel * self.kernel
     }
 
-    /// The large-grid coordinate a small coordinate and a kernel offset meet, if inside.
-    fn at(&self, small: usize, offset: usize, side: usize) -> Option<usize> {
-        (small * self.stride + offset)
-            .checked_sub(self.padding)
-            .filter(|&v| v < side)
+    /// The kernel offsets [lo, hi) that land inside a large side of `side` pixels from small
+    /// coordinate `small`, and the large coordinate offset `lo` lands on.
+    fn inside(&self, small: usize, side: usize) -> (usize, usize, usize) {
+        let origin = small * self.stride;
+        let lo = self.padding.saturating_sub(origin).min(self.kernel);
+        let hi = (side + self.padding).saturating_sub(origin).min(self.kernel);
+        (lo, hi.max(lo), origin + lo - self.padding.min(origin + lo))
     }
 
     /// Patches of one example's large grid (NHWC) into `cols` [small pixels, patch].
@@ -64,18 +67,21 @@ impl Grid {
         let (c, k, w) = (self.large.channels, self.kernel, self.large.width);
         let patch = self.patch();
         for sy in 0..self.small.height {
+            let (ky_lo, ky_hi, y0) = self.inside(sy, self.large.height);
             for sx in 0..self.small.width {
+                let (kx_lo, kx_hi, x0) = self.inside(sx, w);
                 let row = &mut cols[(sy * self.small.width + sx) * patch..][..patch];
                 for ky in 0..k {
-                    let y = self.at(sy, ky, self.large.height);
-                    for kx in 0..k {
-                        let from = y
-                            .zip(self.at(sx, kx, w))
-                            .map(|(y, x)| &large[(y * w + x) * c..][..c]);
-                        for ch in 0..c {
-                            row[(ch * k + ky) * k + kx] = from.map_or(0.0, |f| f[ch]);
-                        }
+                    let line = &mut row[ky * k * c..][..k * c];
+                    if ky < ky_lo || ky >= ky_hi {
+                        line.fill(0.0);
+                        continue;
                     }
+                    let y = y0 + ky - ky_lo;
+                    line[..kx_lo * c].fill(0.0);
+                    line[kx_hi * c..].fill(0.0);
+                    let from = &large[(y * w + x0) * c..][..(kx_hi - kx_lo) * c];
+                    line[kx_lo * c..kx_hi * c].copy_from_slice(from);
                 }
             }
         }
@@ -87,20 +93,16 @@ impl Grid {
         let (c, k, w) = (self.large.channels, self.kernel, self.large.width);
         let patch = self.patch();
         for sy in 0..self.small.height {
+            let (ky_lo, ky_hi, y0) = self.inside(sy, self.large.height);
             for sx in 0..self.small.width {
+                let (kx_lo, kx_hi, x0) = self.inside(sx, w);
                 let row = &cols[(sy * self.small.width + sx) * patch..][..patch];
-                for ky in 0..k {
-                    let Some(y) = self.at(sy, ky, self.large.height) else {
-                        continue;
-                    };
-                    for kx in 0..k {
-                        let Some(x) = self.at(sx, kx, w) else {
-                            continue;
-                        };
-                        let to = &mut large[(y * w + x) * c..][..c];
-                        for (ch, v) in to.iter_mut().enumerate() {
-                            *v += row[(ch * k + ky) * k + kx];
-                        }
+                for ky in ky_lo..ky_hi {
+                    let y = y0 + ky - ky_lo;
+                    let from = &row[(ky * k + kx_lo) * c..(ky * k + kx_hi) * c];
+                    let to = &mut large[(y * w + x0) * c..][..from.len()];
+                    for (t, f) in to.iter_mut().zip(from) {
+                        *t += f;
                     }
                 }
             }
@@ -129,6 +131,41 @@ impl Grid {
                 self.scatter_add(c, l);
             }
         });
+    }
+}
+
+/// burn's weight [a, b, k, k] ([C_out, C_in, ..] or, transposed, [C_in, C_out, ..]) as the
+/// matrix [a, k·k·b] whose columns follow the patch order (ky, kx, b).
+fn to_patch_order(w: &[f32], a: usize, b: usize, k: usize, out: &mut [f32]) {
+    let kk = k * k;
+    for i in 0..a {
+        for j in 0..b {
+            for o in 0..kk {
+                out[(i * kk + o) * b + j] = w[(i * b + j) * kk + o];
+            }
+        }
+    }
+}
+
+/// The inverse of [`to_patch_order`]: a gradient in patch order back into burn's layout.
+fn from_patch_order(m: &[f32], a: usize, b: usize, k: usize, out: &mut [f32]) {
+    let kk = k * k;
+    for i in 0..a {
+        for j in 0..b {
+            for o in 0..kk {
+                out[(i * b + j) * kk + o] = m[(i * kk + o) * b + j];
+            }
+        }
+    }
+}
+
+/// The (a, b) of a layer's weight tensor [a, b, k, k].
+fn weight_dims(slot: &ConvSlot) -> (usize, usize) {
+    let s = &slot.stage;
+    if s.transposed {
+        (s.input.channels, s.output.channels)
+    } else {
+        (s.output.channels, s.input.channels)
     }
 }
 
@@ -198,6 +235,9 @@ pub struct StackWork {
     post: Vec<Vec<f32>>,
     /// A convolution's gathered patches (kept: its weight gradient reads them).
     cols: Vec<Vec<f32>>,
+    /// Each layer's weights in patch order, and a weight gradient in that order.
+    weights: Vec<Vec<f32>>,
+    dweight: Vec<f32>,
     /// The stack's output, channel-planar.
     pub(super) output: Vec<f32>,
     scratch: Vec<f32>,
@@ -217,7 +257,7 @@ pub fn forward(
     work: &mut StackWork,
 ) {
     let count = layers.len();
-    for v in [&mut work.pre, &mut work.post, &mut work.cols] {
+    for v in [&mut work.pre, &mut work.post, &mut work.cols, &mut work.weights] {
         v.resize_with(count, Vec::new);
     }
     let first = layers[0].stage.input;
@@ -232,7 +272,10 @@ pub fn forward(
         let grid = Grid::of(slot);
         let pixels = n * grid.small.plane();
         let out = sized(&mut work.pre[l], n * s.output.len());
-        let weight = &p[slot.weight.range()];
+        let (wa, wb) = weight_dims(slot);
+        let weight = sized(&mut work.weights[l], slot.weight.len());
+        to_patch_order(&p[slot.weight.range()], wa, wb, s.kernel, weight);
+        let weight: &[f32] = weight;
         let bias = &p[slot.bias.range()];
         let cols = sized(&mut work.cols[l], pixels * grid.patch());
         if s.transposed {
@@ -278,7 +321,6 @@ pub fn forward(
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     t: &Threads,
-    p: &[f32],
     g: &mut [f32],
     layers: &[ConvSlot],
     a: Activation,
@@ -298,7 +340,9 @@ pub fn backward(
         kernels::column_sums(&work.grad, &mut g[slot.bias.range()], false);
         let grid = Grid::of(slot);
         let pixels = n * grid.small.plane();
-        let weight = &p[slot.weight.range()];
+        let weight = &work.weights[l];
+        let (wa, wb) = weight_dims(slot);
+        let dweight = sized(&mut work.dweight, slot.weight.len());
         let wants_input = l > 0 || input_grad;
         let dx = sized(&mut work.scratch, n * s.input.len());
         let cols = &mut work.cols[l];
@@ -311,7 +355,7 @@ pub fn backward(
             // dcols = patches of dY; dW = Xᵀ · dcols; dX = dcols · Wᵀ.
             grid.gather_all(t, &work.grad, cols, n);
             t.matmul(
-                &mut g[slot.weight.range()],
+                dweight,
                 View::new(x, pixels, s.input.channels).t(),
                 View::new(cols, pixels, grid.patch()),
                 false,
@@ -327,7 +371,7 @@ pub fn backward(
         } else {
             // dW = dYᵀ · patches; dpatches = dY · W, scattered back onto the input.
             t.matmul(
-                &mut g[slot.weight.range()],
+                dweight,
                 View::new(&work.grad, pixels, s.output.channels).t(),
                 View::new(cols, pixels, grid.patch()),
                 false,
@@ -343,6 +387,7 @@ pub fn backward(
                 grid.scatter_all(t, cols, dx, n);
             }
         }
+        from_patch_order(dweight, wa, wb, s.kernel, &mut g[slot.weight.range()]);
         if wants_input {
             std::mem::swap(&mut work.grad, &mut work.scratch);
         }

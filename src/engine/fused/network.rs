@@ -249,7 +249,7 @@ pub fn step(
         // Back through the transposed convolutions and the output layer's activation.
         let a = layout.decoder_activation;
         let dc = &layout.decoder_conv;
-        conv::backward(t, p, g, dc, a, rows, &mut w.grad, true, &mut w.dec_conv);
+        conv::backward(t, g, dc, a, rows, &mut w.grad, true, &mut w.dec_conv);
         kernels::activation_backward(a, &w.out_pre, &w.out_post, &mut w.grad);
     }
     let hd: &[f32] = w.dec_post.last().map_or(&w.z, |v| &v[..]);
@@ -393,7 +393,7 @@ pub fn step(
     if has_conv {
         let a = layout.encoder_activation;
         let ec = &layout.encoder_conv;
-        conv::backward(t, p, g, ec, a, n, &mut w.grad, false, &mut w.enc_conv);
+        conv::backward(t, g, ec, a, n, &mut w.grad, false, &mut w.enc_conv);
     }
     sums
 }

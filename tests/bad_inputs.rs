@@ -488,6 +488,38 @@ fn spec_cases() -> Vec<Case> {
             &["train.lr", "> 0"],
         ),
         case("lr_zero.yaml", "name: t\ntrain:\n  lr: 0\n", &["train.lr"]),
+        // Convolutions: each layer's values, the table's keys, what the decoder can give,
+        // and conv layers on data that are not images.
+        case(
+            "conv_zero.toml",
+            "name = \"t\"\n[model.encoder]\nconv = [32, 0]\n",
+            &["model.encoder.conv", "conv[1]", "channels"],
+        ),
+        case(
+            "conv_padding.toml",
+            "name = \"t\"\n[model.decoder]\nconv = [{ channels = 8, kernel = 3, padding = 3 }]\n",
+            &["model.decoder.conv", "padding"],
+        ),
+        case(
+            "conv_key.toml",
+            "name = \"t\"\n[model.encoder]\nconv = [{ channels = 8, kernal = 3 }]\n",
+            &["kernal", "model.encoder"],
+        ),
+        case(
+            "conv_type.yaml",
+            "name: t\nmodel:\n  encoder:\n    conv: [\"wide\"]\n",
+            &["model.encoder", "channel count"],
+        ),
+        case(
+            "conv_head.toml",
+            "name = \"t\"\n[model]\nlikelihood = \"gaussian\"\nvariance = \"head\"\n[model.decoder]\nconv = [8]\n",
+            &["model.variance", "head"],
+        ),
+        case(
+            "conv_flat.toml",
+            "name = \"t\"\n[data]\ndataset = \"synthetic\"\n[model.encoder]\nconv = [8]\n",
+            &["model.encoder.conv", "not images"],
+        ),
         case(
             "wd_neg.toml",
             "name = \"t\"\n[train]\nweight_decay = -0.1\n",

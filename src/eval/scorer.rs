@@ -71,7 +71,8 @@ impl Scorer for FusedScorer<'_> {
     }
 
     fn chunk_rows(&self, asked: usize) -> usize {
-        asked.min(FUSED_CHUNK_ROWS)
+        let floats = self.layout.decoder_floats_per_row();
+        crate::model::eval_chunk_rows(floats, asked.min(FUSED_CHUNK_ROWS))
     }
 
     fn elbo_terms(
@@ -176,6 +177,10 @@ impl Scorer for BurnScorer<'_> {
 
     fn latent_dim(&self) -> usize {
         self.vae.encoder.mean.weight.val().dims()[1]
+    }
+
+    fn chunk_rows(&self, asked: usize) -> usize {
+        crate::model::eval_chunk_rows(self.vae.decoder_floats_per_row(), asked)
     }
 
     fn elbo_terms(

@@ -35,6 +35,22 @@ impl Stage {
     }
 }
 
+/// f32 values a forward pass holds per row for `stages`: each layer's output before and after
+/// its activation, and its patch matrix (im2col or the transposed product).
+pub fn floats_per_row(stages: &[Stage]) -> usize {
+    stages
+        .iter()
+        .map(|s| {
+            let (large, small) = if s.transposed {
+                (s.output, s.input)
+            } else {
+                (s.input, s.output)
+            };
+            2 * s.output.len() + small.plane() * large.channels * s.kernel * s.kernel
+        })
+        .sum()
+}
+
 /// The convolutions of a model on its data; both empty for a fully connected model.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
@@ -287,6 +303,9 @@ pub struct ConvStack {
     pub output: [usize; 3],
     #[module(skip)]
     pub activate_last: bool,
+    /// What a forward pass holds per row ([`floats_per_row`]).
+    #[module(skip)]
+    pub floats_per_row: usize,
 }
 
 impl ConvStack {
@@ -309,6 +328,7 @@ impl ConvStack {
             input: dims(stages[0].input),
             output: dims(stages[stages.len() - 1].output),
             activate_last,
+            floats_per_row: floats_per_row(stages),
         }
     }
 

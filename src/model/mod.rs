@@ -130,6 +130,21 @@ impl Vae {
         }
     }
 
+    /// f32 values the decoder's forward pass holds per sample row: its activations and
+    /// convolution patches (what bounds the rows evaluation pushes through at once).
+    pub fn decoder_floats_per_row(&self) -> usize {
+        let d = &self.decoder;
+        let dense: usize = d
+            .body
+            .layers
+            .iter()
+            .map(|l| 2 * l.weight.val().dims()[1])
+            .sum();
+        let out = 2 * d.out.weight.val().dims()[1];
+        let conv = d.conv.as_ref().map_or(0, |c| c.floats_per_row);
+        dense + out + conv + 2 * d.data_dim()
+    }
+
     /// The device the model's parameters live on.
     pub fn device(&self) -> Device {
         self.decoder.out.weight.val().device()
@@ -182,6 +197,17 @@ pub fn parameter_count(config: &ModelConfig, input: impl Into<Input>) -> f64 {
         + prior
 }
 
+/// Bytes of decoder activations one thread's chunk of evaluation rows may hold: 8,192 rows
+/// of the canonical MLP fit many times over, a 64×64 conv decoder's take ~120 rows a chunk.
+pub const EVAL_CHUNK_BYTES: usize = 256 << 20;
+
+/// Sample rows per evaluation chunk for a decoder holding `floats_per_row` values a row,
+/// within [`EVAL_CHUNK_BYTES`] and at most `asked`. How rows are chunked does not change any
+/// number (every chunk continues its block's noise stream).
+pub fn eval_chunk_rows(floats_per_row: usize, asked: usize) -> usize {
+    (EVAL_CHUNK_BYTES / (4 * floats_per_row.max(1))).clamp(1, asked.max(1))
+}
+
 /// A generous estimate of the bytes a run needs: parameters with their gradients and
 /// optimiser state, and the activations (forward and backward) of the largest batch of
 /// rows it pushes through the network, in training or in evaluation.
@@ -195,26 +221,22 @@ pub fn memory_estimate_bytes(
     let m = &config.model;
     let params = parameter_count(m, input);
     let plan = conv::plan(m, input.image).unwrap_or_default();
-    let conv_widths = plan
-        .encoder
-        .iter()
-        .chain(&plan.decoder)
-        .map(|s| s.output.len() as f64)
-        .sum::<f64>();
-    let widths = (3 * input.dim + 2 * m.latent_dim) as f64
-        + conv_widths
-        + m.encoder
-            .hidden
-            .iter()
-            .chain(&m.decoder.hidden)
-            .map(|&h| h as f64)
-            .sum::<f64>();
+    let dense = |hidden: &[usize]| hidden.iter().map(|&h| 2.0 * h as f64).sum::<f64>();
+    let decoder_row = (3 * input.dim + m.latent_dim) as f64
+        + dense(&m.decoder.hidden)
+        + plan.decoder_input().map_or(0.0, |s| 2.0 * s.len() as f64)
+        + conv::floats_per_row(&plan.decoder) as f64;
+    let widths = decoder_row
+        + m.latent_dim as f64
+        + dense(&m.encoder.hidden)
+        + conv::floats_per_row(&plan.encoder) as f64;
     let samples = config.objective.mc_samples.max(config.objective.iwae_k) as f64;
     // A batch larger than the training set is the whole set.
     let train_rows = config.train.batch_size.min(train_rows) as f64 * samples;
-    let eval_rows = (config.eval.max_rows_per_chunk as f64)
+    let chunk = eval_chunk_rows(decoder_row as usize, config.eval.max_rows_per_chunk) as f64;
+    let eval_rows = chunk
         .min(test_rows as f64 * config.eval.importance_samples as f64)
-        .max(1000f64.min(test_rows as f64) * samples);
+        .max(64f64.min(test_rows as f64) * samples);
     const F32: f64 = 4.0;
     F32 * (6.0 * params + 2.0 * train_rows.max(eval_rows) * widths)
 }

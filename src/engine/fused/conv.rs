@@ -58,7 +58,9 @@ impl Grid {
     fn inside(&self, small: usize, side: usize) -> (usize, usize, usize) {
         let origin = small * self.stride;
         let lo = self.padding.saturating_sub(origin).min(self.kernel);
-        let hi = (side + self.padding).saturating_sub(origin).min(self.kernel);
+        let hi = (side + self.padding)
+            .saturating_sub(origin)
+            .min(self.kernel);
         (lo, hi.max(lo), origin + lo - self.padding.min(origin + lo))
     }
 
@@ -257,7 +259,12 @@ pub fn forward(
     work: &mut StackWork,
 ) {
     let count = layers.len();
-    for v in [&mut work.pre, &mut work.post, &mut work.cols, &mut work.weights] {
+    for v in [
+        &mut work.pre,
+        &mut work.post,
+        &mut work.cols,
+        &mut work.weights,
+    ] {
         v.resize_with(count, Vec::new);
     }
     let first = layers[0].stage.input;

@@ -140,6 +140,14 @@ impl Builder {
 }
 
 impl Layout {
+    /// f32 values the decoder's forward pass holds per sample row (see
+    /// `Vae::decoder_floats_per_row`, which counts the same).
+    pub fn decoder_floats_per_row(&self) -> usize {
+        let dense: usize = self.decoder.iter().map(|l| 2 * l.d_out).sum();
+        let stages: Vec<Stage> = self.decoder_conv.iter().map(|c| c.stage).collect();
+        dense + 2 * self.out.d_out + crate::model::conv::floats_per_row(&stages) + 2 * self.data_dim
+    }
+
     /// The layout of `model` on `input`, whose convolutions (if any) fit it (runs check
     /// that before they start: `model::conv::plan`).
     pub fn new(model: &ModelConfig, input: Input) -> Self {

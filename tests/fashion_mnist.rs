@@ -66,10 +66,8 @@ fn the_four_files_read_back_value_for_value_with_labels() {
     );
     // Test image 5, pixel 30: (15 + 30) / 255.
     assert_eq!(data.test.values[5 * 784 + 30], 45.0 / 255.0);
-    assert_eq!(
-        data.train.values[39 * 784 + 1],
-        118.0 / 255.0
-    );
+    // Training image 39, pixel 1: (117 + 1) / 255.
+    assert_eq!(data.train.values[39 * 784 + 1], 118.0 / 255.0);
 }
 
 const SPEC: &str = r#"

@@ -28,6 +28,21 @@ for r in $(seq "$repeats"); do
                 && "$python" -c "import json,sys; e=json.load(open('$j'))['epochs']; print('canonical route=pytorch threads=$t train_pass_seconds=[%s]' % ', '.join('%.3f' % x['train_s'] for x in e))"
         fi
     done
+    for w in conv64 conv32; do
+        for t in 1 2; do
+            for route_spec in "/tmp/cpu_routes_default fused" "/tmp/cpu_routes_default flex" "/tmp/cpu_routes_flexthreads flex" "/tmp/cpu_routes_cubecl cubecl-cpu"; do
+                set -- $route_spec
+                [ -x "$1" ] || continue
+                "$1" "$2" $t "$data" 1 $w | sed "s/route=flex/route=$( [ "$1" = /tmp/cpu_routes_flexthreads ] && echo flex+rayon+simd || echo flex)/"
+            done
+            if "$python" -c "import torch" 2>/dev/null; then
+                side=${w#conv}
+                s=$("$python" ../shared/peer/pytorch_conv_vae.py --threads $t --size $side 2>/dev/null \
+                    | "$python" -c "import json,sys; print('%.3f' % json.load(sys.stdin)['train_s_per_1000_examples'])")
+                echo "$w route=pytorch threads=$t train_pass_seconds=[$s]"
+            fi
+        done
+    done
     route /tmp/cpu_routes_default fused 1 iwae
     route /tmp/cpu_routes_default flex 1 iwae
     route /tmp/cpu_routes_flexthreads flex 1 iwae | sed 's/route=flex/route=flex+rayon+simd/'
@@ -39,7 +54,7 @@ for r in $(seq "$repeats"); do
     fi
 done | tee "$out"
 echo
-echo "medians (seconds per epoch; iwae: one pass over 6,000 examples):"
+echo "medians (seconds per epoch; iwae: one pass over 6,000 examples; conv: per 1,000 examples):"
 "$python" - "$out" <<'PY'
 import re, statistics, sys, collections
 rows = collections.defaultdict(list)

@@ -9,7 +9,9 @@
 //! scripts/prepare-cuda.sh && cargo run --release --features bench-cubecl-cpu --example cpu_routes -- cubecl-cpu 2 DATA_DIR
 //! ```
 //! Optional 4th argument: epochs (default 3); 5th: `iwae` for Burda's k = 50 workload on the
-//! first 6,000 training images.
+//! first 6,000 training images, or `conv64` / `conv32` for the Burgess et al. conv β-VAE
+//! (experiments/sprites_burgess64.toml) on 2,000 generated 64×64 or 5,000 32×32 sprites, whose
+//! times are printed per 1,000 training examples (as `pytorch_conv_vae.py` reports them).
 
 use aevb::spec::{BackendKind, RunConfig};
 use aevb::train::{Silent, train};
@@ -23,26 +25,49 @@ fn main() -> anyhow::Result<()> {
         .cloned()
         .unwrap_or_else(|| "../shared/data/mnist".into());
     let epochs: usize = args.get(4).and_then(|t| t.parse().ok()).unwrap_or(3);
-    let iwae = args.get(5).is_some_and(|w| w == "iwae");
+    let workload = args.get(5).map(String::as_str).unwrap_or("canonical");
+    // Training examples of a conv workload's epoch.
+    let conv_examples = |side: usize| if side == 64 { 2000 } else { 5000 };
 
-    // The shipped specs of the two workloads, as `runner` and benches/side_by_side.py run them.
-    let (spec, mut sets) = if iwae {
-        (
+    // The shipped specs of the workloads, as `runner` and benches/side_by_side.py run them.
+    let (spec, mut sets) = match workload {
+        "iwae" => (
             "experiments/repro/iwae_mnist_full.toml",
             vec![
                 "data.train_limit=6000".to_string(),
                 "objective.kind=\"iwae\"".into(),
                 "objective.iwae_k=50".into(),
             ],
-        )
-    } else {
-        ("experiments/repro/pytorch_example.toml", Vec::new())
+        ),
+        "conv64" | "conv32" => {
+            let side = if workload == "conv64" { 64 } else { 32 };
+            let (enc, dec) = if side == 64 {
+                ("[32, 32, 64, 64]", "[64, 64, 32, 32]")
+            } else {
+                ("[32, 64, 64]", "[64, 64, 32]")
+            };
+            let n = conv_examples(side);
+            (
+                "experiments/sprites_burgess64.toml",
+                vec![
+                    format!("data.sprites.resolution={side}"),
+                    format!("data.sprites.count={}", n + 100),
+                    format!("data.test_fraction={}", 100.0 / (n + 100) as f64),
+                    format!("model.encoder.conv={enc}"),
+                    format!("model.decoder.conv={dec}"),
+                    "objective.beta=4.0".into(),
+                ],
+            )
+        }
+        _ => ("experiments/repro/pytorch_example.toml", Vec::new()),
     };
+    let iwae = workload == "iwae";
     sets.extend([
         format!("data.path={data_dir}"),
         format!("train.epochs={epochs}"),
         "data.test_limit=100".into(),
         "train.seed=1".into(),
+        "eval.importance_samples=1".into(),
     ]);
     let spec = aevb::spec::load(std::path::Path::new(spec), &sets)?;
     let mut c: RunConfig = spec.run_config();
@@ -73,12 +98,17 @@ fn main() -> anyhow::Result<()> {
         .num_threads(threads)
         .build_global();
     let out = train(&c, &data, &device, threads, &mut Silent, None)?;
+    let per = match workload {
+        "conv64" => conv_examples(64) as f64 / 1000.0,
+        "conv32" => conv_examples(32) as f64 / 1000.0,
+        _ => 1.0,
+    };
     let seconds: Vec<String> = out
         .epochs
         .iter()
-        .map(|e| format!("{:.3}", e.train_pass_seconds))
+        .map(|e| format!("{:.3}", e.train_pass_seconds / per))
         .collect();
-    let workload = if iwae { "iwae-k50" } else { "canonical" };
+    let workload = if iwae { "iwae-k50" } else { workload };
     println!(
         "{workload} route={label} threads={threads} engine={} train_pass_seconds=[{}] test_elbo={:.4}",
         out.engine,

@@ -189,6 +189,10 @@ enum Command {
         /// per_example.parquet in the run's folder (or in --out).
         #[arg(long)]
         per_example: bool,
+        /// Recompute the disentanglement metrics (dis_*) of the saved model on its
+        /// evaluation set and update its row, instead of the log p(x) estimate.
+        #[arg(long)]
+        metrics: bool,
     },
 }
 
@@ -344,7 +348,11 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             replace,
             threads,
             per_example,
+            metrics,
         } => {
+            if metrics {
+                return commands::trained::metrics_command(&run);
+            }
             let request = aevb::trained::reevaluate::Request {
                 k: importance_samples,
                 examples,

@@ -153,6 +153,97 @@ fn encode_writes_the_sprites_factors_beside_the_latents() {
         .unwrap();
     let expected = 0.5 * (diag - ln_det);
     assert!((tc - expected).abs() < 1e-6, "{tc} vs {expected}");
+
+    // SAP from the same file with the README's formula: R² of each (latent, factor) pair,
+    // top minus second per factor, averaged.
+    let column = |name: &str| {
+        runs_table
+            .column(name)
+            .unwrap()
+            .f64()
+            .unwrap()
+            .get(0)
+            .unwrap()
+    };
+    let sap = column("dis_sap");
+    let expected = readme_sap(&latents, &factors);
+    assert!((sap - expected).abs() < 1e-6, "{sap} vs {expected}");
+    let dci: Vec<f64> = ["disentanglement", "completeness", "informativeness"]
+        .iter()
+        .map(|m| column(&format!("dis_dci_{m}")))
+        .collect();
+    assert!(dci.iter().all(|v| (0.0..=1.0).contains(v)), "{dci:?}");
+
+    // `runner eval --metrics` recomputes every dis_* on the saved model: the same numbers.
+    let out = runner()
+        .args([
+            "eval",
+            "run",
+            "--metrics",
+            "--results",
+            results.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "dis_mig",
+        "dis_sap",
+        "dis_dci_completeness",
+        "dis_gaussian_tc",
+    ] {
+        let line = printed
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} in {printed}"));
+        let value: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let recorded = column(name);
+        assert!(
+            (value - recorded).abs() <= 1e-4 * recorded.abs().max(1.0),
+            "{name}: {value} vs {recorded}"
+        );
+    }
+}
+
+/// The README's SAP: S_jk = cov(z_j, v_k)² / (var z_j var v_k) (0 where var z_j < 1e-12),
+/// mean over varying factors of the top score minus the second.
+fn readme_sap(latents: &[Vec<f64>], factors: &[Vec<u32>]) -> f64 {
+    let n = factors[0].len() as f64;
+    let cov = |a: &[f64], b: &[f64]| {
+        let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - ma) * (y - mb))
+            .sum::<f64>()
+            / (n - 1.0)
+    };
+    let mut gaps = Vec::new();
+    for f in factors {
+        let v: Vec<f64> = f.iter().map(|&c| c as f64).collect();
+        let var_v = cov(&v, &v);
+        if var_v <= 0.0 {
+            continue;
+        }
+        let mut s: Vec<f64> = latents
+            .iter()
+            .map(|z| {
+                let var_z = cov(z, z);
+                if var_z > 1e-12 {
+                    cov(z, &v).powi(2) / (var_z * var_v)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        s.sort_by(|a, b| b.total_cmp(a));
+        gaps.push(s[0] - s[1]);
+    }
+    gaps.iter().sum::<f64>() / gaps.len() as f64
 }
 
 /// The README's MIG, written out independently of `aevb::metrics`: 20 equal-width bins per

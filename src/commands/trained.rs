@@ -19,6 +19,22 @@ pub fn wrote(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `runner eval RUN --metrics`: the disentanglement metrics of the saved model, recomputed
+/// on its evaluation set (the test split `runner encode` writes), printed and recorded.
+pub fn metrics_command(run: &RunArgs) -> anyhow::Result<ExitCode> {
+    let mut trained = open(run)?;
+    let scores = reevaluate::remeasure(&mut trained)?;
+    for (name, value) in scores.named() {
+        let shown = value.map_or("null (undefined here)".into(), |v| format!("{v:.6}"));
+        println!("{name:<26} {shown}");
+    }
+    eprintln!(
+        "updated {} and the experiment's tables",
+        trained.dir.join("record.json").display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn eval_command(
     run: &RunArgs,
     mut request: reevaluate::Request,

@@ -2,9 +2,71 @@
 //! the data's known generative factors, one file per metric, following disentanglement_lib's
 //! protocol (Locatello et al. 2019) where it defines one.
 
+pub mod dci;
 pub mod discrete;
 pub mod gaussian_tc;
 pub mod mig;
+pub mod sap;
+
+/// Every metric of one evaluation set: the unsupervised Gaussian total correlation always,
+/// the supervised ones where the data have factors. None where a metric is undefined (too
+/// few varying factors or latents, a singular covariance).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Scores {
+    pub mig: Option<f64>,
+    pub sap: Option<f64>,
+    pub dci_disentanglement: Option<f64>,
+    pub dci_completeness: Option<f64>,
+    pub dci_informativeness: Option<f64>,
+    pub gaussian_tc: Option<f64>,
+}
+
+impl Scores {
+    /// The metrics of posterior means `means` ([rows × latent], row-major) against the
+    /// examples' `factors`, where there are some.
+    pub fn of(means: &[f32], latent: usize, factors: Option<&crate::data::Factors>) -> Self {
+        let rows = means.len() / latent.max(1);
+        let values: Vec<f64> = means.iter().map(|&v| v as f64).collect();
+        let codes = Codes {
+            values: &values,
+            rows,
+            dims: latent,
+        };
+        let finite = |v: f64| v.is_finite().then_some(v);
+        let mut scores = Scores {
+            gaussian_tc: gaussian_tc::gaussian_total_correlation(&codes).and_then(finite),
+            ..Scores::default()
+        };
+        let Some(factors) = factors else {
+            return scores;
+        };
+        let classes = FactorClasses {
+            classes: &factors.classes,
+            rows,
+            count: factors.names.len(),
+        };
+        scores.mig = finite(mig::mig(&codes, &classes).score);
+        scores.sap = finite(sap::sap(&codes, &classes).score);
+        if let Some(d) = dci::dci(&codes, &classes) {
+            scores.dci_disentanglement = finite(d.disentanglement);
+            scores.dci_completeness = finite(d.completeness);
+            scores.dci_informativeness = finite(d.informativeness);
+        }
+        scores
+    }
+
+    /// (column, value) pairs, as `runs.parquet` and TensorBoard name them (`dis_*`).
+    pub fn named(&self) -> [(&'static str, Option<f64>); 6] {
+        [
+            ("dis_mig", self.mig),
+            ("dis_sap", self.sap),
+            ("dis_dci_disentanglement", self.dci_disentanglement),
+            ("dis_dci_completeness", self.dci_completeness),
+            ("dis_dci_informativeness", self.dci_informativeness),
+            ("dis_gaussian_tc", self.gaussian_tc),
+        ]
+    }
+}
 
 /// A representation: `rows` examples of `dims` latent values, row-major.
 pub struct Codes<'a> {

@@ -320,6 +320,16 @@ fn evaluate_phase(
         ("test/active_units", record.active_units.map(|a| a as f64)),
         ("test/dis_mig", record.dis_mig),
         ("test/dis_gaussian_tc", record.dis_gaussian_tc),
+        ("test/dis_sap", record.dis_sap),
+        (
+            "test/dis_dci_disentanglement",
+            record.dis_dci_disentanglement,
+        ),
+        ("test/dis_dci_completeness", record.dis_dci_completeness),
+        (
+            "test/dis_dci_informativeness",
+            record.dis_dci_informativeness,
+        ),
     ];
     for (tag, value) in scalars {
         if let Some(v) = value {

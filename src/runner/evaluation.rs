@@ -173,33 +173,10 @@ pub(super) fn final_evaluation(
             latent,
             config.eval.active_unit_threshold,
         ));
-        (record.dis_mig, record.dis_gaussian_tc) = disentanglement(&means, latent, data);
+        let scores = crate::metrics::Scores::of(&means, latent, data.test_factors.as_ref());
+        record.set_disentanglement(&scores);
         Ok(Evaluated::Done)
     })?
-}
-
-/// MIG of the test set's posterior means (`means`, [rows, latent]) against its factors,
-/// where the data have them (the evaluation set `runner encode` writes), and their Gaussian
-/// total correlation.
-fn disentanglement(means: &[f32], latent: usize, data: &Dataset) -> (Option<f64>, Option<f64>) {
-    let rows = data.test.rows;
-    let values: Vec<f64> = means.iter().map(|&v| v as f64).collect();
-    let codes = crate::metrics::Codes {
-        dims: latent,
-        values: &values,
-        rows,
-    };
-    let tc = crate::metrics::gaussian_tc::gaussian_total_correlation(&codes);
-    let mig = data.test_factors.as_ref().and_then(|factors| {
-        let classes = crate::metrics::FactorClasses {
-            classes: &factors.classes,
-            rows,
-            count: factors.names.len(),
-        };
-        let score = crate::metrics::mig::mig(&codes, &classes).score;
-        score.is_finite().then_some(score)
-    });
-    (mig, tc.filter(|v| v.is_finite()))
 }
 
 /// The train and test ELBO terms. Dynamically binarized training data are scored on one

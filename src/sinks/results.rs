@@ -92,6 +92,18 @@ pub struct RunRecord {
     /// every run has it): ½ (Σ ln Σ_jj − ln det Σ) over the dimensions that vary.
     #[serde(default)]
     pub dis_gaussian_tc: Option<f64>,
+    /// SAP (Kumar et al. 2018; disentanglement_lib's continuous-factor score) of the test
+    /// set's posterior means against its factors; null without factors.
+    #[serde(default)]
+    pub dis_sap: Option<f64>,
+    /// DCI (Eastwood & Williams 2018) with ridge-regression importances: disentanglement,
+    /// completeness and informativeness (held-out R²); null without factors.
+    #[serde(default)]
+    pub dis_dci_disentanglement: Option<f64>,
+    #[serde(default)]
+    pub dis_dci_completeness: Option<f64>,
+    #[serde(default)]
+    pub dis_dci_informativeness: Option<f64>,
     /// Table data: the columns that were modelled, in order (null for other datasets).
     #[serde(default)]
     pub modelled_columns: Option<Vec<String>>,
@@ -453,6 +465,10 @@ fn template_record() -> RunRecord {
         active_units: Some(0),
         dis_mig: Some(0.0),
         dis_gaussian_tc: Some(0.0),
+        dis_sap: Some(0.0),
+        dis_dci_disentanglement: Some(0.0),
+        dis_dci_completeness: Some(0.0),
+        dis_dci_informativeness: Some(0.0),
         modelled_columns: Some(vec![String::new()]),
         data_notes: Some(String::new()),
         stopped_epoch: Some(0),
@@ -460,6 +476,18 @@ fn template_record() -> RunRecord {
         experiments_commit: Some(String::new()),
         config,
         ..Default::default()
+    }
+}
+
+impl RunRecord {
+    /// The `dis_*` columns from one evaluation set's metrics.
+    pub fn set_disentanglement(&mut self, s: &crate::metrics::Scores) {
+        self.dis_mig = s.mig;
+        self.dis_sap = s.sap;
+        self.dis_dci_disentanglement = s.dci_disentanglement;
+        self.dis_dci_completeness = s.dci_completeness;
+        self.dis_dci_informativeness = s.dci_informativeness;
+        self.dis_gaussian_tc = s.gaussian_tc;
     }
 }
 

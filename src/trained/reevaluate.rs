@@ -13,7 +13,7 @@ use polars::prelude::{Column, DataFrame};
 
 use crate::eval::{self, ExampleTerms, ImportanceExamples, LogPxJob, LogPxSummary};
 use crate::sinks::parquet::write_parquet_atomic;
-use crate::sinks::results::ResultsDir;
+use crate::sinks::results::{ResultsDir, RunRecord};
 
 use super::TrainedRun;
 
@@ -114,8 +114,34 @@ pub fn reevaluate(
     Ok(result)
 }
 
+/// The disentanglement metrics of the saved model on its evaluation set (the test split's
+/// posterior means; the same numbers the run recorded at the end of training), written
+/// into its row and the experiment's tables.
+pub fn remeasure(run: &mut TrainedRun) -> anyhow::Result<crate::metrics::Scores> {
+    let latent = run.record.config.model.latent_dim;
+    let (means, _) = eval::posterior_params(&run.model, &run.data.test);
+    let scores = crate::metrics::Scores::of(&means, latent, run.data.test_factors.as_ref());
+    update(run, |r| r.set_disentanglement(&scores))?;
+    Ok(scores)
+}
+
 /// Writes the new estimate into the run's row and the experiment's tables.
 fn record(run: &mut TrainedRun, result: &Reevaluation) -> anyhow::Result<()> {
+    let s = &result.log_px;
+    update(run, |r| {
+        r.test_log_px = Some(s.log_px.mean);
+        r.test_log_px_se = s.log_px.se();
+        r.log_px_k = result.k;
+        r.log_px_examples = s.log_px.n;
+        r.log_px_ess_mean = Some(s.ess_mean);
+        r.log_px_ess_min = Some(s.ess_min);
+        r.log_w_sd_mean = Some(s.log_w_sd_mean);
+    })
+}
+
+/// Changes the run's record with `change` and rewrites it and the experiment's tables,
+/// holding the run's claim (so no sweep or other evaluation writes it meanwhile).
+fn update(run: &mut TrainedRun, change: impl FnOnce(&mut RunRecord)) -> anyhow::Result<()> {
     // The run's folder is results/<experiment>/runs/<id>.
     let experiment = run
         .dir
@@ -131,16 +157,8 @@ fn record(run: &mut TrainedRun, result: &Reevaluation) -> anyhow::Result<()> {
             run.record.run_id
         );
     };
-    let s = &result.log_px;
-    let r = &mut run.record;
-    r.test_log_px = Some(s.log_px.mean);
-    r.test_log_px_se = s.log_px.se();
-    r.log_px_k = result.k;
-    r.log_px_examples = s.log_px.n;
-    r.log_px_ess_mean = Some(s.ess_mean);
-    r.log_px_ess_min = Some(s.ess_min);
-    r.log_w_sd_mean = Some(s.log_w_sd_mean);
-    out.save_record(r)?;
+    change(&mut run.record);
+    out.save_record(&run.record)?;
     out.write_tables()?;
     Ok(())
 }

@@ -421,3 +421,74 @@ fn dsprites_npz_in_the_published_layout_trains_and_bad_files_are_named() {
         assert!(!results.exists(), "{name}: nothing written");
     }
 }
+
+#[test]
+fn report_aggregates_the_disentanglement_scores_and_draws_them_against_beta() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write(
+        dir.path(),
+        "s.toml",
+        &format!("{SPEC}[sweep.grid]\n\"objective.beta\" = [1.0, 4.0]\n\"train.seed\" = [0, 1]\n"),
+    );
+    let results = dir.path().join("results");
+    let out = run_sweep(&spec, &results, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let study = results.join("sprites");
+    // Every dis_* column gets mean ± sd over the two seeds and its interval.
+    let table = common::report(&study, "csv");
+    let header = table.lines().next().unwrap();
+    for m in [
+        "dis_mig",
+        "dis_sap",
+        "dis_dci_disentanglement",
+        "dis_gaussian_tc",
+    ] {
+        for part in ["mean", "std", "ci95_lo", "ci95_hi"] {
+            assert!(
+                header.contains(&format!("{m}_{part}")),
+                "{m}_{part} in {header}"
+            );
+        }
+    }
+    // The mean is the mean of the two seeds' rows.
+    let runs = read_parquet(&study.join("runs.parquet"));
+    let beta = runs.column("objective.beta").unwrap().f64().unwrap();
+    let mig = runs.column("dis_mig").unwrap().f64().unwrap();
+    let expected: f64 = (0..runs.height())
+        .filter(|&i| beta.get(i) == Some(4.0))
+        .map(|i| mig.get(i).unwrap())
+        .sum::<f64>()
+        / 2.0;
+    let json: serde_json::Value = serde_json::from_str(&common::report(&study, "json")).unwrap();
+    let row = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["objective.beta"] == 4.0)
+        .unwrap();
+    let got = row["dis_mig_mean"].as_f64().unwrap();
+    assert!((got - expected).abs() < 1e-12, "{got} vs {expected}");
+    // Each score against β, and the reconstruction–disentanglement plane.
+    let figures = study.join("report");
+    for stem in [
+        "dis_mig_vs_objective_beta",
+        "recon_vs_dis_mig",
+        "recon_vs_dis_sap",
+    ] {
+        assert!(figures.join(format!("{stem}.png")).is_file(), "{stem}.png");
+    }
+    // A score can be the report's main metric.
+    let out = runner()
+        .args(["report", study.to_str().unwrap(), "--metric", "dis_mig"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

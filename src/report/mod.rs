@@ -19,6 +19,26 @@ pub const METRICS: [&str; 5] = [
     "active_units",
 ];
 
+/// Disentanglement scores, aggregated (after [`METRICS`]) where some run has them.
+pub const DISENTANGLEMENT: [&str; 6] = [
+    "dis_mig",
+    "dis_sap",
+    "dis_dci_disentanglement",
+    "dis_dci_completeness",
+    "dis_dci_informativeness",
+    "dis_gaussian_tc",
+];
+
+/// The metrics a results table has: [`METRICS`], then the disentanglement scores some run
+/// recorded (factor data; the Gaussian TC on every run since issue 22).
+pub fn metrics_of(runs: &DataFrame) -> Vec<&'static str> {
+    let recorded = |name: &str| runs.column(name).is_ok_and(|c| c.len() > c.null_count());
+    METRICS
+        .into_iter()
+        .chain(DISENTANGLEMENT.into_iter().filter(|m| recorded(m)))
+        .collect()
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Table,
@@ -126,12 +146,15 @@ fn scan(path: &Path) -> anyhow::Result<LazyFrame> {
 /// mean and sample standard deviation of each metric over the ok runs, best group first
 /// (highest mean of `metric`; failed groups last).
 pub fn aggregate(runs_parquet: &Path, by: &[String], metric: &str) -> anyhow::Result<DataFrame> {
-    anyhow::ensure!(
-        METRICS.contains(&metric),
-        "--metric {metric}: expected one of {}",
-        METRICS.join(", ")
-    );
     let lf = scan(runs_parquet)?;
+    let runs = lf.clone().collect()?;
+    let metrics = metrics_of(&runs);
+    anyhow::ensure!(
+        metrics.contains(&metric),
+        "--metric {metric}: expected one of {} (in {})",
+        metrics.join(", "),
+        runs_parquet.display()
+    );
     let schema = lf.clone().collect_schema().map_err(|e| {
         anyhow::anyhow!(
             "{}: not a readable Parquet file: {e}",
@@ -173,7 +196,7 @@ pub fn aggregate(runs_parquet: &Path, by: &[String], metric: &str) -> anyhow::Re
             .sum()
             .alias("failed"),
     ];
-    for m in METRICS {
+    for &m in &metrics {
         let values = col(m).cast(DataType::Float64).filter(ok.clone());
         aggs.push(values.clone().mean().alias(format!("{m}_mean")));
         aggs.push(values.std(1).alias(format!("{m}_std")));
@@ -189,8 +212,7 @@ pub fn aggregate(runs_parquet: &Path, by: &[String], metric: &str) -> anyhow::Re
         )
         .collect()?;
     let mut out = sorted;
-    let runs = scan(runs_parquet)?.collect()?;
-    significance::add_intervals(&mut out, &runs, by, metric)?;
+    significance::add_intervals(&mut out, &runs, by, metric, &metrics)?;
     Ok(out)
 }
 
@@ -315,9 +337,14 @@ fn text_table(df: &DataFrame, markdown: bool) -> String {
         .map(|s| s.to_string())
         .take_while(|n| n != "ok")
         .collect();
+    let metrics: Vec<&str> = METRICS
+        .into_iter()
+        .chain(DISENTANGLEMENT)
+        .filter(|m| df.column(&format!("{m}_mean")).is_ok())
+        .collect();
     let mut header: Vec<String> = key_cols.clone();
     header.extend(["ok".into(), "diverged".into(), "failed".into()]);
-    header.extend(METRICS.iter().map(|m| m.to_string()));
+    header.extend(metrics.iter().map(|m| m.to_string()));
     header.push(String::new());
     // Floats as Rust writes them (1 rather than polars' 1.0), like the run labels.
     let cell = |name: &str, i: usize| -> String {
@@ -333,7 +360,7 @@ fn text_table(df: &DataFrame, markdown: bool) -> String {
         row.push(cell("ok", i));
         row.push(cell("diverged", i));
         row.push(cell("failed", i));
-        for m in METRICS {
+        for m in &metrics {
             let ci = |end: &str| num(&format!("{m}_ci95_{end}"), i);
             row.push(
                 match (num(&format!("{m}_mean"), i), num(&format!("{m}_std"), i)) {

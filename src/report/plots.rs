@@ -111,6 +111,20 @@ pub fn write_plots(
         &pts,
         metric,
     )?);
+    // Each disentanglement score some run has: against every swept key, and the
+    // reconstruction–disentanglement plane (one point per run).
+    for dis in super::DISENTANGLEMENT {
+        if !super::metrics_of(runs).contains(&dis) || dis == metric {
+            continue;
+        }
+        let pts = points(runs, by, dis);
+        for key in by {
+            let stem = format!("{dis}_vs_{}", key.replace('.', "_"));
+            written.extend(both(dir, &stem, &Figure::MetricVsKey(key), &pts, dis)?);
+        }
+        let stem = format!("recon_vs_{dis}");
+        written.extend(both(dir, &stem, &Figure::ReconVsScore, &pts, dis)?);
+    }
     if let Some(epochs) = epochs {
         written.extend(both(
             dir,
@@ -126,6 +140,8 @@ pub fn write_plots(
 enum Figure<'a> {
     MetricVsKey(&'a str),
     RateDistortion,
+    /// A disentanglement score against reconstruction, one point per run.
+    ReconVsScore,
     Curves(&'a DataFrame),
 }
 
@@ -138,6 +154,7 @@ fn draw<DB: DrawingBackend>(
     match figure {
         Figure::MetricVsKey(key) => metric_vs_key(root, pts, key, metric),
         Figure::RateDistortion => rate_distortion(root, pts),
+        Figure::ReconVsScore => recon_vs_score(root, pts, metric),
         Figure::Curves(epochs) => curves(root, pts, epochs),
     }
 }
@@ -181,6 +198,16 @@ fn pretty_value(v: &str) -> String {
     match v.parse::<f64>() {
         Ok(f) if f.is_finite() => format!("{f}"),
         _ => v.to_string(),
+    }
+}
+
+/// A metric's axis label with its unit: nats per example for the bounds and their terms,
+/// nats for the Gaussian total correlation, none for scores and counts.
+fn metric_axis(metric: &str) -> String {
+    match metric {
+        "dis_gaussian_tc" => format!("{metric} (nats)"),
+        m if m.starts_with("dis_") || m == "active_units" => m.to_string(),
+        m => format!("{m} (nats per example)"),
     }
 }
 
@@ -274,7 +301,7 @@ fn metric_vs_key<DB: DrawingBackend>(
         } else {
             key.to_string()
         })
-        .y_desc(format!("{metric} (nats per example)"))
+        .y_desc(metric_axis(metric))
         .x_labels(0)
         .disable_x_mesh()
         .draw()
@@ -362,6 +389,62 @@ fn rate_distortion<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc("rate: KL(q(z|x) || p(z)) (nats per example)")
         .y_desc("distortion: −E_q log p(x|z) (nats per example)")
+        .draw()
+        .map_err(err)?;
+    for (i, (label, points)) in groups.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 5, color.filled())))
+            .map_err(err)?
+            .label(label.clone())
+            .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+/// The reconstruction–disentanglement plane: each run's score against its
+/// E_q[log p(x|z)], coloured by group, so the trade-off a sweep buys shows at a glance.
+fn recon_vs_score<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    pts: &[RunPoint],
+    score: &str,
+) -> anyhow::Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for p in pts.iter().filter(|p| p.ok) {
+        if let (Some(s), Some(recon)) = (p.metric, p.recon) {
+            groups
+                .entry(group_label(&p.keys, None))
+                .or_default()
+                .push((recon, s));
+        }
+    }
+    let all: Vec<(f64, f64)> = groups.values().flatten().copied().collect();
+    if all.is_empty() {
+        return Ok(());
+    }
+    let (x_lo, x_hi) = extent(all.iter().map(|p| p.0));
+    let (y_lo, y_hi) = extent(all.iter().map(|p| p.1));
+    let mut chart = ChartBuilder::on(root)
+        .caption(
+            format!("Reconstruction against {score} (one point per run)"),
+            ("sans-serif", 24),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(padded(x_lo, x_hi), padded(y_lo.min(0.0), y_hi))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("reconstruction: E_q log p(x|z) (nats per example)")
+        .y_desc(score)
         .draw()
         .map_err(err)?;
     for (i, (label, points)) in groups.iter().enumerate() {

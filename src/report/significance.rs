@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use polars::prelude::*;
 
 use super::stats::Interval;
-use super::{METRICS, cell_text, float};
+use super::{cell_text, float};
 
 /// Group key values (as text) -> seed -> the group's ok runs' values of `metric`.
 type BySeed = BTreeMap<Vec<String>, BTreeMap<i64, f64>>;
@@ -52,7 +52,7 @@ fn paired(a: &BTreeMap<i64, f64>, b: &BTreeMap<i64, f64>) -> Option<Interval> {
     Interval::over(&d)
 }
 
-/// Adds `{metric}_ci95_lo`/`_hi` columns for every metric and replaces `best` (the first
+/// Adds `{metric}_ci95_lo`/`_hi` columns for each of `metrics` and replaces `best` (the first
 /// row, highest mean of `metric`) by whether it is significantly better than the runner-up:
 /// the paired difference's interval excludes 0 where they share two or more seeds, else
 /// the best group's interval excludes the runner-up's mean.
@@ -61,11 +61,12 @@ pub fn add_intervals(
     runs: &DataFrame,
     by: &[String],
     metric: &str,
+    metrics: &[&str],
 ) -> anyhow::Result<()> {
     let keys: Vec<Vec<String>> = (0..table.height())
         .map(|i| by.iter().map(|k| key_text(table, k, i)).collect())
         .collect();
-    for m in METRICS {
+    for &m in metrics {
         let groups = by_seed(runs, by, m);
         let intervals: Vec<Option<Interval>> = keys
             .iter()
@@ -186,7 +187,14 @@ mod tests {
         // β = 1 wins by 1 nat on every seed, though the seeds differ by several nats.
         let consistent = runs([-20.0, -24.0, -28.0], [-21.0, -25.1, -28.9]);
         let mut t = table([1.0, 2.0]);
-        add_intervals(&mut t, &consistent, &by, "test_elbo").unwrap();
+        add_intervals(
+            &mut t,
+            &consistent,
+            &by,
+            "test_elbo",
+            &super::super::METRICS,
+        )
+        .unwrap();
         assert_eq!(t.column("best").unwrap().bool().unwrap().get(0), Some(true));
         // Unpaired, the intervals overlap widely: only pairing sees it.
         let lo = t
@@ -200,7 +208,7 @@ mod tests {
         // A win on two seeds and a loss on the third: not significant.
         let mixed = runs([-20.0, -24.0, -28.0], [-21.0, -25.0, -27.0]);
         let mut t = table([1.0, 2.0]);
-        add_intervals(&mut t, &mixed, &by, "test_elbo").unwrap();
+        add_intervals(&mut t, &mixed, &by, "test_elbo", &super::super::METRICS).unwrap();
         assert_eq!(
             t.column("best").unwrap().bool().unwrap().get(0),
             Some(false)

@@ -140,3 +140,46 @@ impl Grid {
         super::results::write_atomic(path, &self.png()?.2)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The decoded PNG's pixel at the centre of cell (r, c) of a grid of `side`-pixel cells.
+    fn pixel(png: &[u8], side: usize, r: usize, c: usize) -> image::Rgb<u8> {
+        let img = image::load_from_memory(png).expect("a PNG").to_rgb8();
+        let scale = 28usize.div_ceil(side);
+        let at = |cell: usize| ((1 + cell * (side + 1)) * scale + side * scale / 2) as u32;
+        *img.get_pixel(at(c), at(r))
+    }
+
+    #[test]
+    fn three_channel_images_are_drawn_in_colour_and_one_channel_in_grey() {
+        let colour = ImageShape {
+            channels: 3,
+            height: 2,
+            width: 2,
+        };
+        let mut grid = Grid::new(1, 2, colour);
+        // Channel-planar: red plane, green plane, blue plane.
+        grid.put(
+            0,
+            0,
+            &[1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.2, 0.2, 0.2, 0.2],
+        );
+        grid.put(0, 1, &[0.0; 12]);
+        let (_, _, png) = grid.png().unwrap();
+        assert!(grid.is_colour());
+        assert_eq!(pixel(&png, 2, 0, 0), image::Rgb([255, 0, 51]));
+        assert_eq!(pixel(&png, 2, 0, 1), image::Rgb([0, 0, 0]));
+        let decoded = image::load_from_memory(&png).unwrap();
+        assert_eq!(decoded.color(), image::ColorType::Rgb8);
+
+        let mut grey = Grid::new(1, 1, ImageShape::grey(2, 2));
+        grey.put(0, 0, &[0.5; 4]);
+        let (_, _, png) = grey.png().unwrap();
+        let decoded = image::load_from_memory(&png).unwrap();
+        assert_eq!(decoded.color(), image::ColorType::L8);
+        assert_eq!(pixel(&png, 2, 0, 0), image::Rgb([128, 128, 128]));
+    }
+}

@@ -23,7 +23,8 @@ pub struct PlannedRun {
 pub fn expand(spec: &Spec, file: &str) -> Result<Vec<PlannedRun>, SpecError> {
     let base = serde_json::to_value(spec.run_config())
         .map_err(|e| SpecError::new(file, "-", format!("cannot represent the spec: {e}")))?;
-    let leaves = leaf_keys(&base, "");
+    let mut leaves = leaf_keys(&base, "");
+    leaves.extend(omitted_at_default());
 
     // Each axis is a list of assignments; the sweep is their Cartesian product.
     let mut axes: Vec<Vec<Vec<(String, Value)>>> = Vec::new();
@@ -311,6 +312,19 @@ fn check_key(key: &str, leaves: &[String], file: &str, where_: &str) -> Result<(
 }
 
 /// Every dotted key of a config (objects are descended, everything else is a leaf).
+/// Keys a run's config leaves out while they hold their defaults (so that adding them did
+/// not change older runs' ids: conv lists, the DIP-VAE weights), sweepable all the same.
+fn omitted_at_default() -> Vec<String> {
+    let mut c = crate::spec::RunConfig::default();
+    c.model.encoder.conv = vec![crate::spec::ConvLayer::standard(1)];
+    c.model.decoder.conv = vec![crate::spec::ConvLayer::standard(1)];
+    c.objective.dip_lambda_od = 0.0;
+    c.objective.dip_lambda_d = Some(0.0);
+    serde_json::to_value(c)
+        .map(|v| leaf_keys(&v, ""))
+        .unwrap_or_default()
+}
+
 pub fn leaf_keys(value: &Value, prefix: &str) -> Vec<String> {
     match value {
         Value::Object(map) => map

@@ -6,8 +6,8 @@
 //! is evaluated.
 
 use crate::spec::{
-    Activation, LikelihoodKind, MlpConfig, ModelConfig, ObjectiveConfig, PriorKind, RunConfig,
-    TrainConfig, VarianceKind,
+    Activation, LikelihoodKind, MlpConfig, ModelConfig, ObjectiveConfig, ObjectiveKind, PriorKind,
+    RunConfig, TrainConfig, VarianceKind,
 };
 
 /// Why the fused engine cannot train a run: the spec key and what it asks for.
@@ -89,14 +89,23 @@ fn mlp(config: &MlpConfig) -> Result<(), Unsupported> {
 /// Carlo KL, L samples, β and its warm-up; IWAE(k)).
 fn objective(o: &ObjectiveConfig) -> Result<(), Unsupported> {
     let ObjectiveConfig {
-        kind: _,
+        kind,
         beta: _,
         mc_samples: _,
         kl: _,
         iwae_k: _,
         kl_warmup_epochs: _,
+        dip_lambda_od: _,
+        dip_lambda_d: _,
     } = o;
-    Ok(())
+    match kind {
+        ObjectiveKind::Elbo | ObjectiveKind::Iwae => Ok(()),
+        ObjectiveKind::DipVaeI | ObjectiveKind::DipVaeIi => Err(Unsupported {
+            key: "objective.kind",
+            value: format!("{kind:?}"),
+            reason: "DIP-VAE's minibatch covariance penalty trains on burn's autodiff",
+        }),
+    }
 }
 
 /// Every optimiser and schedule is the fused engine's too (Adam, AdaGrad, SGD, weight

@@ -242,6 +242,12 @@ impl Default for ModelConfig {
 pub enum ObjectiveKind {
     Elbo,
     Iwae,
+    /// DIP-VAE-I (Kumar et al. 2018): the ELBO less a penalty on the covariance of the
+    /// posterior means over the minibatch (`dip_lambda_od`, `dip_lambda_d`).
+    DipVaeI,
+    /// DIP-VAE-II: the same penalty on the aggregate posterior's covariance,
+    /// Cov[μ] + E[diag σ²].
+    DipVaeIi,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -263,6 +269,38 @@ pub struct ObjectiveConfig {
     pub iwae_k: usize,
     /// β ramps linearly from 0 to `beta` over this many epochs (0: no warm-up).
     pub kl_warmup_epochs: usize,
+    /// DIP-VAE: weight of the squared off-diagonal covariances (λ_od; the paper's default
+    /// 10). Left out of a run's identity at its default.
+    #[serde(skip_serializing_if = "is_default_lambda_od")]
+    pub dip_lambda_od: f64,
+    /// DIP-VAE: weight of the squared deviations of the diagonal from 1 (λ_d; default
+    /// 10·λ_od for DIP-VAE-I and λ_od for -II, as the paper sets them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dip_lambda_d: Option<f64>,
+}
+
+pub const DEFAULT_DIP_LAMBDA_OD: f64 = 10.0;
+
+fn is_default_lambda_od(v: &f64) -> bool {
+    *v == DEFAULT_DIP_LAMBDA_OD
+}
+
+impl ObjectiveConfig {
+    /// Whether the objective is one of the DIP-VAEs.
+    pub fn is_dip(&self) -> bool {
+        matches!(self.kind, ObjectiveKind::DipVaeI | ObjectiveKind::DipVaeIi)
+    }
+
+    /// (λ_od, λ_d) of a DIP-VAE, with the paper's λ_d where the spec gives none.
+    pub fn dip_lambdas(&self) -> (f64, f64) {
+        let od = self.dip_lambda_od;
+        let ratio = if self.kind == ObjectiveKind::DipVaeI {
+            10.0
+        } else {
+            1.0
+        };
+        (od, self.dip_lambda_d.unwrap_or(ratio * od))
+    }
 }
 
 impl Default for ObjectiveConfig {
@@ -274,6 +312,8 @@ impl Default for ObjectiveConfig {
             kl: KlMode::Analytic,
             iwae_k: 5,
             kl_warmup_epochs: 0,
+            dip_lambda_od: DEFAULT_DIP_LAMBDA_OD,
+            dip_lambda_d: None,
         }
     }
 }

@@ -124,7 +124,14 @@ fn objective(c: &RunConfig, file: &str) -> Result<(), SpecError> {
     if o.iwae_k == 0 {
         return err("objective.iwae_k", "expected at least 1 importance sample");
     }
-    if o.kind == ObjectiveKind::Elbo && o.kl == KlMode::Analytic && m.prior == PriorKind::Mixture {
+    let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+    if !non_negative(o.dip_lambda_od) {
+        return err("objective.dip_lambda_od", "expected a finite weight >= 0");
+    }
+    if o.dip_lambda_d.is_some_and(|v| !non_negative(v)) {
+        return err("objective.dip_lambda_d", "expected a finite weight >= 0");
+    }
+    if o.kind != ObjectiveKind::Iwae && o.kl == KlMode::Analytic && m.prior == PriorKind::Mixture {
         return err(
             "objective.kl",
             "analytic KL needs a Gaussian prior, but model.prior = \"mixture\" has no closed form; use kl = \"monte_carlo\"",

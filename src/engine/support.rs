@@ -102,7 +102,8 @@ fn objective(o: &ObjectiveConfig) -> Result<(), Unsupported> {
         ObjectiveKind::Elbo | ObjectiveKind::Iwae => Ok(()),
         ObjectiveKind::DipVaeI | ObjectiveKind::DipVaeIi => Err(Unsupported {
             key: "objective.kind",
-            value: format!("{kind:?}"),
+            // As the spec writes it: "dip_vae_i".
+            value: serde_json::to_string(kind).unwrap_or_else(|_| format!("{kind:?}")),
             reason: "DIP-VAE's minibatch covariance penalty trains on burn's autodiff",
         }),
     }

@@ -101,13 +101,6 @@ fn a_sweep_trains_on_them_and_malformed_batches_are_refused_naming_the_file() {
         cifar_dir(&batches);
         break_it(&batches);
         let results = dir.path().join(format!("results-{file}"));
-        let out = run_sweep(&spec, &results, &[]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{file}: {stderr}");
-        assert!(
-            stderr.contains(file) && stderr.contains(expected),
-            "{file}: {stderr}"
-        );
-        assert!(!results.exists(), "{file}: nothing written");
+        common::assert_refused(&spec, &results, &[], file, expected);
     }
 }

@@ -128,14 +128,7 @@ fn a_conv_sweep_trains_on_them_and_malformed_files_are_refused_naming_the_file()
         fashion_dir(&idx);
         break_it(&idx);
         let results = dir.path().join(format!("results-{expected}"));
-        let out = run_sweep(&spec, &results, &[]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{file}: {stderr}");
-        assert!(
-            stderr.contains(file) && stderr.contains(expected),
-            "{file}: {stderr}"
-        );
-        assert!(!results.exists(), "{file}: nothing written");
+        common::assert_refused(&spec, &results, &[], file, expected);
     }
     // A conv decoder that cannot land on 28×28 is a spec error naming the key and shapes.
     fashion_dir(&idx);

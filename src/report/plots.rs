@@ -22,15 +22,15 @@ fn register_font() {
 type MeanCi = (f64, f64, f64);
 
 /// One run as the plots see it.
-struct RunPoint {
+pub(super) struct RunPoint {
     run_id: String,
-    keys: BTreeMap<String, String>,
-    ok: bool,
-    metric: Option<f64>,
+    pub(super) keys: BTreeMap<String, String>,
+    pub(super) ok: bool,
+    pub(super) metric: Option<f64>,
     /// The metric's within-run standard error over test examples, where recorded.
     se: Option<f64>,
-    kl: Option<f64>,
-    recon: Option<f64>,
+    pub(super) kl: Option<f64>,
+    pub(super) recon: Option<f64>,
 }
 
 fn points(runs: &DataFrame, by: &[String], metric: &str) -> Vec<RunPoint> {
@@ -50,7 +50,7 @@ fn points(runs: &DataFrame, by: &[String], metric: &str) -> Vec<RunPoint> {
         .collect()
 }
 
-fn group_label(keys: &BTreeMap<String, String>, skip: Option<&str>) -> String {
+pub(super) fn group_label(keys: &BTreeMap<String, String>, skip: Option<&str>) -> String {
     let parts: Vec<String> = keys
         .iter()
         .filter(|(k, _)| Some(k.as_str()) != skip)
@@ -153,8 +153,8 @@ fn draw<DB: DrawingBackend>(
 ) -> anyhow::Result<()> {
     match figure {
         Figure::MetricVsKey(key) => metric_vs_key(root, pts, key, metric),
-        Figure::RateDistortion => rate_distortion(root, pts),
-        Figure::ReconVsScore => recon_vs_score(root, pts, metric),
+        Figure::RateDistortion => super::planes::rate_distortion(root, pts),
+        Figure::ReconVsScore => super::planes::recon_vs_score(root, pts, metric),
         Figure::Curves(epochs) => curves(root, pts, epochs),
     }
 }
@@ -184,12 +184,12 @@ fn both(
     Ok(vec![png, svg])
 }
 
-fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
+pub(super) fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow::anyhow!("plotting failed: {e}")
 }
 
 /// (min, max) of the values.
-fn extent(values: impl Iterator<Item = f64>) -> (f64, f64) {
+pub(super) fn extent(values: impl Iterator<Item = f64>) -> (f64, f64) {
     values.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)))
 }
 
@@ -211,7 +211,7 @@ fn metric_axis(metric: &str) -> String {
     }
 }
 
-fn padded(lo: f64, hi: f64) -> std::ops::Range<f64> {
+pub(super) fn padded(lo: f64, hi: f64) -> std::ops::Range<f64> {
     let span = (hi - lo).abs().max(1e-6);
     (lo - 0.08 * span)..(hi + 0.08 * span)
 }
@@ -351,116 +351,6 @@ fn metric_vs_key<DB: DrawingBackend>(
         note,
     ))
     .map_err(err)?;
-    Ok(())
-}
-
-/// Rate (KL) against distortion (−E_q log p(x|z)), one point per ok run.
-fn rate_distortion<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    pts: &[RunPoint],
-) -> anyhow::Result<()> {
-    root.fill(&WHITE).map_err(err)?;
-    let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for p in pts.iter().filter(|p| p.ok) {
-        if let (Some(kl), Some(recon)) = (p.kl, p.recon) {
-            groups
-                .entry(group_label(&p.keys, None))
-                .or_default()
-                .push((kl, -recon));
-        }
-    }
-    let all: Vec<(f64, f64)> = groups.values().flatten().copied().collect();
-    if all.is_empty() {
-        return Ok(());
-    }
-    let (x_lo, x_hi) = extent(all.iter().map(|p| p.0));
-    let (y_lo, y_hi) = extent(all.iter().map(|p| p.1));
-    let mut chart = ChartBuilder::on(root)
-        .caption(
-            "Rate–distortion plane (one point per run)",
-            ("sans-serif", 24),
-        )
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(70)
-        .build_cartesian_2d(padded(x_lo.min(0.0), x_hi), padded(y_lo, y_hi))
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("rate: KL(q(z|x) || p(z)) (nats per example)")
-        .y_desc("distortion: −E_q log p(x|z) (nats per example)")
-        .draw()
-        .map_err(err)?;
-    for (i, (label, points)) in groups.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        chart
-            .draw_series(points.iter().map(|&p| Circle::new(p, 5, color.filled())))
-            .map_err(err)?
-            .label(label.clone())
-            .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
-    Ok(())
-}
-
-/// The reconstruction–disentanglement plane: each run's score against its
-/// E_q[log p(x|z)], coloured by group, so the trade-off a sweep buys shows at a glance.
-fn recon_vs_score<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    pts: &[RunPoint],
-    score: &str,
-) -> anyhow::Result<()> {
-    root.fill(&WHITE).map_err(err)?;
-    let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for p in pts.iter().filter(|p| p.ok) {
-        if let (Some(s), Some(recon)) = (p.metric, p.recon) {
-            groups
-                .entry(group_label(&p.keys, None))
-                .or_default()
-                .push((recon, s));
-        }
-    }
-    let all: Vec<(f64, f64)> = groups.values().flatten().copied().collect();
-    if all.is_empty() {
-        return Ok(());
-    }
-    let (x_lo, x_hi) = extent(all.iter().map(|p| p.0));
-    let (y_lo, y_hi) = extent(all.iter().map(|p| p.1));
-    let mut chart = ChartBuilder::on(root)
-        .caption(
-            format!("Reconstruction against {score} (one point per run)"),
-            ("sans-serif", 24),
-        )
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(70)
-        .build_cartesian_2d(padded(x_lo, x_hi), padded(y_lo.min(0.0), y_hi))
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("reconstruction: E_q log p(x|z) (nats per example)")
-        .y_desc(score)
-        .draw()
-        .map_err(err)?;
-    for (i, (label, points)) in groups.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        chart
-            .draw_series(points.iter().map(|&p| Circle::new(p, 5, color.filled())))
-            .map_err(err)?
-            .label(label.clone())
-            .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
     Ok(())
 }
 

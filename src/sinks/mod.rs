@@ -5,5 +5,6 @@ pub mod font;
 pub mod grid;
 pub mod model_file;
 pub mod parquet;
+pub mod record;
 pub mod results;
 pub mod tensorboard;

@@ -35,6 +35,20 @@ pub fn run_sweep(spec: &Path, results: &Path, extra: &[&str]) -> Output {
 }
 
 /// `runner report DIR --format FORMAT`, asserting success; its stdout.
+/// A sweep of `spec` into `results` that must be refused before anything is written: exit 2,
+/// the message naming `file` and saying `expected`, and no results folder.
+#[allow(dead_code)] // not every test binary refuses data
+pub fn assert_refused(spec: &Path, results: &Path, extra: &[&str], file: &str, expected: &str) {
+    let out = run_sweep(spec, results, extra);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{file}: {stderr}");
+    assert!(
+        stderr.contains(file) && stderr.contains(expected),
+        "{file}: {stderr}"
+    );
+    assert!(!results.exists(), "{file}: nothing written");
+}
+
 pub fn report(dir: &Path, format: &str) -> String {
     let out = runner()
         .args(["report", dir.to_str().unwrap(), "--format", format])

@@ -481,6 +481,27 @@ fn report_aggregates_the_disentanglement_scores_and_draws_them_against_beta() {
     ] {
         assert!(figures.join(format!("{stem}.png")).is_file(), "{stem}.png");
     }
+    // Each score is a scalar in every run's TensorBoard log and a metric of the HParams
+    // dashboard: its tag stands in the log twice (the scalar, and the experiment record's
+    // metric list).
+    let tb = study.join("tb");
+    for entry in std::fs::read_dir(&tb).unwrap().flatten() {
+        let mut bytes = Vec::new();
+        for file in std::fs::read_dir(entry.path()).unwrap().flatten() {
+            bytes.extend(std::fs::read(file.path()).unwrap());
+        }
+        for tag in ["test/dis_sap", "test/dis_dci_informativeness"] {
+            let count = bytes
+                .windows(tag.len())
+                .filter(|w| *w == tag.as_bytes())
+                .count();
+            assert!(
+                count >= 2,
+                "{tag} {count} times in {}",
+                entry.path().display()
+            );
+        }
+    }
     // A score can be the report's main metric.
     let out = runner()
         .args(["report", study.to_str().unwrap(), "--metric", "dis_mig"])

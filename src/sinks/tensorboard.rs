@@ -24,14 +24,21 @@ use crate::model::prior::host;
 use crate::model::{LatentPrior, Vae};
 use crate::train::{EpochMetrics, to_tensor};
 
-/// Metrics the HParams dashboard shows for each run (scalar tags in each run folder).
-pub const HPARAM_METRICS: [&str; 6] = [
+/// Metrics the HParams dashboard shows for each run (scalar tags in each run folder): the
+/// bounds and their terms, and the disentanglement scores (empty for runs without factors).
+pub const HPARAM_METRICS: [&str; 12] = [
     "test/elbo",
     "test/log_px",
     "test/kl",
     "test/recon",
     "test/active_units",
     "train/elbo",
+    "test/dis_mig",
+    "test/dis_sap",
+    "test/dis_dci_disentanglement",
+    "test/dis_dci_completeness",
+    "test/dis_dci_informativeness",
+    "test/dis_gaussian_tc",
 ];
 
 /// One TensorBoard event file (TFRecord framing), written by the calling thread so that an

@@ -8,13 +8,11 @@ use burn::module::{Module, Param};
 use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::Rng;
 use rand::rngs::StdRng;
-use rand_distr::{Distribution, Normal};
 
-use super::mlp::{Init, activate};
+use super::mlp::{Init, activate, initial_values};
 use crate::data::ImageShape;
-use crate::spec::{Activation, ConvLayer, InitKind, ModelConfig};
+use crate::spec::{Activation, ConvLayer, ModelConfig};
 
 /// One square convolution between two shapes. `transposed`: the decoder's kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -247,23 +245,8 @@ impl Conv {
     /// C_in·k² for a convolution and C_out·k² for a transposed one) or N(0, std²).
     pub fn new(stage: &Stage, init: Init, rng: &mut StdRng, device: &Device) -> Self {
         let (cin, cout, k) = (stage.input.channels, stage.output.channels, stage.kernel);
-        let n = cin * cout * k * k;
-        let (weight, bias): (Vec<f32>, Vec<f32>) = match init.kind {
-            InitKind::Pytorch => {
-                let fan_in = if stage.transposed { cout } else { cin } * k * k;
-                let bound = 1.0 / (fan_in as f32).sqrt();
-                let mut draw = || rng.random_range(-bound..bound);
-                let w = (0..n).map(|_| draw()).collect();
-                (w, (0..cout).map(|_| draw()).collect())
-            }
-            InitKind::Normal => {
-                let w = match Normal::new(0.0, init.std) {
-                    Ok(normal) => (0..n).map(|_| normal.sample(rng) as f32).collect(),
-                    Err(_) => vec![f32::NAN; n],
-                };
-                (w, vec![0.0; cout])
-            }
-        };
+        let fan_in = if stage.transposed { cout } else { cin } * k * k;
+        let (weight, bias) = initial_values(cin * cout * k * k, cout, fan_in, init, rng);
         let dims = if stage.transposed {
             [cin, cout, k, k]
         } else {

@@ -17,28 +17,38 @@ pub struct Init {
     pub std: f64,
 }
 
-/// A `Linear` layer (weight [d_in, d_out]) with seeded initial values.
-pub fn dense(d_in: usize, d_out: usize, init: Init, rng: &mut StdRng, device: &Device) -> Linear {
-    let (weight, bias): (Vec<f32>, Vec<f32>) = match init.kind {
+/// Seeded initial values of a layer's `weights` weights and `biases` biases: PyTorch's
+/// U(±1/√fan_in) for both (the weights drawn first), or N(0, std²) weights and zero biases.
+pub fn initial_values(
+    weights: usize,
+    biases: usize,
+    fan_in: usize,
+    init: Init,
+    rng: &mut StdRng,
+) -> (Vec<f32>, Vec<f32>) {
+    match init.kind {
         InitKind::Pytorch => {
-            let bound = 1.0 / (d_in as f32).sqrt();
+            let bound = 1.0 / (fan_in as f32).sqrt();
             let mut draw = || rng.random_range(-bound..bound);
-            let w = (0..d_in * d_out).map(|_| draw()).collect();
-            let b = (0..d_out).map(|_| draw()).collect();
+            let w = (0..weights).map(|_| draw()).collect();
+            let b = (0..biases).map(|_| draw()).collect();
             (w, b)
         }
         InitKind::Normal => {
             // In f64: any finite init_std > 0 (validated) is a valid scale there; draws too
             // large for f32 become infinities and the run is recorded as diverged.
             let w = match Normal::new(0.0, init.std) {
-                Ok(normal) => (0..d_in * d_out)
-                    .map(|_| normal.sample(rng) as f32)
-                    .collect(),
-                Err(_) => vec![f32::NAN; d_in * d_out],
+                Ok(normal) => (0..weights).map(|_| normal.sample(rng) as f32).collect(),
+                Err(_) => vec![f32::NAN; weights],
             };
-            (w, vec![0.0; d_out])
+            (w, vec![0.0; biases])
         }
-    };
+    }
+}
+
+/// A `Linear` layer (weight [d_in, d_out]) with seeded initial values.
+pub fn dense(d_in: usize, d_out: usize, init: Init, rng: &mut StdRng, device: &Device) -> Linear {
+    let (weight, bias) = initial_values(d_in * d_out, d_out, d_in, init, rng);
     Linear {
         weight: Param::from_data(TensorData::new(weight, [d_in, d_out]), device),
         bias: Some(Param::from_data(TensorData::new(bias, [d_out]), device)),

@@ -134,15 +134,14 @@ impl Vae {
     /// convolution patches (what bounds the rows evaluation pushes through at once).
     pub fn decoder_floats_per_row(&self) -> usize {
         let d = &self.decoder;
-        let dense: usize = d
+        let hidden: Vec<usize> = d
             .body
             .layers
             .iter()
-            .map(|l| 2 * l.weight.val().dims()[1])
-            .sum();
-        let out = 2 * d.out.weight.val().dims()[1];
+            .map(|l| l.weight.val().dims()[1])
+            .collect();
         let conv = d.conv.as_ref().map_or(0, |c| c.floats_per_row);
-        dense + out + conv + 2 * d.data_dim()
+        decoder_floats_per_row(&hidden, d.out.weight.val().dims()[1], conv, d.data_dim())
     }
 
     /// The device the model's parameters live on.
@@ -197,6 +196,20 @@ pub fn parameter_count(config: &ModelConfig, input: impl Into<Input>) -> f64 {
         + prior
 }
 
+/// f32 values a decoder's forward pass holds per sample row: each hidden layer before and
+/// after its activation, the output layer's two (`out` wide: the data, or the reshape its
+/// transposed convolutions read), their `conv_floats`, and two rows of the data (the
+/// likelihood's parameters and its scratch). The burn model, the fused engine's layout and
+/// the memory estimate all count with this.
+pub fn decoder_floats_per_row(
+    hidden: &[usize],
+    out: usize,
+    conv_floats: usize,
+    data_dim: usize,
+) -> usize {
+    2 * hidden.iter().sum::<usize>() + 2 * out + conv_floats + 2 * data_dim
+}
+
 /// Bytes of decoder activations one thread's chunk of evaluation rows may hold: 8,192 rows
 /// of the canonical MLP fit many times over, a 64×64 conv decoder's take ~120 rows a chunk.
 pub const EVAL_CHUNK_BYTES: usize = 256 << 20;
@@ -226,6 +239,13 @@ pub fn memory_estimate_bytes(
         + dense(&m.decoder.hidden)
         + plan.decoder_input().map_or(0.0, |s| 2.0 * s.len() as f64)
         + conv::floats_per_row(&plan.decoder) as f64;
+    // The rows of the chunks evaluation takes, as the scorers size them.
+    let decoder_floats = decoder_floats_per_row(
+        &m.decoder.hidden,
+        plan.decoder_input().map_or(input.dim, |s| s.len()),
+        conv::floats_per_row(&plan.decoder),
+        input.dim,
+    );
     let widths = decoder_row
         + m.latent_dim as f64
         + dense(&m.encoder.hidden)
@@ -233,7 +253,7 @@ pub fn memory_estimate_bytes(
     let samples = config.objective.mc_samples.max(config.objective.iwae_k) as f64;
     // A batch larger than the training set is the whole set.
     let train_rows = config.train.batch_size.min(train_rows) as f64 * samples;
-    let chunk = eval_chunk_rows(decoder_row as usize, config.eval.max_rows_per_chunk) as f64;
+    let chunk = eval_chunk_rows(decoder_floats, config.eval.max_rows_per_chunk) as f64;
     let eval_rows = chunk
         .min(test_rows as f64 * config.eval.importance_samples as f64)
         .max(64f64.min(test_rows as f64) * samples);

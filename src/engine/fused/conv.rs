@@ -136,38 +136,28 @@ impl Grid {
     }
 }
 
-/// burn's weight [a, b, k, k] ([C_out, C_in, ..] or, transposed, [C_in, C_out, ..]) as the
-/// matrix [a, k·k·b] whose columns follow the patch order (ky, kx, b).
-fn to_patch_order(w: &[f32], a: usize, b: usize, k: usize, out: &mut [f32]) {
-    let kk = k * k;
-    for i in 0..a {
-        for j in 0..b {
-            for o in 0..kk {
-                out[(i * kk + o) * b + j] = w[(i * b + j) * kk + o];
+/// Transposes every consecutive `rows` × `cols` block of `src` into `dst`. The one reorder
+/// the stacks need: burn's weights [a, b, k·k] to patch order [a, k·k, b] and their gradients
+/// back, and each example's CHW rows to HWC and back.
+fn transpose_blocks(src: &[f32], dst: &mut [f32], rows: usize, cols: usize) {
+    let len = rows * cols;
+    for (s, d) in src.chunks_exact(len).zip(dst.chunks_exact_mut(len)) {
+        for r in 0..rows {
+            for c in 0..cols {
+                d[c * rows + r] = s[r * cols + c];
             }
         }
     }
 }
 
-/// The inverse of [`to_patch_order`]: a gradient in patch order back into burn's layout.
-fn from_patch_order(m: &[f32], a: usize, b: usize, k: usize, out: &mut [f32]) {
-    let kk = k * k;
-    for i in 0..a {
-        for j in 0..b {
-            for o in 0..kk {
-                out[(i * b + j) * kk + o] = m[(i * kk + o) * b + j];
-            }
-        }
-    }
-}
-
-/// The (a, b) of a layer's weight tensor [a, b, k, k].
-fn weight_dims(slot: &ConvSlot) -> (usize, usize) {
+/// The b of a layer's weight tensor [a, b, k, k] ([C_out, C_in, ..] or, transposed, [C_in,
+/// C_out, ..]): the channels a patch runs over.
+fn patch_channels(slot: &ConvSlot) -> usize {
     let s = &slot.stage;
     if s.transposed {
-        (s.input.channels, s.output.channels)
+        s.output.channels
     } else {
-        (s.output.channels, s.input.channels)
+        s.input.channels
     }
 }
 
@@ -191,21 +181,10 @@ fn permute(t: &Threads, src: &[f32], dst: &mut [f32], shape: ImageShape, to_last
         dst.copy_from_slice(src);
         return;
     }
+    let (rows, cols) = if to_last { (c, plane) } else { (plane, c) };
     let per = examples_per_piece(t, src.len() / len, len);
     let pieces = src.chunks(per * len).zip(dst.chunks_mut(per * len));
-    t.each(pieces, |(s, d)| {
-        for (s, d) in s.chunks(len).zip(d.chunks_mut(len)) {
-            for ch in 0..c {
-                for px in 0..plane {
-                    if to_last {
-                        d[px * c + ch] = s[ch * plane + px];
-                    } else {
-                        d[ch * plane + px] = s[px * c + ch];
-                    }
-                }
-            }
-        }
-    });
+    t.each(pieces, |(s, d)| transpose_blocks(s, d, rows, cols));
 }
 
 /// The activation of every value, on the run's threads.
@@ -279,9 +258,9 @@ pub fn forward(
         let grid = Grid::of(slot);
         let pixels = n * grid.small.plane();
         let out = sized(&mut work.pre[l], n * s.output.len());
-        let (wa, wb) = weight_dims(slot);
         let weight = sized(&mut work.weights[l], slot.weight.len());
-        to_patch_order(&p[slot.weight.range()], wa, wb, s.kernel, weight);
+        let kk = s.kernel * s.kernel;
+        transpose_blocks(&p[slot.weight.range()], weight, patch_channels(slot), kk);
         let weight: &[f32] = weight;
         let bias = &p[slot.bias.range()];
         let cols = sized(&mut work.cols[l], pixels * grid.patch());
@@ -306,20 +285,30 @@ pub fn forward(
                 true,
             );
         }
-        let post = sized(&mut work.post[l], n * s.output.len());
-        if l + 1 < count || !s.transposed {
-            activate(t, a, &work.pre[l], post);
-        } else {
-            post.copy_from_slice(&work.pre[l]);
+        if activated(layers, l) {
+            activate(
+                t,
+                a,
+                &work.pre[l],
+                sized(&mut work.post[l], n * s.output.len()),
+            );
         }
     }
-    let last = layers[count - 1].stage.output;
-    to_channels_planar(
-        t,
-        &work.post[count - 1],
-        sized(&mut work.output, n * last.len()),
-        last,
-    );
+    // A decoder's last layer is not activated: its output is `pre` itself.
+    let last = count - 1;
+    let y = if activated(layers, last) {
+        &work.post[last]
+    } else {
+        &work.pre[last]
+    };
+    let shape = layers[last].stage.output;
+    to_channels_planar(t, y, sized(&mut work.output, n * shape.len()), shape);
+}
+
+/// Whether layer `l` of the stack is followed by the activation: every layer but a
+/// decoder's last, whose output is the likelihood's parameters.
+fn activated(layers: &[ConvSlot], l: usize) -> bool {
+    l + 1 < layers.len() || !layers[l].stage.transposed
 }
 
 /// Back through the stack of the last [`forward`]: `grad` holds the gradient of its output
@@ -341,14 +330,13 @@ pub fn backward(
     to_channels_last(t, grad, sized(&mut work.grad, grad.len()), last);
     for (l, slot) in layers.iter().enumerate().rev() {
         let s = slot.stage;
-        if l + 1 < count || !s.transposed {
+        if activated(layers, l) {
             activation_backward(t, a, &work.pre[l], &work.post[l], &mut work.grad);
         }
         kernels::column_sums(&work.grad, &mut g[slot.bias.range()], false);
         let grid = Grid::of(slot);
         let pixels = n * grid.small.plane();
         let weight = &work.weights[l];
-        let (wa, wb) = weight_dims(slot);
         let dweight = sized(&mut work.dweight, slot.weight.len());
         let wants_input = l > 0 || input_grad;
         let dx = sized(&mut work.scratch, n * s.input.len());
@@ -394,7 +382,13 @@ pub fn backward(
                 grid.scatter_all(t, cols, dx, n);
             }
         }
-        from_patch_order(dweight, wa, wb, s.kernel, &mut g[slot.weight.range()]);
+        let kk = s.kernel * s.kernel;
+        transpose_blocks(
+            dweight,
+            &mut g[slot.weight.range()],
+            kk,
+            patch_channels(slot),
+        );
         if wants_input {
             std::mem::swap(&mut work.grad, &mut work.scratch);
         }

@@ -140,12 +140,13 @@ impl Builder {
 }
 
 impl Layout {
-    /// f32 values the decoder's forward pass holds per sample row (see
-    /// `Vae::decoder_floats_per_row`, which counts the same).
+    /// f32 values the decoder's forward pass holds per sample row
+    /// (`model::decoder_floats_per_row`).
     pub fn decoder_floats_per_row(&self) -> usize {
-        let dense: usize = self.decoder.iter().map(|l| 2 * l.d_out).sum();
+        let hidden: Vec<usize> = self.decoder.iter().map(|l| l.d_out).collect();
         let stages: Vec<Stage> = self.decoder_conv.iter().map(|c| c.stage).collect();
-        dense + 2 * self.out.d_out + crate::model::conv::floats_per_row(&stages) + 2 * self.data_dim
+        let conv = crate::model::conv::floats_per_row(&stages);
+        crate::model::decoder_floats_per_row(&hidden, self.out.d_out, conv, self.data_dim)
     }
 
     /// The layout of `model` on `input`, whose convolutions (if any) fit it (runs check

@@ -8,6 +8,17 @@ pub mod gaussian_tc;
 pub mod mig;
 pub mod sap;
 
+/// The metrics' columns in `runs.parquet` (and, after `test/`, their TensorBoard tags), in
+/// the order [`Scores::named`] gives them.
+pub const NAMES: [&str; 6] = [
+    "dis_mig",
+    "dis_sap",
+    "dis_dci_disentanglement",
+    "dis_dci_completeness",
+    "dis_dci_informativeness",
+    "dis_gaussian_tc",
+];
+
 /// Every metric of one evaluation set: the unsupervised Gaussian total correlation always,
 /// the supervised ones where the data have factors. None where a metric is undefined (too
 /// few varying factors or latents, a singular covariance).
@@ -57,14 +68,15 @@ impl Scores {
 
     /// (column, value) pairs, as `runs.parquet` and TensorBoard name them (`dis_*`).
     pub fn named(&self) -> [(&'static str, Option<f64>); 6] {
-        [
-            ("dis_mig", self.mig),
-            ("dis_sap", self.sap),
-            ("dis_dci_disentanglement", self.dci_disentanglement),
-            ("dis_dci_completeness", self.dci_completeness),
-            ("dis_dci_informativeness", self.dci_informativeness),
-            ("dis_gaussian_tc", self.gaussian_tc),
-        ]
+        let values = [
+            self.mig,
+            self.sap,
+            self.dci_disentanglement,
+            self.dci_completeness,
+            self.dci_informativeness,
+            self.gaussian_tc,
+        ];
+        std::array::from_fn(|i| (NAMES[i], values[i]))
     }
 }
 

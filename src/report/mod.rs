@@ -21,14 +21,7 @@ pub const METRICS: [&str; 5] = [
 ];
 
 /// Disentanglement scores, aggregated (after [`METRICS`]) where some run has them.
-pub const DISENTANGLEMENT: [&str; 6] = [
-    "dis_mig",
-    "dis_sap",
-    "dis_dci_disentanglement",
-    "dis_dci_completeness",
-    "dis_dci_informativeness",
-    "dis_gaussian_tc",
-];
+pub const DISENTANGLEMENT: [&str; 6] = crate::metrics::NAMES;
 
 /// The metrics a results table has: [`METRICS`], then the disentanglement scores some run
 /// recorded (factor data; the Gaussian TC on every run since issue 22).

@@ -113,8 +113,9 @@ pub fn write_plots(
     )?);
     // Each disentanglement score some run has: against every swept key, and the
     // reconstruction–disentanglement plane (one point per run).
+    let recorded = super::metrics_of(runs);
     for dis in super::DISENTANGLEMENT {
-        if !super::metrics_of(runs).contains(&dis) || dis == metric {
+        if !recorded.contains(&dis) || dis == metric {
             continue;
         }
         let pts = points(runs, by, dis);

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# The CUDA checks, on a machine with an NVIDIA GPU (run through the device tool: see
+# README "CUDA"). Two parts, because a CUDA binary links a static LLVM (~200 MB; ~46 MB
+# compressed) and the runner and the numerical tests do not travel together:
+#
+#   scripts/gpu-check.sh numerics   the numerical tests (tests/numerics.rs) on CUDA: closed
+#                                   forms, finite differences and the digits training
+#                                   tests, training *and* evaluating on CUDA
+#   scripts/gpu-check.sh timing     the canonical epoch (PyTorch's VAE example, 3 epochs)
+#                                   on CUDA against PyTorch on the same GPU, a 4-run sweep
+#                                   (4 seeds, 4 workers on one GPU) against 4 PyTorch
+#                                   processes at once, and the fused engine on the host's
+#                                   cores for scale
+#
+# Inputs (environment): GPU_BIN, a folder holding runner.zst and/or numerics.zst (zstd of
+# the stripped binaries of `cargo build --release --features cuda --bin runner --test
+# numerics`); GPU_DATA, the MNIST IDX folder; GPU_PEER, ../shared/peer's scripts; OUT, the
+# folder the logs and summary.md go to. Every step has its own time limit, and its log
+# is written as it runs, so a step that hangs or fails still leaves the others' numbers.
+# A rehearsal on a machine without a GPU: GPU_CHECK_BACKEND=cpu GPU_CHECK_TORCH=cpu.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+part=${1:?usage: scripts/gpu-check.sh numerics|timing}
+: "${GPU_BIN:?} ${OUT:?}"
+mkdir -p "$OUT"
+work=$(mktemp -d)
+summary="$OUT/summary.md"
+
+step() { # name limit-seconds command...: runs it, logs to $OUT/name.log, notes rc and seconds
+    local name=$1 limit=$2
+    shift 2
+    local t0=$SECONDS
+    echo "== $name: $*" | tee -a "$OUT/$name.log"
+    timeout "$limit" "$@" >>"$OUT/$name.log" 2>&1
+    local rc=$?
+    echo "| $name | rc $rc | $((SECONDS - t0)) s |" | tee -a "$summary"
+    tail -n 25 "$OUT/$name.log"
+    return $rc
+}
+
+unpack() { # name: GPU_BIN/name.zst -> $work/name
+    zstd -q -d "$GPU_BIN/$1.zst" -o "$work/$1" && chmod +x "$work/$1"
+}
+
+# cudarc loads libcuda and libnvrtc at run time: the driver's folder, the toolkit's, and
+# the NVIDIA wheels beside PyTorch.
+wheels=$(python3 -c 'import glob, site; print(":".join(d for p in site.getsitepackages() for d in glob.glob(p + "/nvidia/*/lib")))' 2>/dev/null)
+export LD_LIBRARY_PATH="/usr/local/nvidia/lib64:/usr/local/cuda/lib64:${wheels}:${LD_LIBRARY_PATH:-}"
+
+{
+    echo "# gpu-check $part, $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1
+    python3 -c 'import torch; print("torch", torch.__version__, torch.version.cuda)' 2>&1
+    echo "cpus $(nproc)"
+    echo
+    echo "| step | exit | seconds |"
+    echo "| --- | --- | --- |"
+} | tee "$summary"
+
+backend=${GPU_CHECK_BACKEND:-cuda}
+torch_device=${GPU_CHECK_TORCH:-cuda}
+
+case "$part" in
+numerics)
+    unpack numerics || exit 1
+    # One thread: the tests share one device; their order then reads like the log.
+    AEVB_TEST_BACKEND=$backend step numerics 240 "$work/numerics" --test-threads 1
+    grep -E "^test |test result" "$OUT/numerics.log" >>"$summary"
+    ;;
+timing)
+    unpack runner || exit 1
+    : "${GPU_DATA:?} ${GPU_PEER:?}"
+    runner="$work/runner"
+    base=experiments/repro/pytorch_example.toml
+    quiet=(--set eval.importance_samples=1 --set eval.log_px_examples=1 --set eval.images_every_epochs=0)
+    # A first CUDA run on built-in data: does the backend start at all (and its kernels compile)?
+    step smoke 90 "$runner" run experiments/ci/digits.toml --set runtime.backend=$backend \
+        --set train.epochs=1 --set "runtime.results_dir=$work/smoke" "${quiet[@]}"
+    step canonical-cuda 150 "$runner" run "$base" --set runtime.backend=$backend --set train.epochs=3 \
+        --set "data.path=$GPU_DATA" --set "runtime.results_dir=$work/canonical-cuda" "${quiet[@]}"
+    step canonical-torch 60 python3 benches/pytorch_vae_gpu.py --peer "$GPU_PEER" --data "$GPU_DATA" \
+        --epochs 3 --device "$torch_device" --json "$OUT/canonical-torch.json"
+    printf 'extends = "%s"\nname = "gpu_sweep"\n[runtime]\nbackend = "%s"\nworkers = 4\n[sweep.grid]\n"train.seed" = [1, 2, 3, 4]\n' \
+        "$PWD/$base" "$backend" >"$work/sweep.toml"
+    step sweep-cuda 150 "$runner" sweep "$work/sweep.toml" --set train.epochs=2 \
+        --set "data.path=$GPU_DATA" --set "runtime.results_dir=$work/sweep-cuda" "${quiet[@]}"
+    sweep_torch() {
+        local pids=() s
+        for s in 1 2 3 4; do
+            python3 benches/pytorch_vae_gpu.py --peer "$GPU_PEER" --data "$GPU_DATA" --epochs 2 \
+                --seed "$s" --device "$torch_device" --json "$OUT/sweep-torch-$s.json" &
+            pids+=($!)
+        done
+        local rc=0
+        for p in "${pids[@]}"; do wait "$p" || rc=1; done
+        return $rc
+    }
+    export -f sweep_torch
+    export GPU_PEER GPU_DATA OUT torch_device
+    step sweep-torch 60 bash -c sweep_torch
+    step canonical-fused 60 "$runner" run "$base" --set runtime.backend=cpu --set train.epochs=2 \
+        --set "runtime.threads=$(nproc)" --set "data.path=$GPU_DATA" \
+        --set "runtime.results_dir=$work/canonical-fused" "${quiet[@]}"
+    # log p(x), K = 1000 on 1,000 test images, on the CUDA-trained run (evaluated where it trained).
+    trained=$(dirname "$(ls "$work"/canonical-cuda/*/runs/*/epochs.json | head -1)")
+    step log-px-cuda 90 "$runner" eval "$trained" --results "$work/canonical-cuda" \
+        --importance-samples 1000 --examples 1000
+    # Per-epoch numbers from every run's epochs.json, into the summary.
+    python3 - "$work" "$OUT" >>"$summary" <<'EOF'
+import glob, json, os, sys
+work, out = sys.argv[1], sys.argv[2]
+print()
+for name in ["smoke", "canonical-cuda", "canonical-fused", "sweep-cuda"]:
+    for f in sorted(glob.glob(os.path.join(work, name, "*", "runs", "*", "epochs.json"))):
+        rows = json.load(open(f))
+        print(f"{name} {os.path.basename(os.path.dirname(f))}: train_pass_seconds",
+              [round(e["train_pass_seconds"], 3) for e in rows],
+              "test_elbo", [round(e.get("test_elbo", float("nan")), 2) for e in rows])
+for f in sorted(glob.glob(os.path.join(out, "*torch*.json"))):
+    d = json.load(open(f))
+    print(os.path.basename(f), d.get("device"), "train_s", [round(e["train_s"], 3) for e in d["epochs"]],
+          "test_loss", [round(e["test_loss"], 2) for e in d["epochs"]])
+EOF
+    ;;
+*)
+    echo "unknown part $part: expected numerics or timing" >&2
+    exit 2
+    ;;
+esac
+cat "$summary"

@@ -15,7 +15,8 @@
 # Inputs (environment): GPU_BIN, a folder holding runner.zst and/or numerics.zst (zstd of
 # the stripped binaries of `cargo build --release --features cuda --bin runner --test
 # numerics`); GPU_DATA, the MNIST IDX folder; GPU_PEER, ../shared/peer's scripts; OUT, the
-# folder the logs and summary.md go to. Every step has its own time limit, and its log
+# folder the logs and summary.md go to; GPU_COMMIT, the commit the binaries were built from
+# (the copy on the device machine need not carry git history). Every step has its own time limit, and its log
 # is written as it runs, so a step that hangs or fails still leaves the others' numbers.
 # A rehearsal on a machine without a GPU: GPU_CHECK_BACKEND=cpu GPU_CHECK_TORCH=cpu.
 set -uo pipefail
@@ -38,8 +39,13 @@ step() { # name limit-seconds command...: runs it, logs to $OUT/name.log, notes 
     return $rc
 }
 
-unpack() { # name: GPU_BIN/name.zst -> $work/name
-    zstd -q -d "$GPU_BIN/$1.zst" -o "$work/$1" && chmod +x "$work/$1"
+unpack() { # name: GPU_BIN/name.zst -> $work/name (zstd from PATH, else one carried in GPU_TOOLS)
+    if command -v zstd >/dev/null; then
+        zstd -q -d "$GPU_BIN/$1.zst" -o "$work/$1"
+    else
+        LD_LIBRARY_PATH="${GPU_TOOLS:?no zstd here: carry one and name its folder in GPU_TOOLS}" \
+            "$GPU_TOOLS/zstd" -q -d "$GPU_BIN/$1.zst" -o "$work/$1"
+    fi && chmod +x "$work/$1"
 }
 
 # cudarc loads libcuda and libnvrtc at run time: the driver's folder, the toolkit's, and
@@ -48,7 +54,7 @@ wheels=$(python3 -c 'import glob, site; print(":".join(d for p in site.getsitepa
 export LD_LIBRARY_PATH="/usr/local/nvidia/lib64:/usr/local/cuda/lib64:${wheels}:${LD_LIBRARY_PATH:-}"
 
 {
-    echo "# gpu-check $part, $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    echo "# gpu-check $part, $(date -u +%FT%TZ), binaries from commit ${GPU_COMMIT:-unknown}"
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1
     python3 -c 'import torch; print("torch", torch.__version__, torch.version.cuda)' 2>&1
     echo "cpus $(nproc)"

@@ -352,8 +352,16 @@ fn importance_sampled_log_px_matches_the_linear_gaussian_closed_form() {
         // A proposal 2× wider than the posterior: the weights are far from degenerate.
         assert!(s.ess_min >= 1.0 && s.ess_mean <= 5000.0 && s.ess_mean > 500.0);
     }
+    // On the CPU both sides are plain f32 (5000-term log-mean-exp: rounding ~1e-5 here).
+    // burn's CUDA autotuner may run f32 products on TF32 tensor cores, which round their
+    // inputs to 11 significant bits (unit roundoff 2^-11 ≈ 4.9e-4): with means and data
+    // of order 1–2 and σ² = 0.64 that moves a log-weight by up to ~5e-3 (seen: 1.3e-3).
+    let tolerance = match test_backend() {
+        BackendKind::Cuda => 1e-2,
+        _ => 1e-3,
+    };
     for (b, f) in burn.log_px.iter().zip(&fused.log_px) {
-        assert!((b - f).abs() < 1e-3, "burn {b} vs fused {f}");
+        assert!((b - f).abs() < tolerance, "burn {b} vs fused {f}");
     }
 
     let elbo = eval::with_model(&vae, &config, 1, |m| eval::elbo(m, &data, &config))

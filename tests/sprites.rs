@@ -192,6 +192,8 @@ fn encode_writes_the_sprites_factors_beside_the_latents() {
     );
     let printed = String::from_utf8_lossy(&out.stdout);
     for name in [
+        "dis_beta_vae",
+        "dis_factor_vae",
         "dis_mig",
         "dis_sap",
         "dis_dci_completeness",
@@ -442,6 +444,8 @@ fn report_aggregates_the_disentanglement_scores_and_draws_them_against_beta() {
     let table = common::report(&study, "csv");
     let header = table.lines().next().unwrap();
     for m in [
+        "dis_beta_vae",
+        "dis_factor_vae",
         "dis_mig",
         "dis_sap",
         "dis_dci_disentanglement",
@@ -490,7 +494,11 @@ fn report_aggregates_the_disentanglement_scores_and_draws_them_against_beta() {
         for file in std::fs::read_dir(entry.path()).unwrap().flatten() {
             bytes.extend(std::fs::read(file.path()).unwrap());
         }
-        for tag in ["test/dis_sap", "test/dis_dci_informativeness"] {
+        for tag in [
+            "test/dis_sap",
+            "test/dis_dci_informativeness",
+            "test/dis_factor_vae",
+        ] {
             let count = bytes
                 .windows(tag.len())
                 .filter(|w| *w == tag.as_bytes())

@@ -2,15 +2,23 @@
 //! the data's known generative factors, one file per metric, following disentanglement_lib's
 //! protocol (Locatello et al. 2019) where it defines one.
 
+pub mod beta_vae;
 pub mod dci;
 pub mod discrete;
+pub mod factor_vae;
+pub mod fixed_factor;
 pub mod gaussian_tc;
+pub mod logistic;
 pub mod mig;
 pub mod sap;
+#[cfg(test)]
+mod tests_support;
 
 /// The metrics' columns in `runs.parquet` (and, after `test/`, their TensorBoard tags), in
 /// the order [`Scores::named`] gives them.
-pub const NAMES: [&str; 6] = [
+pub const NAMES: [&str; 8] = [
+    "dis_beta_vae",
+    "dis_factor_vae",
     "dis_mig",
     "dis_sap",
     "dis_dci_disentanglement",
@@ -24,6 +32,8 @@ pub const NAMES: [&str; 6] = [
 /// few varying factors or latents, a singular covariance).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Scores {
+    pub beta_vae: Option<f64>,
+    pub factor_vae: Option<f64>,
     pub mig: Option<f64>,
     pub sap: Option<f64>,
     pub dci_disentanglement: Option<f64>,
@@ -56,6 +66,10 @@ impl Scores {
             rows,
             count: factors.names.len(),
         };
+        scores.beta_vae =
+            beta_vae::beta_vae(&codes, &classes).and_then(|s| finite(s.eval_accuracy));
+        scores.factor_vae =
+            factor_vae::factor_vae(&codes, &classes).and_then(|s| finite(s.eval_accuracy));
         scores.mig = finite(mig::mig(&codes, &classes).score);
         scores.sap = finite(sap::sap(&codes, &classes).score);
         if let Some(d) = dci::dci(&codes, &classes) {
@@ -67,8 +81,10 @@ impl Scores {
     }
 
     /// (column, value) pairs, as `runs.parquet` and TensorBoard name them (`dis_*`).
-    pub fn named(&self) -> [(&'static str, Option<f64>); 6] {
+    pub fn named(&self) -> [(&'static str, Option<f64>); NAMES.len()] {
         let values = [
+            self.beta_vae,
+            self.factor_vae,
             self.mig,
             self.sap,
             self.dci_disentanglement,

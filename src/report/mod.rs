@@ -21,7 +21,7 @@ pub const METRICS: [&str; 5] = [
 ];
 
 /// Disentanglement scores, aggregated (after [`METRICS`]) where some run has them.
-pub const DISENTANGLEMENT: [&str; 6] = crate::metrics::NAMES;
+pub const DISENTANGLEMENT: [&str; crate::metrics::NAMES.len()] = crate::metrics::NAMES;
 
 /// The metrics a results table has: [`METRICS`], then the disentanglement scores some run
 /// recorded (factor data; the Gaussian TC on every run since issue 22).

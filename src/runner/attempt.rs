@@ -313,27 +313,19 @@ fn evaluate_phase(
         }
     }
     let at = trained.examples_seen;
-    let scalars = [
+    let bounds = [
         ("test/log_px", record.test_log_px),
         ("test/log_px_se", record.test_log_px_se),
         ("test/log_px_ess_mean", record.log_px_ess_mean),
         ("test/active_units", record.active_units.map(|a| a as f64)),
-        ("test/dis_mig", record.dis_mig),
-        ("test/dis_gaussian_tc", record.dis_gaussian_tc),
-        ("test/dis_sap", record.dis_sap),
-        (
-            "test/dis_dci_disentanglement",
-            record.dis_dci_disentanglement,
-        ),
-        ("test/dis_dci_completeness", record.dis_dci_completeness),
-        (
-            "test/dis_dci_informativeness",
-            record.dis_dci_informativeness,
-        ),
-    ];
-    for (tag, value) in scalars {
+    ]
+    .map(|(tag, v)| (tag.to_string(), v));
+    let scores = record
+        .disentanglement()
+        .map(|(name, v)| (format!("test/{name}"), v));
+    for (tag, value) in bounds.into_iter().chain(scores) {
         if let Some(v) = value {
-            board.scalar(tag, v, at);
+            board.scalar(&tag, v, at);
         }
     }
     Some(evaluated)

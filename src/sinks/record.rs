@@ -66,6 +66,13 @@ pub struct RunRecord {
     /// The exact mean test log p(x), where the data's true model is known.
     pub exact_test_log_px: Option<f64>,
     pub active_units: Option<usize>,
+    /// β-VAE score (Higgins et al. 2017; disentanglement_lib's parameters, factors held fixed
+    /// on the test set): held-out accuracy of the linear classifier; null without factors.
+    #[serde(default)]
+    pub dis_beta_vae: Option<f64>,
+    /// FactorVAE score (Kim & Mnih 2018; likewise): held-out majority-vote accuracy.
+    #[serde(default)]
+    pub dis_factor_vae: Option<f64>,
     /// Mutual Information Gap (Chen et al. 2018; disentanglement_lib's protocol: 20 bins) of
     /// the posterior means of the test set against its known factors; null without factors.
     #[serde(default)]
@@ -152,6 +159,8 @@ pub(super) fn template_record() -> RunRecord {
         log_w_sd_mean: Some(0.0),
         exact_test_log_px: Some(0.0),
         active_units: Some(0),
+        dis_beta_vae: Some(0.0),
+        dis_factor_vae: Some(0.0),
         dis_mig: Some(0.0),
         dis_gaussian_tc: Some(0.0),
         dis_sap: Some(0.0),
@@ -171,11 +180,28 @@ pub(super) fn template_record() -> RunRecord {
 impl RunRecord {
     /// The `dis_*` columns from one evaluation set's metrics.
     pub fn set_disentanglement(&mut self, s: &crate::metrics::Scores) {
+        self.dis_beta_vae = s.beta_vae;
+        self.dis_factor_vae = s.factor_vae;
         self.dis_mig = s.mig;
         self.dis_sap = s.sap;
         self.dis_dci_disentanglement = s.dci_disentanglement;
         self.dis_dci_completeness = s.dci_completeness;
         self.dis_dci_informativeness = s.dci_informativeness;
         self.dis_gaussian_tc = s.gaussian_tc;
+    }
+
+    /// The `dis_*` columns as (name, value), in [`crate::metrics::NAMES`]' order.
+    pub fn disentanglement(&self) -> [(&'static str, Option<f64>); crate::metrics::NAMES.len()] {
+        crate::metrics::Scores {
+            beta_vae: self.dis_beta_vae,
+            factor_vae: self.dis_factor_vae,
+            mig: self.dis_mig,
+            sap: self.dis_sap,
+            dci_disentanglement: self.dis_dci_disentanglement,
+            dci_completeness: self.dis_dci_completeness,
+            dci_informativeness: self.dis_dci_informativeness,
+            gaussian_tc: self.dis_gaussian_tc,
+        }
+        .named()
     }
 }

@@ -25,21 +25,25 @@ use crate::model::{LatentPrior, Vae};
 use crate::train::{EpochMetrics, to_tensor};
 
 /// Metrics the HParams dashboard shows for each run (scalar tags in each run folder): the
-/// bounds and their terms, and the disentanglement scores (empty for runs without factors).
-pub const HPARAM_METRICS: [&str; 12] = [
+/// bounds and their terms, then the disentanglement scores `test/dis_*` (empty for runs
+/// without factors; [`hparam_metrics`] adds them).
+pub const HPARAM_BOUNDS: [&str; 6] = [
     "test/elbo",
     "test/log_px",
     "test/kl",
     "test/recon",
     "test/active_units",
     "train/elbo",
-    "test/dis_mig",
-    "test/dis_sap",
-    "test/dis_dci_disentanglement",
-    "test/dis_dci_completeness",
-    "test/dis_dci_informativeness",
-    "test/dis_gaussian_tc",
 ];
+
+/// Every HParams metric tag: [`HPARAM_BOUNDS`] and `test/` + each of [`crate::metrics::NAMES`].
+pub fn hparam_metrics() -> Vec<String> {
+    HPARAM_BOUNDS
+        .iter()
+        .map(|t| t.to_string())
+        .chain(crate::metrics::NAMES.iter().map(|n| format!("test/{n}")))
+        .collect()
+}
 
 /// One TensorBoard event file (TFRecord framing), written by the calling thread so that an
 /// I/O error (full disk, read-only folder) is an error we report, not a panic in a writer
@@ -358,11 +362,11 @@ impl ExperimentRecord {
             })
             .collect();
         experiment.set_hparam_infos(RepeatedField::from_vec(infos));
-        let metrics = HPARAM_METRICS
-            .iter()
+        let metrics = hparam_metrics()
+            .into_iter()
             .map(|tag| {
                 let mut name = MetricName::new();
-                name.set_tag(tag.to_string());
+                name.set_tag(tag);
                 let mut info = MetricInfo::new();
                 info.set_name(name);
                 info

@@ -1,5 +1,8 @@
-//! Training objectives: the ELBO (β, L samples, analytic or Monte Carlo KL) and the IWAE
-//! bound. Each returns per-example terms so training and evaluation share one code path.
+//! Training objectives: the ELBO (β, L samples, analytic or Monte Carlo KL), the IWAE
+//! bound, and the β-VAE family (DIP-VAE, β-TCVAE, AnnealedVAE). Each returns per-example
+//! terms so training and evaluation share one code path.
+
+pub mod total_correlation;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::StdRng;
@@ -18,6 +21,56 @@ pub struct Terms {
     pub recon: Tensor<1>,
     /// KL(q(z|x) || p(z)), analytic or estimated on the same samples.
     pub kl: Tensor<1>,
+    /// β-TCVAE: the minibatch-weighted total correlation at each example's z.
+    pub tc: Option<Tensor<1>>,
+}
+
+/// Where training stands, for the objectives that change over it or need the data's size.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Schedule {
+    /// β at this epoch (after its warm-up).
+    pub beta: f64,
+    /// AnnealedVAE's capacity C at this step, nats (0 for the other objectives).
+    pub capacity: f64,
+    /// Training examples: N of β-TCVAE's minibatch-weighted sampling.
+    pub dataset_size: usize,
+}
+
+impl Schedule {
+    /// A fixed β and nothing else (evaluation, tests).
+    pub fn beta(beta: f64) -> Self {
+        Schedule {
+            beta,
+            capacity: 0.0,
+            dataset_size: 0,
+        }
+    }
+}
+
+/// The schedule at optimiser step `step` (0-based, counted over the whole run) of `epoch`.
+pub fn schedule_at(
+    config: &ObjectiveConfig,
+    epoch: usize,
+    step: u64,
+    dataset_size: usize,
+) -> Schedule {
+    Schedule {
+        beta: beta_at(config, epoch),
+        capacity: capacity_at(config, step),
+        dataset_size,
+    }
+}
+
+/// AnnealedVAE's C before step `step` (0-based), as disentanglement_lib computes it:
+/// C_max · min(1, step / capacity_steps); C_max from the start with no ramp.
+pub fn capacity_at(config: &ObjectiveConfig, step: u64) -> f64 {
+    if config.kind != ObjectiveKind::Annealed {
+        0.0
+    } else if config.capacity_steps == 0 {
+        config.capacity_max
+    } else {
+        config.capacity_max * (step as f64 / config.capacity_steps as f64).min(1.0)
+    }
 }
 
 impl Terms {
@@ -35,14 +88,15 @@ pub fn standard_normal(rows: usize, cols: usize, rng: &mut StdRng, device: &Devi
     Tensor::from_data(TensorData::new(values, [rows, cols]), device)
 }
 
-/// Evaluates `config`'s objective on the batch `x` with weight `beta` on the KL/log-ratio.
+/// Evaluates `config`'s objective on the batch `x` at `schedule` (β on the KL/log-ratio).
 pub fn evaluate(
     vae: &Vae,
     x: Tensor<2>,
     config: &ObjectiveConfig,
-    beta: f64,
+    schedule: &Schedule,
     rng: &mut StdRng,
 ) -> Terms {
+    let beta = schedule.beta;
     match config.kind {
         ObjectiveKind::Elbo => elbo(vae, x, config.mc_samples, config.kl, beta, rng),
         ObjectiveKind::Iwae => iwae(vae, x, config.iwae_k, beta, rng),
@@ -57,6 +111,31 @@ pub fn evaluate(
             let n = terms.bound.dims()[0];
             Terms {
                 bound: terms.bound - penalty.expand([n]),
+                ..terms
+            }
+        }
+        ObjectiveKind::BetaTcvae => {
+            // disentanglement_lib's form: the ELBO less (β − 1)·TC, so β = 1 is the VAE.
+            let q = vae.encoder.forward(x.clone());
+            let (recon, kl, draws) = elbo_parts(vae, &q, x, 1, config.kl, rng);
+            let tc = total_correlation::total_correlation(&q, draws.z, schedule.dataset_size);
+            Terms {
+                bound: recon.clone() - kl.clone() - tc.clone().mul_scalar(beta - 1.0),
+                recon,
+                kl,
+                tc: Some(tc),
+            }
+        }
+        ObjectiveKind::Annealed => {
+            // γ·|KL − C| on the minibatch's mean KL (disentanglement_lib), carried by each
+            // example's value as DIP-VAE's penalty is.
+            let terms = elbo(vae, x, config.mc_samples, config.kl, 1.0, rng);
+            let n = terms.recon.dims()[0];
+            let penalty = (terms.kl.clone().mean().sub_scalar(schedule.capacity))
+                .abs()
+                .mul_scalar(config.capacity_gamma);
+            Terms {
+                bound: terms.recon.clone() - penalty.expand([n]),
                 ..terms
             }
         }
@@ -111,9 +190,27 @@ fn elbo_from(
     beta: f64,
     rng: &mut StdRng,
 ) -> Terms {
+    let (recon, kl, _) = elbo_parts(vae, q, x, samples, kl_mode, rng);
+    Terms {
+        bound: recon.clone() - kl.clone().mul_scalar(beta),
+        recon,
+        kl,
+        tc: None,
+    }
+}
+
+/// E_q[log p(x|z)] and the KL ([N] each) on `samples` draws, and the draws.
+fn elbo_parts(
+    vae: &Vae,
+    q: &Posterior,
+    x: Tensor<2>,
+    samples: usize,
+    kl_mode: KlMode,
+    rng: &mut StdRng,
+) -> (Tensor<1>, Tensor<1>, Draws) {
     let [n, _] = x.dims();
-    let Draws { eps, z, log_px_z } = draw(vae, q, x, samples, rng);
-    let recon = mean_over_samples(log_px_z, samples, n);
+    let draws = draw(vae, q, x, samples, rng);
+    let recon = mean_over_samples(draws.log_px_z.clone(), samples, n);
     // Specs refuse an analytic KL against a prior without one; should one get here
     // anyway, the Monte Carlo estimate is the correct answer, not a panic.
     let analytic = match kl_mode {
@@ -123,15 +220,11 @@ fn elbo_from(
     let kl = match analytic {
         Some(kl) => kl,
         None => {
-            let log_ratio = q.log_prob_at(eps) - vae.prior.log_prob(z);
+            let log_ratio = q.log_prob_at(draws.eps.clone()) - vae.prior.log_prob(draws.z.clone());
             mean_over_samples(log_ratio, samples, n)
         }
     };
-    Terms {
-        bound: recon.clone() - kl.clone().mul_scalar(beta),
-        recon,
-        kl,
-    }
+    (recon, kl, draws)
 }
 
 /// IWAE_k = E[log (1/k) Σ_i p(x, z_i) / q(z_i|x)] (Burda et al. 2015). With β ≠ 1 the
@@ -146,6 +239,7 @@ pub fn iwae(vae: &Vae, x: Tensor<2>, k: usize, beta: f64, rng: &mut StdRng) -> T
         bound: log_mean_exp_rows(log_w.reshape([k, n])),
         recon: mean_over_samples(log_px_z, k, n),
         kl: mean_over_samples(log_ratio, k, n),
+        tc: None,
     }
 }
 

@@ -320,6 +320,9 @@ fn omitted_at_default() -> Vec<String> {
     c.model.decoder.conv = vec![crate::spec::ConvLayer::standard(1)];
     c.objective.dip_lambda_od = 0.0;
     c.objective.dip_lambda_d = Some(0.0);
+    c.objective.capacity_max = 0.0;
+    c.objective.capacity_steps = 0;
+    c.objective.capacity_gamma = 0.0;
     serde_json::to_value(c)
         .map(|v| leaf_keys(&v, ""))
         .unwrap_or_default()

@@ -12,7 +12,7 @@ use crate::engine::{self, Engine};
 use crate::eval;
 use crate::model::Vae;
 use crate::objective;
-use crate::spec::{LrSchedule, RunConfig, TrainConfig};
+use crate::spec::{LrSchedule, ObjectiveKind, RunConfig, TrainConfig};
 
 /// JSON has no NaN or infinity: serde_json writes them as `null`. Fields that may hold them
 /// (the metrics of a diverged epoch) read `null` back as NaN instead of failing to load.
@@ -39,6 +39,12 @@ pub struct EpochMetrics {
     pub train_recon: f64,
     #[serde(deserialize_with = "f64_or_nan")]
     pub train_kl: f64,
+    /// β-TCVAE: the mean minibatch-weighted total correlation over the epoch's examples.
+    #[serde(default)]
+    pub train_tc: Option<f64>,
+    /// AnnealedVAE: the capacity C at the epoch's last step, nats.
+    #[serde(default)]
+    pub capacity: Option<f64>,
     pub test_elbo: Option<f64>,
     pub test_recon: Option<f64>,
     pub test_kl: Option<f64>,
@@ -88,6 +94,9 @@ pub struct TrainState {
     pub sum_recon: f64,
     #[serde(deserialize_with = "f64_or_nan")]
     pub sum_kl: f64,
+    /// β-TCVAE's total correlation summed over the epoch's examples so far.
+    #[serde(default, deserialize_with = "f64_or_nan")]
+    pub sum_tc: f64,
     /// Seconds spent in the epoch in progress.
     pub epoch_seconds: f64,
     pub examples_seen: u64,
@@ -116,6 +125,7 @@ impl TrainState {
         self.sum_bound = 0.0;
         self.sum_recon = 0.0;
         self.sum_kl = 0.0;
+        self.sum_tc = 0.0;
         self.epoch_seconds = 0.0;
     }
 }
@@ -254,9 +264,14 @@ pub fn train(
         if t.shuffle {
             order.shuffle(&mut stream(t.seed, Stream::Shuffle, epoch, 0));
         }
-        let beta = objective::beta_at(&config.objective, epoch);
         let lr = lr_at(t, epoch);
         let batches: Vec<&[usize]> = order.chunks(t.batch_size).collect();
+        // Steps over the whole run: every epoch has the same number of minibatches.
+        let steps_before = (epoch * batches.len()) as u64;
+        let schedule_at = |step: usize| {
+            objective::schedule_at(&config.objective, epoch, steps_before + step as u64, n)
+        };
+        let beta = schedule_at(0).beta;
         while state.step < batches.len() {
             let batch = batches[state.step];
             let mut rng = stream(t.seed, Stream::Step, epoch, state.step);
@@ -264,19 +279,26 @@ pub fn train(
             if data.dynamic_binarization {
                 bernoulli_sample(&mut xb.values, &mut rng);
             }
-            let stats = engine.step(&xb, &config.objective, beta, lr, &mut rng);
+            let stats = engine.step(
+                &xb,
+                &config.objective,
+                &schedule_at(state.step),
+                lr,
+                &mut rng,
+            );
             if state.examples_seen == 0 {
                 // Computed before the first step: the bound of the untrained model.
-                state.divergence_initial = (stats[1] - stats[2]) / batch.len() as f64;
+                state.divergence_initial = (stats.recon - stats.kl) / batch.len() as f64;
             }
-            state.sum_bound += stats[0];
-            state.sum_recon += stats[1];
-            state.sum_kl += stats[2];
+            state.sum_bound += stats.bound;
+            state.sum_recon += stats.recon;
+            state.sum_kl += stats.kl;
+            state.sum_tc += stats.tc.unwrap_or(0.0);
             state.examples_seen += batch.len() as u64;
             state.step += 1;
             observer.on_batch(state.examples_seen);
             crate::test_signal::after_step(epoch + 1, state.step);
-            if !stats.iter().all(|v| v.is_finite()) {
+            if !stats.finite() {
                 break;
             }
             let stop = crate::interrupt::requested();
@@ -308,6 +330,10 @@ pub fn train(
             train_elbo: (state.sum_recon - state.sum_kl) / rows,
             train_recon: state.sum_recon / rows,
             train_kl: state.sum_kl / rows,
+            train_tc: (config.objective.kind == ObjectiveKind::BetaTcvae)
+                .then(|| state.sum_tc / rows),
+            capacity: (config.objective.kind == ObjectiveKind::Annealed)
+                .then(|| schedule_at(batches.len() - 1).capacity),
             ..Default::default()
         };
         let sums_finite = [state.sum_bound, state.sum_recon, state.sum_kl]

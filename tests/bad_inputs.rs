@@ -468,6 +468,26 @@ fn spec_cases() -> Vec<Case> {
             &["objective.mc_samples"],
         ),
         case(
+            "tcvae_mixture.toml",
+            "name = \"t\"\n[model]\nprior = \"mixture\"\n[objective]\nkind = \"beta_tcvae\"\nkl = \"monte_carlo\"\n",
+            &["model.prior", "factorised"],
+        ),
+        case(
+            "tcvae_samples.toml",
+            "name = \"t\"\n[objective]\nkind = \"beta_tcvae\"\nmc_samples = 4\n",
+            &["objective.mc_samples", "one sample"],
+        ),
+        case(
+            "capacity_negative.toml",
+            "name = \"t\"\n[objective]\nkind = \"annealed\"\ncapacity_max = -2.0\n",
+            &["objective.capacity_max"],
+        ),
+        case(
+            "capacity_gamma_nan.yaml",
+            "name: t\nobjective:\n  kind: annealed\n  capacity_gamma: .nan\n",
+            &["objective.capacity_gamma"],
+        ),
+        case(
             "k_zero.yaml",
             "name: t\nobjective:\n  iwae_k: 0\n",
             &["objective.iwae_k"],

@@ -169,7 +169,26 @@ fn a_run_killed_after_a_checkpoint_resumes_bit_for_bit_on_the_autodiff_engine() 
     killed_run_resumes_bit_for_bit(&format!("{LONG_DIGITS}[runtime]\nbackend = \"flex\"\n"));
 }
 
-fn killed_run_resumes_bit_for_bit(spec_text: &str) {
+#[test]
+fn beta_tcvae_and_annealed_vae_resume_bit_for_bit_and_log_their_terms() {
+    let objectives = [
+        ("kind = \"beta_tcvae\"\nbeta = 4.0", "train/tc"),
+        (
+            "kind = \"annealed\"\ncapacity_max = 5.0\ncapacity_steps = 300\ncapacity_gamma = 20.0",
+            "train/capacity",
+        ),
+    ];
+    for (objective, tag) in objectives {
+        let tags =
+            killed_run_resumes_bit_for_bit(&format!("{LONG_DIGITS}[objective]\n{objective}\n"));
+        let steps = tags.iter().filter(|(t, _)| t == tag).count();
+        assert_eq!(steps as i64, EPOCHS, "{tag} once per epoch: {tags:?}");
+    }
+}
+
+/// Kills a run after a checkpoint, resumes it, checks it against an uninterrupted one, and
+/// gives the resumed run's TensorBoard (tag, step) pairs.
+fn killed_run_resumes_bit_for_bit(spec_text: &str) -> Vec<(String, i64)> {
     let dir = tempfile::tempdir().unwrap();
     let spec = write(dir.path(), "resume.toml", spec_text);
     let reference = dir.path().join("reference");
@@ -208,6 +227,7 @@ fn killed_run_resumes_bit_for_bit(spec_text: &str) {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("continuing from checkpoint"), "{stderr}");
     assert_same_as_uninterrupted(&reference, &resumed, "resume");
+    logged(&resumed, "resume")
 }
 
 #[test]

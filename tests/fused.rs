@@ -7,6 +7,7 @@ use aevb::data::Matrix;
 use aevb::engine::{self, Engine};
 use aevb::model::Vae;
 use aevb::model::prior::Prior;
+use aevb::objective::Schedule;
 use aevb::spec::{
     Activation, BackendKind, KlMode, LikelihoodKind, ObjectiveKind, OptimizerKind, RunConfig,
     VarianceKind,
@@ -101,7 +102,15 @@ fn train_steps(
         .map(|s| {
             let x = batch(&config, 100 + s as u64);
             let mut rng = StdRng::seed_from_u64(7 + s as u64);
-            engine.step(&x, &config.objective, config.objective.beta, lr, &mut rng)
+            engine
+                .step(
+                    &x,
+                    &config.objective,
+                    &aevb::objective::Schedule::beta(config.objective.beta),
+                    lr,
+                    &mut rng,
+                )
+                .as_array()
         })
         .collect();
     (before, parameters(&engine.model()), sums)
@@ -279,7 +288,11 @@ fn one_and_two_threads_give_the_same_bits() {
             (0..64 * 300).map(|_| rng.random::<f32>()).collect(),
         );
         let sums: Vec<[f64; 3]> = (0..3)
-            .map(|_| engine.step(&x, &config.objective, 1.0, 1e-3, &mut rng))
+            .map(|_| {
+                engine
+                    .step(&x, &config.objective, &Schedule::beta(1.0), 1e-3, &mut rng)
+                    .as_array()
+            })
             .collect();
         (sums, parameters(&engine.model()))
     };
@@ -446,13 +459,15 @@ fn blocked_minibatches_match_autodiff_and_give_the_same_bits_on_any_thread_count
         let mut init_rng = StdRng::seed_from_u64(11);
         let mut engine = engine::start(&config, D, &flex(), threads, &mut init_rng, None).unwrap();
         let before = parameters(&engine.model());
-        let sums = engine.step(
-            &x,
-            &config.objective,
-            1.0,
-            1.0,
-            &mut StdRng::seed_from_u64(9),
-        );
+        let sums = engine
+            .step(
+                &x,
+                &config.objective,
+                &Schedule::beta(1.0),
+                1.0,
+                &mut StdRng::seed_from_u64(9),
+            )
+            .as_array();
         (before, parameters(&engine.model()), sums)
     };
     let (b0, b1, burn_sums) = run(BackendKind::Flex, 1);

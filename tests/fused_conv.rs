@@ -94,13 +94,15 @@ fn one_step(
     assert_eq!(engine.name(), aevb::backend::name(backend));
     let before = named(&config, &*engine);
     let x = batch(&config, shape, n, 5);
-    let sums = engine.step(
-        &x,
-        &config.objective,
-        config.objective.beta,
-        1.0,
-        &mut StdRng::seed_from_u64(3),
-    );
+    let sums = engine
+        .step(
+            &x,
+            &config.objective,
+            &aevb::objective::Schedule::beta(config.objective.beta),
+            1.0,
+            &mut StdRng::seed_from_u64(3),
+        )
+        .as_array();
     (before, named(&config, &*engine), sums)
 }
 

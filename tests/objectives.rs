@@ -5,6 +5,7 @@
 
 use aevb::data::Matrix;
 use aevb::model::{Posterior, Vae};
+use aevb::objective::Schedule;
 use aevb::objective::{self, dip_penalty};
 use aevb::spec::{BackendKind, KlMode, ObjectiveKind, RunConfig};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -102,14 +103,14 @@ fn a_dip_bound_is_the_elbo_less_the_penalty_and_the_paper_sets_lambda_d() {
         &vae,
         x.clone(),
         &RunConfig::default().objective,
-        1.0,
+        &Schedule::beta(1.0),
         &mut StdRng::seed_from_u64(3),
     );
     let dip = objective::evaluate(
         &vae,
         x.clone(),
         &c.objective,
-        1.0,
+        &Schedule::beta(1.0),
         &mut StdRng::seed_from_u64(3),
     );
     let q = vae.encoder.forward(x);
@@ -153,8 +154,225 @@ fn the_fused_engine_refuses_dip_vaes_through_the_library_and_cpu_runs_train_them
     assert_eq!(engine.name(), "flex");
     let mut rng = StdRng::seed_from_u64(5);
     let x = Matrix::new(16, 6, (0..96).map(|_| rng.random::<f32>()).collect());
-    let sums = engine.step(&x, &c.objective, 1.0, 1e-3, &mut rng);
+    let sums = engine
+        .step(&x, &c.objective, &Schedule::beta(1.0), 1e-3, &mut rng)
+        .as_array();
     assert!(sums.iter().all(|s| s.is_finite()), "{sums:?}");
     // bound = recon − KL − penalty per example: below the ELBO.
     assert!(sums[0] < sums[1] - sums[2], "{sums:?}");
+}
+
+/// log N(z; m, e^lv) of one dimension, in f64.
+fn log_normal(z: f64, m: f64, lv: f64) -> f64 {
+    -0.5 * ((2.0 * std::f64::consts::PI).ln() + lv + (z - m).powi(2) / lv.exp())
+}
+
+fn log_sum_exp(v: &[f64]) -> f64 {
+    let top = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    top + v.iter().map(|x| (x - top).exp()).sum::<f64>().ln()
+}
+
+/// β-TCVAE's minibatch-weighted decomposition, from the loops of Chen et al.'s definitions.
+#[test]
+fn the_total_correlation_decomposition_equals_its_f64_brute_force() {
+    let mut rng = StdRng::seed_from_u64(8);
+    let (m, d, n) = (7, 3, 60);
+    let mu: Vec<f64> = (0..m * d).map(|_| rng.random_range(-1.5..1.5)).collect();
+    let lv: Vec<f64> = (0..m * d).map(|_| rng.random_range(-2.0..0.5)).collect();
+    let z: Vec<f64> = (0..m * d)
+        .map(|i| mu[i] + (0.5 * lv[i]).exp() * rng.random_range(-2.0..2.0))
+        .collect();
+    let q = Posterior {
+        mean: tensor(&mu, m, d),
+        logvar: tensor(&lv, m, d),
+    };
+    let log_nm = ((n * m) as f64).ln();
+    let (mut want_mi, mut want_tc, mut want_dw, mut want_kl) = (vec![], vec![], vec![], vec![]);
+    for i in 0..m {
+        let pair = |j: usize, k: usize| log_normal(z[i * d + k], mu[j * d + k], lv[j * d + k]);
+        let own: f64 = (0..d).map(|k| pair(i, k)).sum();
+        let joint = log_sum_exp(
+            &(0..m)
+                .map(|j| (0..d).map(|k| pair(j, k)).sum())
+                .collect::<Vec<_>>(),
+        ) - log_nm;
+        let marginals: f64 = (0..d)
+            .map(|k| log_sum_exp(&(0..m).map(|j| pair(j, k)).collect::<Vec<_>>()) - log_nm)
+            .sum();
+        let prior: f64 = (0..d).map(|k| log_normal(z[i * d + k], 0.0, 0.0)).sum();
+        want_mi.push(own - joint);
+        want_tc.push(joint - marginals);
+        want_dw.push(marginals - prior);
+        want_kl.push(own - prior);
+    }
+    let host = |t: Tensor<1>| -> Vec<f64> {
+        t.into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect()
+    };
+    // log q(z|x) and log p(z) at z as the objective computes them.
+    let zt = tensor(&z, m, d);
+    let eps: Vec<f64> = (0..m * d)
+        .map(|i| (z[i] - mu[i]) / (0.5 * lv[i]).exp())
+        .collect();
+    let log_q = q.log_prob_at(tensor(&eps, m, d));
+    let log_p = aevb::model::density::standard_normal(zt.clone());
+    let parts = objective::total_correlation::decompose(&q, zt.clone(), log_q, log_p, n);
+    let (mi, tc, dw) = (
+        host(parts.mutual_information),
+        host(parts.total_correlation),
+        host(parts.dimension_kl),
+    );
+    let close = |a: f64, b: f64| (a - b).abs() < 2e-4 * b.abs().max(1.0);
+    for i in 0..m {
+        assert!(
+            close(mi[i], want_mi[i]),
+            "MI {i}: {} vs {}",
+            mi[i],
+            want_mi[i]
+        );
+        assert!(
+            close(tc[i], want_tc[i]),
+            "TC {i}: {} vs {}",
+            tc[i],
+            want_tc[i]
+        );
+        assert!(
+            close(dw[i], want_dw[i]),
+            "DWKL {i}: {} vs {}",
+            dw[i],
+            want_dw[i]
+        );
+        // The three add up to the KL's one-sample estimate at z.
+        assert!(close(mi[i] + tc[i] + dw[i], want_kl[i]), "sum {i}");
+    }
+    let alone = host(objective::total_correlation::total_correlation(&q, zt, n));
+    assert_eq!(alone, tc, "the objective's TC is the decomposition's");
+    // With one example per dataset the estimator is exact: q(z) = q(z|x), TC of a diagonal
+    // Gaussian at its own sample is 0, and so is MI.
+    let single = Posterior {
+        mean: tensor(&mu[..d], 1, d),
+        logvar: tensor(&lv[..d], 1, d),
+    };
+    let tc1 = host(objective::total_correlation::total_correlation(
+        &single,
+        tensor(&z[..d], 1, d),
+        1,
+    ));
+    assert!(tc1[0].abs() < 1e-5, "{tc1:?}");
+}
+
+#[test]
+fn beta_tcvae_is_the_elbo_less_beta_minus_one_tc_and_the_vae_at_beta_one() {
+    let mut c = RunConfig::default();
+    c.model.latent_dim = 3;
+    c.model.encoder.hidden = vec![8];
+    c.model.decoder.hidden = vec![8];
+    c.objective.kind = ObjectiveKind::BetaTcvae;
+    let vae = Vae::new(&c.model, 6, &mut StdRng::seed_from_u64(1), &flex());
+    let mut rng = StdRng::seed_from_u64(2);
+    let x: Vec<f64> = (0..10 * 6).map(|_| rng.random::<f64>()).collect();
+    let x = tensor(&x, 10, 6);
+    let host = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
+    let schedule = |beta| Schedule {
+        beta,
+        capacity: 0.0,
+        dataset_size: 1000,
+    };
+    let elbo = objective::evaluate(
+        &vae,
+        x.clone(),
+        &RunConfig::default().objective,
+        &schedule(1.0),
+        &mut StdRng::seed_from_u64(3),
+    );
+    let vae_like = objective::evaluate(
+        &vae,
+        x.clone(),
+        &c.objective,
+        &schedule(1.0),
+        &mut StdRng::seed_from_u64(3),
+    );
+    assert_eq!(
+        host(elbo.bound.clone()),
+        host(vae_like.bound),
+        "β = 1 is the VAE"
+    );
+    let tc_terms = objective::evaluate(
+        &vae,
+        x,
+        &c.objective,
+        &schedule(4.0),
+        &mut StdRng::seed_from_u64(3),
+    );
+    let tc = host(tc_terms.tc.expect("β-TCVAE reports its TC"));
+    for ((e, b), t) in host(elbo.bound).iter().zip(host(tc_terms.bound)).zip(&tc) {
+        assert!(
+            (e - 3.0 * t - b).abs() < 1e-4 * e.abs().max(1.0),
+            "{e} − 3·{t} vs {b}"
+        );
+    }
+}
+
+#[test]
+fn annealed_capacity_ramps_linearly_and_the_objective_is_gamma_times_the_distance() {
+    let mut c = RunConfig::default();
+    c.model.latent_dim = 3;
+    c.model.encoder.hidden = vec![8];
+    c.model.decoder.hidden = vec![8];
+    c.objective.kind = ObjectiveKind::Annealed;
+    c.objective.capacity_max = 10.0;
+    c.objective.capacity_steps = 200;
+    c.objective.capacity_gamma = 50.0;
+    let at = |step| objective::capacity_at(&c.objective, step);
+    assert_eq!(
+        [at(0), at(50), at(100), at(200), at(10_000)],
+        [0.0, 2.5, 5.0, 10.0, 10.0]
+    );
+    let mut no_ramp = c.objective.clone();
+    no_ramp.capacity_steps = 0;
+    assert_eq!(objective::capacity_at(&no_ramp, 0), 10.0);
+    assert_eq!(
+        objective::capacity_at(&RunConfig::default().objective, 500),
+        0.0,
+        "ELBO: none"
+    );
+
+    let vae = Vae::new(&c.model, 6, &mut StdRng::seed_from_u64(1), &flex());
+    let mut rng = StdRng::seed_from_u64(2);
+    let x: Vec<f64> = (0..10 * 6).map(|_| rng.random::<f64>()).collect();
+    let x = tensor(&x, 10, 6);
+    let host = |t: Tensor<1>| -> Vec<f64> {
+        t.into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect()
+    };
+    for capacity in [0.0, 3.0, 40.0] {
+        let s = Schedule {
+            beta: 1.0,
+            capacity,
+            dataset_size: 100,
+        };
+        let t = objective::evaluate(
+            &vae,
+            x.clone(),
+            &c.objective,
+            &s,
+            &mut StdRng::seed_from_u64(3),
+        );
+        let (bound, recon, kl) = (host(t.bound), host(t.recon), host(t.kl));
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let want = mean(&recon) - 50.0 * (mean(&kl) - capacity).abs();
+        assert!(
+            (mean(&bound) - want).abs() < 1e-3 * want.abs(),
+            "C = {capacity}: {} vs {want}",
+            mean(&bound)
+        );
+    }
 }

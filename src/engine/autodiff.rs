@@ -71,29 +71,34 @@ impl Engine for AutodiffEngine {
         &mut self,
         x: &Matrix,
         config: &ObjectiveConfig,
-        beta: f64,
+        schedule: &objective::Schedule,
         lr: f64,
         rng: &mut StdRng,
-    ) -> [f64; 3] {
+    ) -> super::StepSums {
         let model = self
             .model
             .take()
             .expect("the model is back after every step");
         let x = crate::train::to_tensor(x, &self.device);
-        let terms = objective::evaluate(&model, x, config, beta, rng);
+        let terms = objective::evaluate(&model, x, config, schedule, rng);
         let loss = terms.loss();
-        let stats = Tensor::cat(
-            vec![
-                terms.bound.clone().sum().detach(),
-                terms.recon.sum().detach(),
-                terms.kl.sum().detach(),
-            ],
-            0,
-        );
+        let mut parts = vec![
+            terms.bound.clone().sum().detach(),
+            terms.recon.sum().detach(),
+            terms.kl.sum().detach(),
+        ];
+        parts.extend(terms.tc.map(|tc| tc.sum().detach()));
+        // One read back from the device for all of them.
+        let stats = Tensor::cat(parts, 0);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         self.model = Some(self.optimizer.step(lr, model, grads));
         let stats = crate::model::prior::host(stats);
-        [stats[0] as f64, stats[1] as f64, stats[2] as f64]
+        super::StepSums {
+            bound: stats[0] as f64,
+            recon: stats[1] as f64,
+            kl: stats[2] as f64,
+            tc: stats.get(3).map(|&v| v as f64),
+        }
     }
 
     fn model(&self) -> Vae {

@@ -15,17 +15,41 @@ use crate::data::Matrix;
 use crate::model::Vae;
 use crate::spec::{BackendKind, ObjectiveConfig, RunConfig};
 
+/// One step's sums over its minibatch's examples, in nats.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepSums {
+    /// The objective as trained (β-weighted bound, or the family's objective).
+    pub bound: f64,
+    /// E[log p(x|z)].
+    pub recon: f64,
+    pub kl: f64,
+    /// β-TCVAE's total correlation estimate.
+    pub tc: Option<f64>,
+}
+
+impl StepSums {
+    /// (bound, recon, KL).
+    pub fn as_array(&self) -> [f64; 3] {
+        [self.bound, self.recon, self.kl]
+    }
+
+    pub fn finite(&self) -> bool {
+        [self.bound, self.recon, self.kl, self.tc.unwrap_or(0.0)]
+            .iter()
+            .all(|v| v.is_finite())
+    }
+}
+
 pub trait Engine {
-    /// One optimiser step on the minibatch `x`; returns its sums of the β-weighted bound,
-    /// E[log p(x|z)] and the KL (nats, summed over the minibatch's examples).
+    /// One optimiser step on the minibatch `x` at `schedule` (β, capacity, data size).
     fn step(
         &mut self,
         x: &Matrix,
         objective: &ObjectiveConfig,
-        beta: f64,
+        schedule: &crate::objective::Schedule,
         lr: f64,
         rng: &mut StdRng,
-    ) -> [f64; 3];
+    ) -> StepSums;
     /// The model as it stands, on the plain device: for evaluation, images and saving.
     fn model(&self) -> Vae;
     /// The full state a checkpoint keeps, as (file name, bytes).

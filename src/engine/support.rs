@@ -97,9 +97,26 @@ fn objective(o: &ObjectiveConfig) -> Result<(), Unsupported> {
         kl_warmup_epochs: _,
         dip_lambda_od: _,
         dip_lambda_d: _,
+        capacity_max: _,
+        capacity_steps: _,
+        capacity_gamma: _,
     } = o;
+    let value = serde_json::to_string(kind).unwrap_or_else(|_| format!("{kind:?}"));
+    let autodiff_only = |reason| {
+        Err(Unsupported {
+            key: "objective.kind",
+            value: value.clone(),
+            reason,
+        })
+    };
     match kind {
         ObjectiveKind::Elbo | ObjectiveKind::Iwae => Ok(()),
+        ObjectiveKind::BetaTcvae => autodiff_only(
+            "β-TCVAE's minibatch-weighted total correlation trains on burn's autodiff",
+        ),
+        ObjectiveKind::Annealed => {
+            autodiff_only("AnnealedVAE's capacity objective trains on burn's autodiff")
+        }
         ObjectiveKind::DipVaeI | ObjectiveKind::DipVaeIi => Err(Unsupported {
             key: "objective.kind",
             // As the spec writes it: "dip_vae_i".

@@ -126,9 +126,11 @@ pub struct ElboTerms {
 fn analytic_kl(config: &RunConfig) -> bool {
     let closed_form = config.model.prior != PriorKind::Mixture;
     match config.objective.kind {
-        ObjectiveKind::Elbo | ObjectiveKind::DipVaeI | ObjectiveKind::DipVaeIi => {
-            config.objective.kl == KlMode::Analytic && closed_form
-        }
+        ObjectiveKind::Elbo
+        | ObjectiveKind::DipVaeI
+        | ObjectiveKind::DipVaeIi
+        | ObjectiveKind::BetaTcvae
+        | ObjectiveKind::Annealed => config.objective.kl == KlMode::Analytic && closed_form,
         ObjectiveKind::Iwae => closed_form,
     }
 }

@@ -131,6 +131,31 @@ fn objective(c: &RunConfig, file: &str) -> Result<(), SpecError> {
     if o.dip_lambda_d.is_some_and(|v| !non_negative(v)) {
         return err("objective.dip_lambda_d", "expected a finite weight >= 0");
     }
+    if !non_negative(o.capacity_max) {
+        return err(
+            "objective.capacity_max",
+            "expected a finite capacity >= 0 (nats)",
+        );
+    }
+    if !non_negative(o.capacity_gamma) {
+        return err("objective.capacity_gamma", "expected a finite weight >= 0");
+    }
+    if o.kind == ObjectiveKind::BetaTcvae {
+        // The dimension-wise KL of the decomposition needs a prior that factorises, and
+        // the minibatch-weighted estimator one sample per example.
+        if m.prior == PriorKind::Mixture {
+            return err(
+                "model.prior",
+                "objective.kind = \"beta_tcvae\" decomposes the KL against a factorised prior: expected \"standard_normal\" or \"normal\", not \"mixture\"",
+            );
+        }
+        if o.mc_samples != 1 {
+            return err(
+                "objective.mc_samples",
+                "objective.kind = \"beta_tcvae\" estimates the total correlation from one sample per example: expected 1",
+            );
+        }
+    }
     if o.kind != ObjectiveKind::Iwae && o.kl == KlMode::Analytic && m.prior == PriorKind::Mixture {
         return err(
             "objective.kl",

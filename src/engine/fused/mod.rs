@@ -314,10 +314,11 @@ impl Engine for FusedEngine {
         &mut self,
         x: &Matrix,
         objective: &ObjectiveConfig,
-        beta: f64,
+        schedule: &crate::objective::Schedule,
         lr: f64,
         rng: &mut StdRng,
-    ) -> [f64; 3] {
+    ) -> crate::engine::StepSums {
+        let beta = schedule.beta;
         let objective = match objective.kind {
             // A mixture has no closed-form KL: estimated, as `objective::elbo` does too.
             ObjectiveKind::Elbo => Objective::Elbo {
@@ -325,8 +326,14 @@ impl Engine for FusedEngine {
                 analytic_kl: objective.kl == KlMode::Analytic
                     && !matches!(self.layout.prior, prior::PriorPiece::Mixture { .. }),
             },
-            ObjectiveKind::DipVaeI | ObjectiveKind::DipVaeIi => {
-                unreachable!("engine::start refuses DIP-VAE on the fused engine (support::fused)")
+            ObjectiveKind::DipVaeI
+            | ObjectiveKind::DipVaeIi
+            | ObjectiveKind::BetaTcvae
+            | ObjectiveKind::Annealed => {
+                unreachable!(
+                    "engine::start refuses {:?} on the fused engine (support::fused)",
+                    objective.kind
+                )
             }
             ObjectiveKind::Iwae => Objective::Iwae {
                 k: objective.iwae_k,
@@ -355,7 +362,12 @@ impl Engine for FusedEngine {
         };
         self.optimizer
             .step(lr, &mut self.params, &self.grads, &self.threads);
-        sums
+        crate::engine::StepSums {
+            bound: sums[0],
+            recon: sums[1],
+            kl: sums[2],
+            tc: None,
+        }
     }
 
     /// The trained values in a burn model on the plain CPU device.

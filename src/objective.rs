@@ -2,6 +2,7 @@
 //! bound, and the β-VAE family (DIP-VAE, β-TCVAE, AnnealedVAE). Each returns per-example
 //! terms so training and evaluation share one code path.
 
+pub mod factor_vae;
 pub mod total_correlation;
 
 use burn::tensor::{Device, Tensor, TensorData};
@@ -125,6 +126,9 @@ pub fn evaluate(
                 kl,
                 tc: Some(tc),
             }
+        }
+        ObjectiveKind::FactorVae => {
+            unreachable!("FactorVAE needs its discriminator: objective::factor_vae::vae_terms")
         }
         ObjectiveKind::Annealed => {
             // γ·|KL − C| on the minibatch's mean KL (disentanglement_lib), carried by each

@@ -323,6 +323,9 @@ fn omitted_at_default() -> Vec<String> {
     c.objective.capacity_max = 0.0;
     c.objective.capacity_steps = 0;
     c.objective.capacity_gamma = 0.0;
+    c.objective.factor_gamma = 0.0;
+    c.objective.discriminator_hidden = vec![1];
+    c.objective.discriminator_lr = 0.0;
     serde_json::to_value(c)
         .map(|v| leaf_keys(&v, ""))
         .unwrap_or_default()

@@ -39,9 +39,14 @@ pub struct EpochMetrics {
     pub train_recon: f64,
     #[serde(deserialize_with = "f64_or_nan")]
     pub train_kl: f64,
-    /// β-TCVAE: the mean minibatch-weighted total correlation over the epoch's examples.
+    /// The mean total correlation estimate over the epoch's examples: β-TCVAE's
+    /// minibatch-weighted one, FactorVAE's discriminator's (its logit difference).
     #[serde(default)]
     pub train_tc: Option<f64>,
+    /// FactorVAE: the discriminator's mean loss (ln 2 ≈ 0.693 when it cannot tell q(z) from
+    /// the product of its marginals).
+    #[serde(default)]
+    pub train_discriminator_loss: Option<f64>,
     /// AnnealedVAE: the capacity C at the epoch's last step, nats.
     #[serde(default)]
     pub capacity: Option<f64>,
@@ -97,6 +102,9 @@ pub struct TrainState {
     /// β-TCVAE's total correlation summed over the epoch's examples so far.
     #[serde(default, deserialize_with = "f64_or_nan")]
     pub sum_tc: f64,
+    /// FactorVAE's discriminator loss summed likewise.
+    #[serde(default, deserialize_with = "f64_or_nan")]
+    pub sum_discriminator: f64,
     /// Seconds spent in the epoch in progress.
     pub epoch_seconds: f64,
     pub examples_seen: u64,
@@ -126,6 +134,7 @@ impl TrainState {
         self.sum_recon = 0.0;
         self.sum_kl = 0.0;
         self.sum_tc = 0.0;
+        self.sum_discriminator = 0.0;
         self.epoch_seconds = 0.0;
     }
 }
@@ -294,6 +303,7 @@ pub fn train(
             state.sum_recon += stats.recon;
             state.sum_kl += stats.kl;
             state.sum_tc += stats.tc.unwrap_or(0.0);
+            state.sum_discriminator += stats.discriminator.unwrap_or(0.0);
             state.examples_seen += batch.len() as u64;
             state.step += 1;
             observer.on_batch(state.examples_seen);
@@ -330,8 +340,13 @@ pub fn train(
             train_elbo: (state.sum_recon - state.sum_kl) / rows,
             train_recon: state.sum_recon / rows,
             train_kl: state.sum_kl / rows,
-            train_tc: (config.objective.kind == ObjectiveKind::BetaTcvae)
-                .then(|| state.sum_tc / rows),
+            train_tc: matches!(
+                config.objective.kind,
+                ObjectiveKind::BetaTcvae | ObjectiveKind::FactorVae
+            )
+            .then(|| state.sum_tc / rows),
+            train_discriminator_loss: (config.objective.kind == ObjectiveKind::FactorVae)
+                .then(|| state.sum_discriminator / rows),
             capacity: (config.objective.kind == ObjectiveKind::Annealed)
                 .then(|| schedule_at(batches.len() - 1).capacity),
             ..Default::default()

@@ -478,6 +478,21 @@ fn spec_cases() -> Vec<Case> {
             &["objective.mc_samples", "one sample"],
         ),
         case(
+            "factor_samples.toml",
+            "name = \"t\"\n[objective]\nkind = \"factor_vae\"\nmc_samples = 2\n",
+            &["objective.mc_samples", "discriminator"],
+        ),
+        case(
+            "discriminator_lr.toml",
+            "name = \"t\"\n[objective]\nkind = \"factor_vae\"\ndiscriminator_lr = 0.0\n",
+            &["objective.discriminator_lr"],
+        ),
+        case(
+            "discriminator_width.toml",
+            "name = \"t\"\n[objective]\ndiscriminator_hidden = [64, 0]\n",
+            &["objective.discriminator_hidden"],
+        ),
+        case(
             "capacity_negative.toml",
             "name = \"t\"\n[objective]\nkind = \"annealed\"\ncapacity_max = -2.0\n",
             &["objective.capacity_max"],

@@ -170,12 +170,16 @@ fn a_run_killed_after_a_checkpoint_resumes_bit_for_bit_on_the_autodiff_engine() 
 }
 
 #[test]
-fn beta_tcvae_and_annealed_vae_resume_bit_for_bit_and_log_their_terms() {
+fn beta_tcvae_annealed_and_factor_vae_resume_bit_for_bit_and_log_their_terms() {
     let objectives = [
         ("kind = \"beta_tcvae\"\nbeta = 4.0", "train/tc"),
         (
             "kind = \"annealed\"\ncapacity_max = 5.0\ncapacity_steps = 300\ncapacity_gamma = 20.0",
             "train/capacity",
+        ),
+        (
+            "kind = \"factor_vae\"\nfactor_gamma = 5.0\ndiscriminator_hidden = [16, 16]",
+            "train/discriminator_loss",
         ),
     ];
     for (objective, tag) in objectives {

@@ -10,21 +10,71 @@ use rand::rngs::StdRng;
 use super::Engine;
 use crate::data::Matrix;
 use crate::model::Vae;
-use crate::objective;
-use crate::spec::{ObjectiveConfig, OptimizerKind, RunConfig, TrainConfig};
+use crate::model::discriminator::Discriminator;
+use crate::objective::{self, factor_vae};
+use crate::spec::{ObjectiveConfig, ObjectiveKind, OptimizerKind, RunConfig, TrainConfig};
 
 /// The checkpoint files: burn's burnpack records of the model (it keeps the parameter ids
 /// the optimiser state is keyed by) and of the optimiser.
 pub const MODEL_FILE: &str = "model.bpk";
 pub const OPTIMIZER_FILE: &str = "optimizer.bpk";
+/// FactorVAE's discriminator and its optimiser, beside them.
+pub const CRITIC_FILE: &str = "critic.bpk";
+pub const CRITIC_OPTIMIZER_FILE: &str = "critic_optimizer.bpk";
+
+/// A module's and its optimiser's saved state.
+pub type Records = (burn::store::ModuleRecord, burn::optim::OptimizerRecord);
 
 pub struct AutodiffEngine {
     /// Always present between steps; taken out during one, so that the optimiser owns the
     /// only handle to each parameter and can update it in place.
     model: Option<Vae>,
     optimizer: ModuleOptimizer,
+    /// FactorVAE's discriminator, trained beside the VAE.
+    critic: Option<Critic>,
     device: Device,
     name: &'static str,
+}
+
+/// FactorVAE's discriminator with its own Adam (β₁ 0.5, β₂ 0.9, as Kim & Mnih).
+struct Critic {
+    /// Taken out during a step, as the model is.
+    net: Option<Discriminator>,
+    optimizer: ModuleOptimizer,
+    lr: f64,
+}
+
+impl Critic {
+    fn new(
+        config: &RunConfig,
+        device: &Device,
+        init_rng: &mut StdRng,
+        resume: Option<Records>,
+    ) -> anyhow::Result<Self> {
+        let o = &config.objective;
+        let mut net = Discriminator::new(
+            config.model.latent_dim,
+            &o.discriminator_hidden,
+            init_rng,
+            device,
+        );
+        let mut optimizer = AdamConfig::new()
+            .with_beta_1(0.5)
+            .with_beta_2(0.9)
+            .with_epsilon(1e-8)
+            .init();
+        if let Some((record, saved)) = resume {
+            net = net.try_load_record(record).map_err(|e| {
+                anyhow::anyhow!("the checkpoint's discriminator does not fit this run: {e}")
+            })?;
+            optimizer = optimizer.load_record(saved);
+        }
+        Ok(Critic {
+            net: Some(net),
+            optimizer,
+            lr: o.discriminator_lr,
+        })
+    }
 }
 
 impl AutodiffEngine {
@@ -33,12 +83,20 @@ impl AutodiffEngine {
         input: crate::model::Input,
         device: &Device,
         init_rng: &mut StdRng,
-        resume: Option<(burn::store::ModuleRecord, burn::optim::OptimizerRecord)>,
+        resume: Option<(Records, Option<Records>)>,
     ) -> anyhow::Result<Self> {
         let name = crate::backend::device_name(device);
         let device = device.clone().autodiff();
         let mut model = Vae::try_new(&config.model, input, init_rng, &device)?;
         let mut optimizer = optimizer(&config.train);
+        let (resume, critic_resume) = match resume {
+            Some((model, critic)) => (Some(model), critic),
+            None => (None, None),
+        };
+        // Drawn after the VAE's weights, from the same seeded stream.
+        let critic = (config.objective.kind == ObjectiveKind::FactorVae)
+            .then(|| Critic::new(config, &device, init_rng, critic_resume))
+            .transpose()?;
         if let Some((record, saved)) = resume {
             model = model.try_load_record(record).map_err(|e| {
                 anyhow::anyhow!("the checkpoint's model does not fit this run: {e}")
@@ -48,6 +106,7 @@ impl AutodiffEngine {
         Ok(Self {
             model: Some(model),
             optimizer,
+            critic,
             name,
             device,
         })
@@ -80,6 +139,20 @@ impl Engine for AutodiffEngine {
             .take()
             .expect("the model is back after every step");
         let x = crate::train::to_tensor(x, &self.device);
+        if let Some(critic) = self.critic.as_mut() {
+            let (sums, model) = factor_vae_step(
+                model,
+                &mut self.optimizer,
+                critic,
+                x,
+                config,
+                schedule,
+                lr,
+                rng,
+            );
+            self.model = Some(model);
+            return sums;
+        }
         let terms = objective::evaluate(&model, x, config, schedule, rng);
         let loss = terms.loss();
         let mut parts = vec![
@@ -98,6 +171,7 @@ impl Engine for AutodiffEngine {
             recon: stats[1] as f64,
             kl: stats[2] as f64,
             tc: stats.get(3).map(|&v| v as f64),
+            discriminator: None,
         }
     }
 
@@ -106,14 +180,79 @@ impl Engine for AutodiffEngine {
     }
 
     fn checkpoint_files(&self) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
-        Ok(vec![
+        let mut files = vec![
             (
                 MODEL_FILE,
                 self.trained().clone().into_record().into_bytes()?.to_vec(),
             ),
             (OPTIMIZER_FILE, self.optimizer.into_bytes()?.to_vec()),
-        ])
+        ];
+        if let Some(critic) = &self.critic {
+            let net = critic
+                .net
+                .as_ref()
+                .expect("the discriminator is back after every step");
+            files.push((
+                CRITIC_FILE,
+                net.clone().into_record().into_bytes()?.to_vec(),
+            ));
+            files.push((
+                CRITIC_OPTIMIZER_FILE,
+                critic.optimizer.into_bytes()?.to_vec(),
+            ));
+        }
+        Ok(files)
     }
+}
+
+/// One FactorVAE step: the VAE's update on its bound less γ·TĈ, then the discriminator's
+/// on the same minibatch's codes (detached) against their dimension-wise permutation.
+#[allow(clippy::too_many_arguments)]
+fn factor_vae_step(
+    model: Vae,
+    optimizer: &mut ModuleOptimizer,
+    critic: &mut Critic,
+    x: Tensor<2>,
+    config: &ObjectiveConfig,
+    schedule: &objective::Schedule,
+    lr: f64,
+    rng: &mut StdRng,
+) -> (super::StepSums, Vae) {
+    let net = critic
+        .net
+        .take()
+        .expect("the discriminator is back after every step");
+    let n = x.dims()[0];
+    let (terms, z) = factor_vae::vae_terms(&model, &net, x, config, schedule, rng);
+    let loss = terms.loss();
+    let tc = terms.tc.clone().expect("FactorVAE reports its TC estimate");
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let model = optimizer.step(lr, model, grads);
+
+    let z = z.detach();
+    let permuted = factor_vae::permute_dims(z.clone(), rng);
+    let d_loss = factor_vae::discriminator_loss(net.forward(z), net.forward(permuted));
+    let stats = Tensor::cat(
+        vec![
+            terms.bound.sum().detach(),
+            terms.recon.sum().detach(),
+            terms.kl.sum().detach(),
+            tc.sum().detach(),
+            d_loss.clone().detach().mul_scalar(n as f64),
+        ],
+        0,
+    );
+    let d_grads = GradientsParams::from_grads(d_loss.backward(), &net);
+    critic.net = Some(critic.optimizer.step(critic.lr, net, d_grads));
+    let stats = crate::model::prior::host(stats);
+    let sums = super::StepSums {
+        bound: stats[0] as f64,
+        recon: stats[1] as f64,
+        kl: stats[2] as f64,
+        tc: Some(stats[3] as f64),
+        discriminator: Some(stats[4] as f64),
+    };
+    (sums, model)
 }
 
 fn optimizer(t: &TrainConfig) -> ModuleOptimizer {

@@ -23,8 +23,11 @@ pub struct StepSums {
     /// E[log p(x|z)].
     pub recon: f64,
     pub kl: f64,
-    /// β-TCVAE's total correlation estimate.
+    /// The total correlation estimate: β-TCVAE's minibatch-weighted one, FactorVAE's
+    /// discriminator's.
     pub tc: Option<f64>,
+    /// FactorVAE: the discriminator's loss (its mean times the minibatch's examples).
+    pub discriminator: Option<f64>,
 }
 
 impl StepSums {
@@ -34,9 +37,15 @@ impl StepSums {
     }
 
     pub fn finite(&self) -> bool {
-        [self.bound, self.recon, self.kl, self.tc.unwrap_or(0.0)]
-            .iter()
-            .all(|v| v.is_finite())
+        [
+            self.bound,
+            self.recon,
+            self.kl,
+            self.tc.unwrap_or(0.0),
+            self.discriminator.unwrap_or(0.0),
+        ]
+        .iter()
+        .all(|v| v.is_finite())
     }
 }
 
@@ -69,6 +78,8 @@ pub enum Saved {
     Autodiff {
         model: burn::store::ModuleRecord,
         optimizer: burn::optim::OptimizerRecord,
+        /// FactorVAE's discriminator and its optimiser, where the run has one.
+        critic: Option<autodiff::Records>,
     },
     Fused(fused::Saved),
 }
@@ -94,7 +105,24 @@ impl Saved {
             burn::tensor::Bytes::from_bytes_vec(read(autodiff::OPTIMIZER_FILE)?),
         )
         .map_err(|e| anyhow::anyhow!("{}: {e}", autodiff::OPTIMIZER_FILE))?;
-        Ok(Saved::Autodiff { model, optimizer })
+        let critic = if dir.join(autodiff::CRITIC_FILE).exists() {
+            let net = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(
+                read(autodiff::CRITIC_FILE)?,
+            ))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", autodiff::CRITIC_FILE))?;
+            let optimizer = burn::optim::OptimizerRecord::from_bytes(
+                burn::tensor::Bytes::from_bytes_vec(read(autodiff::CRITIC_OPTIMIZER_FILE)?),
+            )
+            .map_err(|e| anyhow::anyhow!("{}: {e}", autodiff::CRITIC_OPTIMIZER_FILE))?;
+            Some((net, optimizer))
+        } else {
+            None
+        };
+        Ok(Saved::Autodiff {
+            model,
+            optimizer,
+            critic,
+        })
     }
 }
 
@@ -203,7 +231,11 @@ pub fn start(
     } else {
         let resume = match resume {
             None => None,
-            Some(Saved::Autodiff { model, optimizer }) => Some((model, optimizer)),
+            Some(Saved::Autodiff {
+                model,
+                optimizer,
+                critic,
+            }) => Some(((model, optimizer), critic)),
             Some(Saved::Fused(_)) => {
                 anyhow::bail!(
                     "the checkpoint was written by the fused engine, this run trains on autodiff"

@@ -100,6 +100,9 @@ fn objective(o: &ObjectiveConfig) -> Result<(), Unsupported> {
         capacity_max: _,
         capacity_steps: _,
         capacity_gamma: _,
+        factor_gamma: _,
+        discriminator_hidden: _,
+        discriminator_lr: _,
     } = o;
     let value = serde_json::to_string(kind).unwrap_or_else(|_| format!("{kind:?}"));
     let autodiff_only = |reason| {
@@ -116,6 +119,9 @@ fn objective(o: &ObjectiveConfig) -> Result<(), Unsupported> {
         ),
         ObjectiveKind::Annealed => {
             autodiff_only("AnnealedVAE's capacity objective trains on burn's autodiff")
+        }
+        ObjectiveKind::FactorVae => {
+            autodiff_only("FactorVAE's discriminator trains on burn's autodiff")
         }
         ObjectiveKind::DipVaeI | ObjectiveKind::DipVaeIi => Err(Unsupported {
             key: "objective.kind",

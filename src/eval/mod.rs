@@ -130,7 +130,8 @@ fn analytic_kl(config: &RunConfig) -> bool {
         | ObjectiveKind::DipVaeI
         | ObjectiveKind::DipVaeIi
         | ObjectiveKind::BetaTcvae
-        | ObjectiveKind::Annealed => config.objective.kl == KlMode::Analytic && closed_form,
+        | ObjectiveKind::Annealed
+        | ObjectiveKind::FactorVae => config.objective.kl == KlMode::Analytic && closed_form,
         ObjectiveKind::Iwae => closed_form,
     }
 }

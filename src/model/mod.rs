@@ -3,6 +3,7 @@
 pub mod conv;
 pub mod decoder;
 pub mod density;
+pub mod discriminator;
 pub mod encoder;
 pub mod mlp;
 pub mod prior;

@@ -358,6 +358,7 @@ fn epochs_frame(all: &[(RunRecord, Vec<EpochMetrics>)]) -> anyhow::Result<DataFr
     let template = EpochMetrics {
         train_tc: Some(0.0),
         capacity: Some(0.0),
+        train_discriminator_loss: Some(0.0),
         test_elbo: Some(0.0),
         test_recon: Some(0.0),
         test_kl: Some(0.0),

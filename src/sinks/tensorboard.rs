@@ -197,6 +197,10 @@ impl RunBoard {
         // The family's own terms: β-TCVAE's total correlation, AnnealedVAE's capacity.
         scalars.extend(m.train_tc.map(|tc| ("train/tc", tc)));
         scalars.extend(m.capacity.map(|c| ("train/capacity", c)));
+        scalars.extend(
+            m.train_discriminator_loss
+                .map(|d| ("train/discriminator_loss", d)),
+        );
         if let (Some(e), Some(r), Some(k)) = (m.test_elbo, m.test_recon, m.test_kl) {
             scalars.extend([("test/elbo", e), ("test/recon", r), ("test/kl", k)]);
         }

@@ -140,6 +140,27 @@ fn objective(c: &RunConfig, file: &str) -> Result<(), SpecError> {
     if !non_negative(o.capacity_gamma) {
         return err("objective.capacity_gamma", "expected a finite weight >= 0");
     }
+    if !non_negative(o.factor_gamma) {
+        return err("objective.factor_gamma", "expected a finite weight >= 0");
+    }
+    if !(o.discriminator_lr.is_finite() && o.discriminator_lr > 0.0) {
+        return err(
+            "objective.discriminator_lr",
+            "expected a finite learning rate > 0",
+        );
+    }
+    if o.discriminator_hidden.contains(&0) {
+        return err(
+            "objective.discriminator_hidden",
+            "expected layer widths >= 1",
+        );
+    }
+    if o.kind == ObjectiveKind::FactorVae && o.mc_samples != 1 {
+        return err(
+            "objective.mc_samples",
+            "objective.kind = \"factor_vae\" shows the discriminator one sample per example: expected 1",
+        );
+    }
     if o.kind == ObjectiveKind::BetaTcvae {
         // The dimension-wise KL of the decomposition needs a prior that factorises, and
         // the minibatch-weighted estimator one sample per example.

@@ -329,7 +329,8 @@ impl Engine for FusedEngine {
             ObjectiveKind::DipVaeI
             | ObjectiveKind::DipVaeIi
             | ObjectiveKind::BetaTcvae
-            | ObjectiveKind::Annealed => {
+            | ObjectiveKind::Annealed
+            | ObjectiveKind::FactorVae => {
                 unreachable!(
                     "engine::start refuses {:?} on the fused engine (support::fused)",
                     objective.kind
@@ -367,6 +368,7 @@ impl Engine for FusedEngine {
             recon: sums[1],
             kl: sums[2],
             tc: None,
+            discriminator: None,
         }
     }
 

@@ -485,6 +485,11 @@ fn report_aggregates_the_disentanglement_scores_and_draws_them_against_beta() {
     ] {
         assert!(figures.join(format!("{stem}.png")).is_file(), "{stem}.png");
     }
+    // One traversal grid per β (of its lowest seed's run), latents most informative first.
+    for beta in ["beta=1.0", "beta=4.0"] {
+        let png = figures.join("traversals").join(beta).join("traversals.png");
+        assert!(png.is_file(), "{}", png.display());
+    }
     // Each score is a scalar in every run's TensorBoard log and a metric of the HParams
     // dashboard: its tag stands in the log twice (the scalar, and the experiment record's
     // metric list).

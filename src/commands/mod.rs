@@ -2,5 +2,6 @@
 
 pub mod cluster;
 pub mod results;
+pub mod study_figures;
 pub mod trained;
 pub mod training;

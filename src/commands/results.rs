@@ -77,6 +77,9 @@ pub fn report_command(
     for file in report::write_plots(&runs, epochs.as_ref(), &by, metric, &out)? {
         eprintln!("wrote {}", file.display());
     }
+    for file in super::study_figures::traversal_grids(&runs, &by, dir, &out) {
+        eprintln!("wrote {}", file.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -73,20 +73,40 @@ const NEUTRAL_KEYS: [&str; 4] = [
 /// one run a K = 1000 estimate while the others keep K = 5000: never averaged together).
 const ESTIMATE_KEYS: [&str; 4] = ["aevb_version", "backend", "log_px_k", "log_px_examples"];
 
-/// Config keys (and the `ESTIMATE_KEYS`) that take more than one value among the runs but are
-/// not in `by`: aggregating over them would mix different experiments (runs of `epochs = 2`
-/// and `epochs = 40` averaged as if seeds), so the report groups by them too.
+/// Config keys (and the `ESTIMATE_KEYS`) that take more than one value within a group of
+/// `by` but are not in `by`: aggregating over them would mix different experiments (runs of
+/// `epochs = 2` and `epochs = 40` averaged as if seeds), so the report groups by them too.
+/// A key that the swept keys determine (the engine each objective trains on) mixes nothing
+/// and is left out.
 pub fn varying_keys(runs: &DataFrame, by: &[String]) -> Vec<String> {
+    let text = |name: &str| -> Option<Vec<String>> {
+        let column = runs.column(name).ok()?.cast(&DataType::String).ok()?;
+        let strings = column.str().ok()?;
+        Some(
+            strings
+                .iter()
+                .map(|v| v.unwrap_or("\u{0}null").to_string())
+                .collect(),
+        )
+    };
+    let groups: Vec<String> = {
+        let columns: Vec<Vec<String>> = by.iter().filter_map(|k| text(k)).collect();
+        (0..runs.height())
+            .map(|i| columns.iter().map(|c| c[i].as_str()).collect::<Vec<_>>().join("\u{1}"))
+            .collect()
+    };
     runs.get_column_names()
         .iter()
         .map(|n| n.to_string())
         .filter(|n| n.contains('.') || ESTIMATE_KEYS.contains(&n.as_str()))
         .filter(|n| !NEUTRAL_KEYS.contains(&n.as_str()) && !by.contains(n))
         .filter(|n| {
-            runs.column(n)
-                .ok()
-                .and_then(|c| c.as_materialized_series().n_unique().ok())
-                .is_some_and(|u| u > 1)
+            let Some(values) = text(n) else { return false };
+            let mut seen: std::collections::HashMap<&str, &str> = Default::default();
+            groups
+                .iter()
+                .zip(&values)
+                .any(|(g, v)| *seen.entry(g.as_str()).or_insert(v.as_str()) != v.as_str())
         })
         .collect()
 }
@@ -428,5 +448,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(varying_keys(&engines, &by), vec!["backend".to_string()]);
+        // An engine each objective determines varies between groups, not within one.
+        let objectives = df!(
+            "objective.kind" => ["elbo", "elbo", "factor_vae", "factor_vae"],
+            "train.seed" => [0i64, 1, 0, 1],
+            "backend" => ["fused", "fused", "flex", "flex"],
+        )
+        .unwrap();
+        let by = vec!["objective.kind".to_string()];
+        assert!(varying_keys(&objectives, &by).is_empty());
     }
 }

@@ -115,11 +115,12 @@ pub fn write_plots(
     // reconstruction–disentanglement plane (one point per run).
     let recorded = super::metrics_of(runs);
     for dis in super::DISENTANGLEMENT {
-        if !recorded.contains(&dis) || dis == metric {
+        if !recorded.contains(&dis) {
             continue;
         }
         let pts = points(runs, by, dis);
-        for key in by {
+        // The report's own metric has its plots against the keys already (above).
+        for key in by.iter().filter(|_| dis != metric) {
             let stem = format!("{dis}_vs_{}", key.replace('.', "_"));
             written.extend(both(dir, &stem, &Figure::MetricVsKey(key), &pts, dis)?);
         }

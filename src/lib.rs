@@ -20,6 +20,7 @@ pub mod progress;
 pub mod report;
 pub mod resources;
 pub mod runner;
+pub mod search;
 pub mod sinks;
 pub mod spec;
 pub mod sweep;

@@ -100,12 +100,21 @@ pub fn expand(spec: &Spec, file: &str) -> Result<Vec<PlannedRun>, SpecError> {
         );
     }
 
+    // Random search is one more axis, the last (fastest-varying): its trials.
+    let trials = match &spec.sweep.search {
+        Some(search) => {
+            axes.push(search_axis(spec, search, &leaves, file)?);
+            search.trials
+        }
+        None => 0,
+    };
+
     let swept_keys: Vec<String> = axes
         .iter()
         .flat_map(|a| a[0].iter().map(|(k, _)| k.clone()))
         .collect();
     let mut runs = Vec::new();
-    for combination in cartesian(&axes) {
+    for (index, combination) in cartesian(&axes).into_iter().enumerate() {
         let mut value = base.clone();
         let assignments: Vec<(String, Value)> = combination.into_iter().flatten().collect();
         for (key, v) in &assignments {
@@ -113,15 +122,55 @@ pub fn expand(spec: &Spec, file: &str) -> Result<Vec<PlannedRun>, SpecError> {
         }
         let config: RunConfig = serde_json::from_value(value)
             .map_err(|e| bad_value(&base, &assignments, spec, file, &e))?;
+        let label = match trials {
+            0 => label(&assignments, &swept_keys),
+            n => format!("trial={},{}", index % n, label(&assignments, &swept_keys)),
+        };
         runs.push(PlannedRun {
             id: run_id(&config),
-            label: label(&assignments, &swept_keys),
+            label,
             swept: assignments,
             config,
         });
     }
     check_distinct(&runs, file)?;
     Ok(runs)
+}
+
+/// `[sweep.search]` as an axis of the sweep: each trial's draws, checked first.
+fn search_axis(
+    spec: &Spec,
+    search: &crate::spec::SearchConfig,
+    leaves: &[String],
+    file: &str,
+) -> Result<Vec<Vec<(String, Value)>>, SpecError> {
+    if search.trials == 0 {
+        return Err(SpecError::new(
+            file,
+            "sweep.search.trials",
+            "expected at least 1 trial",
+        ));
+    }
+    if search.keys.is_empty() {
+        return Err(SpecError::new(
+            file,
+            "sweep.search.keys",
+            "expected at least one key with a distribution, e.g. \"train.lr\" = { log_uniform = [1e-4, 1e-2] }",
+        ));
+    }
+    for (key, distribution) in &search.keys {
+        let where_ = format!("sweep.search.keys.\"{key}\"");
+        check_key(key, leaves, file, &where_)?;
+        if spec.sweep.grid.contains_key(key) || spec.sweep.zip.iter().any(|g| g.contains_key(key)) {
+            return Err(SpecError::new(
+                file,
+                where_,
+                "this key is also swept in sweep.grid or sweep.zip; sweep it in one place",
+            ));
+        }
+        crate::search::check(distribution).map_err(|m| SpecError::new(file, &where_, m))?;
+    }
+    Ok(crate::search::trials(search))
 }
 
 /// The swept value that makes a run's config invalid, named by its key in the sweep.
@@ -136,8 +185,15 @@ fn bad_value(
         let mut value = base.clone();
         set_path(&mut value, key, v.clone());
         if let Err(e) = serde_json::from_value::<RunConfig>(value) {
+            let searched = spec
+                .sweep
+                .search
+                .as_ref()
+                .is_some_and(|s| s.keys.contains_key(key));
             let where_ = if spec.sweep.grid.contains_key(key) {
                 format!("sweep.grid.\"{key}\"")
+            } else if searched {
+                format!("sweep.search.keys.\"{key}\"")
             } else {
                 let i = spec
                     .sweep

@@ -478,6 +478,36 @@ fn spec_cases() -> Vec<Case> {
             &["objective.mc_samples", "one sample"],
         ),
         case(
+            "search_unknown_key.toml",
+            "name = \"t\"\n[sweep.search]\ntrials = 2\n[sweep.search.keys]\n\"train.lrr\" = { uniform = [0.1, 0.2] }\n",
+            &["sweep.search.keys.\"train.lrr\"", "train.lr"],
+        ),
+        case(
+            "search_distribution.toml",
+            "name = \"t\"\n[sweep.search]\ntrials = 2\n[sweep.search.keys]\n\"train.lr\" = { normal = [0.1, 0.2] }\n",
+            &["sweep.search", "log_uniform"],
+        ),
+        case(
+            "search_log_zero.toml",
+            "name = \"t\"\n[sweep.search]\ntrials = 2\n[sweep.search.keys]\n\"train.lr\" = { log_uniform = [0.0, 0.2] }\n",
+            &["sweep.search.keys.\"train.lr\"", "0 < lo"],
+        ),
+        case(
+            "search_no_trials.yaml",
+            "name: t\nsweep:\n  search:\n    trials: 0\n    keys:\n      train.lr: { uniform: [0.1, 0.2] }\n",
+            &["sweep.search.trials"],
+        ),
+        case(
+            "search_and_grid.toml",
+            "name = \"t\"\n[sweep.grid]\n\"train.lr\" = [0.1]\n[sweep.search]\ntrials = 2\n[sweep.search.keys]\n\"train.lr\" = { uniform = [0.1, 0.2] }\n",
+            &["sweep.search.keys.\"train.lr\"", "one place"],
+        ),
+        case(
+            "search_bad_value.toml",
+            "name = \"t\"\n[sweep.search]\ntrials = 2\n[sweep.search.keys]\n\"model.latent_dim\" = { choice = [\"ten\"] }\n",
+            &["sweep.search.keys.\"model.latent_dim\""],
+        ),
+        case(
             "factor_samples.toml",
             "name = \"t\"\n[objective]\nkind = \"factor_vae\"\nmc_samples = 2\n",
             &["objective.mc_samples", "discriminator"],
@@ -1072,6 +1102,7 @@ fn every_bad_input_is_refused_with_exit_2_naming_file_and_key_and_nothing_is_wri
     let mut cases = spec_cases();
     cases.extend(data_cases(&data));
     assert!(cases.len() >= 100, "{} cases", cases.len());
+    eprintln!("{} bad inputs", cases.len());
     let mut failures = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         let spec = dir.path().join(c.file);

@@ -92,7 +92,13 @@ pub fn varying_keys(runs: &DataFrame, by: &[String]) -> Vec<String> {
     let groups: Vec<String> = {
         let columns: Vec<Vec<String>> = by.iter().filter_map(|k| text(k)).collect();
         (0..runs.height())
-            .map(|i| columns.iter().map(|c| c[i].as_str()).collect::<Vec<_>>().join("\u{1}"))
+            .map(|i| {
+                columns
+                    .iter()
+                    .map(|c| c[i].as_str())
+                    .collect::<Vec<_>>()
+                    .join("\u{1}")
+            })
             .collect()
     };
     runs.get_column_names()

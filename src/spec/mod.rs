@@ -15,6 +15,7 @@ mod file;
 mod load;
 mod paths;
 mod runtime;
+mod search;
 mod sections;
 mod validate;
 
@@ -22,6 +23,7 @@ pub use error::{SpecError, closest};
 pub use load::{DATA_DIR_ENV, load};
 pub use paths::absolute_from;
 pub use runtime::{BackendKind, K8sConfig, RuntimeConfig, SlurmConfig};
+pub use search::{Distribution, SearchConfig};
 pub use sections::*;
 pub use validate::validate_run;
 
@@ -99,6 +101,9 @@ impl Spec {
 pub struct SweepConfig {
     pub grid: BTreeMap<String, Vec<serde_json::Value>>,
     pub zip: Vec<BTreeMap<String, Vec<serde_json::Value>>>,
+    /// Random search: drawn configurations, crossed with the grid and zip groups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search: Option<search::SearchConfig>,
 }
 
 /// Spec files named on the command line, expanded when a directory is given.

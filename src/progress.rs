@@ -75,6 +75,7 @@ impl Progress {
             label: label.to_string(),
             work,
             eval_seconds_per_row: Cell::new(None),
+            epochs_before: Cell::new(None),
             phase_start: Cell::new(now),
             last_line: Cell::new(now),
         }
@@ -146,6 +147,9 @@ pub struct RunProgress {
     work: RunWork,
     /// Seconds per evaluated row, measured on the epochs' test evaluations.
     eval_seconds_per_row: Cell<Option<f64>>,
+    /// Epochs an earlier attempt had done (a resumed run): the rate so far is this
+    /// attempt's, so the ETA counts only the epochs done since it started.
+    epochs_before: Cell<Option<usize>>,
     phase_start: Cell<Instant>,
     last_line: Cell<Instant>,
 }
@@ -167,7 +171,16 @@ impl RunProgress {
             None => format!("train ELBO {:.2}", m.train_elbo),
         };
         let epochs = self.work.epochs;
-        let done = m.epoch as f64 / epochs.max(1) as f64;
+        let before = match self.epochs_before.get() {
+            Some(b) => b,
+            None => {
+                let b = m.epoch.saturating_sub(1);
+                self.epochs_before.set(Some(b));
+                b
+            }
+        };
+        let done =
+            (m.epoch - before.min(m.epoch)) as f64 / epochs.saturating_sub(before).max(1) as f64;
         let training_left = if done >= 1.0 {
             Some(0.0)
         } else {

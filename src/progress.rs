@@ -179,8 +179,7 @@ impl RunProgress {
                 b
             }
         };
-        let done =
-            (m.epoch - before.min(m.epoch)) as f64 / epochs.saturating_sub(before).max(1) as f64;
+        let done = fraction_done(m.epoch, before, epochs);
         let training_left = if done >= 1.0 {
             Some(0.0)
         } else {
@@ -279,6 +278,12 @@ impl RunProgress {
 }
 
 /// Seconds left of a phase from the time it took so far and the fraction of it done.
+/// The share of this attempt's epochs done after `epoch` (1-based), when an earlier attempt
+/// had done `before` of all `epochs`.
+fn fraction_done(epoch: usize, before: usize, epochs: usize) -> f64 {
+    epoch.saturating_sub(before) as f64 / epochs.saturating_sub(before).max(1) as f64
+}
+
 fn left_seconds(elapsed: Duration, fraction: f64) -> Option<f64> {
     (fraction > 0.0 && fraction < 1.0).then(|| elapsed.as_secs_f64() * (1.0 - fraction) / fraction)
 }
@@ -307,6 +312,10 @@ mod tests {
         assert_eq!(left_seconds(Duration::from_secs(10), 0.25), Some(30.0));
         assert_eq!(left_seconds(Duration::from_secs(5), 0.0), None);
         assert_eq!(left_seconds(Duration::from_secs(5), 1.0), None);
+        // A run resumed after 266 of 3,280 epochs has done 1 of 3,014 after epoch 267, not
+        // 267 of 3,280 (which made a 2.2-hour remainder read as one hour).
+        assert_eq!(fraction_done(267, 266, 3280), 1.0 / 3014.0);
+        assert_eq!(fraction_done(1, 0, 4), 0.25);
         assert_eq!(duration_text(30.0), "30 s");
         assert_eq!(duration_text(600.0), "10 min");
         assert_eq!(duration_text(5400.0), "1.5 h");

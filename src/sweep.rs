@@ -17,6 +17,9 @@ pub struct PlannedRun {
     /// Swept key -> value, in the order they appear in the label.
     pub swept: Vec<(String, Value)>,
     pub config: RunConfig,
+    /// Where this invocation's training of the run ends short of its epochs (successive
+    /// halving); None: to the end.
+    pub limit: Option<crate::train::EpochLimit>,
 }
 
 /// Expands the grid and zip groups, in a deterministic order.
@@ -131,10 +134,52 @@ pub fn expand(spec: &Spec, file: &str) -> Result<Vec<PlannedRun>, SpecError> {
             label,
             swept: assignments,
             config,
+            limit: None,
         });
     }
     check_distinct(&runs, file)?;
+    if let Some(halving) = &spec.sweep.halving {
+        check_halving(halving, &runs, file)?;
+    }
     Ok(runs)
+}
+
+/// `[sweep.halving]` needs rungs below one epoch count that every run shares.
+fn check_halving(
+    halving: &crate::spec::HalvingConfig,
+    runs: &[PlannedRun],
+    file: &str,
+) -> Result<(), SpecError> {
+    if halving.reduction < 2 {
+        return Err(SpecError::new(
+            file,
+            "sweep.halving.reduction",
+            format!(
+                "expected η >= 2 (each rung keeps the best 1/η), found {}",
+                halving.reduction
+            ),
+        ));
+    }
+    let epochs = runs.first().map_or(0, |r| r.config.train.epochs);
+    if runs.iter().any(|r| r.config.train.epochs != epochs) {
+        return Err(SpecError::new(
+            file,
+            "sweep.halving",
+            "the runs train for different train.epochs; successive halving sets the epochs of each rung itself: sweep train.epochs apart",
+        ));
+    }
+    if halving.min_epochs == 0 || halving.min_epochs >= epochs {
+        return Err(SpecError::new(
+            file,
+            "sweep.halving.min_epochs",
+            format!(
+                "expected the first rung's epochs between 1 and train.epochs − 1 ({}), found {}",
+                epochs.saturating_sub(1),
+                halving.min_epochs
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `[sweep.search]` as an axis of the sweep: each trial's draws, checked first.

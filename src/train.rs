@@ -166,6 +166,9 @@ pub struct TrainOutcome {
     pub stopped_because: Option<String>,
     /// A stop was asked for (SIGINT/SIGTERM): the run is unfinished and was checkpointed.
     pub interrupted: bool,
+    /// Paused at an [`EpochLimit::Pause`], checkpointed, with its active units there (its
+    /// test ELBO is the last epoch's).
+    pub paused_active_units: Option<usize>,
     /// The divergence rule, anchored at the model's ELBO before training.
     pub divergence: Divergence,
     /// Training seconds over every attempt.
@@ -230,6 +233,28 @@ fn stream(seed: u64, stream: Stream, epoch: usize, step: usize) -> StdRng {
 /// Trains `config` from scratch, or from `resume`, on `device` (the fused engine: on
 /// `threads` threads). Fails only on a resume whose model or optimiser state does not fit
 /// this config.
+/// Where this attempt ends short of `train.epochs` (successive halving's rungs). Not part
+/// of a run's config: the run is the same run, and continuing it from the pause trains
+/// exactly what an uninterrupted run does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EpochLimit {
+    /// Train to this epoch, evaluate the test ELBO and the active units there, checkpoint
+    /// and leave the run unfinished.
+    Pause(usize),
+    /// End the run after this epoch (from its checkpoint, if it is there already), as early
+    /// stopping does, with this reason in its row.
+    Stop { epoch: usize, reason: String },
+}
+
+impl EpochLimit {
+    pub fn epoch(&self) -> usize {
+        match self {
+            EpochLimit::Pause(e) | EpochLimit::Stop { epoch: e, .. } => *e,
+        }
+    }
+}
+
+/// Trains `config` to its end: [`train_until`] without a limit.
 pub fn train(
     config: &RunConfig,
     data: &Dataset,
@@ -237,6 +262,19 @@ pub fn train(
     threads: usize,
     observer: &mut dyn Observer,
     resume: Option<Resume>,
+) -> anyhow::Result<TrainOutcome> {
+    train_until(config, data, device, threads, observer, resume, None)
+}
+
+/// Trains `config`, continuing `resume` if given, up to `limit` where one is set.
+pub fn train_until(
+    config: &RunConfig,
+    data: &Dataset,
+    device: &Device,
+    threads: usize,
+    observer: &mut dyn Observer,
+    resume: Option<Resume>,
+    limit: Option<&EpochLimit>,
 ) -> anyhow::Result<TrainOutcome> {
     // This thread computes the run (and then evaluates it): no slow subnormal arithmetic.
     crate::fpu::flush_subnormals();
@@ -263,7 +301,16 @@ pub fn train(
     let seconds_before = state.train_seconds;
     let n = data.train.rows;
 
-    'epochs: while state.epoch < t.epochs && state.stopped.is_none() {
+    let end = limit.map_or(t.epochs, |l| l.epoch().min(t.epochs));
+    if let Some(EpochLimit::Stop { epoch, reason }) = limit
+        && state.epoch >= *epoch
+        && state.stopped.is_none()
+    {
+        // Already there (a paused run that is not promoted): it ends here, as trained.
+        state.stopped = Some((state.epoch, reason.clone()));
+    }
+    let mut paused = None;
+    'epochs: while state.epoch < end && state.stopped.is_none() {
         let epoch = state.epoch;
         // A resumed epoch counts the seconds it had already run.
         let epoch_start = Instant::now()
@@ -366,7 +413,8 @@ pub fn train(
             break;
         }
         let last = epoch + 1 == t.epochs;
-        if last || (epoch + 1).is_multiple_of(config.eval.every_epochs) {
+        let at_limit = epoch + 1 == end;
+        if last || at_limit || (epoch + 1).is_multiple_of(config.eval.every_epochs) {
             let test = eval::with_engine(engine.as_ref(), |m| eval::elbo(m, &data.test, config));
             metrics.test_elbo = Some(test.elbo.mean);
             metrics.test_recon = Some(test.recon.mean);
@@ -380,6 +428,25 @@ pub fn train(
                     early_stop(&mut state, test.elbo.mean, t).map(|why| (epoch + 1, why));
             }
         }
+        if at_limit && !last && diverged.is_none() && state.stopped.is_none() {
+            match limit {
+                Some(EpochLimit::Stop { reason, .. }) => {
+                    state.stopped = Some((epoch + 1, reason.clone()));
+                }
+                Some(EpochLimit::Pause(_)) => {
+                    let (means, _) = eval::with_engine(engine.as_ref(), |m| match m {
+                        eval::Model::Burn(vae) => eval::posterior_params(vae, &data.test),
+                        _ => eval::posterior_params(&engine.model(), &data.test),
+                    });
+                    paused = Some(eval::count_active(
+                        &means,
+                        config.model.latent_dim,
+                        config.eval.active_unit_threshold,
+                    ));
+                }
+                None => {}
+            }
+        }
         metrics.seconds = epoch_start.elapsed().as_secs_f64();
         observer.on_epoch(&metrics, engine.as_ref(), data);
         state.epochs.push(metrics);
@@ -387,7 +454,7 @@ pub fn train(
         if diverged.is_some() {
             break;
         }
-        if state.stopped.is_some() || state.epoch == t.epochs {
+        if state.stopped.is_some() || state.epoch == t.epochs || paused.is_some() {
             // Trained: checkpointed before the final evaluation, which a stop or a kill
             // may then interrupt without losing the training.
             state.train_seconds = seconds_before + attempt_started.elapsed().as_secs_f64();
@@ -416,6 +483,7 @@ pub fn train(
     let (diverged_at, diverged_because) = diverged.unzip();
     let (stopped_at, stopped_because) = state.stopped.clone().unzip();
     Ok(TrainOutcome {
+        paused_active_units: paused,
         engine: engine.name(),
         model: engine.model(),
         divergence: divergence(&state),

@@ -97,3 +97,123 @@ fn a_random_search_trains_each_trial_per_seed_records_its_draws_and_reruns_as_do
     assert!(again.status.success(), "{stderr}");
     assert!(stderr.contains("6 already finished"), "{stderr}");
 }
+
+const HALVING: &str = r#"
+name = "halving"
+[data]
+dataset = "digits"
+[model]
+latent_dim = 4
+encoder = { hidden = [32] }
+decoder = { hidden = [32] }
+[train]
+epochs = 4
+batch_size = 16
+[eval]
+importance_samples = 10
+images_every_epochs = 0
+[sweep.grid]
+"objective.beta" = [0.5, 1.0, 2.0, 200.0]
+"train.lr" = [1e-3, 3e-3, 1e4]
+"#;
+
+fn records(results: &std::path::Path, name: &str) -> Vec<serde_json::Value> {
+    let mut out: Vec<serde_json::Value> = std::fs::read_dir(results.join(name).join("runs"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("record.json")).ok())
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .collect();
+    out.sort_by_key(|r| r["run_id"].as_str().unwrap().to_string());
+    out
+}
+
+/// Successive halving over a 4 × 3 grid: collapsed runs (β = 200) and diverged ones
+/// (lr = 10⁴) are out at the first rung with their reason, the rest are ranked, and the
+/// run that reaches the end has every number of the same run trained straight through.
+#[test]
+fn halving_stops_collapsed_and_diverged_runs_first_and_its_winner_equals_a_straight_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write(
+        dir.path(),
+        "h.toml",
+        &format!("{HALVING}[sweep.halving]\nmin_epochs = 1\nreduction = 2\n"),
+    );
+    let results = dir.path().join("halving-results");
+    let out = run_sweep(&spec, &results, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code().is_some(), "{stderr}");
+    assert!(stderr.contains("rungs at [1, 2, 4] epochs"), "{stderr}");
+    let halved = records(&results, "halving");
+    assert_eq!(halved.len(), 12, "every run has a row");
+    let mut epochs_trained = 0;
+    for r in &halved {
+        let label = r["label"].as_str().unwrap();
+        let reason = r["stop_reason"].as_str().unwrap_or("");
+        let epochs = r["epochs_done"].as_u64().unwrap();
+        epochs_trained += epochs;
+        if label.contains("lr=10000") {
+            assert_eq!(r["status"], "diverged", "{label}: {r}");
+            assert_eq!(epochs, 1, "{label}");
+        } else if label.contains("beta=200") {
+            assert!(
+                reason.starts_with("collapsed: 0 active"),
+                "{label}: {reason}"
+            );
+            assert_eq!(epochs, 1, "{label}: stopped at the first rung");
+        } else {
+            assert_eq!(r["status"], "ok", "{label}");
+        }
+    }
+    // 12 runs: 12 at rung 1, at most 3 of the 6 ranked at rung 2, 2 at rung 3 (4 epochs).
+    assert!(epochs_trained <= 12 + 3 + 2 * 2, "{epochs_trained} epochs");
+    let winners: Vec<&serde_json::Value> = halved
+        .iter()
+        .filter(|r| r["epochs_done"].as_u64() == Some(4))
+        .collect();
+    assert!(!winners.is_empty() && winners.iter().all(|r| r["stop_reason"].is_null()));
+
+    // The same grid trained straight through: the same run ids, and for the runs that
+    // reached the end, the same numbers to the bit.
+    let spec = write(dir.path(), "straight.toml", HALVING);
+    let straight_results = dir.path().join("straight-results");
+    let out = run_sweep(&spec, &straight_results, &[]);
+    assert!(out.status.code().is_some());
+    let straight = records(&straight_results, "halving");
+    for w in winners {
+        let s = straight
+            .iter()
+            .find(|s| s["run_id"] == w["run_id"])
+            .expect("the same run id");
+        for key in [
+            "test_elbo",
+            "test_log_px",
+            "train_elbo",
+            "test_kl",
+            "active_units",
+        ] {
+            assert_eq!(w[key], s[key], "{key} of {}", w["label"]);
+        }
+        let run = |root: &std::path::Path| -> Vec<serde_json::Value> {
+            let text = std::fs::read(
+                root.join("halving/runs")
+                    .join(w["run_id"].as_str().unwrap())
+                    .join("epochs.json"),
+            )
+            .unwrap();
+            let mut epochs: Vec<serde_json::Value> = serde_json::from_slice(&text).unwrap();
+            for e in &mut epochs {
+                let e = e.as_object_mut().unwrap();
+                e.remove("seconds");
+                e.remove("train_pass_seconds");
+            }
+            epochs
+        };
+        assert_eq!(
+            run(&results),
+            run(&straight_results),
+            "per-epoch numbers of {}",
+            w["label"]
+        );
+    }
+}

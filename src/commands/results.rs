@@ -46,6 +46,9 @@ pub fn report_command(
     let path = out.join(format!("summary.{extension}"));
     aevb::sinks::results::write_atomic(&path, text.as_bytes())?;
     eprintln!("wrote {}", path.display());
+    if let Some(line) = report::stop_reasons(&runs) {
+        eprintln!("{line}");
+    }
     if let Some(paired) = report::significance::paired_differences(&runs, &by, metric)? {
         let text = report::render_plain(&paired, format)?;
         // CSV and JSON on stdout stay one document: the paired table goes to its file.

@@ -32,15 +32,39 @@ pub fn train(
     let commit = runner::experiments_commit(Path::new(file));
     // Ctrl-C or SIGTERM (Slurm, Kubernetes) checkpoints the runs in progress and stops.
     aevb::interrupt::install();
-    let summary = runner::run_sweep(
-        spec,
-        runs,
-        root,
-        workers,
-        force,
-        &prepared,
-        commit.as_deref(),
-    )?;
+    let summary = match &spec.sweep.halving {
+        // `runner run` trains the base config alone: no halving over one run.
+        Some(halving) if runs.len() > 1 => {
+            let epochs = runs[0].config.train.epochs;
+            eprintln!(
+                "  successive halving: rungs at {:?} epochs, the best 1/{} of each goes on; at most {} epochs in all, against {} for the {} runs trained through",
+                runner::halving::rung_epochs(halving, epochs),
+                halving.reduction,
+                runner::halving::epoch_budget(halving, runs.len(), epochs),
+                runs.len() * epochs,
+                runs.len()
+            );
+            runner::halving::run_halving(
+                spec,
+                halving,
+                runs,
+                root,
+                workers,
+                force,
+                &prepared,
+                commit.as_deref(),
+            )?
+        }
+        _ => runner::run_sweep(
+            spec,
+            runs,
+            root,
+            workers,
+            force,
+            &prepared,
+            commit.as_deref(),
+        )?,
+    };
     eprintln!(
         "{}: {} ok, {} diverged, {} failed ({} already finished, skipped)",
         spec.name, summary.ok, summary.diverged, summary.failed, summary.skipped

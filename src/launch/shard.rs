@@ -182,6 +182,7 @@ mod select_tests {
             label: id.to_string(),
             swept: Vec::new(),
             config: RunConfig::default(),
+            limit: None,
         }
     }
 

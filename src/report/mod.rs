@@ -428,6 +428,25 @@ pub(crate) fn cell_text(df: &DataFrame, name: &str, i: usize) -> String {
 }
 
 /// Where the report's files go: `<results>/<name>/report/`.
+/// How many runs ended before their epochs, by kind of reason (the words before the
+/// first `:` of `stop_reason`: `collapsed`, `halving`, `stopped early`), or None if none did.
+pub fn stop_reasons(runs: &DataFrame) -> Option<String> {
+    let column = runs.column("stop_reason").ok()?.cast(&DataType::String).ok()?;
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for reason in column.str().ok()?.iter().flatten() {
+        let kind = reason.split(':').next().unwrap_or(reason).trim().to_string();
+        *counts.entry(kind).or_default() += 1;
+    }
+    (!counts.is_empty()).then(|| {
+        let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        format!(
+            "ended before their epochs: {} (of {} runs)",
+            parts.join(", "),
+            runs.height()
+        )
+    })
+}
+
 pub fn report_dir(results: &Path) -> PathBuf {
     results.join("report")
 }
@@ -463,5 +482,23 @@ mod tests {
         .unwrap();
         let by = vec!["objective.kind".to_string()];
         assert!(varying_keys(&objectives, &by).is_empty());
+    }
+
+    #[test]
+    fn stop_reasons_are_counted_by_kind() {
+        let runs = df!(
+            "stop_reason" => [
+                Some("collapsed: 0 active latent units at rung 1"),
+                Some("halving: rank 3 of 4"),
+                Some("collapsed: 1 active latent units at rung 2"),
+                None,
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            stop_reasons(&runs).unwrap(),
+            "ended before their epochs: 2 collapsed, 1 halving (of 4 runs)"
+        );
+        assert!(stop_reasons(&df!("stop_reason" => [None::<&str>]).unwrap()).is_none());
     }
 }

@@ -27,6 +27,18 @@ pub(super) struct Executed {
     pub(super) write_error: Option<String>,
     /// Stopped by SIGINT/SIGTERM and checkpointed; no record was written.
     pub(super) interrupted: bool,
+    /// Paused at its [`crate::train::EpochLimit::Pause`]: checkpointed, its rung file
+    /// written, no record.
+    pub(super) paused: bool,
+}
+
+/// What a run paused at a rung shows successive halving (`rung-<epoch>.json` in its folder).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct RungResult {
+    /// Epochs trained.
+    pub epoch: usize,
+    pub test_elbo: f64,
+    pub active_units: usize,
 }
 
 /// Trains and evaluates one run and saves its record; never panics, never stops the sweep.
@@ -73,6 +85,31 @@ pub(super) fn execute(
     match outcome {
         Ok(Ok((trained, _))) if trained.interrupted => {
             return interrupted(record, &mut board, &log);
+        }
+        Ok(Ok((trained, _))) if trained.paused_active_units.is_some() => {
+            let rung = RungResult {
+                epoch: trained.epochs.len(),
+                test_elbo: trained
+                    .epochs
+                    .last()
+                    .and_then(|e| e.test_elbo)
+                    .unwrap_or(f64::NAN),
+                active_units: trained.paused_active_units.unwrap_or(0),
+            };
+            let path = shared
+                .out
+                .run_dir(&run.id)
+                .join(super::halving::rung_file(rung.epoch));
+            let written = serde_json::to_vec_pretty(&rung)
+                .map_err(anyhow::Error::from)
+                .and_then(|bytes| crate::sinks::results::write_atomic(&path, &bytes));
+            let mut executed = interrupted(record, &mut board, &log);
+            executed.interrupted = false;
+            executed.paused = true;
+            if let Err(e) = written {
+                executed.write_error.get_or_insert(format!("{e:#}"));
+            }
+            return executed;
         }
         Ok(Ok((trained, data))) => {
             epochs = trained.epochs.clone();
@@ -180,7 +217,15 @@ fn train_phase(
             log,
         };
         let resume = loaded.map(|l| l.resume);
-        let trained = train::train(&run.config, &data, device, threads, &mut observer, resume)?;
+        let trained = train::train_until(
+            &run.config,
+            &data,
+            device,
+            threads,
+            &mut observer,
+            resume,
+            run.limit.as_ref(),
+        )?;
         anyhow::Ok((trained, data))
     }))
 }
@@ -219,6 +264,7 @@ fn interrupted(record: RunRecord, board: &mut RunBoard, log: &CheckpointLog) -> 
         record,
         write_error,
         interrupted: true,
+        paused: false,
     }
 }
 
@@ -388,6 +434,7 @@ fn save_phase(
         record,
         write_error,
         interrupted: false,
+        paused: false,
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod attempt;
 pub mod evaluation;
+pub mod halving;
 
 use attempt::{Executed, execute};
 
@@ -53,6 +54,8 @@ pub struct SweepSummary {
     pub write_error: Option<String>,
     /// Runs stopped by SIGINT/SIGTERM, checkpointed: the next invocation continues them.
     pub interrupted: Vec<String>,
+    /// Runs (ids) paused at a successive-halving rung, checkpointed, with `rung.json`.
+    pub paused: Vec<String>,
 }
 
 impl SweepSummary {
@@ -205,11 +208,19 @@ pub fn run_sweep(
                         record,
                         write_error,
                         interrupted,
+                        paused,
                     } = execute(&shared, run, device, &bar);
                     bar.finish();
                     let Ok(mut summary) = finished.lock() else {
                         break;
                     };
+                    if paused {
+                        summary.paused.push(run.id.clone());
+                        if let Some(e) = write_error {
+                            summary.write_error.get_or_insert(e);
+                        }
+                        continue;
+                    }
                     if interrupted {
                         summary.interrupted.push(run.label.clone());
                         if let Some(e) = write_error {
@@ -242,7 +253,11 @@ pub fn run_sweep(
         let elsewhere = summary.elsewhere.clone();
         summary.missing = runs
             .iter()
-            .filter(|r| out.record(&r.id).is_none() && !elsewhere.contains(&r.label))
+            .filter(|r| {
+                out.record(&r.id).is_none()
+                    && !elsewhere.contains(&r.label)
+                    && !summary.paused.contains(&r.id)
+            })
             .map(|r| r.label.clone())
             .collect();
     }

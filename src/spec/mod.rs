@@ -23,7 +23,7 @@ pub use error::{SpecError, closest};
 pub use load::{DATA_DIR_ENV, load};
 pub use paths::absolute_from;
 pub use runtime::{BackendKind, K8sConfig, RuntimeConfig, SlurmConfig};
-pub use search::{Distribution, SearchConfig};
+pub use search::{Distribution, HalvingConfig, HalvingMetric, SearchConfig};
 pub use sections::*;
 pub use validate::validate_run;
 
@@ -104,6 +104,9 @@ pub struct SweepConfig {
     /// Random search: drawn configurations, crossed with the grid and zip groups.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub search: Option<search::SearchConfig>,
+    /// Successive halving over the runs: rungs of epochs, the best 1/η promoted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub halving: Option<search::HalvingConfig>,
 }
 
 /// Spec files named on the command line, expanded when a directory is given.

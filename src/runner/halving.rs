@@ -1,0 +1,220 @@
+//! Successive halving (Jamieson & Talwalkar 2016; the synchronous form of Li et al.'s ASHA)
+//! over a sweep's runs, with VAE-aware stopping. Rung k trains every run still in to
+//! min_epochs·η^k epochs (the last rung to `train.epochs`) and pauses it there
+//! (checkpointed, its test ELBO and active units in `rung-<epoch>.json`); a run with fewer
+//! active units than `min_active_units` has collapsed and is stopped there whatever its
+//! ELBO, a diverged one is recorded as diverged, and of the rest the best 1/η (rounded up;
+//! ties to the smaller run id) go on, continuing from their checkpoints, so a run that
+//! reaches the end has the numbers of the same run trained straight through. The others
+//! end at the rung: their final evaluation runs there and their row says why
+//! (`stop_reason`). Rungs are synchronous so that a promotion depends on the rung's results
+//! alone, never on the order runs finished in: a rerun (or a resumed search) makes the same
+//! decisions from the same files.
+
+use std::path::Path;
+
+use crate::prepare::Prepared;
+use crate::sinks::results::ResultsDir;
+use crate::spec::{HalvingConfig, Spec};
+use crate::sweep::PlannedRun;
+use crate::train::EpochLimit;
+
+use super::attempt::RungResult;
+use super::{SweepSummary, run_sweep};
+
+/// The epochs of each rung: min, min·η, … below `epochs`, then `epochs`.
+pub fn rung_epochs(halving: &HalvingConfig, epochs: usize) -> Vec<usize> {
+    let mut rungs = Vec::new();
+    let mut r = halving.min_epochs.max(1);
+    while r < epochs {
+        rungs.push(r);
+        r = r.saturating_mul(halving.reduction.max(2));
+    }
+    rungs.push(epochs);
+    rungs
+}
+
+/// The most epochs successive halving trains `runs` runs for (none collapsing or
+/// diverging), against `runs·epochs` for the sweep trained through.
+pub fn epoch_budget(halving: &HalvingConfig, runs: usize, epochs: usize) -> usize {
+    let mut total = 0;
+    let mut alive = runs;
+    let mut before = 0;
+    for r in rung_epochs(halving, epochs) {
+        total += alive * (r - before);
+        before = r;
+        alive = alive.div_ceil(halving.reduction.max(2));
+    }
+    total
+}
+
+pub fn rung_file(epoch: usize) -> String {
+    format!("rung-{epoch}.json")
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn run_halving(
+    spec: &Spec,
+    halving: &HalvingConfig,
+    runs: &[PlannedRun],
+    results_root: &Path,
+    workers: usize,
+    force: bool,
+    prepared: &Prepared,
+    experiments_commit: Option<&str>,
+) -> anyhow::Result<SweepSummary> {
+    let out = ResultsDir::new(results_root, &spec.name);
+    let epochs = runs.first().map_or(0, |r| r.config.train.epochs);
+    let rungs = rung_epochs(halving, epochs);
+    let mut alive: Vec<PlannedRun> = runs.to_vec();
+    let mut total = SweepSummary::default();
+    for (k, &r) in rungs.iter().enumerate() {
+        let last = k + 1 == rungs.len();
+        let wave: Vec<PlannedRun> = alive
+            .iter()
+            .map(|run| PlannedRun {
+                limit: (!last).then_some(EpochLimit::Pause(r)),
+                ..run.clone()
+            })
+            .collect();
+        eprintln!(
+            "{}: rung {} of {}: {} runs to {r} epochs",
+            spec.name,
+            k + 1,
+            rungs.len(),
+            wave.len()
+        );
+        let summary = run_sweep(
+            spec,
+            &wave,
+            results_root,
+            workers,
+            force && k == 0,
+            prepared,
+            experiments_commit,
+        )?;
+        let stop = summary.write_error.is_some() || !summary.interrupted.is_empty();
+        absorb(&mut total, summary, last);
+        if stop || last {
+            break;
+        }
+        // Rank what reached the rung; collapsed and diverged runs do not compete.
+        let mut ranked: Vec<(&PlannedRun, RungResult)> = Vec::new();
+        let mut collapsed: Vec<(&PlannedRun, RungResult)> = Vec::new();
+        for run in &alive {
+            let path = out.run_dir(&run.id).join(rung_file(r));
+            let Some(rung) = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<RungResult>(&b).ok())
+            else {
+                // No rung file: the run diverged or failed before the rung (its row says so).
+                continue;
+            };
+            if rung.active_units < halving.min_active_units {
+                collapsed.push((run, rung));
+            } else {
+                ranked.push((run, rung));
+            }
+        }
+        ranked.sort_by(|a, b| {
+            b.1.test_elbo
+                .total_cmp(&a.1.test_elbo)
+                .then_with(|| a.0.id.cmp(&b.0.id))
+        });
+        let keep = ranked.len().div_ceil(halving.reduction.max(2));
+        let n = ranked.len();
+        let mut stops: Vec<PlannedRun> = Vec::new();
+        for (i, (run, rung)) in ranked.iter().enumerate().skip(keep) {
+            stops.push(PlannedRun {
+                limit: Some(EpochLimit::Stop {
+                    epoch: r,
+                    reason: format!(
+                        "halving: rank {} of {n} by test ELBO ({:.4}) at rung {} ({r} epochs); the best {keep} went on",
+                        i + 1,
+                        rung.test_elbo,
+                        k + 1
+                    ),
+                }),
+                ..(*run).clone()
+            });
+        }
+        for (run, rung) in &collapsed {
+            stops.push(PlannedRun {
+                limit: Some(EpochLimit::Stop {
+                    epoch: r,
+                    reason: format!(
+                        "collapsed: {} active latent units at rung {} ({r} epochs), fewer than {}",
+                        rung.active_units,
+                        k + 1,
+                        halving.min_active_units
+                    ),
+                }),
+                ..(*run).clone()
+            });
+        }
+        if !stops.is_empty() {
+            let summary = run_sweep(
+                spec,
+                &stops,
+                results_root,
+                workers,
+                false,
+                prepared,
+                experiments_commit,
+            )?;
+            let stop = summary.write_error.is_some() || !summary.interrupted.is_empty();
+            absorb(&mut total, summary, true);
+            if stop {
+                break;
+            }
+        }
+        alive = ranked[..keep]
+            .iter()
+            .map(|(run, _)| (*run).clone())
+            .collect();
+        if alive.is_empty() {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// Adds one wave's counts to the search's; runs paused at a rung are not finished runs.
+fn absorb(total: &mut SweepSummary, wave: SweepSummary, count_finished: bool) {
+    if count_finished {
+        total.skipped += wave.skipped;
+    }
+    total.ok += wave.ok;
+    total.diverged += wave.diverged;
+    total.failed += wave.failed;
+    total.missing.extend(wave.missing);
+    total.elsewhere.extend(wave.elsewhere);
+    total.interrupted.extend(wave.interrupted);
+    if total.write_error.is_none() {
+        total.write_error = wave.write_error;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn halving(min: usize, eta: usize) -> HalvingConfig {
+        HalvingConfig {
+            min_epochs: min,
+            reduction: eta,
+            metric: Default::default(),
+            min_active_units: 1,
+        }
+    }
+
+    #[test]
+    fn rungs_grow_by_eta_and_end_at_the_epochs() {
+        assert_eq!(rung_epochs(&halving(1, 3), 9), vec![1, 3, 9]);
+        assert_eq!(rung_epochs(&halving(2, 3), 20), vec![2, 6, 18, 20]);
+        assert_eq!(rung_epochs(&halving(5, 2), 5), vec![5]);
+        // 27 runs of 9 epochs: 27·1 + 9·2 + 3·6 = 63 epochs, against 243 straight through.
+        assert_eq!(epoch_budget(&halving(1, 3), 27, 9), 63);
+        assert_eq!(epoch_budget(&halving(5, 2), 4, 5), 20);
+    }
+}

@@ -253,10 +253,16 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let (spec, mut runs) = load(&args)?;
             let file = args.spec.display().to_string();
+            let shard = shard
+                .map(|s| s.resolve(&|k| std::env::var(k).ok()))
+                .transpose()
+                .map_err(|m| SpecError::new(&file, "--shard", m))?;
+            let workers = runner::workers(&spec, workers.map(|w| w.get()));
+            if spec.sweep.halving.is_some() {
+                // Every shard ranks every rung: it gets all runs and trains its part of each.
+                return training::train(&spec, &runs, workers, force, &file, shard);
+            }
             if let Some(shard) = shard {
-                let shard = shard
-                    .resolve(&|k| std::env::var(k).ok())
-                    .map_err(|m| SpecError::new(&file, "--shard", m))?;
                 let all = runs.len();
                 runs = shard::select(&runs, shard);
                 eprintln!(
@@ -270,8 +276,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::SUCCESS);
                 }
             }
-            let workers = runner::workers(&spec, workers.map(|w| w.get()));
-            training::train(&spec, &runs, workers, force, &file)
+            training::train(&spec, &runs, workers, force, &file, None)
         }
         Command::Slurm { args, submit } => cluster::slurm_command(&args, submit),
         Command::K8s { args } => cluster::k8s_command(&args),
@@ -282,7 +287,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             spec.name = format!("{}-run", spec.name);
             let file = args.spec.display().to_string();
             let runs = sweep::expand(&spec, &file)?;
-            training::train(&spec, &runs, 1, force, &file)
+            training::train(&spec, &runs, 1, force, &file, None)
         }
         Command::Report {
             dir,

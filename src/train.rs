@@ -434,15 +434,7 @@ pub fn train_until(
                     state.stopped = Some((epoch + 1, reason.clone()));
                 }
                 Some(EpochLimit::Pause(_)) => {
-                    let (means, _) = eval::with_engine(engine.as_ref(), |m| match m {
-                        eval::Model::Burn(vae) => eval::posterior_params(vae, &data.test),
-                        _ => eval::posterior_params(&engine.model(), &data.test),
-                    });
-                    paused = Some(eval::count_active(
-                        &means,
-                        config.model.latent_dim,
-                        config.eval.active_unit_threshold,
-                    ));
+                    paused = Some(active_units(engine.as_ref(), data, config));
                 }
                 None => {}
             }
@@ -480,6 +472,18 @@ pub fn train_until(
             break;
         }
     }
+    if let Some(EpochLimit::Pause(e)) = limit
+        && paused.is_none()
+        && diverged.is_none()
+        && state.stopped.is_none()
+        && !interrupted
+        && state.epoch >= *e
+        && state.epoch < t.epochs
+    {
+        // Paused there already (a search resumed after a kill): nothing to train, and the
+        // rung's numbers are those it had.
+        paused = Some(active_units(engine.as_ref(), data, config));
+    }
     let (diverged_at, diverged_because) = diverged.unzip();
     let (stopped_at, stopped_because) = state.stopped.clone().unzip();
     Ok(TrainOutcome {
@@ -497,6 +501,16 @@ pub fn train_until(
         examples_seen: state.examples_seen,
         resumes: state.resumes,
     })
+}
+
+/// Active latent units of the model as it stands, over the test set.
+fn active_units(engine: &dyn Engine, data: &Dataset, config: &RunConfig) -> usize {
+    let (means, _) = eval::posterior_params(&engine.model(), &data.test);
+    eval::count_active(
+        &means,
+        config.model.latent_dim,
+        config.eval.active_unit_threshold,
+    )
 }
 
 /// Early stopping after an evaluation with test ELBO `elbo`: why the run stops, if it does.

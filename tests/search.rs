@@ -217,3 +217,122 @@ fn halving_stops_collapsed_and_diverged_runs_first_and_its_winner_equals_a_strai
         );
     }
 }
+
+/// The halving grid without the diverging learning rate: 8 runs, rungs at 1, 2 and 4.
+fn halving_spec(dir: &std::path::Path) -> std::path::PathBuf {
+    write(
+        dir,
+        "h.toml",
+        &format!(
+            "{}[sweep.halving]\nmin_epochs = 1\nreduction = 2\n",
+            HALVING.replace(", 1e4]", "]")
+        ),
+    )
+}
+
+/// (run id, status, epochs done, stop reason, test ELBO, resumes) of every row.
+fn outcome(results: &std::path::Path) -> Vec<(String, String, u64, String, String, u64)> {
+    records(results, "halving")
+        .iter()
+        .map(|r| {
+            (
+                r["run_id"].as_str().unwrap().to_string(),
+                r["status"].as_str().unwrap().to_string(),
+                r["epochs_done"].as_u64().unwrap(),
+                r["stop_reason"].as_str().unwrap_or("").to_string(),
+                r["test_elbo"].to_string(),
+                r["resumes"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Two processes (`--shard 0/2`, `--shard 1/2`) on one folder make the same promotions as
+/// one process, and train each run once (every epoch once in its log, the same resumes).
+#[test]
+fn two_shards_run_one_halving_search_with_a_single_processs_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = halving_spec(dir.path());
+    let single = dir.path().join("single");
+    let out = run_sweep(&spec, &single, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shared = dir.path().join("shared");
+    let children: Vec<std::process::Child> = ["0/2", "1/2"]
+        .iter()
+        .map(|s| {
+            common::sweep_command(&spec, &shared, &["--shard", s])
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (a, b) = (outcome(&single), outcome(&shared));
+    assert_eq!(a.len(), 8);
+    assert_eq!(a, b, "the same rows, promotions and stops");
+    for r in records(&shared, "halving") {
+        let epochs: Vec<serde_json::Value> = serde_json::from_slice(
+            &std::fs::read(
+                shared
+                    .join("halving/runs")
+                    .join(r["run_id"].as_str().unwrap())
+                    .join("epochs.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let numbers: Vec<u64> = epochs
+            .iter()
+            .map(|e| e["epoch"].as_u64().unwrap())
+            .collect();
+        let want: Vec<u64> = (1..=r["epochs_done"].as_u64().unwrap()).collect();
+        assert_eq!(numbers, want, "{}: every epoch once", r["label"]);
+    }
+}
+
+/// Killed (SIGKILL) while the first rung's losers are being stopped, the search reruns to
+/// the rows of an uninterrupted one.
+#[test]
+fn a_kill_during_a_promotion_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = halving_spec(dir.path());
+    let straight = dir.path().join("straight");
+    let out = run_sweep(&spec, &straight, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let killed = dir.path().join("killed");
+    let out = common::sweep_command(&spec, &killed, &[])
+        .env("AEVB_TEST_SIGNAL", "runs=2,signal=KILL")
+        .output()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGKILL),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let partial = records(&killed, "halving").len();
+    assert!((2..8).contains(&partial), "{partial} rows when killed");
+    let out = run_sweep(&spec, &killed, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(outcome(&straight), outcome(&killed));
+}

@@ -9,12 +9,15 @@ use aevb::spec::Spec;
 use aevb::sweep::PlannedRun;
 use aevb::{backend, runner};
 
+/// Trains `runs`; `shard` is this process's part of a successive-halving search (other
+/// sweeps are cut to their shard before they get here).
 pub fn train(
     spec: &Spec,
     runs: &[PlannedRun],
     workers: usize,
     force: bool,
     file: &str,
+    shard: Option<aevb::launch::shard::Shard>,
 ) -> anyhow::Result<ExitCode> {
     let root = Path::new(&spec.runtime.results_dir);
     let experiment_dir = root.join(&spec.name);
@@ -35,25 +38,20 @@ pub fn train(
     let summary = match &spec.sweep.halving {
         // `runner run` trains the base config alone: no halving over one run.
         Some(halving) if runs.len() > 1 => {
-            let epochs = runs[0].config.train.epochs;
-            eprintln!(
-                "  successive halving: rungs at {:?} epochs, the best 1/{} of each goes on; at most {} epochs in all, against {} for the {} runs trained through",
-                runner::halving::rung_epochs(halving, epochs),
-                halving.reduction,
-                runner::halving::epoch_budget(halving, runs.len(), epochs),
-                runs.len() * epochs,
-                runs.len()
-            );
-            runner::halving::run_halving(
+            if let Some(line) = halving_line(spec, runs) {
+                eprintln!("  {line}");
+            }
+            let h = runner::halving::Halving {
                 spec,
                 halving,
-                runs,
-                root,
+                results_root: root,
                 workers,
                 force,
-                &prepared,
-                commit.as_deref(),
-            )?
+                prepared: &prepared,
+                experiments_commit: commit.as_deref(),
+                shard,
+            };
+            runner::halving::run_halving(&h, runs)?
         }
         _ => runner::run_sweep(
             spec,
@@ -184,6 +182,20 @@ fn network(net: &aevb::spec::MlpConfig, encoder: bool) -> String {
     }
 }
 
+/// The successive-halving budget: its rungs and the most epochs it trains.
+fn halving_line(spec: &Spec, runs: &[PlannedRun]) -> Option<String> {
+    let halving = spec.sweep.halving.as_ref()?;
+    let epochs = runs.first()?.config.train.epochs;
+    Some(format!(
+        "successive halving: rungs at {:?} epochs, the best 1/{} of each goes on; at most {} epochs in all, against {} for the {} runs trained through",
+        runner::halving::rung_epochs(halving, epochs),
+        halving.reduction,
+        runner::halving::epoch_budget(halving, runs.len(), epochs),
+        runs.len() * epochs,
+        runs.len()
+    ))
+}
+
 pub fn print_plan(spec: &Spec, runs: &[PlannedRun], workers: usize) {
     let base = spec.run_config();
     println!("experiment  {}", spec.name);
@@ -214,6 +226,9 @@ pub fn print_plan(spec: &Spec, runs: &[PlannedRun], workers: usize) {
         concurrent,
         backend::cores()
     );
+    if let Some(line) = halving_line(spec, runs) {
+        println!("            {line}");
+    }
     for line in compute_lines(runs, concurrent) {
         println!("            {line}");
     }

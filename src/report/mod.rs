@@ -431,10 +431,19 @@ pub(crate) fn cell_text(df: &DataFrame, name: &str, i: usize) -> String {
 /// How many runs ended before their epochs, by kind of reason (the words before the
 /// first `:` of `stop_reason`: `collapsed`, `halving`, `stopped early`), or None if none did.
 pub fn stop_reasons(runs: &DataFrame) -> Option<String> {
-    let column = runs.column("stop_reason").ok()?.cast(&DataType::String).ok()?;
+    let column = runs
+        .column("stop_reason")
+        .ok()?
+        .cast(&DataType::String)
+        .ok()?;
     let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
     for reason in column.str().ok()?.iter().flatten() {
-        let kind = reason.split(':').next().unwrap_or(reason).trim().to_string();
+        let kind = reason
+            .split(':')
+            .next()
+            .unwrap_or(reason)
+            .trim()
+            .to_string();
         *counts.entry(kind).or_default() += 1;
     }
     (!counts.is_empty()).then(|| {

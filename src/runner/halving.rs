@@ -9,10 +9,14 @@
 //! end at the rung: their final evaluation runs there and their row says why
 //! (`stop_reason`). Rungs are synchronous so that a promotion depends on the rung's results
 //! alone, never on the order runs finished in: a rerun (or a resumed search) makes the same
-//! decisions from the same files.
+//! decisions from the same files. So do N processes on one folder (`--shard I/N`): each
+//! trains its shard of every wave, then waits for the wave's other runs (taking over any
+//! that no process holds, as after a kill), and ranks the whole rung as a single process
+//! would; no server, no messages, only the results folder and its per-run claims.
 
 use std::path::Path;
 
+use crate::launch::shard::{self, Shard};
 use crate::prepare::Prepared;
 use crate::sinks::results::ResultsDir;
 use crate::spec::{HalvingConfig, Spec};
@@ -52,18 +56,75 @@ pub fn rung_file(epoch: usize) -> String {
     format!("rung-{epoch}.json")
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn run_halving(
-    spec: &Spec,
-    halving: &HalvingConfig,
-    runs: &[PlannedRun],
-    results_root: &Path,
-    workers: usize,
-    force: bool,
-    prepared: &Prepared,
-    experiments_commit: Option<&str>,
-) -> anyhow::Result<SweepSummary> {
-    let out = ResultsDir::new(results_root, &spec.name);
+/// What every wave needs: where, how, and which shard this process is.
+pub struct Halving<'a> {
+    pub spec: &'a Spec,
+    pub halving: &'a HalvingConfig,
+    pub results_root: &'a Path,
+    pub workers: usize,
+    pub force: bool,
+    pub prepared: &'a Prepared,
+    pub experiments_commit: Option<&'a str>,
+    pub shard: Option<Shard>,
+}
+
+impl Halving<'_> {
+    /// Trains this process's part of `wave`, then (sharded) waits until every run of it is
+    /// done: paused at `rung` (its rung file) or recorded; runs no process holds are taken
+    /// over.
+    fn train_wave(
+        &self,
+        wave: &[PlannedRun],
+        rung: Option<usize>,
+        first: bool,
+    ) -> anyhow::Result<SweepSummary> {
+        let out = ResultsDir::new(self.results_root, &self.spec.name);
+        let mine = match self.shard {
+            Some(s) => shard::select(wave, s),
+            None => wave.to_vec(),
+        };
+        let sweep = |runs: &[PlannedRun], force: bool| {
+            run_sweep(
+                self.spec,
+                runs,
+                self.results_root,
+                self.workers,
+                force,
+                self.prepared,
+                self.experiments_commit,
+            )
+        };
+        let mut summary = sweep(&mine, self.force && first)?;
+        if self.shard.is_none() {
+            return Ok(summary);
+        }
+        let done = |run: &PlannedRun| {
+            out.record(&run.id).is_some()
+                || rung.is_some_and(|r| out.run_dir(&run.id).join(rung_file(r)).is_file())
+        };
+        loop {
+            if summary.write_error.is_some() || crate::interrupt::requested() {
+                return Ok(summary);
+            }
+            let missing: Vec<PlannedRun> = wave.iter().filter(|r| !done(r)).cloned().collect();
+            if missing.is_empty() {
+                return Ok(summary);
+            }
+            // Runs another process holds are left to it (its claims); the rest are ours now.
+            let more = sweep(&missing, false)?;
+            let waiting = !more.elsewhere.is_empty();
+            absorb(&mut summary, more, true);
+            if !waiting {
+                return Ok(summary);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+}
+
+pub fn run_halving(h: &Halving<'_>, runs: &[PlannedRun]) -> anyhow::Result<SweepSummary> {
+    let (spec, halving) = (h.spec, h.halving);
+    let out = ResultsDir::new(h.results_root, &spec.name);
     let epochs = runs.first().map_or(0, |r| r.config.train.epochs);
     let rungs = rung_epochs(halving, epochs);
     let mut alive: Vec<PlannedRun> = runs.to_vec();
@@ -84,15 +145,7 @@ pub fn run_halving(
             rungs.len(),
             wave.len()
         );
-        let summary = run_sweep(
-            spec,
-            &wave,
-            results_root,
-            workers,
-            force && k == 0,
-            prepared,
-            experiments_commit,
-        )?;
+        let summary = h.train_wave(&wave, (!last).then_some(r), k == 0)?;
         let stop = summary.write_error.is_some() || !summary.interrupted.is_empty();
         absorb(&mut total, summary, last);
         if stop || last {
@@ -153,15 +206,7 @@ pub fn run_halving(
             });
         }
         if !stops.is_empty() {
-            let summary = run_sweep(
-                spec,
-                &stops,
-                results_root,
-                workers,
-                false,
-                prepared,
-                experiments_commit,
-            )?;
+            let summary = h.train_wave(&stops, None, false)?;
             let stop = summary.write_error.is_some() || !summary.interrupted.is_empty();
             absorb(&mut total, summary, true);
             if stop {

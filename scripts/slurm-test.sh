@@ -183,7 +183,14 @@ until squeue -h -j "$job" -o %T 2>/dev/null | grep -q PENDING; do
     if [ $SECONDS -gt $deadline ]; then say "FAILED: the task did not requeue itself"; squeue; show_logs; exit 1; fi
     sleep 0.5
 done
-# A requeued job waits a while before it is eligible again; the test does not.
+# A requeued job waits a while before it is eligible again; the test does not, but it lets
+# the node finish cleaning up the first attempt: started on a node still completing it, the
+# requeued task is killed with "Job credential revoked" (seen once here) and never runs.
+deadline=$((SECONDS + 120))
+until sinfo -h -N -o %T 2>/dev/null | grep -qx idle; do
+    if [ $SECONDS -gt $deadline ]; then say "FAILED: the node did not become idle after the requeue"; sinfo -N; show_logs; exit 1; fi
+    sleep 0.5
+done
 scontrol update JobId="${job}_0" StartTime=now
 deadline=$((SECONDS + 600))
 # Waits for the run's record, not for runs.parquet: the interrupted first attempt already

@@ -48,12 +48,14 @@ fn draw<DB: DrawingBackend>(
     if plane.y_from_zero {
         y_lo = y_lo.min(0.0);
     }
+    let (x_range, y_range) = (padded(x_lo, x_hi), padded(y_lo, y_hi));
+    let corner = emptiest_corner(&all, &x_range, &y_range);
     let mut chart = ChartBuilder::on(root)
         .caption(&plane.caption, ("sans-serif", 24))
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(70)
-        .build_cartesian_2d(padded(x_lo, x_hi), padded(y_lo, y_hi))
+        .build_cartesian_2d(x_range, y_range)
         .map_err(err)?;
     chart
         .configure_mesh()
@@ -71,11 +73,41 @@ fn draw<DB: DrawingBackend>(
     }
     chart
         .configure_series_labels()
+        .position(corner)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
         .map_err(err)?;
     Ok(())
+}
+
+/// The corner of the plot with the fewest points in its outer 40% × 40% (the legend's
+/// box), so that the legend hides as few runs as it can; upper right on a tie.
+fn emptiest_corner(
+    points: &[(f64, f64)],
+    x: &std::ops::Range<f64>,
+    y: &std::ops::Range<f64>,
+) -> SeriesLabelPosition {
+    let share = |v: f64, r: &std::ops::Range<f64>| (v - r.start) / (r.end - r.start).max(1e-12);
+    let count = |right: bool, upper: bool| {
+        points
+            .iter()
+            .filter(|&&(px, py)| {
+                let (sx, sy) = (share(px, x), share(py, y));
+                (if right { sx > 0.6 } else { sx < 0.4 })
+                    && (if upper { sy > 0.6 } else { sy < 0.4 })
+            })
+            .count()
+    };
+    [
+        (SeriesLabelPosition::UpperRight, count(true, true)),
+        (SeriesLabelPosition::UpperLeft, count(false, true)),
+        (SeriesLabelPosition::LowerRight, count(true, false)),
+        (SeriesLabelPosition::LowerLeft, count(false, false)),
+    ]
+    .into_iter()
+    .min_by_key(|(_, n)| *n)
+    .map_or(SeriesLabelPosition::UpperRight, |(p, _)| p)
 }
 
 /// Rate (KL) against distortion (−E_q log p(x|z)), one point per ok run.

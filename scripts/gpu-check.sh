@@ -11,6 +11,10 @@
 #                                   (4 seeds, 4 workers on one GPU) against 4 PyTorch
 #                                   processes at once, and the fused engine on the host's
 #                                   cores for scale
+#   scripts/gpu-check.sh objectives the β-VAE family's objectives (autodiff only) on the
+#                                   Burgess conv net at 64×64: one epoch of 5,000 sprites on
+#                                   CUDA against flex on the host (500 sprites), seconds per
+#                                   1,000 examples
 #
 # Inputs (environment): GPU_BIN, a folder holding runner.zst and/or numerics.zst (zstd of
 # the stripped binaries of `cargo build --release --features cuda --bin runner --test
@@ -128,8 +132,35 @@ for f in sorted(glob.glob(os.path.join(out, "*torch*.json"))):
           "test_loss", [round(e["test_loss"], 2) for e in d["epochs"]])
 EOF
     ;;
+objectives)
+    unpack runner || exit 1
+    runner="$work/runner"
+    for kind in elbo beta_tcvae factor_vae annealed dip_vae_i; do
+        # GPU_OBJECTIVES_COUNT shrinks the CUDA runs' data for a rehearsal.
+        for where in "$backend ${GPU_OBJECTIVES_COUNT:-5100}" "flex 600"; do
+            set -- $where
+            step "$kind-$1" 150 "$runner" run experiments/sprites_burgess64.toml \
+                --set "objective.kind=$kind" --set "runtime.backend=$1" --set train.epochs=1 \
+                --set "data.sprites.count=$2" --set "data.test_fraction=$(python3 -c "print(100/$2)")" \
+                --set eval.importance_samples=1 --set eval.log_px_examples=1 --set eval.images_every_epochs=0 \
+                --set "runtime.results_dir=$work/objectives-$kind-$1"
+        done
+    done
+    python3 - "$work" >>"$summary" <<'EOF2'
+import glob, json, os, sys
+print()
+print("| objective | backend | train examples | s per 1,000 |")
+print("| --- | --- | --- | --- |")
+for f in sorted(glob.glob(os.path.join(sys.argv[1], "objectives-*", "*", "runs", "*", "epochs.json"))):
+    name = f.split("objectives-")[1].split("/")[0]
+    kind, backend = name.rsplit("-", 1)
+    e = json.load(open(f))[0]
+    n = e["examples_seen"]
+    print(f"| {kind} | {backend} | {n} | {1000 * e['train_pass_seconds'] / n:.3f} |")
+EOF2
+    ;;
 *)
-    echo "unknown part $part: expected numerics or timing" >&2
+    echo "unknown part $part: expected numerics, timing or objectives" >&2
     exit 2
     ;;
 esac

@@ -285,12 +285,34 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// Fills the filesystem at `dir` until a write fails.
+/// Fills the filesystem at `dir` until it has no room for a block: stops on ENOSPC only
+/// (a CI run once found room for three whole runs after the loop had stopped on another
+/// error), then checks with statvfs that less than one block is free.
 fn fill(dir: &Path) {
     use std::io::Write;
     let mut f = std::fs::File::create(dir.join("filler")).unwrap();
     let block = vec![0u8; 4096];
-    while f.write_all(&block).and_then(|_| f.sync_data()).is_ok() {}
+    let mut other_errors = 0;
+    loop {
+        match f.write_all(&block).and_then(|_| f.sync_data()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+            Err(e) => {
+                other_errors += 1;
+                assert!(other_errors < 100, "filling {}: {e}", dir.display());
+            }
+        }
+    }
+    let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path and a zeroed struct statvfs fills in.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut stat) }, 0);
+    let free = stat.f_bavail as u64 * stat.f_frsize as u64;
+    assert!(
+        free < 8192,
+        "{free} bytes still free after filling {}",
+        dir.display()
+    );
 }
 
 #[test]

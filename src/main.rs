@@ -151,6 +151,14 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         example: usize,
     },
+    /// A VampPrior run's learned pseudo-inputs, as images (`figures/pseudo_inputs.png`).
+    PseudoInputs {
+        #[command(flatten)]
+        run: RunArgs,
+        /// At most this many (of the prior's K).
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+    },
     /// Interpolations between the posterior means of pairs of test examples.
     Interpolate {
         #[command(flatten)]
@@ -331,6 +339,11 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             steps.max(2),
             dims,
             example,
+            run.out.as_deref(),
+        )?),
+        Command::PseudoInputs { run, max } => commands::trained::wrote(figures::pseudo_inputs(
+            &commands::trained::open(&run)?,
+            max,
             run.out.as_deref(),
         )?),
         Command::Interpolate { run, pairs, steps } => {

@@ -11,7 +11,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 use crate::model::density::log_mean_exp_rows;
 use crate::model::encoder::repeat_rows;
-use crate::model::{LatentPrior, Posterior, Vae};
+use crate::model::{Posterior, Vae};
 use crate::spec::{KlMode, ObjectiveConfig, ObjectiveKind};
 
 /// Per-example values, each [N], in nats.
@@ -218,13 +218,13 @@ fn elbo_parts(
     // Specs refuse an analytic KL against a prior without one; should one get here
     // anyway, the Monte Carlo estimate is the correct answer, not a panic.
     let analytic = match kl_mode {
-        KlMode::Analytic => vae.prior.analytic_kl(q),
+        KlMode::Analytic => vae.prior_kl(q),
         KlMode::MonteCarlo => None,
     };
     let kl = match analytic {
         Some(kl) => kl,
         None => {
-            let log_ratio = q.log_prob_at(draws.eps.clone()) - vae.prior.log_prob(draws.z.clone());
+            let log_ratio = q.log_prob_at(draws.eps.clone()) - vae.log_prior(draws.z.clone());
             mean_over_samples(log_ratio, samples, n)
         }
     };
@@ -237,7 +237,7 @@ pub fn iwae(vae: &Vae, x: Tensor<2>, k: usize, beta: f64, rng: &mut StdRng) -> T
     let [n, _] = x.dims();
     let q = vae.encoder.forward(x.clone());
     let Draws { eps, z, log_px_z } = draw(vae, &q, x, k, rng);
-    let log_ratio = q.log_prob_at(eps) - vae.prior.log_prob(z);
+    let log_ratio = q.log_prob_at(eps) - vae.log_prior(z);
     let log_w = log_px_z.clone() - log_ratio.clone().mul_scalar(beta);
     Terms {
         bound: log_mean_exp_rows(log_w.reshape([k, n])),

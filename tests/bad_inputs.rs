@@ -478,6 +478,16 @@ fn spec_cases() -> Vec<Case> {
             &["objective.mc_samples", "one sample"],
         ),
         case(
+            "vamp_analytic.toml",
+            "name = \"t\"\n[model]\nprior = \"vamp\"\n",
+            &["objective.kl", "vamp"],
+        ),
+        case(
+            "vamp_no_inputs.toml",
+            "name = \"t\"\n[model]\nprior = \"vamp\"\npseudo_inputs = 0\n[objective]\nkl = \"monte_carlo\"\n",
+            &["model.pseudo_inputs"],
+        ),
+        case(
             "search_unknown_key.toml",
             "name = \"t\"\n[sweep.search]\ntrials = 2\n[sweep.search.keys]\n\"train.lrr\" = { uniform = [0.1, 0.2] }\n",
             &["sweep.search.keys.\"train.lrr\"", "train.lr"],

@@ -72,6 +72,7 @@ fn parameters(vae: &Vae) -> Named {
             out.push(("prior.logvars".into(), values(p.logvars.val())));
             out.push(("prior.logits".into(), values1(p.logits.val())));
         }
+        Prior::Vamp(p) => out.push(("prior.pseudo_inputs".into(), values(p.pseudo_inputs.val()))),
     }
     out
 }

@@ -556,10 +556,7 @@ fn mixture_prior_density_matches_f64_reference() {
     let logits = host(mix.logits.val());
     let mut rng = StdRng::seed_from_u64(2);
     let z: Vec<f64> = (0..10).map(|_| rng.random_range(-3.0..3.0)).collect();
-    let got = to_f64(aevb::model::LatentPrior::log_prob(
-        &vae.prior,
-        tensor2(&z, 5, 2, &device),
-    ));
+    let got = to_f64(vae.log_prior(tensor2(&z, 5, 2, &device)));
     let lse = |v: &[f64]| {
         let m = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         m + v.iter().map(|x| (x - m).exp()).sum::<f64>().ln()

@@ -43,15 +43,23 @@ fn model(m: &ModelConfig) -> Result<(), Unsupported> {
         prior,
         prior_learned: _,
         prior_components: _,
+        pseudo_inputs: _,
         init: _,
         init_std: _,
         logvar_limit: _,
     } = m;
     mlp(encoder)?;
     mlp(decoder)?;
-    // Every prior: N(0, I), a diagonal normal (learned or fixed), a mixture.
+    // Every prior but the VampPrior: N(0, I), a diagonal normal (learned or fixed), a mixture.
     match prior {
         PriorKind::StandardNormal | PriorKind::Normal | PriorKind::Mixture => {}
+        PriorKind::Vamp => {
+            return Err(Unsupported {
+                key: "model.prior",
+                value: "\"vamp\"".into(),
+                reason: "the VampPrior (the encoder applied to its pseudo-inputs every step) trains on burn's autodiff",
+            });
+        }
     }
     // Every likelihood and variance: Bernoulli; Gaussian with a fixed, a learned or a
     // network-given (head) variance.

@@ -11,7 +11,7 @@ use crate::engine::fused::layout::Layout;
 use crate::engine::fused::products::Threads;
 use crate::model::encoder::repeat_rows;
 use crate::model::prior::host;
-use crate::model::{LatentPrior, Posterior, Vae};
+use crate::model::{Posterior, Vae};
 
 /// One block's evaluation, given its rows `x` (n × D, row-major) and standard normal noise
 /// `eps` (S·n × Z, sample s of example i in row s·n + i).
@@ -201,12 +201,12 @@ impl Scorer for BurnScorer<'_> {
         } = self.draw(x, eps);
         let log_px = host(log_px_z);
         let analytic = analytic_kl
-            .then(|| self.vae.prior.analytic_kl(&q))
+            .then(|| self.vae.prior_kl(&q))
             .flatten()
             .map(host);
         let ratio = match analytic {
             Some(_) => Vec::new(),
-            None => host(q.log_prob_at(eps) - self.vae.prior.log_prob(z)),
+            None => host(q.log_prob_at(eps) - self.vae.log_prior(z)),
         };
         let mean = |v: &[f32], i: usize| {
             (0..samples).map(|s| v[s * n + i] as f64).sum::<f64>() / samples as f64
@@ -229,7 +229,7 @@ impl Scorer for BurnScorer<'_> {
             log_px_z,
             ..
         } = self.draw(x, eps);
-        let log_w = log_px_z + self.vae.prior.log_prob(z) - q.log_prob_at(eps);
+        let log_w = log_px_z + self.vae.log_prior(z) - q.log_prob_at(eps);
         out.clear();
         out.extend(host(log_w).into_iter().map(f64::from));
     }

@@ -104,12 +104,47 @@ impl Vae {
             device,
         );
         let decoder = Decoder::new(data_dim, &plan.decoder, config, init, rng, device);
-        let prior = Prior::new(config, rng, device);
+        let prior = Prior::new(config, data_dim, rng, device);
         Ok(Self {
             encoder,
             decoder,
             prior,
         })
+    }
+
+    /// log p(z) per row of z [N, Z] (the VampPrior through this model's encoder).
+    pub fn log_prior(&self, z: Tensor<2>) -> Tensor<1> {
+        match &self.prior {
+            Prior::StandardNormal(p) => p.log_prob(z),
+            Prior::Normal(p) => p.log_prob(z),
+            Prior::Mixture(p) => p.log_prob(z),
+            Prior::Vamp(p) => p.log_prob(&self.encoder, z),
+        }
+    }
+
+    /// KL(q || p) per row where the prior has a closed form.
+    pub fn prior_kl(&self, q: &Posterior) -> Option<Tensor<1>> {
+        match &self.prior {
+            Prior::StandardNormal(p) => p.analytic_kl(q),
+            Prior::Normal(p) => p.analytic_kl(q),
+            Prior::Mixture(p) => p.analytic_kl(q),
+            Prior::Vamp(_) => None,
+        }
+    }
+
+    /// n draws from p(z).
+    pub fn sample_prior(&self, n: usize, rng: &mut StdRng, device: &Device) -> Tensor<2> {
+        match &self.prior {
+            Prior::StandardNormal(p) => p.sample(n, rng, device),
+            Prior::Normal(p) => p.sample(n, rng, device),
+            Prior::Mixture(p) => p.sample(n, rng, device),
+            Prior::Vamp(p) => p.sample(&self.encoder, n, rng, device),
+        }
+    }
+
+    /// The prior's marginal along latent dimension `dim` as (weight, mean, sd) components.
+    pub fn prior_marginal(&self, dim: usize) -> Vec<(f64, f64, f64)> {
+        self.prior.marginal(&self.encoder, dim)
     }
 
     /// What the model reads: its data's dimension, and the image shape its convolutions
@@ -186,6 +221,7 @@ pub fn parameter_count(config: &ModelConfig, input: impl Into<Input>) -> f64 {
         crate::spec::PriorKind::StandardNormal => 0.0,
         crate::spec::PriorKind::Normal => 2.0 * z,
         crate::spec::PriorKind::Mixture => config.prior_components as f64 * (2.0 * z + 1.0),
+        crate::spec::PriorKind::Vamp => config.pseudo_inputs as f64 * d,
     };
     convs(&plan.encoder)
         + enc

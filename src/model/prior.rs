@@ -6,7 +6,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::Rng;
 use rand::rngs::StdRng;
-use rand_distr::{Distribution, StandardNormal};
+use rand_distr::{Distribution, Normal, StandardNormal};
 
 use super::density::{LN_2PI, kl_normal_normal, kl_standard_normal, log_sum_exp, standard_normal};
 use super::encoder::Posterior;
@@ -112,47 +112,144 @@ impl MixturePrior {
     }
 }
 
+/// log Σ_k w_k N(z; mean_k, exp(logvar_k)) per row of z [N, Z], components [K, Z], log
+/// weights [K].
+fn mixture_log_prob(
+    z: Tensor<2>,
+    means: Tensor<2>,
+    logvars: Tensor<2>,
+    log_weights: Tensor<1>,
+) -> Tensor<1> {
+    let [n, _] = z.dims();
+    let k = means.dims()[0];
+    let z = z.unsqueeze_dim::<3>(1); // [N, 1, Z]
+    let means = means.unsqueeze_dim::<3>(0); // [1, K, Z]
+    let logvars = logvars.unsqueeze_dim::<3>(0);
+    let sq = (z - means).square() * logvars.clone().neg().exp();
+    let per_component = (sq + logvars)
+        .add_scalar(LN_2PI)
+        .mul_scalar(-0.5)
+        .sum_dim(2)
+        .reshape([n, k]); // [N, K]
+    log_sum_exp(per_component + log_weights.unsqueeze_dim::<2>(0), 1).squeeze_dim::<1>(1)
+}
+
+/// n draws of a mixture with host-side components ([K·Z] each) and weights up to `total`.
+fn mixture_sample(
+    means: &[f32],
+    logvars: &[f32],
+    weights: &[f64],
+    total: f64,
+    d: usize,
+    n: usize,
+    rng: &mut StdRng,
+) -> Vec<f32> {
+    let k = weights.len();
+    let mut z = Vec::with_capacity(n * d);
+    for _ in 0..n {
+        let mut u = rng.random::<f64>() * total;
+        let mut c = k - 1;
+        for (i, w) in weights.iter().enumerate() {
+            if u < *w {
+                c = i;
+                break;
+            }
+            u -= w;
+        }
+        for j in 0..d {
+            let e: f32 = StandardNormal.sample(rng);
+            z.push(means[c * d + j] + (0.5 * logvars[c * d + j]).exp() * e);
+        }
+    }
+    z
+}
+
 impl LatentPrior for MixturePrior {
     fn log_prob(&self, z: Tensor<2>) -> Tensor<1> {
-        let [n, _] = z.dims();
-        let k = self.logits.val().dims()[0];
-        let z = z.unsqueeze_dim::<3>(1); // [N, 1, Z]
-        let means = self.means.val().unsqueeze_dim::<3>(0); // [1, K, Z]
-        let logvars = self.logvars.val().unsqueeze_dim::<3>(0);
-        let sq = (z - means).square() * logvars.clone().neg().exp();
-        let per_component = (sq + logvars)
-            .add_scalar(LN_2PI)
-            .mul_scalar(-0.5)
-            .sum_dim(2)
-            .reshape([n, k]); // [N, K]
-        let log_weights = log_softmax(self.logits.val(), 0).unsqueeze_dim::<2>(0);
-        log_sum_exp(per_component + log_weights, 1).squeeze_dim::<1>(1)
+        mixture_log_prob(
+            z,
+            self.means.val(),
+            self.logvars.val(),
+            log_softmax(self.logits.val(), 0),
+        )
     }
     fn analytic_kl(&self, _q: &Posterior) -> Option<Tensor<1>> {
         None
     }
     fn sample(&self, n: usize, rng: &mut StdRng, device: &Device) -> Tensor<2> {
-        let [k, d] = self.means.val().dims();
+        let [_, d] = self.means.val().dims();
         let means: Vec<f32> = host(self.means.val());
         let logvars: Vec<f32> = host(self.logvars.val());
         let (weights, total) = self.weights();
-        let mut z = Vec::with_capacity(n * d);
-        for _ in 0..n {
-            let mut u = rng.random::<f64>() * total;
-            let mut c = k - 1;
-            for (i, w) in weights.iter().enumerate() {
-                if u < *w {
-                    c = i;
-                    break;
-                }
-                u -= w;
-            }
-            for j in 0..d {
-                let e: f32 = StandardNormal.sample(rng);
-                z.push(means[c * d + j] + (0.5 * logvars[c * d + j]).exp() * e);
-            }
-        }
+        let z = mixture_sample(&means, &logvars, &weights, total, d, n, rng);
         Tensor::from_data(TensorData::new(z, [n, d]), device)
+    }
+}
+
+/// The VampPrior (Tomczak & Welling 2018): p(z) = (1/K) Σ_k q(z | u_k), the encoder's
+/// posteriors at K learned pseudo-inputs u_k. Initialised as the paper's MNIST code does
+/// (N(0.05, 0.01²) per pixel) and, for data in [0, 1] (a Bernoulli likelihood), clamped to
+/// that range where the encoder reads them (hardtanh, as theirs). The encoder is the VAE's
+/// own, so gradients from both of its uses add up.
+#[derive(Module, Debug)]
+pub struct VampPrior {
+    pub pseudo_inputs: Param<Tensor<2>>,
+    #[module(skip)]
+    pub clamp: bool,
+}
+
+impl VampPrior {
+    /// The inputs as the encoder reads them, [K, D].
+    pub fn inputs(&self) -> Tensor<2> {
+        let u = self.pseudo_inputs.val();
+        if self.clamp { u.clamp(0.0, 1.0) } else { u }
+    }
+
+    /// The inputs as the encoder reads them, on the host: [K·D] values, row-major.
+    pub fn inputs_host(&self) -> Vec<f32> {
+        host(self.inputs())
+    }
+
+    /// The mixture's components: the encoder's posteriors at the pseudo-inputs.
+    pub fn components(&self, encoder: &super::Encoder) -> Posterior {
+        encoder.forward(self.inputs())
+    }
+
+    pub fn log_prob(&self, encoder: &super::Encoder, z: Tensor<2>) -> Tensor<1> {
+        let q = self.components(encoder);
+        let k = q.mean.dims()[0];
+        let uniform = Tensor::<1>::zeros([k], &z.device()).sub_scalar((k as f64).ln());
+        mixture_log_prob(z, q.mean, q.logvar, uniform)
+    }
+
+    pub fn sample(
+        &self,
+        encoder: &super::Encoder,
+        n: usize,
+        rng: &mut StdRng,
+        device: &Device,
+    ) -> Tensor<2> {
+        let q = self.components(encoder);
+        let [k, d] = q.mean.dims();
+        let (means, logvars) = (host(q.mean), host(q.logvar));
+        let z = mixture_sample(&means, &logvars, &vec![1.0; k], k as f64, d, n, rng);
+        Tensor::from_data(TensorData::new(z, [n, d]), device)
+    }
+
+    /// Latent dimension `dim`'s marginal: K equally weighted normals.
+    pub fn marginal(&self, encoder: &super::Encoder, dim: usize) -> Vec<(f64, f64, f64)> {
+        let q = self.components(encoder);
+        let [k, d] = q.mean.dims();
+        let (means, logvars) = (host(q.mean), host(q.logvar));
+        (0..k)
+            .map(|c| {
+                (
+                    1.0 / k as f64,
+                    means[c * d + dim] as f64,
+                    (0.5 * logvars[c * d + dim] as f64).exp(),
+                )
+            })
+            .collect()
     }
 }
 
@@ -169,10 +266,12 @@ pub enum Prior {
     StandardNormal(StandardNormalPrior),
     Normal(DiagonalNormalPrior),
     Mixture(MixturePrior),
+    Vamp(VampPrior),
 }
 
 impl Prior {
-    pub fn new(config: &ModelConfig, rng: &mut StdRng, device: &Device) -> Self {
+    /// A new prior of `config` for data of `data_dim` values (the VampPrior's inputs).
+    pub fn new(config: &ModelConfig, data_dim: usize, rng: &mut StdRng, device: &Device) -> Self {
         let z = config.latent_dim;
         match config.prior {
             PriorKind::StandardNormal => {
@@ -198,13 +297,24 @@ impl Prior {
                     logits: Param::from_data(TensorData::new(vec![0f32; k], [k]), device),
                 })
             }
+            PriorKind::Vamp => {
+                let k = config.pseudo_inputs;
+                let init = Normal::new(0.05f32, 0.01).expect("a valid normal");
+                let u: Vec<f32> = (0..k * data_dim).map(|_| init.sample(rng)).collect();
+                Prior::Vamp(VampPrior {
+                    pseudo_inputs: Param::from_data(TensorData::new(u, [k, data_dim]), device),
+                    clamp: config.likelihood == crate::spec::LikelihoodKind::Bernoulli,
+                })
+            }
         }
     }
 
     /// The prior's marginal along latent dimension `dim`, as normal components
-    /// (weight, mean, standard deviation): one for the normal priors, K for the mixture.
-    pub fn marginal(&self, dim: usize) -> Vec<(f64, f64, f64)> {
+    /// (weight, mean, standard deviation): one for the normal priors, K for the mixture and
+    /// the VampPrior (whose components `encoder` gives).
+    pub fn marginal(&self, encoder: &super::Encoder, dim: usize) -> Vec<(f64, f64, f64)> {
         match self {
+            Prior::Vamp(p) => p.marginal(encoder, dim),
             Prior::StandardNormal(_) => vec![(1.0, 0.0, 1.0)],
             Prior::Normal(p) => {
                 let (mean, logvar) = (host(p.mean.val()), host(p.logvar.val()));
@@ -225,25 +335,5 @@ impl Prior {
                     .collect()
             }
         }
-    }
-
-    fn inner(&self) -> &dyn LatentPrior {
-        match self {
-            Prior::StandardNormal(p) => p,
-            Prior::Normal(p) => p,
-            Prior::Mixture(p) => p,
-        }
-    }
-}
-
-impl LatentPrior for Prior {
-    fn log_prob(&self, z: Tensor<2>) -> Tensor<1> {
-        self.inner().log_prob(z)
-    }
-    fn analytic_kl(&self, q: &Posterior) -> Option<Tensor<1>> {
-        self.inner().analytic_kl(q)
-    }
-    fn sample(&self, n: usize, rng: &mut StdRng, device: &Device) -> Tensor<2> {
-        self.inner().sample(n, rng, device)
     }
 }

@@ -20,8 +20,8 @@ use tensorboard_proto::summary::{
 
 use super::grid::Grid;
 use crate::data::Dataset;
+use crate::model::Vae;
 use crate::model::prior::host;
-use crate::model::{LatentPrior, Vae};
 use crate::train::{EpochMetrics, to_tensor};
 
 /// Metrics the HParams dashboard shows for each run (scalar tags in each run folder): the
@@ -241,12 +241,22 @@ impl RunBoard {
         }
         self.add_image("reconstructions", &grid, step);
 
-        let samples = host(model.decoder.mean(model.prior.sample(16, rng, &device)));
+        let samples = host(model.decoder.mean(model.sample_prior(16, rng, &device)));
         let mut grid = Grid::new(4, 4, shape);
         for i in 0..16 {
             grid.put(i / 4, i % 4, &samples[i * len..(i + 1) * len]);
         }
         self.add_image("samples", &grid, step);
+        // The VampPrior's pseudo-inputs (the first 16), as the encoder reads them.
+        if let crate::model::Prior::Vamp(p) = &model.prior {
+            let u = p.inputs_host();
+            let n = (u.len() / len).min(16);
+            let mut grid = Grid::new(n.div_ceil(4), 4, shape);
+            for i in 0..n {
+                grid.put(i / 4, i % 4, &u[i * len..(i + 1) * len]);
+            }
+            self.add_image("pseudo_inputs", &grid, step);
+        }
         self.writer.flush();
     }
 

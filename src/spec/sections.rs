@@ -186,6 +186,9 @@ pub enum PriorKind {
     StandardNormal,
     Normal,
     Mixture,
+    /// The VampPrior (Tomczak & Welling 2018): the mixture of the encoder's posteriors at
+    /// `pseudo_inputs` learned inputs.
+    Vamp,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,6 +214,10 @@ pub struct ModelConfig {
     pub prior_learned: bool,
     /// `mixture` prior: number of diagonal Gaussian components.
     pub prior_components: usize,
+    /// `vamp` prior: number of learned pseudo-inputs K (the paper's 500). Left out of a
+    /// run's identity at its default.
+    #[serde(skip_serializing_if = "is_default_pseudo_inputs")]
+    pub pseudo_inputs: usize,
     pub init: InitKind,
     pub init_std: f64,
     /// Encoder (and learned decoder) log-variances are clamped to [-limit, limit] so that an
@@ -230,6 +237,7 @@ impl Default for ModelConfig {
             prior: PriorKind::StandardNormal,
             prior_learned: true,
             prior_components: 10,
+            pseudo_inputs: DEFAULT_PSEUDO_INPUTS,
             init: InitKind::Pytorch,
             init_std: 0.01,
             logvar_limit: 30.0,
@@ -325,6 +333,12 @@ fn is_default_discriminator_hidden(v: &[usize]) -> bool {
 
 fn is_default_discriminator_lr(v: &f64) -> bool {
     *v == DEFAULT_DISCRIMINATOR_LR
+}
+
+pub const DEFAULT_PSEUDO_INPUTS: usize = 500;
+
+fn is_default_pseudo_inputs(v: &usize) -> bool {
+    *v == DEFAULT_PSEUDO_INPUTS
 }
 
 pub const DEFAULT_CAPACITY_MAX: f64 = 25.0;

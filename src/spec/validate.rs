@@ -164,7 +164,7 @@ fn objective(c: &RunConfig, file: &str) -> Result<(), SpecError> {
     if o.kind == ObjectiveKind::BetaTcvae {
         // The dimension-wise KL of the decomposition needs a prior that factorises, and
         // the minibatch-weighted estimator one sample per example.
-        if m.prior == PriorKind::Mixture {
+        if matches!(m.prior, PriorKind::Mixture | PriorKind::Vamp) {
             return err(
                 "model.prior",
                 "objective.kind = \"beta_tcvae\" decomposes the KL against a factorised prior: expected \"standard_normal\" or \"normal\", not \"mixture\"",
@@ -176,6 +176,15 @@ fn objective(c: &RunConfig, file: &str) -> Result<(), SpecError> {
                 "objective.kind = \"beta_tcvae\" estimates the total correlation from one sample per example: expected 1",
             );
         }
+    }
+    if m.prior == PriorKind::Vamp && m.pseudo_inputs == 0 {
+        return err("model.pseudo_inputs", "expected at least 1 pseudo-input");
+    }
+    if o.kind != ObjectiveKind::Iwae && o.kl == KlMode::Analytic && m.prior == PriorKind::Vamp {
+        return err(
+            "objective.kl",
+            "analytic KL needs a Gaussian prior, but model.prior = \"vamp\" (a mixture of the encoder's posteriors) has no closed form; use kl = \"monte_carlo\"",
+        );
     }
     if o.kind != ObjectiveKind::Iwae && o.kl == KlMode::Analytic && m.prior == PriorKind::Mixture {
         return err(

@@ -12,7 +12,6 @@ use super::latent::{by_kl, kl_per_dimension, mixture_quantile};
 use super::tables::{blocks_frame, save, top_two};
 use crate::data::ImageShape;
 use crate::eval::posterior_params;
-use crate::model::LatentPrior;
 use crate::model::prior::host;
 use crate::sinks::grid::Grid;
 use crate::train::to_tensor;
@@ -47,8 +46,7 @@ pub fn sample(
     let latent = run.config().model.latent_dim;
     let z = run
         .model
-        .prior
-        .sample(n, &mut StdRng::seed_from_u64(seed), &run.device);
+        .sample_prior(n, &mut StdRng::seed_from_u64(seed), &run.device);
     let z_host = host(z.clone());
     let x = host(run.model.decoder.mean(z));
     let mut written = Vec::new();
@@ -122,7 +120,7 @@ pub fn traverse(
     let base = &means[example * latent..(example + 1) * latent];
     let mut z = Vec::with_capacity(dims.len() * steps * latent);
     for &j in &dims {
-        let marginal = run.model.prior.marginal(j);
+        let marginal = run.model.prior_marginal(j);
         for s in 0..steps {
             let p = 0.025 + 0.95 * s as f64 / (steps.max(2) - 1) as f64;
             let mut code = base.to_vec();
@@ -139,6 +137,31 @@ pub fn traverse(
         .map(|&j| format!("z{j}  KL {:.2}", kl[j]))
         .collect();
     let png = grid_of(&x, dims.len() * steps, steps, shape).labelled_png(&labels)?;
+    crate::sinks::results::write_atomic(&path, &png)?;
+    Ok(vec![path])
+}
+
+/// `runner pseudo-inputs`: the VampPrior's learned pseudo-inputs as the encoder reads them
+/// (at most `max` of them, 10 a row), shown as images of the data.
+pub fn pseudo_inputs(
+    run: &TrainedRun,
+    max: usize,
+    out: Option<&Path>,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let crate::model::Prior::Vamp(prior) = &run.model.prior else {
+        return Err(super::RunNotFound(format!(
+            "run {} has no pseudo-inputs: its prior is {:?}, not \"vamp\"",
+            run.record.run_id,
+            run.config().model.prior
+        ))
+        .into());
+    };
+    let shape = run.image_shape("pseudo-inputs")?;
+    let dir = run.out_dir(out)?;
+    let u = prior.inputs_host();
+    let count = (u.len() / shape.len()).min(max.max(1));
+    let path = dir.join("pseudo_inputs.png");
+    let png = grid_of(&u, count, 10.min(count), shape).png()?.2;
     crate::sinks::results::write_atomic(&path, &png)?;
     Ok(vec![path])
 }
@@ -199,7 +222,7 @@ pub fn manifold(run: &TrainedRun, size: usize, out: Option<&Path>) -> anyhow::Re
     }
     let dir = run.out_dir(out)?;
     let quantiles = |j: usize| -> Vec<f64> {
-        let marginal = run.model.prior.marginal(j);
+        let marginal = run.model.prior_marginal(j);
         (0..size)
             .map(|i| mixture_quantile(&marginal, (i as f64 + 0.5) / size as f64))
             .collect()

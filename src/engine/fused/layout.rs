@@ -189,6 +189,9 @@ impl Layout {
                     k,
                 }
             }
+            PriorKind::Vamp => {
+                unreachable!("support::fused refuses the VampPrior (model.prior)")
+            }
         };
         Self {
             len: b.len,

@@ -116,6 +116,7 @@ fn prior_values(prior: &Prior) -> Vec<Vec<f32>> {
             host(p.logvars.val()),
             host(p.logits.val()),
         ],
+        Prior::Vamp(_) => unreachable!("support::fused refuses the VampPrior (model.prior)"),
     }
 }
 

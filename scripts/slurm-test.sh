@@ -184,13 +184,18 @@ until squeue -h -j "$job" -o %T 2>/dev/null | grep -q PENDING; do
     sleep 0.5
 done
 # A requeued job waits a while before it is eligible again; the test does not, but it lets
-# the node finish cleaning up the first attempt: started on a node still completing it, the
-# requeued task is killed with "Job credential revoked" (seen once here) and never runs.
+# the node finish the first attempt and lets the clock pass the second of the requeue:
+# slurmd revokes the job's credential when it kills the first attempt and refuses any launch
+# of that job id whose credential is not newer, to the whole second ("Job 4 already killed,
+# do not launch batch job" / "Job credential revoked": seen twice here when the release
+# fell in the same second as the kill).
 deadline=$((SECONDS + 120))
 until sinfo -h -N -o %T 2>/dev/null | grep -qx idle; do
     if [ $SECONDS -gt $deadline ]; then say "FAILED: the node did not become idle after the requeue"; sinfo -N; show_logs; exit 1; fi
     sleep 0.5
 done
+requeued_by=$(date +%s)
+until [ "$(date +%s)" -gt "$requeued_by" ]; do sleep 0.1; done
 scontrol update JobId="${job}_0" StartTime=now
 deadline=$((SECONDS + 600))
 # Waits for the run's record, not for runs.parquet: the interrupted first attempt already

@@ -112,7 +112,8 @@ fn plural(n: usize, what: &str) -> String {
 /// the cores, the instruction set the fused loops run with.
 fn compute_lines(runs: &[PlannedRun], concurrent: usize) -> Vec<String> {
     let mut lines = Vec::new();
-    let mut fallback: Vec<String> = Vec::new();
+    // Why the fused engine does not cover a run → those runs' labels, in plan order.
+    let mut fallback: Vec<(String, Vec<&str>)> = Vec::new();
     let mut fused = 0;
     let mut threads = 1;
     for run in runs {
@@ -123,7 +124,11 @@ fn compute_lines(runs: &[PlannedRun], concurrent: usize) -> Vec<String> {
         } else if run.config.runtime.backend == aevb::spec::BackendKind::Cpu
             && let Some(why) = aevb::engine::fused_unsupported(&run.config)
         {
-            fallback.push(format!("{}: {why}", run.label));
+            let why = why.to_string();
+            match fallback.iter_mut().find(|(w, _)| *w == why) {
+                Some((_, labels)) => labels.push(&run.label),
+                None => fallback.push((why, vec![&run.label])),
+            }
         }
     }
     if fused > 0 {
@@ -142,12 +147,29 @@ fn compute_lines(runs: &[PlannedRun], concurrent: usize) -> Vec<String> {
         }
     }
     if !fallback.is_empty() {
+        let n: usize = fallback.iter().map(|(_, l)| l.len()).sum();
         lines.push(format!(
-            "autodiff on {}: {} the fused engine does not cover: {}",
+            "autodiff on {}: {} the fused engine does not cover:",
             backend::name(backend::DEFAULT_CPU),
-            plural(fallback.len(), "run"),
-            fallback.join(", ")
+            plural(n, "run")
         ));
+        // One line per reason; a long list of labels is cut to its first three.
+        for (why, labels) in &fallback {
+            let shown = labels
+                .iter()
+                .take(3)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ");
+            let more = match labels.len() {
+                0..=3 => String::new(),
+                m => format!(" and {} more", m - 3),
+            };
+            lines.push(format!(
+                "  {why}: {} ({shown}{more})",
+                plural(labels.len(), "run")
+            ));
+        }
     }
     lines
 }

@@ -402,11 +402,19 @@ fn curves<DB: DrawingBackend>(
     }
     let (_, x_hi) = extent(all.iter().map(|p| p.0));
     let (y_lo, y_hi) = extent(all.iter().map(|p| p.1));
-    let mut chart = ChartBuilder::on(root)
-        .caption(
-            "Test ELBO during training (mean over seeds)",
-            ("sans-serif", 24),
+    // A legend of dozens of configurations (a search) would cover the curves: above
+    // MAX_LEGEND the caption says how many there are instead.
+    const MAX_LEGEND: usize = 12;
+    let caption = if series.len() > MAX_LEGEND {
+        format!(
+            "Test ELBO during training (mean over seeds; {} configurations)",
+            series.len()
         )
+    } else {
+        "Test ELBO during training (mean over seeds)".to_string()
+    };
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", 24))
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(70)
@@ -420,11 +428,24 @@ fn curves<DB: DrawingBackend>(
         .map_err(err)?;
     for (i, (label, line)) in series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
-        chart
+        let drawn = chart
             .draw_series(LineSeries::new(line.iter().copied(), color.stroke_width(2)))
-            .map_err(err)?
-            .label(label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            .map_err(err)?;
+        if series.len() <= MAX_LEGEND {
+            drawn
+                .label(label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        }
+        // Each curve's last point marked, so that a run stopped after its first evaluation
+        // (successive halving's first rung) shows, and where every curve ends does too.
+        if let Some(&end) = line.last() {
+            chart
+                .draw_series(std::iter::once(Circle::new(end, 3, color.filled())))
+                .map_err(err)?;
+        }
+    }
+    if series.len() > MAX_LEGEND {
+        return Ok(());
     }
     chart
         .configure_series_labels()

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use super::Shared;
 use super::evaluation::{self, Evaluated, ProgressFile};
+use super::halving::RungResult;
 use crate::checkpoint::{BoardPosition, Checkpoints, Loaded};
 use crate::data::Dataset;
 use crate::engine::Engine;
@@ -30,15 +31,6 @@ pub(super) struct Executed {
     /// Paused at its [`crate::train::EpochLimit::Pause`]: checkpointed, its rung file
     /// written, no record.
     pub(super) paused: bool,
-}
-
-/// What a run paused at a rung shows successive halving (`rung-<epoch>.json` in its folder).
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct RungResult {
-    /// Epochs trained.
-    pub epoch: usize,
-    pub test_elbo: f64,
-    pub active_units: usize,
 }
 
 /// Trains and evaluates one run and saves its record; never panics, never stops the sweep.
@@ -96,13 +88,7 @@ pub(super) fn execute(
                     .unwrap_or(f64::NAN),
                 active_units: trained.paused_active_units.unwrap_or(0),
             };
-            let path = shared
-                .out
-                .run_dir(&run.id)
-                .join(super::halving::rung_file(rung.epoch));
-            let written = serde_json::to_vec_pretty(&rung)
-                .map_err(anyhow::Error::from)
-                .and_then(|bytes| crate::sinks::results::write_atomic(&path, &bytes));
+            let written = rung.write(&shared.out.run_dir(&run.id));
             let mut executed = interrupted(record, &mut board, &log);
             executed.interrupted = false;
             executed.paused = true;

@@ -23,7 +23,6 @@ use crate::spec::{HalvingConfig, Spec};
 use crate::sweep::PlannedRun;
 use crate::train::EpochLimit;
 
-use super::attempt::RungResult;
 use super::{SweepSummary, run_sweep};
 
 /// The epochs of each rung: min, min·η, … below `epochs`, then `epochs`.
@@ -52,8 +51,32 @@ pub fn epoch_budget(halving: &HalvingConfig, runs: usize, epochs: usize) -> usiz
     total
 }
 
-pub fn rung_file(epoch: usize) -> String {
-    format!("rung-{epoch}.json")
+/// What a run paused at a rung shows the ranking (`rung-<epoch>.json` in its folder).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct RungResult {
+    /// Epochs trained.
+    pub epoch: usize,
+    pub test_elbo: f64,
+    pub active_units: usize,
+}
+
+impl RungResult {
+    fn file(run_dir: &Path, epoch: usize) -> std::path::PathBuf {
+        run_dir.join(format!("rung-{epoch}.json"))
+    }
+
+    /// Written atomically into the run's folder.
+    pub fn write(&self, run_dir: &Path) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec_pretty(self)?;
+        crate::sinks::results::write_atomic(&Self::file(run_dir, self.epoch), &bytes)
+    }
+
+    /// The run's result at `epoch`, if it paused there (none for a run that diverged or
+    /// failed before it, or whose file cannot be read).
+    pub fn read(run_dir: &Path, epoch: usize) -> Option<Self> {
+        let bytes = std::fs::read(Self::file(run_dir, epoch)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
 }
 
 /// What every wave needs: where, how, and which shard this process is.
@@ -100,7 +123,7 @@ impl Halving<'_> {
         }
         let done = |run: &PlannedRun| {
             out.record(&run.id).is_some()
-                || rung.is_some_and(|r| out.run_dir(&run.id).join(rung_file(r)).is_file())
+                || rung.is_some_and(|r| RungResult::read(&out.run_dir(&run.id), r).is_some())
         };
         loop {
             if summary.write_error.is_some() || crate::interrupt::requested() {
@@ -113,7 +136,7 @@ impl Halving<'_> {
             // Runs another process holds are left to it (its claims); the rest are ours now.
             let more = sweep(&missing, false)?;
             let waiting = !more.elsewhere.is_empty();
-            absorb(&mut summary, more, true);
+            absorb(&mut summary, more);
             if !waiting {
                 return Ok(summary);
             }
@@ -122,9 +145,16 @@ impl Halving<'_> {
     }
 }
 
+/// Runs the search; its summary counts every run of it by the status of its row at the end
+/// (a wave sees finished runs again, and a shard sees the others' runs, so the waves' own
+/// counts would count runs more than once), with those finished before it as skipped.
 pub fn run_halving(h: &Halving<'_>, runs: &[PlannedRun]) -> anyhow::Result<SweepSummary> {
     let (spec, halving) = (h.spec, h.halving);
     let out = ResultsDir::new(h.results_root, &spec.name);
+    let finished_before = runs
+        .iter()
+        .filter(|r| !h.force && out.record(&r.id).is_some())
+        .count();
     let epochs = runs.first().map_or(0, |r| r.config.train.epochs);
     let rungs = rung_epochs(halving, epochs);
     let mut alive: Vec<PlannedRun> = runs.to_vec();
@@ -147,7 +177,7 @@ pub fn run_halving(h: &Halving<'_>, runs: &[PlannedRun]) -> anyhow::Result<Sweep
         );
         let summary = h.train_wave(&wave, (!last).then_some(r), k == 0)?;
         let stop = summary.write_error.is_some() || !summary.interrupted.is_empty();
-        absorb(&mut total, summary, last);
+        absorb(&mut total, summary);
         if stop || last {
             break;
         }
@@ -155,11 +185,7 @@ pub fn run_halving(h: &Halving<'_>, runs: &[PlannedRun]) -> anyhow::Result<Sweep
         let mut ranked: Vec<(&PlannedRun, RungResult)> = Vec::new();
         let mut collapsed: Vec<(&PlannedRun, RungResult)> = Vec::new();
         for run in &alive {
-            let path = out.run_dir(&run.id).join(rung_file(r));
-            let Some(rung) = std::fs::read(&path)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<RungResult>(&b).ok())
-            else {
+            let Some(rung) = RungResult::read(&out.run_dir(&run.id), r) else {
                 // No rung file: the run diverged or failed before the rung (its row says so).
                 continue;
             };
@@ -208,7 +234,7 @@ pub fn run_halving(h: &Halving<'_>, runs: &[PlannedRun]) -> anyhow::Result<Sweep
         if !stops.is_empty() {
             let summary = h.train_wave(&stops, None, false)?;
             let stop = summary.write_error.is_some() || !summary.interrupted.is_empty();
-            absorb(&mut total, summary, true);
+            absorb(&mut total, summary);
             if stop {
                 break;
             }
@@ -221,17 +247,15 @@ pub fn run_halving(h: &Halving<'_>, runs: &[PlannedRun]) -> anyhow::Result<Sweep
             break;
         }
     }
+    total.skipped = finished_before;
+    for record in runs.iter().filter_map(|r| out.record(&r.id)) {
+        total.count(record.status);
+    }
     Ok(total)
 }
 
-/// Adds one wave's counts to the search's; runs paused at a rung are not finished runs.
-fn absorb(total: &mut SweepSummary, wave: SweepSummary, count_finished: bool) {
-    if count_finished {
-        total.skipped += wave.skipped;
-    }
-    total.ok += wave.ok;
-    total.diverged += wave.diverged;
-    total.failed += wave.failed;
+/// Adds what one wave says beyond its counts (which [`run_halving`] takes from the rows).
+fn absorb(total: &mut SweepSummary, wave: SweepSummary) {
     total.missing.extend(wave.missing);
     total.elsewhere.extend(wave.elsewhere);
     total.interrupted.extend(wave.interrupted);

@@ -263,7 +263,6 @@ pub fn train_until(
         // Already there (a paused run that is not promoted): it ends here, as trained.
         state.stopped = Some((state.epoch, reason.clone()));
     }
-    let mut paused = None;
     'epochs: while state.epoch < end && state.stopped.is_none() {
         let epoch = state.epoch;
         // A resumed epoch counts the seconds it had already run.
@@ -382,16 +381,13 @@ pub fn train_until(
                     early_stop(&mut state, test.elbo.mean, t).map(|why| (epoch + 1, why));
             }
         }
-        if at_limit && !last && diverged.is_none() && state.stopped.is_none() {
-            match limit {
-                Some(EpochLimit::Stop { reason, .. }) => {
-                    state.stopped = Some((epoch + 1, reason.clone()));
-                }
-                Some(EpochLimit::Pause(_)) => {
-                    paused = Some(active_units(engine.as_ref(), data, config));
-                }
-                None => {}
-            }
+        if let Some(EpochLimit::Stop { reason, .. }) = limit
+            && at_limit
+            && !last
+            && diverged.is_none()
+            && state.stopped.is_none()
+        {
+            state.stopped = Some((epoch + 1, reason.clone()));
         }
         metrics.seconds = epoch_start.elapsed().as_secs_f64();
         observer.on_epoch(&metrics, engine.as_ref(), data);
@@ -400,9 +396,9 @@ pub fn train_until(
         if diverged.is_some() {
             break;
         }
-        if state.stopped.is_some() || state.epoch == t.epochs || paused.is_some() {
-            // Trained: checkpointed before the final evaluation, which a stop or a kill
-            // may then interrupt without losing the training.
+        if state.stopped.is_some() || state.epoch == end {
+            // Trained (or at its pause): checkpointed before the final evaluation, which a
+            // stop or a kill may then interrupt without losing the training.
             state.train_seconds = seconds_before + attempt_started.elapsed().as_secs_f64();
             observer.on_checkpoint(Checkpoint {
                 state: &state,
@@ -426,18 +422,20 @@ pub fn train_until(
             break;
         }
     }
-    if let Some(EpochLimit::Pause(e)) = limit
-        && paused.is_none()
-        && diverged.is_none()
-        && state.stopped.is_none()
-        && !interrupted
-        && state.epoch >= *e
-        && state.epoch < t.epochs
-    {
-        // Paused there already (a search resumed after a kill): nothing to train, and the
-        // rung's numbers are those it had.
-        paused = Some(active_units(engine.as_ref(), data, config));
-    }
+    // At its pause, whether it trained there now or was there already (a search resumed
+    // after a kill): the rung's active units, from the model as it stands.
+    let paused = match limit {
+        Some(EpochLimit::Pause(e))
+            if diverged.is_none()
+                && state.stopped.is_none()
+                && !interrupted
+                && state.epoch >= *e
+                && state.epoch < t.epochs =>
+        {
+            Some(active_units(engine.as_ref(), data, config))
+        }
+        _ => None,
+    };
     let (diverged_at, diverged_because) = diverged.unzip();
     let (stopped_at, stopped_because) = state.stopped.clone().unzip();
     Ok(TrainOutcome {

@@ -16,6 +16,16 @@ fn flex() -> Device {
     aevb::backend::device(BackendKind::Flex, 0).unwrap()
 }
 
+/// A [N] tensor's values, read back as f64.
+fn host64(t: Tensor<1>) -> Vec<f64> {
+    t.into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
+        .into_iter()
+        .map(f64::from)
+        .collect()
+}
+
 fn tensor(values: &[f64], rows: usize, cols: usize) -> Tensor<2> {
     let v: Vec<f32> = values.iter().map(|&x| x as f32).collect();
     Tensor::from_data(TensorData::new(v, [rows, cols]), &flex())
@@ -205,14 +215,7 @@ fn the_total_correlation_decomposition_equals_its_f64_brute_force() {
         want_dw.push(marginals - prior);
         want_kl.push(own - prior);
     }
-    let host = |t: Tensor<1>| -> Vec<f64> {
-        t.into_data()
-            .try_to_vec::<f32>()
-            .unwrap()
-            .into_iter()
-            .map(f64::from)
-            .collect()
-    };
+    let host = host64;
     // log q(z|x) and log p(z) at z as the objective computes them.
     let zt = tensor(&z, m, d);
     let eps: Vec<f64> = (0..m * d)
@@ -345,14 +348,7 @@ fn annealed_capacity_ramps_linearly_and_the_objective_is_gamma_times_the_distanc
     let mut rng = StdRng::seed_from_u64(2);
     let x: Vec<f64> = (0..10 * 6).map(|_| rng.random::<f64>()).collect();
     let x = tensor(&x, 10, 6);
-    let host = |t: Tensor<1>| -> Vec<f64> {
-        t.into_data()
-            .try_to_vec::<f32>()
-            .unwrap()
-            .into_iter()
-            .map(f64::from)
-            .collect()
-    };
+    let host = host64;
     for capacity in [0.0, 3.0, 40.0] {
         let s = Schedule {
             beta: 1.0,

@@ -97,27 +97,24 @@ impl Saved {
                 .map_err(|e| anyhow::anyhow!("{}: {e:#}", fused::CHECKPOINT_FILE))?;
             return Ok(Saved::Fused(saved));
         }
-        let model = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(
-            read(autodiff::MODEL_FILE)?,
-        ))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", autodiff::MODEL_FILE))?;
-        let optimizer = burn::optim::OptimizerRecord::from_bytes(
-            burn::tensor::Bytes::from_bytes_vec(read(autodiff::OPTIMIZER_FILE)?),
-        )
-        .map_err(|e| anyhow::anyhow!("{}: {e}", autodiff::OPTIMIZER_FILE))?;
-        let critic = if dir.join(autodiff::CRITIC_FILE).exists() {
-            let net = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(
-                read(autodiff::CRITIC_FILE)?,
+        // A module's record and its optimiser's, from their two files.
+        let records = |module: &str, optimizer: &str| -> anyhow::Result<autodiff::Records> {
+            let m = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(
+                read(module)?,
             ))
-            .map_err(|e| anyhow::anyhow!("{}: {e}", autodiff::CRITIC_FILE))?;
-            let optimizer = burn::optim::OptimizerRecord::from_bytes(
-                burn::tensor::Bytes::from_bytes_vec(read(autodiff::CRITIC_OPTIMIZER_FILE)?),
-            )
-            .map_err(|e| anyhow::anyhow!("{}: {e}", autodiff::CRITIC_OPTIMIZER_FILE))?;
-            Some((net, optimizer))
-        } else {
-            None
+            .map_err(|e| anyhow::anyhow!("{module}: {e}"))?;
+            let o = burn::optim::OptimizerRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(
+                read(optimizer)?,
+            ))
+            .map_err(|e| anyhow::anyhow!("{optimizer}: {e}"))?;
+            Ok((m, o))
         };
+        let (model, optimizer) = records(autodiff::MODEL_FILE, autodiff::OPTIMIZER_FILE)?;
+        let critic = dir
+            .join(autodiff::CRITIC_FILE)
+            .exists()
+            .then(|| records(autodiff::CRITIC_FILE, autodiff::CRITIC_OPTIMIZER_FILE))
+            .transpose()?;
         Ok(Saved::Autodiff {
             model,
             optimizer,

@@ -16,6 +16,7 @@ use aevb::trained::{RunNotFound, figures, tables};
 
 mod commands;
 use commands::{cluster, training};
+use training::Part;
 
 #[derive(Parser)]
 #[command(name = "runner", version = VERSION, about = "Declarative VAE experiments (AEVB) on burn")]
@@ -259,7 +260,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             workers,
             shard,
         } => {
-            let (spec, mut runs) = load(&args)?;
+            let (spec, runs) = load(&args)?;
             let file = args.spec.display().to_string();
             let shard = shard
                 .map(|s| s.resolve(&|k| std::env::var(k).ok()))
@@ -268,11 +269,16 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let workers = runner::workers(&spec, workers.map(|w| w.get()));
             if spec.sweep.halving.is_some() {
                 // Every shard ranks every rung: it gets all runs and trains its part of each.
-                return training::train(&spec, &runs, workers, force, &file, shard);
+                let part = match shard {
+                    Some(shard) => Part::Shard { shard, plan: &runs },
+                    None => Part::Whole,
+                };
+                return training::train(&spec, &runs, workers, force, &file, part);
             }
             if let Some(shard) = shard {
-                let all = runs.len();
-                runs = shard::select(&runs, shard);
+                let plan = runs;
+                let all = plan.len();
+                let runs = shard::select(&plan, shard);
                 eprintln!(
                     "{}: shard {}/{}: {} of the sweep's {all} runs",
                     spec.name,
@@ -283,8 +289,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 if runs.is_empty() {
                     return Ok(ExitCode::SUCCESS);
                 }
+                let part = Part::Shard { shard, plan: &plan };
+                return training::train(&spec, &runs, workers, force, &file, part);
             }
-            training::train(&spec, &runs, workers, force, &file, None)
+            training::train(&spec, &runs, workers, force, &file, Part::Whole)
         }
         Command::Slurm { args, submit } => cluster::slurm_command(&args, submit),
         Command::K8s { args } => cluster::k8s_command(&args),
@@ -295,7 +303,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             spec.name = format!("{}-run", spec.name);
             let file = args.spec.display().to_string();
             let runs = sweep::expand(&spec, &file)?;
-            training::train(&spec, &runs, 1, force, &file, None)
+            training::train(&spec, &runs, 1, force, &file, Part::Whole)
         }
         Command::Report {
             dir,

@@ -5,7 +5,9 @@
 //! `AEVB_TEST_SIGNAL="epoch=E,step=M,signal=KILL"`: after minibatch M (1-based) of epoch E
 //! (1-based) of a run; `"runs=N,signal=STOP"`: once N runs of the sweep have their record;
 //! `"evaluated=N,signal=KILL"`: once the final log p(x) estimate of a run has N examples done
-//! (and its progress saved, where saving is due).
+//! (and its progress saved, where saving is due); `"rebuild=N,signal=KILL"`: during the
+//! process's N-th rebuild of the tables, once their first batch of runs is written (both
+//! files half-written under their temporary names).
 //! Signals: TERM, KILL, STOP, INT. It fires at most once per process. Unset (always, outside
 //! tests), it costs one load per minibatch.
 
@@ -19,6 +21,7 @@ enum Point {
     Step { epoch: usize, step: usize },
     RunsFinished(usize),
     Evaluated(usize),
+    Rebuild(usize),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,10 +42,12 @@ fn parse(text: &str) -> Option<Planned> {
         number("step"),
         number("runs"),
         number("evaluated"),
+        number("rebuild"),
     ) {
-        (Some(epoch), Some(step), None, None) => Point::Step { epoch, step },
-        (None, None, Some(n), None) => Point::RunsFinished(n),
-        (None, None, None, Some(n)) => Point::Evaluated(n),
+        (Some(epoch), Some(step), None, None, None) => Point::Step { epoch, step },
+        (None, None, Some(n), None, None) => Point::RunsFinished(n),
+        (None, None, None, Some(n), None) => Point::Evaluated(n),
+        (None, None, None, None, Some(n)) => Point::Rebuild(n),
         _ => return None,
     };
     let signal = match *fields.get("signal")? {
@@ -106,6 +111,21 @@ pub fn after_evaluated(done: usize) {
     }
 }
 
+static REBUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A rebuild of the tables has begun.
+pub fn table_rebuild_started() {
+    REBUILDS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// The rebuild in progress has written a batch of runs into both tables.
+pub fn during_table_rebuild() {
+    if planned().is_some() {
+        let n = REBUILDS.load(Ordering::SeqCst);
+        fire_at(Point::Rebuild(n));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +149,10 @@ mod tests {
         assert_eq!(
             parse("evaluated=64,signal=KILL").map(|p| p.point),
             Some(Point::Evaluated(64))
+        );
+        assert_eq!(
+            parse("rebuild=3,signal=KILL").map(|p| p.point),
+            Some(Point::Rebuild(3))
         );
         assert_eq!(parse("epoch=2,signal=TERM"), None);
         assert_eq!(parse("runs=1,signal=HUP"), None);

@@ -324,6 +324,91 @@ fn a_killed_sweep_resumes_with_finished_rows_intact_and_no_duplicates() {
 }
 
 #[test]
+fn a_sweep_killed_while_rebuilding_the_tables_leaves_the_old_ones_and_the_next_is_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec_text = SMALL_DIGITS.replace("epochs = 3", "epochs = 2")
+        + "\n[runtime]\nworkers = 2\n[sweep.grid]\n\"train.seed\" = [0, 1, 2]\n";
+    let spec = write(dir.path(), "small.toml", &spec_text);
+    let results = dir.path().join("results");
+    let root = results.join("small");
+    let out = run_sweep(&spec, &results, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before_runs = std::fs::read(root.join("runs.parquet")).unwrap();
+    let before_epochs = std::fs::read(root.join("epochs.parquet")).unwrap();
+    assert_eq!(read_parquet(&root.join("runs.parquet")).height(), 3);
+
+    // Three more seeds; the process kills itself in its first rebuild (the one at its end:
+    // the tables are fresh, so no finished run rebuilds them), with both new tables
+    // half-written under their temporary names.
+    let spec = write(
+        dir.path(),
+        "more.toml",
+        &spec_text.replace("[0, 1, 2]", "[0, 1, 2, 3, 4, 5]"),
+    );
+    let status = sweep_command(&spec, &results, &[])
+        .env("AEVB_TEST_SIGNAL", "rebuild=1,signal=KILL")
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    let temporaries: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert_eq!(
+        temporaries.len(),
+        2,
+        "the kill landed mid-rebuild: {temporaries:?}"
+    );
+    // The tables are the old ones, whole; the six runs are finished on disk.
+    assert_eq!(
+        std::fs::read(root.join("runs.parquet")).unwrap(),
+        before_runs
+    );
+    assert_eq!(
+        std::fs::read(root.join("epochs.parquet")).unwrap(),
+        before_epochs
+    );
+    let records = std::fs::read_dir(root.join("runs"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("record.json").exists())
+        .count();
+    assert_eq!(records, 6);
+
+    // The next invocation trains nothing and leaves complete tables with no duplicates
+    // and no temporary files.
+    let out = run_sweep(&spec, &results, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("6 already finished"), "{stderr}");
+    let runs = read_parquet(&root.join("runs.parquet"));
+    assert_eq!(runs.height(), 6);
+    assert_eq!(runs.column("run_id").unwrap().n_unique().unwrap(), 6);
+    let epochs = read_parquet(&root.join("epochs.parquet"));
+    assert_eq!(epochs.height(), 6 * 2);
+    let pairs = epochs
+        .select(["run_id", "epoch"])
+        .unwrap()
+        .unique_stable(None, UniqueKeepStrategy::First, None)
+        .unwrap();
+    assert_eq!(pairs.height(), 6 * 2);
+    assert!(
+        std::fs::read_dir(&root)
+            .unwrap()
+            .flatten()
+            .all(|e| !e.file_name().to_string_lossy().ends_with(".tmp"))
+    );
+}
+
+#[test]
 fn report_aggregates_a_fixed_table_as_computed_by_hand_and_draws_the_plots() {
     let dir = tempfile::tempdir().unwrap();
     // β ∈ {1, 2} × 3 seeds; the third β = 2 run failed (no metrics).

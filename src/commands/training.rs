@@ -9,16 +9,30 @@ use aevb::spec::Spec;
 use aevb::sweep::PlannedRun;
 use aevb::{backend, runner};
 
-/// Trains `runs`; `shard` is this process's part of a successive-halving search (other
-/// sweeps are cut to their shard before they get here).
+/// What of a sweep's plan one process trains.
+pub enum Part<'a> {
+    Whole,
+    /// One shard of `plan` (`--shard`): a successive-halving search gets the whole plan and
+    /// trains its part of each rung; other sweeps are cut to their shard before they get here.
+    Shard {
+        shard: aevb::launch::shard::Shard,
+        plan: &'a [PlannedRun],
+    },
+}
+
+/// Trains `runs`, this process's `part` of the sweep.
 pub fn train(
     spec: &Spec,
     runs: &[PlannedRun],
     workers: usize,
     force: bool,
     file: &str,
-    shard: Option<aevb::launch::shard::Shard>,
+    part: Part<'_>,
 ) -> anyhow::Result<ExitCode> {
+    let shard = match &part {
+        Part::Shard { shard, .. } => Some(*shard),
+        Part::Whole => None,
+    };
     let root = Path::new(&spec.runtime.results_dir);
     let experiment_dir = root.join(&spec.name);
     let prepared = prepare::preflight(runs, &experiment_dir, file)?;
@@ -63,6 +77,22 @@ pub fn train(
             commit.as_deref(),
         )?,
     };
+    let mut summary = summary;
+    if summary.write_error.is_none() {
+        let plan = match part {
+            Part::Shard { plan, .. } => Some(plan),
+            Part::Whole => None,
+        };
+        match runner::final_tables(spec, root, plan) {
+            Ok(runner::FinalTables::Deferred { unfinished }) => eprintln!(
+                "note: the tables in {} are brought up to date by the shard that finishes the sweep's last run ({unfinished} to go), or by `runner collect {}`",
+                experiment_dir.display(),
+                experiment_dir.display()
+            ),
+            Ok(runner::FinalTables::Rebuilt) => {}
+            Err(e) => summary.write_error = Some(format!("{e:#}")),
+        }
+    }
     eprintln!(
         "{}: {} ok, {} diverged, {} failed ({} already finished, skipped)",
         spec.name, summary.ok, summary.diverged, summary.failed, summary.skipped

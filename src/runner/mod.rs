@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::prepare::{DataCache, Prepared};
 use crate::progress::{Progress, RunWork};
-use crate::sinks::results::{ResultsDir, RunStatus};
+use crate::sinks::results::{ResultsDir, RunStatus, TABLE_REFRESH};
 use crate::sinks::tensorboard::{ExperimentRecord, integer_keys, remove_top_level_events};
 use crate::spec::{BackendKind, RunConfig, Spec};
 use crate::sweep::PlannedRun;
@@ -148,7 +148,7 @@ pub fn run_sweep(
     let progress = Progress::new(todo.len());
     let next = AtomicUsize::new(0);
     let recorded = AtomicUsize::new(0);
-    // One lock for what finished runs share: the tables on disk, the counts, and the first
+    // One lock for what finished runs share: the counts, and the first
     // write error, which stops the sweep (a full or read-only disk fails every later run).
     let finished = Mutex::new(&mut summary);
     let stopped = || {
@@ -230,11 +230,16 @@ pub fn run_sweep(
                     }
                     progress.finished(&record);
                     summary.count(record.status);
-                    let tables = out.write_tables().err().map(|e| format!("{e:#}"));
+                    // The tables, only when they are due (`TABLE_REFRESH`): rebuilding
+                    // them reads every run folder.
+                    let tables = out
+                        .refresh_tables(TABLE_REFRESH)
+                        .err()
+                        .map(|e| format!("{e:#}"));
                     if let Some(e) = write_error.or(tables) {
                         summary.write_error.get_or_insert(e);
                     }
-                    // Released once the record and the tables show the run.
+                    // Released once the record shows the run.
                     drop(claim);
                     let n = recorded.fetch_add(1, Ordering::SeqCst) + 1;
                     crate::test_signal::after_runs_finished(n);
@@ -243,11 +248,6 @@ pub fn run_sweep(
         }
     });
     progress.overall.finish_and_clear();
-    if summary.write_error.is_none()
-        && let Err(e) = out.write_tables()
-    {
-        summary.write_error = Some(format!("{e:#}"));
-    }
     if summary.write_error.is_none() && !crate::interrupt::requested() {
         // Every run of the plan has a record now, unless its files vanished meanwhile.
         let elsewhere = summary.elsewhere.clone();
@@ -262,6 +262,42 @@ pub fn run_sweep(
             .collect();
     }
     Ok(summary)
+}
+
+/// What a process did to the tables as it ended.
+pub enum FinalTables {
+    Rebuilt,
+    /// A shard that left runs of the plan unfinished: the tables were refreshed only if
+    /// stale; the shard that finishes the last run (or `runner collect`) rebuilds them.
+    Deferred {
+        unfinished: usize,
+    },
+}
+
+/// The tables at the end of a process: rebuilt, waiting for the folder lock, unless the
+/// process is one shard of `plan` (`Some`) and runs of the plan still have no record; then
+/// only refreshed when stale, so that a 10,000-task array does not read the whole folder
+/// 10,000 times.
+pub fn final_tables(
+    spec: &Spec,
+    results_root: &Path,
+    plan: Option<&[PlannedRun]>,
+) -> anyhow::Result<FinalTables> {
+    let out = ResultsDir::new(results_root, &spec.name);
+    if !out.root.is_dir() {
+        return Ok(FinalTables::Rebuilt);
+    }
+    let unfinished = plan.map_or(0, |plan| {
+        plan.iter()
+            .filter(|r| !out.run_dir(&r.id).join("record.json").is_file())
+            .count()
+    });
+    if unfinished == 0 {
+        out.write_tables()?;
+        return Ok(FinalTables::Rebuilt);
+    }
+    out.refresh_tables(TABLE_REFRESH)?;
+    Ok(FinalTables::Deferred { unfinished })
 }
 
 /// The git commit of the repository holding the spec file `spec`, with "-dirty" when files

@@ -1,5 +1,6 @@
 //! Where results go: Parquet tables and per-run records, TensorBoard logs, trained models.
 
+pub mod atomic;
 pub mod claims;
 pub mod font;
 pub mod grid;
@@ -7,4 +8,5 @@ pub mod model_file;
 pub mod parquet;
 pub mod record;
 pub mod results;
+pub mod tables;
 pub mod tensorboard;

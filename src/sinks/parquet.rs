@@ -10,24 +10,74 @@
 
 use std::path::Path;
 
-use polars::io::parquet::write::KeyValueMetadata;
+use polars::io::parquet::write::{BatchedWriter, KeyValueMetadata};
 use polars::prelude::*;
 use polars_arrow::datatypes::{ArrowDataType, ArrowSchema};
 
-use super::results::write_atomic_with;
+use super::atomic::write_atomic_with;
 
 /// Writes `df` to `path` atomically (see `write_atomic_with`), with an embedded Arrow
 /// schema free of view types.
 pub fn write_parquet_atomic(path: &Path, df: &mut DataFrame) -> anyhow::Result<()> {
-    let schema = df.schema().to_arrow(CompatLevel::oldest());
-    let key = polars_parquet::write::schema_to_metadata_key(&schema);
-    let metadata = KeyValueMetadata::from_static(vec![(key.key, key.value.unwrap_or_default())]);
+    let metadata = compatible_metadata(df.schema());
     write_atomic_with(path, |file| {
         ParquetWriter::new(file)
             .with_key_value_metadata(Some(metadata))
             .finish(df)?;
         Ok(())
     })
+}
+
+/// The embedded-schema entry for `schema`: its oldest-compatibility Arrow schema.
+fn compatible_metadata(schema: &Schema) -> KeyValueMetadata {
+    let arrow = schema.to_arrow(CompatLevel::oldest());
+    let key = polars_parquet::write::schema_to_metadata_key(&arrow);
+    KeyValueMetadata::from_static(vec![(key.key, key.value.unwrap_or_default())])
+}
+
+/// A Parquet file written one batch of rows at a time (memory: one batch), with the same
+/// embedded schema as [`write_parquet_atomic`]. Every batch must have the first one's
+/// schema. Write at least one batch (an empty one gives a table with no rows).
+pub struct ParquetBatches<'a> {
+    file: &'a std::fs::File,
+    writer: Option<(BatchedWriter<&'a std::fs::File>, Schema)>,
+}
+
+impl<'a> ParquetBatches<'a> {
+    pub fn new(file: &'a std::fs::File) -> Self {
+        Self { file, writer: None }
+    }
+
+    pub fn write(&mut self, batch: &mut DataFrame) -> anyhow::Result<()> {
+        if self.writer.is_none() {
+            let schema = batch.schema().as_ref().clone();
+            let writer = ParquetWriter::new(self.file)
+                .with_key_value_metadata(Some(compatible_metadata(&schema)))
+                .batched(&schema)?;
+            self.writer = Some((writer, schema));
+        }
+        let Some((writer, schema)) = &mut self.writer else {
+            unreachable!("created above")
+        };
+        anyhow::ensure!(
+            batch.schema().as_ref() == schema,
+            "a batch's columns differ from the table's first batch ({:?} vs {:?})",
+            batch.schema(),
+            schema
+        );
+        batch.rechunk_mut_par();
+        writer.write_batch(batch)?;
+        Ok(())
+    }
+
+    /// Writes the footer; the caller then commits the file.
+    pub fn finish(self) -> anyhow::Result<()> {
+        let (writer, _) = self
+            .writer
+            .ok_or_else(|| anyhow::anyhow!("a Parquet table needs at least one batch"))?;
+        writer.finish()?;
+        Ok(())
+    }
 }
 
 /// The Arrow schema embedded in a Parquet file, exactly as a reader such as pyarrow sees

@@ -1,0 +1,663 @@
+//! `runs.parquet` and `epochs.parquet`, rebuilt from the run folders in two passes whose
+//! memory is one batch of runs, whatever the number of runs:
+//!
+//! 1. every `record.json` is read once to learn the columns and their types (a column is a
+//!    list, Int64, Float64, Boolean or String by the values it holds in *any* run: ints
+//!    mixed with floats are Float64), keeping only that;
+//! 2. the runs are read again [`BATCH`] at a time and each batch is appended to both files
+//!    (their epoch rows from the run's `epoch_rows.parquet`, written when it finished, or
+//!    from `epochs.json` in folders written before those existed).
+//!
+//! Both files are written under temporary names and renamed into place at the end, so a
+//! reader (or a kill -9 during a rebuild) sees the old tables or the new ones, never a mix.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+use polars::prelude::*;
+use serde_json::Value;
+
+use super::atomic::{AtomicFile, remove_abandoned_temporaries};
+use super::parquet::ParquetBatches;
+use super::record::{RunRecord, template_record};
+use super::results::{ResultsDir, read_record, rfc3339_utc_seconds};
+use crate::train::EpochMetrics;
+
+/// Runs read, turned into rows and written at a time (100 epochs each: 25,600 epoch rows).
+pub const BATCH: usize = 256;
+
+/// A run's epoch rows, written beside its record when it finishes, so that a rebuild reads
+/// columns rather than parsing JSON.
+pub const EPOCH_ROWS_FILE: &str = "epoch_rows.parquet";
+
+/// A column's type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Int,
+    Float,
+    Bool,
+    Text,
+    IntList,
+    TextList,
+}
+
+/// What a column's values have been so far.
+#[derive(Clone, Copy)]
+struct Seen {
+    present: bool,
+    arrays: bool,
+    bools: bool,
+    ints: bool,
+    numbers: bool,
+    list_ints: bool,
+}
+
+impl Default for Seen {
+    fn default() -> Self {
+        Self {
+            present: false,
+            arrays: true,
+            bools: true,
+            ints: true,
+            numbers: true,
+            list_ints: true,
+        }
+    }
+}
+
+fn is_int(v: &Value) -> bool {
+    v.is_i64() || v.is_u64()
+}
+
+impl Seen {
+    fn add(&mut self, v: &Value) {
+        if v.is_null() {
+            return;
+        }
+        self.present = true;
+        self.arrays &= v.is_array();
+        self.bools &= v.is_boolean();
+        self.ints &= is_int(v);
+        self.numbers &= v.is_number();
+        if let Some(items) = v.as_array() {
+            self.list_ints &= items.iter().all(is_int);
+        }
+    }
+
+    fn kind(self) -> Option<Kind> {
+        self.present.then_some(if self.arrays {
+            if self.list_ints {
+                Kind::IntList
+            } else {
+                Kind::TextList
+            }
+        } else if self.bools {
+            Kind::Bool
+        } else if self.ints {
+            Kind::Int
+        } else if self.numbers {
+            Kind::Float
+        } else {
+            Kind::Text
+        })
+    }
+}
+
+/// Columns in order with their types.
+#[derive(Clone, Debug, Default)]
+struct Columns {
+    names: Vec<String>,
+    kinds: Vec<Kind>,
+}
+
+impl Columns {
+    /// `names` typed by what `seen` saw, else by the template's value, else text.
+    fn typed(names: Vec<String>, seen: &HashMap<String, Seen>, template: &Row) -> Self {
+        let kinds = names
+            .iter()
+            .map(|n| {
+                seen.get(n).and_then(|s| s.kind()).unwrap_or_else(|| {
+                    let mut s = Seen::default();
+                    s.add(template.get(n).unwrap_or(&Value::Null));
+                    s.kind().unwrap_or(Kind::Text)
+                })
+            })
+            .collect();
+        Self { names, kinds }
+    }
+
+    /// A frame of `rows` with these columns (a value that does not fit its column's type,
+    /// which a run rewritten between the two passes could give, is null).
+    fn frame(&self, rows: &[Row]) -> anyhow::Result<DataFrame> {
+        let columns = self
+            .names
+            .iter()
+            .zip(&self.kinds)
+            .map(|(name, &kind)| {
+                let values: Vec<&Value> = rows
+                    .iter()
+                    .map(|r| r.get(name).unwrap_or(&Value::Null))
+                    .collect();
+                column(name, kind, &values)
+            })
+            .collect();
+        Ok(DataFrame::new(rows.len(), columns)?)
+    }
+}
+
+type Row = BTreeMap<String, Value>;
+
+fn column(name: &str, kind: Kind, values: &[&Value]) -> Column {
+    match kind {
+        Kind::Int => Column::new(
+            name.into(),
+            values.iter().map(|v| v.as_i64()).collect::<Vec<_>>(),
+        ),
+        Kind::Float => Column::new(
+            name.into(),
+            values.iter().map(|v| v.as_f64()).collect::<Vec<_>>(),
+        ),
+        Kind::Bool => Column::new(
+            name.into(),
+            values.iter().map(|v| v.as_bool()).collect::<Vec<_>>(),
+        ),
+        Kind::Text => Column::new(
+            name.into(),
+            values.iter().map(|v| as_text(v)).collect::<Vec<_>>(),
+        ),
+        Kind::IntList | Kind::TextList => list_column(name, kind == Kind::IntList, values),
+    }
+}
+
+fn as_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// A list column (hidden widths, table columns): List(Int64) or List(String).
+fn list_column(name: &str, ints: bool, values: &[&Value]) -> Column {
+    let inner = if ints {
+        DataType::Int64
+    } else {
+        DataType::String
+    };
+    if values.iter().all(|v| !v.is_array()) {
+        return ListChunked::full_null_with_dtype(name.into(), values.len(), &inner)
+            .into_series()
+            .into();
+    }
+    let lists: ListChunked = values
+        .iter()
+        .map(|v| {
+            v.as_array().map(|items| {
+                if ints {
+                    Series::new(
+                        "".into(),
+                        items.iter().map(|x| x.as_i64()).collect::<Vec<_>>(),
+                    )
+                } else {
+                    Series::new("".into(), items.iter().map(as_text).collect::<Vec<_>>())
+                }
+            })
+        })
+        .collect();
+    let series = lists.into_series().with_name(name.into());
+    // An all-empty batch would infer a null inner type: every batch must match the first.
+    series
+        .cast(&DataType::List(Box::new(inner)))
+        .unwrap_or(series)
+        .into()
+}
+
+/// A run's row of runs.parquet: its record's fields, then its config flattened (dotted).
+fn run_row(record: &RunRecord) -> Row {
+    let mut row: Row = match serde_json::to_value(record) {
+        Ok(Value::Object(map)) => map.into_iter().filter(|(k, _)| k != "config").collect(),
+        _ => BTreeMap::new(),
+    };
+    row.extend(crate::sweep::flatten(&record.config));
+    row
+}
+
+/// The swept keys of a run, and its seed, which every epoch row carries (so per-seed curves
+/// need no join).
+fn epoch_keys(record: &RunRecord) -> Vec<&str> {
+    let mut keys: Vec<&str> = record
+        .swept_keys
+        .split(',')
+        .filter(|k| !k.is_empty())
+        .collect();
+    if !keys.contains(&"train.seed") {
+        keys.push("train.seed");
+    }
+    keys
+}
+
+/// An epoch's fields as JSON, with every optional one filled (for the column types).
+fn epoch_template() -> Row {
+    let template = EpochMetrics {
+        train_tc: Some(0.0),
+        capacity: Some(0.0),
+        train_discriminator_loss: Some(0.0),
+        test_elbo: Some(0.0),
+        test_recon: Some(0.0),
+        test_kl: Some(0.0),
+        test_elbo_se: Some(0.0),
+        test_kl_se: Some(0.0),
+        ..Default::default()
+    };
+    match serde_json::to_value(template) {
+        Ok(Value::Object(map)) => map.into_iter().collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+/// The columns of a run's epoch rows (the same for every run).
+fn epoch_columns() -> Columns {
+    let template = epoch_template();
+    let names = template.keys().cloned().collect();
+    Columns::typed(names, &HashMap::new(), &template)
+}
+
+/// A run's epochs as a frame with [`epoch_columns`]: what `epoch_rows.parquet` holds.
+pub fn epoch_rows_frame(epochs: &[EpochMetrics]) -> anyhow::Result<DataFrame> {
+    let rows: Vec<Row> = epochs
+        .iter()
+        .map(|e| match serde_json::to_value(e) {
+            Ok(Value::Object(map)) => map.into_iter().collect(),
+            _ => BTreeMap::new(),
+        })
+        .collect();
+    epoch_columns().frame(&rows)
+}
+
+/// The two tables' columns, learned from every record (pass 1).
+#[derive(Default)]
+struct Shape {
+    /// run_id, label, status, then swept keys in the order runs name them.
+    front: Vec<String>,
+    config_keys: BTreeSet<String>,
+    /// run_id, label, then every run's swept keys and seed.
+    epoch_keys: Vec<String>,
+    seen: HashMap<String, Seen>,
+}
+
+impl Shape {
+    fn new() -> Self {
+        let front: Vec<String> = ["run_id", "label", "status"].map(String::from).to_vec();
+        let epoch_keys = ["run_id", "label"].map(String::from).to_vec();
+        let config_keys = crate::sweep::flatten(&template_record().config)
+            .into_keys()
+            .collect();
+        Self {
+            front,
+            config_keys,
+            epoch_keys,
+            seen: HashMap::new(),
+        }
+    }
+
+    fn add(&mut self, record: &RunRecord) {
+        let row = run_row(record);
+        for (k, v) in &row {
+            self.seen.entry(k.clone()).or_default().add(v);
+            if k.contains('.') {
+                self.config_keys.insert(k.clone());
+            }
+        }
+        for k in record.swept_keys.split(',').filter(|k| !k.is_empty()) {
+            if !self.front.iter().any(|f| f == k) {
+                self.front.push(k.to_string());
+            }
+        }
+        for k in epoch_keys(record) {
+            if !self.epoch_keys.iter().any(|f| f == k) {
+                self.epoch_keys.push(k.to_string());
+            }
+        }
+    }
+
+    /// runs.parquet's columns: identity and swept keys first, then metrics in record
+    /// order, then every config key (dotted); all taken from the template too, so that a
+    /// folder with no finished run still gets a table with every column.
+    fn runs_columns(&self) -> anyhow::Result<Columns> {
+        let template = template_record();
+        let mut order = self.front.clone();
+        if let Value::Object(record) = serde_json::to_value(&template)? {
+            order.extend(
+                record
+                    .keys()
+                    .filter(|k| *k != "config" && !self.front.contains(k))
+                    .cloned(),
+            );
+        }
+        order.extend(
+            self.config_keys
+                .iter()
+                .filter(|k| !self.front.contains(k))
+                .cloned(),
+        );
+        Ok(Columns::typed(order, &self.seen, &run_row(&template)))
+    }
+
+    /// The run-level columns every epoch row starts with.
+    fn epoch_key_columns(&self) -> Columns {
+        Columns::typed(
+            self.epoch_keys.clone(),
+            &self.seen,
+            &run_row(&template_record()),
+        )
+    }
+}
+
+/// runs.parquet's rows for `records`, `finished_at` as a UTC timestamp (so pandas, polars
+/// and DuckDB can filter and sort by it).
+fn runs_batch(records: &[RunRecord], columns: &Columns) -> anyhow::Result<DataFrame> {
+    let rows: Vec<Row> = records.iter().map(run_row).collect();
+    let mut frame = columns.frame(&rows)?;
+    let finished: Int64Chunked = records
+        .iter()
+        .map(|r| rfc3339_utc_seconds(&r.finished_at).map(|s| s * 1_000_000))
+        .collect();
+    let finished = finished
+        .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+        .into_series()
+        .with_name("finished_at".into());
+    frame.replace("finished_at", finished.into())?;
+    Ok(frame)
+}
+
+/// A run's epoch rows: its `epoch_rows.parquet` when that has the expected columns, else
+/// built from `epochs.json`; `None` (with a warning naming the files) when neither reads.
+fn run_epochs(dir: &Path, metrics: &Columns, expected: &Schema) -> Option<DataFrame> {
+    let fragment = dir.join(EPOCH_ROWS_FILE);
+    if let Ok(file) = std::fs::File::open(&fragment)
+        && let Ok(frame) = ParquetReader::new(file).finish()
+        && frame.schema().as_ref() == expected
+    {
+        return Some(frame);
+    }
+    let path = dir.join("epochs.json");
+    let parsed = std::fs::read_to_string(&path)
+        .map_err(anyhow::Error::from)
+        .and_then(|text| Ok(serde_json::from_str::<Vec<EpochMetrics>>(&text)?))
+        .and_then(|epochs| {
+            let rows: Vec<Row> = epochs
+                .iter()
+                .map(|e| match serde_json::to_value(e) {
+                    Ok(Value::Object(map)) => map.into_iter().collect(),
+                    _ => BTreeMap::new(),
+                })
+                .collect();
+            metrics.frame(&rows)
+        });
+    match parsed {
+        Ok(frame) => Some(frame),
+        Err(e) => {
+            eprintln!(
+                "warning: {}: its epochs are left out of epochs.json's table: {e:#}",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// epochs.parquet's rows for a batch of runs: each run's key columns repeated beside its
+/// epoch rows.
+fn epochs_batch(
+    out: &ResultsDir,
+    records: &[RunRecord],
+    keys: &Columns,
+    metrics: &Columns,
+    expected: &Schema,
+) -> anyhow::Result<DataFrame> {
+    let mut key_rows = Vec::with_capacity(records.len());
+    let mut repeat: Vec<IdxSize> = Vec::new();
+    let mut parts: Option<DataFrame> = None;
+    for record in records {
+        let Some(epochs) = run_epochs(&out.run_dir(&record.run_id), metrics, expected) else {
+            continue;
+        };
+        let flat = crate::sweep::flatten(&record.config);
+        let mut row: Row = keys
+            .names
+            .iter()
+            .map(|k| (k.clone(), flat.get(k).cloned().unwrap_or(Value::Null)))
+            .collect();
+        row.insert("run_id".into(), Value::String(record.run_id.clone()));
+        row.insert("label".into(), Value::String(record.label.clone()));
+        repeat.extend(std::iter::repeat_n(
+            key_rows.len() as IdxSize,
+            epochs.height(),
+        ));
+        key_rows.push(row);
+        match &mut parts {
+            Some(all) => {
+                all.vstack_mut(&epochs)?;
+            }
+            None => parts = Some(epochs),
+        }
+    }
+    let epochs = match parts {
+        Some(frame) => frame,
+        None => metrics.frame(&[])?,
+    };
+    let index = IdxCa::from_vec("".into(), repeat);
+    let mut frame = keys.frame(&key_rows)?.take(&index)?;
+    frame.hstack_mut(epochs.columns())?;
+    Ok(frame)
+}
+
+/// The ids of the run folders, sorted (finished or not: pass 1 reads their records).
+fn run_ids(out: &ResultsDir) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(out.root.join("runs")) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Rebuilds both tables from the run folders; the caller holds the folder lock (so no other
+/// process writes them meanwhile). Returns the number of runs in the tables. A run whose
+/// record cannot be read is left out with a warning that names the file (never silently).
+pub(super) fn rebuild(out: &ResultsDir) -> anyhow::Result<usize> {
+    rebuild_in_batches(out, BATCH)
+}
+
+fn rebuild_in_batches(out: &ResultsDir, batch: usize) -> anyhow::Result<usize> {
+    crate::test_signal::table_rebuild_started();
+    remove_abandoned_temporaries(&out.runs_parquet());
+    remove_abandoned_temporaries(&out.epochs_parquet());
+    let mut shape = Shape::new();
+    let mut finished = Vec::new();
+    for id in run_ids(out) {
+        match read_record(&out.run_dir(&id)) {
+            Ok(Some(record)) => {
+                shape.add(&record);
+                finished.push(id);
+            }
+            Ok(None) => {}
+            Err(e) => eprintln!("warning: run {id} left out of the tables: {e:#}"),
+        }
+    }
+    let runs_columns = shape.runs_columns()?;
+    let keys = shape.epoch_key_columns();
+    let metrics = epoch_columns();
+    let expected = metrics.frame(&[])?.schema().as_ref().clone();
+
+    let runs_file = AtomicFile::create(&out.runs_parquet())?;
+    let epochs_file = AtomicFile::create(&out.epochs_parquet())?;
+    let mut runs = ParquetBatches::new(runs_file.file());
+    let mut epochs = ParquetBatches::new(epochs_file.file());
+    let mut written = 0;
+    let mut batches = finished.chunks(batch).peekable();
+    if batches.peek().is_none() {
+        runs.write(&mut runs_batch(&[], &runs_columns)?)?;
+        epochs.write(&mut epochs_batch(out, &[], &keys, &metrics, &expected)?)?;
+    }
+    for ids in batches {
+        // Read again: records are small, and holding them all is what memory must not do.
+        let records: Vec<RunRecord> = ids
+            .iter()
+            .filter_map(|id| read_record(&out.run_dir(id)).ok().flatten())
+            .collect();
+        runs.write(&mut runs_batch(&records, &runs_columns)?)
+            .map_err(|e| anyhow::anyhow!("{}: {e:#}", out.runs_parquet().display()))?;
+        epochs
+            .write(&mut epochs_batch(
+                out, &records, &keys, &metrics, &expected,
+            )?)
+            .map_err(|e| anyhow::anyhow!("{}: {e:#}", out.epochs_parquet().display()))?;
+        written += records.len();
+        crate::test_signal::during_table_rebuild();
+    }
+    runs.finish()?;
+    epochs.finish()?;
+    runs_file.commit()?;
+    epochs_file.commit()?;
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::results::RunStatus;
+
+    fn read(path: &Path) -> DataFrame {
+        ParquetReader::new(std::fs::File::open(path).unwrap())
+            .finish()
+            .unwrap()
+    }
+
+    fn epochs(n: usize, base: f64) -> Vec<EpochMetrics> {
+        (1..=n)
+            .map(|epoch| EpochMetrics {
+                epoch,
+                examples_seen: 100 * epoch as u64,
+                train_elbo: base - epoch as f64,
+                test_elbo: (epoch % 2 == 0).then_some(base),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    /// Five runs whose columns only show their types in later runs: the first has no
+    /// log p(x), no error and no `data.columns`; a later one has all three.
+    fn folder(root: &Path) -> ResultsDir {
+        let out = ResultsDir::new(root, "e");
+        for i in 0..5u64 {
+            let mut record = RunRecord {
+                run_id: format!("run{i}"),
+                label: format!("seed={i}"),
+                experiment: "e".into(),
+                swept_keys: "train.seed".into(),
+                status: if i == 3 {
+                    RunStatus::Failed
+                } else {
+                    RunStatus::Ok
+                },
+                finished_at: "2026-11-30T04:39:34Z".into(),
+                ..Default::default()
+            };
+            record.config.train.seed = i;
+            if i >= 2 {
+                record.test_log_px = Some(-90.0 - i as f64);
+                record.config.data.columns = Some(vec!["a".into(), format!("c{i}")]);
+            }
+            if i == 3 {
+                record.error = Some("boom".into());
+            }
+            out.save_run(&record, &epochs(i as usize + 1, -100.0), "")
+                .unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn tables_built_in_batches_equal_one_batch_and_keep_every_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = folder(dir.path());
+        assert_eq!(rebuild_in_batches(&out, 2).unwrap(), 5);
+        let (runs2, epochs2) = (read(&out.runs_parquet()), read(&out.epochs_parquet()));
+        assert_eq!(rebuild_in_batches(&out, 1000).unwrap(), 5);
+        let (runs, epochs) = (read(&out.runs_parquet()), read(&out.epochs_parquet()));
+        assert!(runs.equals_missing(&runs2));
+        assert!(epochs.equals_missing(&epochs2));
+
+        assert_eq!(runs.height(), 5);
+        let log_px: Vec<Option<f64>> = runs
+            .column("test_log_px")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(log_px, [None, None, Some(-92.0), Some(-93.0), Some(-94.0)]);
+        let columns = runs.column("data.columns").unwrap();
+        assert_eq!(columns.dtype(), &DataType::List(Box::new(DataType::String)));
+        assert!(columns.get(0).unwrap().is_null());
+        let error = runs.column("error").unwrap().str().unwrap().get(3);
+        assert_eq!(error, Some("boom"));
+        let names: Vec<&str> = runs.get_column_names().iter().map(|n| n.as_str()).collect();
+        assert_eq!(&names[..4], ["run_id", "label", "status", "train.seed"]);
+
+        // 1 + 2 + 3 + 4 + 5 epoch rows, each with its run's seed.
+        assert_eq!(epochs.height(), 15);
+        let seeds = epochs.column("train.seed").unwrap().i64().unwrap();
+        let epoch = epochs.column("epoch").unwrap().i64().unwrap();
+        let ids = epochs.column("run_id").unwrap().str().unwrap();
+        let mut row = 0;
+        for run in 0..5i64 {
+            for e in 1..=run + 1 {
+                assert_eq!(ids.get(row), Some(format!("run{run}").as_str()));
+                assert_eq!(seeds.get(row), Some(run));
+                assert_eq!(epoch.get(row), Some(e));
+                row += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn epochs_come_from_epochs_json_where_a_run_has_no_epoch_rows_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = folder(dir.path());
+        rebuild_in_batches(&out, 2).unwrap();
+        let with_fragments = read(&out.epochs_parquet());
+        for i in 0..5 {
+            std::fs::remove_file(out.run_dir(&format!("run{i}")).join(EPOCH_ROWS_FILE)).unwrap();
+        }
+        // A folder written before the fragments existed, and one whose fragment is damaged.
+        std::fs::write(out.run_dir("run4").join(EPOCH_ROWS_FILE), b"not parquet").unwrap();
+        rebuild_in_batches(&out, 2).unwrap();
+        assert!(read(&out.epochs_parquet()).equals_missing(&with_fragments));
+    }
+
+    #[test]
+    fn an_empty_folder_gets_tables_with_every_column_and_no_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = ResultsDir::new(dir.path(), "e");
+        std::fs::create_dir_all(out.root.join("runs")).unwrap();
+        assert_eq!(rebuild(&out).unwrap(), 0);
+        let runs = read(&out.runs_parquet());
+        assert_eq!(runs.height(), 0);
+        assert_eq!(
+            runs.column("test_log_px").unwrap().dtype(),
+            &DataType::Float64
+        );
+        assert!(runs.column("finished_at").unwrap().dtype().is_temporal());
+        let epochs = read(&out.epochs_parquet());
+        assert_eq!(
+            epochs.column("test_elbo").unwrap().dtype(),
+            &DataType::Float64
+        );
+    }
+}

@@ -250,10 +250,34 @@ pub fn render(table: &DataFrame, format: Format) -> anyhow::Result<String> {
     })
 }
 
-/// A cell as f64 (integers cast), `None` where null, missing or not finite.
-pub(crate) fn float(df: &DataFrame, name: &str, i: usize) -> Option<f64> {
-    let c = df.column(name).ok()?.cast(&DataType::Float64).ok()?;
-    c.f64().ok()?.get(i).filter(|v| v.is_finite())
+/// A column as f64 (integers cast), `None` where null or not finite; all `None` where the
+/// column is missing. One cast per column: a cast per cell made the report quadratic.
+pub(crate) fn floats(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
+    let cast = df
+        .column(name)
+        .ok()
+        .and_then(|c| c.cast(&DataType::Float64).ok());
+    match cast.as_ref().and_then(|c| c.f64().ok()) {
+        Some(values) => values.iter().map(|v| v.filter(|v| v.is_finite())).collect(),
+        None => vec![None; df.height()],
+    }
+}
+
+/// A column's cells as [`cell_text`] writes them ("" for every row where it is missing).
+pub(crate) fn texts(df: &DataFrame, name: &str) -> Vec<String> {
+    let Ok(column) = df.column(name) else {
+        return vec![String::new(); df.height()];
+    };
+    let column = column.as_materialized_series().rechunk();
+    column.iter().map(|v| any_text(&v)).collect()
+}
+
+fn any_text(v: &AnyValue) -> String {
+    match v {
+        AnyValue::String(_) | AnyValue::StringOwned(_) => v.str_value().to_string(),
+        AnyValue::Null => "-".into(),
+        other => other.to_string(),
+    }
 }
 
 /// Any table as text: CSV and JSON as [`render`] writes them, tables with every column.
@@ -419,11 +443,7 @@ pub(crate) fn cell_text(df: &DataFrame, name: &str, i: usize) -> String {
     df.column(name)
         .ok()
         .and_then(|c| c.get(i).ok())
-        .map(|v| match v {
-            AnyValue::String(_) | AnyValue::StringOwned(_) => v.str_value().to_string(),
-            AnyValue::Null => "-".into(),
-            other => other.to_string(),
-        })
+        .map(|v| any_text(&v))
         .unwrap_or_default()
 }
 

@@ -1,6 +1,8 @@
 //! Scatter planes of one point per run, coloured by group: rate against distortion, and
 //! reconstruction against a disentanglement score, so the trade-off a sweep buys shows at a
-//! glance.
+//! glance. Above [`MAX_POINTS`] runs (a study of thousands) every point would hide the next:
+//! each group's mean is drawn with its 95% intervals on both axes, over an even thinning of
+//! the runs drawn small and translucent, and the caption says so.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +10,23 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::plots::{RunPoint, err, extent, group_label, padded};
+use super::stats::Interval;
+
+/// The most runs a plane draws one by one.
+pub(super) const MAX_POINTS: usize = 1_000;
+
+/// Every `step`-th point of each group (in run order), so that about `MAX_POINTS` are drawn
+/// in all and every group keeps its share; `step` 1 draws all.
+fn thinning_step(total: usize) -> usize {
+    total.div_ceil(MAX_POINTS).max(1)
+}
+
+/// A group's mean with its 95% interval on each axis (None below two runs).
+fn mean_cross(points: &[(f64, f64)]) -> Option<(Interval, Interval)> {
+    let xs: Vec<f64> = points.iter().map(|p| p.0).collect();
+    let ys: Vec<f64> = points.iter().map(|p| p.1).collect();
+    Some((Interval::over(&xs)?, Interval::over(&ys)?))
+}
 
 /// How one plane reads a run and labels its axes.
 struct Plane<'a> {
@@ -50,8 +69,18 @@ fn draw<DB: DrawingBackend>(
     }
     let (x_range, y_range) = (padded(x_lo, x_hi), padded(y_lo, y_hi));
     let corner = emptiest_corner(&all, &x_range, &y_range);
+    let step = thinning_step(all.len());
+    let caption = if step > 1 {
+        format!(
+            "{}: {} runs, 1 in {step} drawn; crosses: group means, 95% CI",
+            plane.caption,
+            all.len()
+        )
+    } else {
+        format!("{} (one point per run)", plane.caption)
+    };
     let mut chart = ChartBuilder::on(root)
-        .caption(&plane.caption, ("sans-serif", 24))
+        .caption(&caption, ("sans-serif", if step > 1 { 18 } else { 24 }))
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(70)
@@ -65,11 +94,39 @@ fn draw<DB: DrawingBackend>(
         .map_err(err)?;
     for (i, (label, points)) in groups.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
+        let (radius, style) = if step > 1 {
+            (2, color.mix(0.25).filled())
+        } else {
+            (5, color.filled())
+        };
         chart
-            .draw_series(points.iter().map(|&p| Circle::new(p, 5, color.filled())))
+            .draw_series(
+                points
+                    .iter()
+                    .step_by(step)
+                    .map(|&p| Circle::new(p, radius, style)),
+            )
             .map_err(err)?
             .label(label.clone())
             .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
+        if step > 1
+            && let Some((x, y)) = mean_cross(points)
+        {
+            let bold = color.stroke_width(3);
+            chart
+                .draw_series([
+                    PathElement::new(vec![(x.lo, y.mean), (x.hi, y.mean)], bold),
+                    PathElement::new(vec![(x.mean, y.lo), (x.mean, y.hi)], bold),
+                ])
+                .map_err(err)?;
+            chart
+                .draw_series(std::iter::once(Circle::new(
+                    (x.mean, y.mean),
+                    6,
+                    color.filled(),
+                )))
+                .map_err(err)?;
+        }
     }
     chart
         .configure_series_labels()
@@ -117,7 +174,7 @@ pub(super) fn rate_distortion<DB: DrawingBackend>(
 ) -> anyhow::Result<()> {
     let xy = |p: &RunPoint| Some((p.kl?, -p.recon?));
     let plane = Plane {
-        caption: "Rate–distortion plane (one point per run)".into(),
+        caption: "Rate–distortion plane".into(),
         x_desc: "rate: KL(q(z|x) || p(z)) (nats per example)",
         y_desc: "distortion: −E_q log p(x|z) (nats per example)",
         xy: &xy,
@@ -135,7 +192,7 @@ pub(super) fn recon_vs_score<DB: DrawingBackend>(
 ) -> anyhow::Result<()> {
     let xy = |p: &RunPoint| Some((p.recon?, p.metric?));
     let plane = Plane {
-        caption: format!("Reconstruction against {score} (one point per run)"),
+        caption: format!("Reconstruction against {score}"),
         x_desc: "reconstruction: E_q log p(x|z) (nats per example)",
         y_desc: score,
         xy: &xy,
@@ -143,4 +200,33 @@ pub(super) fn recon_vs_score<DB: DrawingBackend>(
         y_from_zero: true,
     };
     draw(root, pts, &plane)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thinning_keeps_about_the_most_points_and_draws_all_below_it() {
+        assert_eq!(thinning_step(10), 1);
+        assert_eq!(thinning_step(MAX_POINTS), 1);
+        assert_eq!(thinning_step(MAX_POINTS + 1), 2);
+        for total in [1_001usize, 4_000, 12_800, 16_000, 100_000] {
+            let drawn = total.div_ceil(thinning_step(total));
+            assert!(
+                drawn <= MAX_POINTS && drawn > MAX_POINTS / 2,
+                "{total}: {drawn}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_group_cross_is_its_mean_with_t_intervals_on_both_axes() {
+        let cross = mean_cross(&[(1.0, 10.0), (2.0, 20.0), (3.0, 30.0)]).unwrap();
+        assert_eq!((cross.0.mean, cross.1.mean), (2.0, 20.0));
+        // sd 1 and 10 over 3 runs: t(0.975, 2) = 4.303 × sd / √3.
+        assert!((cross.0.half_width() - 4.302_652_7 / 3f64.sqrt()).abs() < 1e-5);
+        assert!((cross.1.half_width() - 43.026_527 / 3f64.sqrt()).abs() < 1e-4);
+        assert!(mean_cross(&[(1.0, 1.0)]).is_none());
+    }
 }

@@ -9,7 +9,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use polars::prelude::*;
 
-use super::{cell_text, float};
+use super::{floats, texts};
 
 const SIZE: (u32, u32) = (900, 600);
 
@@ -34,18 +34,24 @@ pub(super) struct RunPoint {
 }
 
 fn points(runs: &DataFrame, by: &[String], metric: &str) -> Vec<RunPoint> {
+    let (ids, status) = (texts(runs, "run_id"), texts(runs, "status"));
+    let keys: Vec<Vec<String>> = by.iter().map(|k| texts(runs, k)).collect();
+    let values = floats(runs, metric);
+    let se = floats(runs, &format!("{metric}_se"));
+    let (kl, recon) = (floats(runs, "test_kl"), floats(runs, "test_recon"));
     (0..runs.height())
         .map(|i| RunPoint {
-            run_id: cell_text(runs, "run_id", i),
+            run_id: ids[i].clone(),
             keys: by
                 .iter()
-                .map(|k| (k.clone(), cell_text(runs, k, i)))
+                .zip(&keys)
+                .map(|(k, column)| (k.clone(), column[i].clone()))
                 .collect(),
-            ok: cell_text(runs, "status", i) == "ok",
-            metric: float(runs, metric, i),
-            se: float(runs, &format!("{metric}_se"), i),
-            kl: float(runs, "test_kl", i),
-            recon: float(runs, "test_recon", i),
+            ok: status[i] == "ok",
+            metric: values[i],
+            se: se[i],
+            kl: kl[i],
+            recon: recon[i],
         })
         .collect()
 }
@@ -370,13 +376,12 @@ fn curves<DB: DrawingBackend>(
         .collect();
     // group -> examples seen -> test ELBO of each run
     let mut lines: BTreeMap<String, BTreeMap<i64, Vec<f64>>> = BTreeMap::new();
+    let ids = texts(epochs, "run_id");
+    let (seen, elbo) = (floats(epochs, "examples_seen"), floats(epochs, "test_elbo"));
     for i in 0..epochs.height() {
-        let id = cell_text(epochs, "run_id", i);
-        let (Some(group), Some(seen), Some(elbo)) = (
-            group_of.get(id.as_str()),
-            float(epochs, "examples_seen", i),
-            float(epochs, "test_elbo", i),
-        ) else {
+        let (Some(group), Some(seen), Some(elbo)) =
+            (group_of.get(ids[i].as_str()), seen[i], elbo[i])
+        else {
             continue;
         };
         lines

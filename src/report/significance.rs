@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use polars::prelude::*;
 
 use super::stats::Interval;
-use super::{cell_text, float};
+use super::{cell_text, floats, texts};
 
 /// Group key values (as text) -> seed -> the group's ok runs' values of `metric`.
 type BySeed = BTreeMap<Vec<String>, BTreeMap<i64, f64>>;
@@ -16,17 +16,31 @@ type BySeed = BTreeMap<Vec<String>, BTreeMap<i64, f64>>;
 /// The ok runs' `metric` per group of `by` and per seed.
 fn by_seed(runs: &DataFrame, by: &[String], metric: &str) -> BySeed {
     let mut out = BySeed::new();
+    let status = texts(runs, "status");
+    let (values, seeds) = (floats(runs, metric), floats(runs, "train.seed"));
+    let keys: Vec<Vec<String>> = by.iter().map(|k| key_texts(runs, k)).collect();
     for i in 0..runs.height() {
-        if cell_text(runs, "status", i) != "ok" {
+        if status[i] != "ok" {
             continue;
         }
-        let (Some(v), Some(seed)) = (float(runs, metric, i), float(runs, "train.seed", i)) else {
+        let (Some(v), Some(seed)) = (values[i], seeds[i]) else {
             continue;
         };
-        let key = by.iter().map(|k| key_text(runs, k, i)).collect();
+        let key = keys.iter().map(|column| column[i].clone()).collect();
         out.entry(key).or_default().insert(seed as i64, v);
     }
     out
+}
+
+/// [`key_text`] of every row of a column.
+fn key_texts(df: &DataFrame, name: &str) -> Vec<String> {
+    match df.column(name).map(|c| c.dtype()) {
+        Ok(DataType::Float64) => floats(df, name)
+            .into_iter()
+            .map(|f| f.map_or_else(|| "-".into(), |f| format!("{f}")))
+            .collect(),
+        _ => texts(df, name),
+    }
 }
 
 /// A key's value as the summary table writes it (floats as Rust prints them: 1, not 1.0).

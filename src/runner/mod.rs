@@ -330,11 +330,15 @@ pub fn experiments_commit(spec: &Path) -> Option<String> {
 /// Every swept key with the values it takes, for the HParams experiment record.
 fn swept_domains(runs: &[PlannedRun]) -> Vec<(String, Vec<Value>)> {
     let mut out: Vec<(String, Vec<Value>)> = Vec::new();
+    // Values seen per key, by their JSON text: linear in the runs (a 10,000-seed sweep).
+    let mut seen: std::collections::HashSet<(String, String)> = Default::default();
     for run in runs {
         for (k, v) in &run.swept {
+            if !seen.insert((k.clone(), v.to_string())) {
+                continue;
+            }
             match out.iter_mut().find(|(key, _)| key == k) {
-                Some((_, values)) if !values.contains(v) => values.push(v.clone()),
-                Some(_) => {}
+                Some((_, values)) => values.push(v.clone()),
                 None => out.push((k.clone(), vec![v.clone()])),
             }
         }

@@ -28,6 +28,20 @@ pub fn write_parquet_atomic(path: &Path, df: &mut DataFrame) -> anyhow::Result<(
     })
 }
 
+/// [`write_parquet_atomic`] without compression: for small files read back by the program
+/// many at a time (a run's epoch rows), where starting a decompressor for every column
+/// of every file costs more than the bytes saved.
+pub fn write_parquet_atomic_uncompressed(path: &Path, df: &mut DataFrame) -> anyhow::Result<()> {
+    let metadata = compatible_metadata(df.schema());
+    write_atomic_with(path, |file| {
+        ParquetWriter::new(file)
+            .with_compression(ParquetCompression::Uncompressed)
+            .with_key_value_metadata(Some(metadata))
+            .finish(df)?;
+        Ok(())
+    })
+}
+
 /// The embedded-schema entry for `schema`: its oldest-compatibility Arrow schema.
 fn compatible_metadata(schema: &Schema) -> KeyValueMetadata {
     let arrow = schema.to_arrow(CompatLevel::oldest());

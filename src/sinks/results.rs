@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use super::atomic::{write_atomic, write_atomic_with};
-use super::parquet::write_parquet_atomic;
+use super::parquet::write_parquet_atomic_uncompressed;
 pub use super::record::{RunRecord, RunStatus};
 use super::tables::{EPOCH_ROWS_FILE, epoch_rows_frame};
 use crate::train::EpochMetrics;
@@ -101,7 +101,10 @@ impl ResultsDir {
             &dir.join("epochs.json"),
             &serde_json::to_vec_pretty(epochs)?,
         )?;
-        write_parquet_atomic(&dir.join(EPOCH_ROWS_FILE), &mut epoch_rows_frame(epochs)?)?;
+        write_parquet_atomic_uncompressed(
+            &dir.join(EPOCH_ROWS_FILE),
+            &mut epoch_rows_frame(epochs)?,
+        )?;
         // Written last: its presence is what marks the run finished.
         self.save_record(record)
     }

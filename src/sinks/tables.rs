@@ -375,7 +375,9 @@ fn runs_batch(records: &[RunRecord], columns: &Columns) -> anyhow::Result<DataFr
 fn run_epochs(dir: &Path, metrics: &Columns, expected: &Schema) -> Option<DataFrame> {
     let fragment = dir.join(EPOCH_ROWS_FILE);
     if let Ok(file) = std::fs::File::open(&fragment)
-        && let Ok(frame) = ParquetReader::new(file).finish()
+        && let Ok(frame) = ParquetReader::new(file)
+            .read_parallel(ParallelStrategy::None)
+            .finish()
         && frame.schema().as_ref() == expected
     {
         return Some(frame);

@@ -344,6 +344,21 @@ fn as_text_if(v: &Value, text: bool) -> Value {
     }
 }
 
+/// The most values an HParams domain lists. Every run's log carries the experiment record,
+/// so a listed domain of every seed of a 10,000-run sweep would make the logs grow with the
+/// square of the runs; above this a numeric key gets its interval and others no domain.
+pub const MAX_DISCRETE: usize = 64;
+
+/// [min, max] of values that are all numbers.
+fn numeric_interval(values: &[Value]) -> Option<tensorboard_proto::api::Interval> {
+    let numbers: Option<Vec<f64>> = values.iter().map(Value::as_f64).collect();
+    let numbers = numbers?;
+    let mut interval = tensorboard_proto::api::Interval::new();
+    interval.set_min_value(numbers.iter().copied().fold(f64::INFINITY, f64::min));
+    interval.set_max_value(numbers.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+    Some(interval)
+}
+
 /// The HParams experiment record of a sweep: the swept keys with their values, and the
 /// metrics the table shows. TensorBoard reads it from any run, so every run's log carries
 /// it (`RunBoard::experiment`) rather than a file of its own at the top of `tb/`, which
@@ -367,14 +382,19 @@ impl ExperimentRecord {
                     Some(Value::Bool(_)) => DataType::DATA_TYPE_BOOL,
                     _ => DataType::DATA_TYPE_STRING,
                 });
-                let mut list = ListValue::new();
-                list.set_values(
-                    values
-                        .iter()
-                        .map(|v| pb_value(&as_text_if(v, text)))
-                        .collect(),
-                );
-                info.set_domain_discrete(list);
+                if values.len() <= MAX_DISCRETE {
+                    let mut list = ListValue::new();
+                    list.set_values(
+                        values
+                            .iter()
+                            .map(|v| pb_value(&as_text_if(v, text)))
+                            .collect(),
+                    );
+                    info.set_domain_discrete(list);
+                } else if let Some(interval) = numeric_interval(values).filter(|_| !text) {
+                    info.set_domain_interval(interval);
+                }
+                // Else no domain: TensorBoard gathers the values from the runs' own records.
                 info
             })
             .collect();
@@ -435,4 +455,35 @@ fn now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_experiment_record_lists_small_domains_and_bounds_large_ones() {
+        let seeds: Vec<Value> = (0..10_000).map(Value::from).collect();
+        let rates: Vec<Value> = (1..=100).map(|i| Value::from(i as f64 * 1e-4)).collect();
+        let betas: Vec<Value> = [0.5, 1.0, 4.0].map(Value::from).to_vec();
+        let swept = vec![
+            ("objective.beta".to_string(), betas),
+            ("train.seed".to_string(), seeds),
+            ("train.lr".to_string(), rates),
+        ];
+        let record = ExperimentRecord::new("e", &swept);
+        let infos = record.0.get_experiment().get_hparam_infos();
+        assert_eq!(infos[0].get_domain_discrete().get_values().len(), 3);
+        // 10,000 integer seeds: text, no domain (TensorBoard gathers them from the runs).
+        assert!(!infos[1].has_domain_discrete() && !infos[1].has_domain_interval());
+        assert_eq!(infos[1].get_field_type(), DataType::DATA_TYPE_STRING);
+        let lr = infos[2].get_domain_interval();
+        assert_eq!(
+            (lr.get_min_value(), lr.get_max_value()),
+            (1e-4, 100.0 * 1e-4)
+        );
+        // Every run's log carries it: its size must not grow with the runs.
+        let bytes = record.0.write_to_bytes().unwrap().len();
+        assert!(bytes < 2_000, "{bytes} bytes");
+    }
 }

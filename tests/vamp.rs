@@ -255,13 +255,25 @@ fn prior_samples_have_the_mixtures_mean_and_covariance() {
 }
 
 #[test]
-fn a_vamp_run_trains_on_autodiff_with_a_monte_carlo_kl() {
+fn a_vamp_run_trains_on_the_fused_engine_unless_its_encoder_has_convolutions() {
+    // (tests/fused.rs compares the fused engine's VampPrior gradients with autodiff's.)
     let mut c = RunConfig {
         model: config(),
         ..Default::default()
     };
     c.objective.kl = KlMode::MonteCarlo;
-    assert!(!aevb::engine::uses_fused(&c), "the fused engine refuses it");
+    assert_eq!(aevb::engine::fused_unsupported(&c).map(|u| u.key), None);
+    assert!(aevb::engine::uses_fused(&c));
+    c.model.encoder.conv = vec![aevb::spec::ConvLayer {
+        channels: 4,
+        kernel: 4,
+        stride: 2,
+        padding: 1,
+    }];
+    assert!(
+        !aevb::engine::uses_fused(&c),
+        "pseudo-inputs through convolutions"
+    );
     let why = aevb::engine::fused_unsupported(&c).unwrap();
     assert_eq!(why.key, "model.prior");
 }

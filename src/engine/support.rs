@@ -50,16 +50,18 @@ fn model(m: &ModelConfig) -> Result<(), Unsupported> {
     } = m;
     mlp(encoder)?;
     mlp(decoder)?;
-    // Every prior but the VampPrior: N(0, I), a diagonal normal (learned or fixed), a mixture.
+    // Every prior: N(0, I), a diagonal normal (learned or fixed), a mixture, and the
+    // VampPrior with a dense encoder (engine/fused/vamp.rs).
     match prior {
         PriorKind::StandardNormal | PriorKind::Normal | PriorKind::Mixture => {}
-        PriorKind::Vamp => {
+        PriorKind::Vamp if !encoder.conv.is_empty() => {
             return Err(Unsupported {
                 key: "model.prior",
                 value: "\"vamp\"".into(),
-                reason: "the VampPrior (the encoder applied to its pseudo-inputs every step) trains on burn's autodiff",
+                reason: "the VampPrior with a convolutional encoder (its pseudo-inputs through the convolutions) trains on burn's autodiff",
             });
         }
+        PriorKind::Vamp => {}
     }
     // Every likelihood and variance: Bernoulli; Gaussian with a fixed, a learned or a
     // network-given (head) variance.

@@ -190,7 +190,14 @@ impl Layout {
                 }
             }
             PriorKind::Vamp => {
-                unreachable!("support::fused refuses the VampPrior (model.prior)")
+                let k = model.pseudo_inputs;
+                PriorPiece::Vamp {
+                    means: b.slot("prior.components.means".into(), vec![k, z]),
+                    logvars: b.slot("prior.components.logvars".into(), vec![k, z]),
+                    pseudo: b.slot("prior.pseudo_inputs".into(), vec![k, data_dim]),
+                    k,
+                    clamp: model.likelihood == LikelihoodKind::Bernoulli,
+                }
             }
         };
         Self {

@@ -13,6 +13,7 @@ pub mod network;
 pub mod optim;
 pub mod prior;
 pub mod products;
+pub mod vamp;
 
 use std::collections::HashMap;
 
@@ -50,6 +51,8 @@ pub struct FusedEngine {
     /// Per-block buffers of `blocked_step`, and the one-thread product runner they use.
     blocks: Vec<Block>,
     single: Threads,
+    /// The VampPrior's encoder pass at its pseudo-inputs (unused for other priors).
+    vamp: vamp::VampWork,
 }
 
 /// Examples per block of a minibatch (see `FusedEngine::blocked_step`). Fixed, so that the
@@ -116,7 +119,8 @@ fn prior_values(prior: &Prior) -> Vec<Vec<f32>> {
             host(p.logvars.val()),
             host(p.logits.val()),
         ],
-        Prior::Vamp(_) => unreachable!("support::fused refuses the VampPrior (model.prior)"),
+        // Its components (the first two slots) are computed, not copied (`vamp::refresh`).
+        Prior::Vamp(p) => vec![Vec::new(), Vec::new(), host(p.pseudo_inputs.val())],
     }
 }
 
@@ -169,9 +173,12 @@ pub fn flatten(config: &RunConfig, vae: &Vae) -> (Layout, Vec<f32>) {
         .slots()
         .into_iter()
         .zip(prior_values(&vae.prior))
+        .filter(|(_, values)| !values.is_empty())
     {
         params[slot.range()].copy_from_slice(&values);
     }
+    let one = Threads::new(1).expect("one thread");
+    vamp::refresh(&layout, &one, &mut params, &mut vamp::VampWork::default());
     (layout, params)
 }
 
@@ -218,6 +225,18 @@ impl FusedEngine {
             template: init,
             blocks: Vec::new(),
             single: Threads::new(1)?,
+            vamp: vamp::VampWork::default(),
+        })
+        .map(|mut engine| {
+            // The components of the parameters it starts from (a checkpoint's included).
+            let (l, p, t, w) = (
+                &engine.layout,
+                &mut engine.params,
+                &engine.threads,
+                &mut engine.vamp,
+            );
+            vamp::refresh(l, t, p, w);
+            engine
         })
     }
 
@@ -325,7 +344,10 @@ impl Engine for FusedEngine {
             ObjectiveKind::Elbo => Objective::Elbo {
                 samples: objective.mc_samples,
                 analytic_kl: objective.kl == KlMode::Analytic
-                    && !matches!(self.layout.prior, prior::PriorPiece::Mixture { .. }),
+                    && !matches!(
+                        self.layout.prior,
+                        prior::PriorPiece::Mixture { .. } | prior::PriorPiece::Vamp { .. }
+                    ),
             },
             ObjectiveKind::DipVaeI
             | ObjectiveKind::DipVaeIi
@@ -362,8 +384,23 @@ impl Engine for FusedEngine {
                 &mut self.workspace,
             )
         };
+        // The VampPrior: the components' gradient back through the encoder at the
+        // pseudo-inputs, then the components of the updated weights.
+        vamp::backward(
+            &self.layout,
+            &self.threads,
+            &self.params,
+            &mut self.grads,
+            &mut self.vamp,
+        );
         self.optimizer
             .step(lr, &mut self.params, &self.grads, &self.threads);
+        vamp::refresh(
+            &self.layout,
+            &self.threads,
+            &mut self.params,
+            &mut self.vamp,
+        );
         crate::engine::StepSums {
             bound: sums[0],
             recon: sums[1],
@@ -434,6 +471,12 @@ impl Engine for FusedEngine {
             ) => {
                 burn.mean = param(mean, *learned);
                 burn.logvar = param(logvar, *learned);
+            }
+            (prior::PriorPiece::Vamp { pseudo, .. }, Prior::Vamp(burn)) => {
+                burn.pseudo_inputs = Param::from_data(
+                    TensorData::new(p[pseudo.range()].to_vec(), pseudo.shape.clone()),
+                    device,
+                );
             }
             (
                 prior::PriorPiece::Mixture {

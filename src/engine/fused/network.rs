@@ -36,7 +36,7 @@ pub type Sums = [f64; 3];
 
 /// A dense layer's weight and bias gradients (written, not added) into `g`, from its input
 /// and the gradient of its output.
-fn dense_param_grads(
+pub(super) fn dense_param_grads(
     t: &Threads,
     g: &mut [f32],
     layer: &Dense,
@@ -82,7 +82,7 @@ fn dense_backward(
 
 /// Back through an MLP body, `grad` holding the gradient of its output.
 #[allow(clippy::too_many_arguments)]
-fn chain_backward(
+pub(super) fn chain_backward(
     t: &Threads,
     p: &[f32],
     g: &mut [f32],

@@ -1,6 +1,8 @@
 //! p(z) in the fused engine: the standard normal (no parameters, handled inline by the
-//! network for speed), a diagonal normal (learned or fixed mean and log-variance), and a
-//! mixture of diagonal normals with learned weights, as `model::prior` defines them. Each
+//! network for speed), a diagonal normal (learned or fixed mean and log-variance), a
+//! mixture of diagonal normals with learned weights, and the VampPrior (an equally weighted
+//! mixture of the encoder's posteriors at learned pseudo-inputs: `vamp`), as `model::prior`
+//! defines them. Each
 //! gives log p(z), its gradient in z, and the gradients of its own parameters, which it adds
 //! into the gradient buffer (the prior is a piece whose gradients accumulate).
 
@@ -23,7 +25,22 @@ pub enum PriorPiece {
         logits: Slot,
         k: usize,
     },
+    /// (1/K) Σ_k N(means_k, e^logvars_k) with the encoder's posteriors at the pseudo-inputs
+    /// (clamped to [0, 1] where `clamp`) as components: `means` and `logvars` ([k, z]) are
+    /// not trained themselves but computed from `pseudo` ([k, data_dim]) and the encoder
+    /// after every step (`vamp::refresh`); their gradients go back through the encoder
+    /// (`vamp::backward`).
+    Vamp {
+        means: Slot,
+        logvars: Slot,
+        pseudo: Slot,
+        k: usize,
+        clamp: bool,
+    },
 }
+
+/// A mixture prior's components: means and log-variances ([k, z]), log-weights, k.
+type Components<'a> = (&'a [f32], &'a [f32], Vec<f32>, usize);
 
 /// Per-row results of [`PriorPiece::log_prob`] that the backward pass needs.
 #[derive(Default)]
@@ -46,6 +63,38 @@ impl PriorPiece {
                 logits,
                 ..
             } => vec![means, logvars, logits],
+            PriorPiece::Vamp {
+                means,
+                logvars,
+                pseudo,
+                ..
+            } => vec![means, logvars, pseudo],
+        }
+    }
+
+    /// A mixture's component means and log-variances, its log-weights and its size.
+    fn mixture<'a>(&self, p: &'a [f32]) -> Option<Components<'a>> {
+        match self {
+            PriorPiece::Mixture {
+                means,
+                logvars,
+                logits,
+                k,
+            } => Some((
+                &p[means.range()],
+                &p[logvars.range()],
+                log_softmax(&p[logits.range()]),
+                *k,
+            )),
+            PriorPiece::Vamp {
+                means, logvars, k, ..
+            } => Some((
+                &p[means.range()],
+                &p[logvars.range()],
+                vec![-(*k as f32).ln(); *k],
+                *k,
+            )),
+            _ => None,
         }
     }
 
@@ -77,15 +126,8 @@ impl PriorPiece {
                     *o = -0.5 * acc;
                 }
             }
-            PriorPiece::Mixture {
-                means,
-                logvars,
-                logits,
-                k,
-            } => {
-                let k = *k;
-                let (m, v, l) = (&p[means.range()], &p[logvars.range()], &p[logits.range()]);
-                let log_weights = log_softmax(l);
+            PriorPiece::Mixture { .. } | PriorPiece::Vamp { .. } => {
+                let (m, v, log_weights, k) = self.mixture(p).expect("a mixture");
                 w.resp.resize(rows * k, 0.0);
                 for (r, o) in out.iter_mut().enumerate() {
                     let zr = &z[r * zd..][..zd];
@@ -149,22 +191,27 @@ impl PriorPiece {
                     }
                 }
             }
-            PriorPiece::Mixture {
-                means,
-                logvars,
-                logits,
-                k,
-            } => {
-                let k = *k;
-                let (m, v, l) = (&p[means.range()], &p[logvars.range()], &p[logits.range()]);
-                let log_weights = log_softmax(l);
+            PriorPiece::Mixture { .. } | PriorPiece::Vamp { .. } => {
+                let (m, v, log_weights, k) = self.mixture(p).expect("a mixture");
+                let (means, logvars, logits) = match self {
+                    PriorPiece::Mixture {
+                        means,
+                        logvars,
+                        logits,
+                        ..
+                    } => (means, logvars, Some(logits)),
+                    PriorPiece::Vamp { means, logvars, .. } => (means, logvars, None),
+                    _ => unreachable!("a mixture"),
+                };
                 for (r, &c) in coef.iter().enumerate() {
                     let zr = &z[r * zd..][..zd];
                     let resp = &w.resp[r * k..][..k];
                     for comp in 0..k {
                         let gamma = resp[comp];
-                        let weight = super::math::exp(log_weights[comp]);
-                        g[logits.offset + comp] -= c * (gamma - weight);
+                        if let Some(logits) = logits {
+                            let weight = super::math::exp(log_weights[comp]);
+                            g[logits.offset + comp] -= c * (gamma - weight);
+                        }
                         for (j, &zj) in zr.iter().enumerate() {
                             let at = comp * zd + j;
                             let inv = super::math::exp(-v[at]);

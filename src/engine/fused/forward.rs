@@ -255,7 +255,9 @@ pub fn forward(
     if needs_ratio && !standard_prior {
         // log q(z|x) − log p(z), log q = −½ Σ (ε² + log σ² + ln 2π) at the drawn ε.
         let log_prior = sized(&mut w.log_prior, rows);
-        layout.prior.log_prob(p, &w.z, zd, log_prior, &mut w.prior);
+        layout
+            .prior
+            .log_prob(t, p, &w.z, zd, log_prior, &mut w.prior);
         let ln_2pi = crate::model::density::LN_2PI as f32;
         for (r, lr) in log_ratio.iter_mut().enumerate() {
             let i = r % n;

@@ -300,7 +300,7 @@ pub fn step(
         }
         layout
             .prior
-            .backward(p, g, &w.z, zd, &w.coef_ratio, &w.prior);
+            .backward(t, p, g, &w.z, zd, &w.coef_ratio, &mut w.prior);
     } else if needs_ratio {
         for (r, dzr) in dz.chunks_exact_mut(zd).enumerate() {
             let c = w.coef_ratio[r];

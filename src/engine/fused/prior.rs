@@ -7,6 +7,7 @@
 //! into the gradient buffer (the prior is a piece whose gradients accumulate).
 
 use super::layout::Slot;
+use super::products::{Threads, View};
 use crate::model::density::LN_2PI;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -49,6 +50,11 @@ pub struct PriorWork {
     pub neg_grad_z: Vec<f32>,
     /// Mixture: each row's component responsibilities, rows × k.
     pub resp: Vec<f32>,
+    /// Mixture: e^(−v) and −2·m·e^(−v) per component ([k, z]), z² per row, and scratch.
+    inv: Vec<f32>,
+    minv2: Vec<f32>,
+    zsq: Vec<f32>,
+    scratch: Vec<f32>,
 }
 
 impl PriorPiece {
@@ -99,7 +105,18 @@ impl PriorPiece {
     }
 
     /// log p(z) for every row of `z` (rows × zd) into `out`, keeping what `backward` needs.
-    pub fn log_prob(&self, p: &[f32], z: &[f32], zd: usize, out: &mut [f32], w: &mut PriorWork) {
+    /// A mixture's terms are products on the run's threads: its K × rows × Z Gaussian
+    /// terms one by one (with an exponential each) made the VampPrior's 500 components
+    /// slower than burn's tensors.
+    pub fn log_prob(
+        &self,
+        t: &Threads,
+        p: &[f32],
+        z: &[f32],
+        zd: usize,
+        out: &mut [f32],
+        w: &mut PriorWork,
+    ) {
         let rows = out.len();
         w.neg_grad_z.resize(rows * zd, 0.0);
         let ln_2pi = LN_2PI as f32;
@@ -128,48 +145,23 @@ impl PriorPiece {
             }
             PriorPiece::Mixture { .. } | PriorPiece::Vamp { .. } => {
                 let (m, v, log_weights, k) = self.mixture(p).expect("a mixture");
-                w.resp.resize(rows * k, 0.0);
-                for (r, o) in out.iter_mut().enumerate() {
-                    let zr = &z[r * zd..][..zd];
-                    let resp = &mut w.resp[r * k..][..k];
-                    for c in 0..k {
-                        let (mc, vc) = (&m[c * zd..][..zd], &v[c * zd..][..zd]);
-                        let mut acc = 0.0f32;
-                        for j in 0..zd {
-                            let e = zr[j] - mc[j];
-                            acc += e * e * super::math::exp(-vc[j]) + vc[j] + ln_2pi;
-                        }
-                        resp[c] = -0.5 * acc + log_weights[c];
-                    }
-                    let max = resp.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-                    let total: f32 = resp.iter().map(|t| super::math::exp(t - max)).sum();
-                    *o = max + total.ln();
-                    for t in resp.iter_mut() {
-                        *t = super::math::exp(*t - max) / total;
-                    }
-                    let ng = &mut w.neg_grad_z[r * zd..][..zd];
-                    ng.fill(0.0);
-                    for c in 0..k {
-                        let (mc, vc) = (&m[c * zd..][..zd], &v[c * zd..][..zd]);
-                        for j in 0..zd {
-                            ng[j] += resp[c] * (zr[j] - mc[j]) * super::math::exp(-vc[j]);
-                        }
-                    }
-                }
+                mixture_log_prob(t, m, v, &log_weights, k, z, zd, out, w);
             }
         }
     }
 
     /// Adds Σ_r coef[r]·(−∂ log p(z_r)/∂θ) into the prior's slots of `g` (the loss's
     /// gradient, where the loss has −log p(z_r) with weight coef[r]).
+    #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
+        t: &Threads,
         p: &[f32],
         g: &mut [f32],
         z: &[f32],
         zd: usize,
         coef: &[f32],
-        w: &PriorWork,
+        w: &mut PriorWork,
     ) {
         match self {
             PriorPiece::StandardNormal => {}
@@ -192,7 +184,7 @@ impl PriorPiece {
                 }
             }
             PriorPiece::Mixture { .. } | PriorPiece::Vamp { .. } => {
-                let (m, v, log_weights, k) = self.mixture(p).expect("a mixture");
+                let (m, _, log_weights, k) = self.mixture(p).expect("a mixture");
                 let (means, logvars, logits) = match self {
                     PriorPiece::Mixture {
                         means,
@@ -203,22 +195,36 @@ impl PriorPiece {
                     PriorPiece::Vamp { means, logvars, .. } => (means, logvars, None),
                     _ => unreachable!("a mixture"),
                 };
+                let rows = coef.len();
+                // w_rc = coef_r·γ_rc; S0 = Σ_r w_rc, S1 = wᵀz, S2 = wᵀz² (k × z).
+                let weighted = sized(&mut w.scratch, rows * k);
                 for (r, &c) in coef.iter().enumerate() {
-                    let zr = &z[r * zd..][..zd];
-                    let resp = &w.resp[r * k..][..k];
-                    for comp in 0..k {
-                        let gamma = resp[comp];
-                        if let Some(logits) = logits {
-                            let weight = super::math::exp(log_weights[comp]);
-                            g[logits.offset + comp] -= c * (gamma - weight);
-                        }
-                        for (j, &zj) in zr.iter().enumerate() {
-                            let at = comp * zd + j;
-                            let inv = super::math::exp(-v[at]);
-                            let e = zj - m[at];
-                            g[means.offset + at] -= c * gamma * e * inv;
-                            g[logvars.offset + at] += c * gamma * 0.5 * (1.0 - e * e * inv);
-                        }
+                    for (o, &g) in weighted[r * k..][..k].iter_mut().zip(&w.resp[r * k..][..k]) {
+                        *o = c * g;
+                    }
+                }
+                let mut s0 = vec![0f32; k];
+                super::kernels::column_sums(weighted, &mut s0, false);
+                let mut s1 = vec![0f32; k * zd];
+                let mut s2 = vec![0f32; k * zd];
+                let wt = View::new(weighted, rows, k).t();
+                t.matmul(&mut s1, wt, View::new(z, rows, zd), false);
+                t.matmul(&mut s2, wt, View::new(&w.zsq, rows, zd), false);
+                if let Some(logits) = logits {
+                    let total: f32 = coef.iter().sum();
+                    for c in 0..k {
+                        let weight = super::math::exp(log_weights[c]);
+                        g[logits.offset + c] -= s0[c] - weight * total;
+                    }
+                }
+                for c in 0..k {
+                    for j in 0..zd {
+                        let at = c * zd + j;
+                        let (mc, inv) = (m[at], w.inv[at]);
+                        // −Σ_r w (z − m) e^(−v), and ½ Σ_r w (1 − (z − m)² e^(−v)).
+                        g[means.offset + at] -= inv * (s1[at] - mc * s0[c]);
+                        let square = s2[at] - 2.0 * mc * s1[at] + mc * mc * s0[c];
+                        g[logvars.offset + at] += 0.5 * (s0[c] - inv * square);
                     }
                 }
             }
@@ -278,6 +284,92 @@ impl PriorPiece {
             _ => unreachable!("only the normal prior has a closed-form KL with parameters"),
         }
     }
+}
+
+/// log Σ_c w_c N(z_r; m_c, e^(v_c)) for every row, as products: the quadratic form is
+/// Σ_j z² e^(−v) − 2 z m e^(−v) + m² e^(−v), the first two terms rows × k products. Leaves
+/// the responsibilities, −∇_z log p(z) = z∘(γ·e^(−v)) − γ·(m e^(−v)), and e^(−v) in `w`.
+#[allow(clippy::too_many_arguments)]
+fn mixture_log_prob(
+    t: &Threads,
+    m: &[f32],
+    v: &[f32],
+    log_weights: &[f32],
+    k: usize,
+    z: &[f32],
+    zd: usize,
+    out: &mut [f32],
+    w: &mut PriorWork,
+) {
+    let rows = out.len();
+    let ln_2pi = LN_2PI as f32;
+    let inv = sized(&mut w.inv, k * zd);
+    let minv2 = sized(&mut w.minv2, k * zd);
+    // Per component: −½ Σ_j (m² e^(−v) + v + ln 2π) + log w.
+    let mut constant = vec![0f32; k];
+    for c in 0..k {
+        let mut acc = 0f32;
+        for j in 0..zd {
+            let at = c * zd + j;
+            inv[at] = super::math::exp(-v[at]);
+            minv2[at] = -2.0 * m[at] * inv[at];
+            acc += m[at] * m[at] * inv[at] + v[at] + ln_2pi;
+        }
+        constant[c] = -0.5 * acc + log_weights[c];
+    }
+    let zsq = sized(&mut w.zsq, rows * zd);
+    for (q, &x) in zsq.iter_mut().zip(z) {
+        *q = x * x;
+    }
+    // resp ← Σ_j z² e^(−v) − 2 z m e^(−v), then the log-terms, then γ.
+    let resp = sized(&mut w.resp, rows * k);
+    t.matmul(
+        resp,
+        View::new(&w.zsq, rows, zd),
+        View::new(&w.inv, k, zd).t(),
+        false,
+    );
+    t.matmul(
+        resp,
+        View::new(z, rows, zd),
+        View::new(&w.minv2, k, zd).t(),
+        true,
+    );
+    for (r, o) in out.iter_mut().enumerate() {
+        let row = &mut resp[r * k..][..k];
+        for (x, &c) in row.iter_mut().zip(&constant) {
+            *x = -0.5 * *x + c;
+        }
+        let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let total: f32 = row.iter().map(|x| super::math::exp(x - max)).sum();
+        *o = max + total.ln();
+        for x in row.iter_mut() {
+            *x = super::math::exp(*x - max) / total;
+        }
+    }
+    // −∇_z log p(z) = z∘(γ·e^(−v)) + ½ γ·(−2 m e^(−v)).
+    let ng = sized(&mut w.neg_grad_z, rows * zd);
+    t.matmul(
+        ng,
+        View::new(&w.resp, rows, k),
+        View::new(&w.minv2, k, zd),
+        false,
+    );
+    let a = sized(&mut w.scratch, rows * zd);
+    t.matmul(
+        a,
+        View::new(&w.resp, rows, k),
+        View::new(&w.inv, k, zd),
+        false,
+    );
+    for ((g, &a), &x) in ng.iter_mut().zip(a.iter()).zip(z) {
+        *g = x * a + 0.5 * *g;
+    }
+}
+
+fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    v.resize(len, 0.0);
+    &mut v[..]
 }
 
 fn log_softmax(l: &[f32]) -> Vec<f32> {

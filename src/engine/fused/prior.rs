@@ -217,14 +217,14 @@ impl PriorPiece {
                         g[logits.offset + c] -= s0[c] - weight * total;
                     }
                 }
-                for c in 0..k {
+                for (c, &s0c) in s0.iter().enumerate() {
                     for j in 0..zd {
                         let at = c * zd + j;
                         let (mc, inv) = (m[at], w.inv[at]);
                         // −Σ_r w (z − m) e^(−v), and ½ Σ_r w (1 − (z − m)² e^(−v)).
-                        g[means.offset + at] -= inv * (s1[at] - mc * s0[c]);
-                        let square = s2[at] - 2.0 * mc * s1[at] + mc * mc * s0[c];
-                        g[logvars.offset + at] += 0.5 * (s0[c] - inv * square);
+                        g[means.offset + at] -= inv * (s1[at] - mc * s0c);
+                        let square = s2[at] - 2.0 * mc * s1[at] + mc * mc * s0c;
+                        g[logvars.offset + at] += 0.5 * (s0c - inv * square);
                     }
                 }
             }

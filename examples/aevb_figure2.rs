@@ -54,6 +54,18 @@ fn main() -> anyhow::Result<()> {
         // is one point: keep the longer run's.
         points.dedup_by(|a, b| a.0 == b.0);
     }
+    // The paper's x-axis; y from the curves (to the next 10 nats), so that none is clipped.
+    let values = curves
+        .values()
+        .flatten()
+        .filter(|p| p.0 >= 1e5)
+        .flat_map(|p| [Some(p.1), p.2])
+        .flatten();
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    anyhow::ensure!(lo.is_finite(), "no epochs past 10^5 examples to draw");
+    let (lo, hi) = ((lo / 10.0).floor() * 10.0, (hi / 10.0).ceil() * 10.0);
     aevb::sinks::font::register();
     let root = BitMapBackend::new(&args[0], (900, 600)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -65,7 +77,7 @@ fn main() -> anyhow::Result<()> {
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(70)
-        .build_cartesian_2d((1e5..1e8).log_scale(), -160.0..-90.0)?;
+        .build_cartesian_2d((1e5..1e8).log_scale(), lo..hi)?;
     chart
         .configure_mesh()
         .x_desc("# training samples evaluated")

@@ -453,52 +453,7 @@ impl Engine for FusedEngine {
             }
         }
         vae.decoder.logvar_head = l.logvar_head.as_ref().map(linear);
-        let param = |slot: &layout::Slot, learned: bool| {
-            Param::from_data(
-                TensorData::new(p[slot.range()].to_vec(), slot.shape.clone()),
-                device,
-            )
-            .set_require_grad(learned)
-        };
-        match (&l.prior, &mut vae.prior) {
-            (
-                prior::PriorPiece::Normal {
-                    mean,
-                    logvar,
-                    learned,
-                },
-                Prior::Normal(burn),
-            ) => {
-                burn.mean = param(mean, *learned);
-                burn.logvar = param(logvar, *learned);
-            }
-            (prior::PriorPiece::Vamp { pseudo, .. }, Prior::Vamp(burn)) => {
-                burn.pseudo_inputs = Param::from_data(
-                    TensorData::new(p[pseudo.range()].to_vec(), pseudo.shape.clone()),
-                    device,
-                );
-            }
-            (
-                prior::PriorPiece::Mixture {
-                    means,
-                    logvars,
-                    logits,
-                    ..
-                },
-                Prior::Mixture(burn),
-            ) => {
-                let param2 = |slot: &layout::Slot| {
-                    Param::from_data(
-                        TensorData::new(p[slot.range()].to_vec(), slot.shape.clone()),
-                        device,
-                    )
-                };
-                burn.means = param2(means);
-                burn.logvars = param2(logvars);
-                burn.logits = param(logits, true);
-            }
-            _ => {}
-        }
+        prior_into(l, p, device, &mut vae.prior);
         if let Some(slot) = &l.output_logvar {
             vae.decoder.logvar = Some(Param::from_data(
                 TensorData::new(p[slot.range()].to_vec(), [slot.len()]),
@@ -510,6 +465,57 @@ impl Engine for FusedEngine {
 
     fn checkpoint_files(&self) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
         Ok(vec![(CHECKPOINT_FILE, self.saved().to_bytes()?)])
+    }
+}
+
+/// The prior's trained values (a mixture's and a learned normal's parameters, the
+/// VampPrior's pseudo-inputs) into burn's prior.
+fn prior_into(l: &Layout, p: &[f32], device: &Device, prior: &mut Prior) {
+    let param = |slot: &layout::Slot, learned: bool| {
+        Param::from_data(
+            TensorData::new(p[slot.range()].to_vec(), slot.shape.clone()),
+            device,
+        )
+        .set_require_grad(learned)
+    };
+    match (&l.prior, prior) {
+        (
+            prior::PriorPiece::Normal {
+                mean,
+                logvar,
+                learned,
+            },
+            Prior::Normal(burn),
+        ) => {
+            burn.mean = param(mean, *learned);
+            burn.logvar = param(logvar, *learned);
+        }
+        (prior::PriorPiece::Vamp { pseudo, .. }, Prior::Vamp(burn)) => {
+            burn.pseudo_inputs = Param::from_data(
+                TensorData::new(p[pseudo.range()].to_vec(), pseudo.shape.clone()),
+                device,
+            );
+        }
+        (
+            prior::PriorPiece::Mixture {
+                means,
+                logvars,
+                logits,
+                ..
+            },
+            Prior::Mixture(burn),
+        ) => {
+            let param2 = |slot: &layout::Slot| {
+                Param::from_data(
+                    TensorData::new(p[slot.range()].to_vec(), slot.shape.clone()),
+                    device,
+                )
+            };
+            burn.means = param2(means);
+            burn.logvars = param2(logvars);
+            burn.logits = param(logits, true);
+        }
+        _ => {}
     }
 }
 

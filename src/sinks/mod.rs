@@ -2,6 +2,7 @@
 
 pub mod atomic;
 pub mod claims;
+mod columns;
 pub mod font;
 pub mod grid;
 pub mod model_file;

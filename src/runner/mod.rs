@@ -90,29 +90,7 @@ pub fn run_sweep(
 ) -> anyhow::Result<SweepSummary> {
     let out = ResultsDir::new(results_root, &spec.name);
     let mut summary = SweepSummary::default();
-    let mut todo = Vec::new();
-    let mut other_versions: Vec<String> = Vec::new();
-    for run in runs {
-        // Diverged runs are deterministic and count as finished; failed ones are retried.
-        match out.record(&run.id) {
-            Some(r) if !force && r.status != RunStatus::Failed => {
-                summary.skipped += 1;
-                summary.count(r.status);
-                if r.aevb_version != VERSION {
-                    other_versions.push(r.aevb_version);
-                }
-            }
-            _ => todo.push(run.clone()),
-        }
-    }
-    if !other_versions.is_empty() {
-        other_versions.sort();
-        other_versions.dedup();
-        eprintln!(
-            "note: finished runs kept from another aevb version ({}; this is {VERSION}); their numbers may differ from this version's; --force retrains them",
-            other_versions.join(", ")
-        );
-    }
+    let todo = to_train(&out, runs, force, &mut summary);
     // Each run's device, started by `prepare` before anything was written.
     let devices = todo
         .iter()
@@ -146,105 +124,18 @@ pub fn run_sweep(
     };
 
     let progress = Progress::new(todo.len());
-    let next = AtomicUsize::new(0);
-    let recorded = AtomicUsize::new(0);
-    // One lock for what finished runs share: the counts, and the first
-    // write error, which stops the sweep (a full or read-only disk fails every later run).
-    let finished = Mutex::new(&mut summary);
-    let stopped = || {
-        crate::interrupt::requested()
-            || finished
-                .lock()
-                .map(|s| s.write_error.is_some())
-                .unwrap_or(true)
+    let pool = Pool {
+        shared: &shared,
+        todo: &todo,
+        devices: &devices,
+        progress: &progress,
+        next: AtomicUsize::new(0),
+        recorded: AtomicUsize::new(0),
+        finished: Mutex::new(&mut summary),
     };
     std::thread::scope(|scope| {
         for _ in 0..workers.min(todo.len()) {
-            scope.spawn(|| {
-                crate::fpu::flush_subnormals();
-                loop {
-                    if stopped() {
-                        break;
-                    }
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(run) = todo.get(i) else { break };
-                    // Another `runner sweep` on this folder may be training it, or may have
-                    // finished it since this one planned: claim it, then look again.
-                    let claim = match out.claim(&run.id) {
-                        Ok(Some(claim)) => claim,
-                        Ok(None) => {
-                            progress.overall.inc(1);
-                            if let Ok(mut s) = finished.lock() {
-                                s.elsewhere.push(run.label.clone());
-                            }
-                            continue;
-                        }
-                        Err(e) => {
-                            if let Ok(mut s) = finished.lock() {
-                                s.write_error.get_or_insert(format!("{e:#}"));
-                            }
-                            continue;
-                        }
-                    };
-                    if let Some(r) = out
-                        .record(&run.id)
-                        .filter(|r| !force && r.status != RunStatus::Failed)
-                    {
-                        progress.overall.inc(1);
-                        if let Ok(mut s) = finished.lock() {
-                            s.skipped += 1;
-                            s.count(r.status);
-                        }
-                        continue;
-                    }
-                    let device = devices[i];
-                    let work = prepared
-                        .datasets
-                        .get(&run.config.data)
-                        .map(|d| RunWork::of(&run.config, d.train.rows, d.test.rows))
-                        .unwrap_or_default();
-                    let bar = progress.run(&run.label, work);
-                    let Executed {
-                        record,
-                        write_error,
-                        interrupted,
-                        paused,
-                    } = execute(&shared, run, device, &bar);
-                    bar.finish();
-                    let Ok(mut summary) = finished.lock() else {
-                        break;
-                    };
-                    if paused {
-                        summary.paused.push(run.id.clone());
-                        if let Some(e) = write_error {
-                            summary.write_error.get_or_insert(e);
-                        }
-                        continue;
-                    }
-                    if interrupted {
-                        summary.interrupted.push(run.label.clone());
-                        if let Some(e) = write_error {
-                            summary.write_error.get_or_insert(e);
-                        }
-                        continue;
-                    }
-                    progress.finished(&record);
-                    summary.count(record.status);
-                    // The tables, only when they are due (`TABLE_REFRESH`): rebuilding
-                    // them reads every run folder.
-                    let tables = out
-                        .refresh_tables(TABLE_REFRESH)
-                        .err()
-                        .map(|e| format!("{e:#}"));
-                    if let Some(e) = write_error.or(tables) {
-                        summary.write_error.get_or_insert(e);
-                    }
-                    // Released once the record shows the run.
-                    drop(claim);
-                    let n = recorded.fetch_add(1, Ordering::SeqCst) + 1;
-                    crate::test_signal::after_runs_finished(n);
-                }
-            });
+            scope.spawn(|| pool.work());
         }
     });
     progress.overall.finish_and_clear();
@@ -262,6 +153,160 @@ pub fn run_sweep(
             .collect();
     }
     Ok(summary)
+}
+
+/// The runs of the plan without a record (all of them with `force`), counting the others
+/// in `summary`; diverged runs are deterministic and count as finished, failed ones are
+/// retried. Says when finished runs come from another aevb version.
+fn to_train(
+    out: &ResultsDir,
+    runs: &[PlannedRun],
+    force: bool,
+    summary: &mut SweepSummary,
+) -> Vec<PlannedRun> {
+    let mut todo = Vec::new();
+    let mut other_versions: Vec<String> = Vec::new();
+    for run in runs {
+        match out.record(&run.id) {
+            Some(r) if !force && r.status != RunStatus::Failed => {
+                summary.skipped += 1;
+                summary.count(r.status);
+                if r.aevb_version != VERSION {
+                    other_versions.push(r.aevb_version);
+                }
+            }
+            _ => todo.push(run.clone()),
+        }
+    }
+    if !other_versions.is_empty() {
+        other_versions.sort();
+        other_versions.dedup();
+        eprintln!(
+            "note: finished runs kept from another aevb version ({}; this is {VERSION}); their numbers may differ from this version's; --force retrains them",
+            other_versions.join(", ")
+        );
+    }
+    todo
+}
+
+/// The workers of one sweep: they take the runs to train in order, and share the counts
+/// and the first write error, which stops the sweep (a full or read-only disk fails every
+/// later run).
+struct Pool<'a> {
+    shared: &'a Shared<'a>,
+    todo: &'a [PlannedRun],
+    /// Each run's device, started by `prepare` before anything was written.
+    devices: &'a [&'a burn::tensor::Device],
+    progress: &'a Progress,
+    next: AtomicUsize,
+    /// Runs recorded by this process (what the test signal `runs=N` counts).
+    recorded: AtomicUsize,
+    finished: Mutex<&'a mut SweepSummary>,
+}
+
+impl Pool<'_> {
+    fn stopped(&self) -> bool {
+        crate::interrupt::requested()
+            || self
+                .finished
+                .lock()
+                .map(|s| s.write_error.is_some())
+                .unwrap_or(true)
+    }
+
+    fn note(&self, f: impl FnOnce(&mut SweepSummary)) {
+        if let Ok(mut s) = self.finished.lock() {
+            f(&mut s);
+        }
+    }
+
+    /// One worker: takes runs until none is left or the sweep stops.
+    fn work(&self) {
+        crate::fpu::flush_subnormals();
+        while !self.stopped() {
+            let i = self.next.fetch_add(1, Ordering::SeqCst);
+            let Some(run) = self.todo.get(i) else { break };
+            if !self.train(run, self.devices[i]) {
+                break;
+            }
+        }
+    }
+
+    /// Claims, trains and records one run; false when the sweep must stop.
+    fn train(&self, run: &PlannedRun, device: &burn::tensor::Device) -> bool {
+        let out = self.shared.out;
+        // Another `runner sweep` on this folder may be training it, or may have finished
+        // it since this one planned: claim it, then look again.
+        let claim = match out.claim(&run.id) {
+            Ok(Some(claim)) => claim,
+            Ok(None) => {
+                self.progress.overall.inc(1);
+                self.note(|s| s.elsewhere.push(run.label.clone()));
+                return true;
+            }
+            Err(e) => {
+                self.note(|s| {
+                    s.write_error.get_or_insert(format!("{e:#}"));
+                });
+                return true;
+            }
+        };
+        if let Some(r) = out
+            .record(&run.id)
+            .filter(|r| !self.shared.force && r.status != RunStatus::Failed)
+        {
+            self.progress.overall.inc(1);
+            self.note(|s| {
+                s.skipped += 1;
+                s.count(r.status);
+            });
+            return true;
+        }
+        let work = self
+            .shared
+            .datasets
+            .get(&run.config.data)
+            .map(|d| RunWork::of(&run.config, d.train.rows, d.test.rows))
+            .unwrap_or_default();
+        let bar = self.progress.run(&run.label, work);
+        let Executed {
+            record,
+            write_error,
+            interrupted,
+            paused,
+        } = execute(self.shared, run, device, &bar);
+        bar.finish();
+        let Ok(mut summary) = self.finished.lock() else {
+            return false;
+        };
+        if paused || interrupted {
+            if paused {
+                summary.paused.push(run.id.clone());
+            } else {
+                summary.interrupted.push(run.label.clone());
+            }
+            if let Some(e) = write_error {
+                summary.write_error.get_or_insert(e);
+            }
+            return true;
+        }
+        self.progress.finished(&record);
+        summary.count(record.status);
+        // The tables, only when they are due (`TABLE_REFRESH`): rebuilding them reads
+        // every run folder.
+        let tables = out
+            .refresh_tables(TABLE_REFRESH)
+            .err()
+            .map(|e| format!("{e:#}"));
+        if let Some(e) = write_error.or(tables) {
+            summary.write_error.get_or_insert(e);
+        }
+        // Released once the record shows the run.
+        drop(claim);
+        let n = self.recorded.fetch_add(1, Ordering::SeqCst) + 1;
+        crate::test_signal::after_runs_finished(n);
+        true
+    }
 }
 
 /// What a process did to the tables as it ended.

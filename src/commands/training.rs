@@ -93,6 +93,12 @@ pub fn train(
             Err(e) => summary.write_error = Some(format!("{e:#}")),
         }
     }
+    Ok(outcome(spec, &summary, &experiment_dir))
+}
+
+/// What the sweep did, said on stderr, and its exit code: 0 when every run is ok, 1 for
+/// diverged, failed or missing runs and write errors, 128 + the signal when stopped by one.
+fn outcome(spec: &Spec, summary: &runner::SweepSummary, experiment_dir: &Path) -> ExitCode {
     eprintln!(
         "{}: {} ok, {} diverged, {} failed ({} already finished, skipped)",
         spec.name, summary.ok, summary.diverged, summary.failed, summary.skipped
@@ -125,13 +131,13 @@ pub fn train(
             summary.interrupted.join(", ")
         );
         let signal = aevb::interrupt::signal().unwrap_or(libc::SIGTERM);
-        return Ok(ExitCode::from((128 + signal) as u8));
+        return ExitCode::from((128 + signal) as u8);
     }
-    Ok(if summary.all_ok() {
+    if summary.all_ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    })
+    }
 }
 
 fn plural(n: usize, what: &str) -> String {

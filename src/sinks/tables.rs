@@ -190,7 +190,7 @@ fn runs_batch(records: &[RunRecord], columns: &Columns) -> anyhow::Result<DataFr
 
 /// A run's epoch rows: its `epoch_rows.parquet` when that has the expected columns, else
 /// built from `epochs.json`; `None` (with a warning naming the files) when neither reads.
-fn run_epochs(dir: &Path, metrics: &Columns, expected: &Schema) -> Option<DataFrame> {
+fn run_epochs(dir: &Path, expected: &Schema) -> Option<DataFrame> {
     let fragment = dir.join(EPOCH_ROWS_FILE);
     if let Ok(file) = std::fs::File::open(&fragment)
         && let Ok(frame) = ParquetReader::new(file)
@@ -204,16 +204,7 @@ fn run_epochs(dir: &Path, metrics: &Columns, expected: &Schema) -> Option<DataFr
     let parsed = std::fs::read_to_string(&path)
         .map_err(anyhow::Error::from)
         .and_then(|text| Ok(serde_json::from_str::<Vec<EpochMetrics>>(&text)?))
-        .and_then(|epochs| {
-            let rows: Vec<Row> = epochs
-                .iter()
-                .map(|e| match serde_json::to_value(e) {
-                    Ok(Value::Object(map)) => map.into_iter().collect(),
-                    _ => BTreeMap::new(),
-                })
-                .collect();
-            metrics.frame(&rows)
-        });
+        .and_then(|epochs| epoch_rows_frame(&epochs));
     match parsed {
         Ok(frame) => Some(frame),
         Err(e) => {
@@ -239,7 +230,7 @@ fn epochs_batch(
     let mut repeat: Vec<IdxSize> = Vec::new();
     let mut parts: Option<DataFrame> = None;
     for record in records {
-        let Some(epochs) = run_epochs(&out.run_dir(&record.run_id), metrics, expected) else {
+        let Some(epochs) = run_epochs(&out.run_dir(&record.run_id), expected) else {
             continue;
         };
         let flat = crate::sweep::flatten(&record.config);

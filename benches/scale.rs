@@ -90,12 +90,7 @@ fn fixture(run: &PlannedRun, experiment: &str, i: usize) -> (RunRecord, Vec<Epoc
         run_id: run.id.clone(),
         label: run.label.clone(),
         experiment: experiment.to_string(),
-        swept_keys: run
-            .swept
-            .iter()
-            .map(|(k, _)| k.as_str())
-            .collect::<Vec<_>>()
-            .join(","),
+        swept_keys: run.swept_keys(),
         status: RunStatus::Ok,
         config: run.config.clone(),
         train_elbo: Some(last.train_elbo),

@@ -22,6 +22,14 @@ pub struct PlannedRun {
     pub limit: Option<crate::train::EpochLimit>,
 }
 
+impl PlannedRun {
+    /// The swept keys, comma-separated, as a run's record holds them (`RunRecord::swept_keys`).
+    pub fn swept_keys(&self) -> String {
+        let keys: Vec<&str> = self.swept.iter().map(|(k, _)| k.as_str()).collect();
+        keys.join(",")
+    }
+}
+
 /// Expands the grid and zip groups, in a deterministic order.
 pub fn expand(spec: &Spec, file: &str) -> Result<Vec<PlannedRun>, SpecError> {
     let base = serde_json::to_value(spec.run_config())

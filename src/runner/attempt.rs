@@ -222,12 +222,7 @@ fn new_record(shared: &Shared, run: &PlannedRun, threads: usize) -> RunRecord {
         run_id: run.id.clone(),
         label: run.label.clone(),
         experiment: shared.spec.name.clone(),
-        swept_keys: run
-            .swept
-            .iter()
-            .map(|(k, _)| k.as_str())
-            .collect::<Vec<_>>()
-            .join(","),
+        swept_keys: run.swept_keys(),
         status: RunStatus::Failed,
         config: run.config.clone(),
         log_px_k: run.config.eval.importance_samples,

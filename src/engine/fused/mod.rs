@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::tensor::{Device, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
 
@@ -471,13 +471,15 @@ impl Engine for FusedEngine {
 /// The prior's trained values (a mixture's and a learned normal's parameters, the
 /// VampPrior's pseudo-inputs) into burn's prior.
 fn prior_into(l: &Layout, p: &[f32], device: &Device, prior: &mut Prior) {
-    let param = |slot: &layout::Slot, learned: bool| {
+    // A slot's values as a parameter of any rank (closures cannot be generic).
+    fn value<const D: usize>(p: &[f32], slot: &layout::Slot, device: &Device) -> Param<Tensor<D>> {
         Param::from_data(
             TensorData::new(p[slot.range()].to_vec(), slot.shape.clone()),
             device,
         )
-        .set_require_grad(learned)
-    };
+    }
+    let param =
+        |slot: &layout::Slot, learned: bool| value::<1>(p, slot, device).set_require_grad(learned);
     match (&l.prior, prior) {
         (
             prior::PriorPiece::Normal {
@@ -491,10 +493,7 @@ fn prior_into(l: &Layout, p: &[f32], device: &Device, prior: &mut Prior) {
             burn.logvar = param(logvar, *learned);
         }
         (prior::PriorPiece::Vamp { pseudo, .. }, Prior::Vamp(burn)) => {
-            burn.pseudo_inputs = Param::from_data(
-                TensorData::new(p[pseudo.range()].to_vec(), pseudo.shape.clone()),
-                device,
-            );
+            burn.pseudo_inputs = value(p, pseudo, device);
         }
         (
             prior::PriorPiece::Mixture {
@@ -505,14 +504,8 @@ fn prior_into(l: &Layout, p: &[f32], device: &Device, prior: &mut Prior) {
             },
             Prior::Mixture(burn),
         ) => {
-            let param2 = |slot: &layout::Slot| {
-                Param::from_data(
-                    TensorData::new(p[slot.range()].to_vec(), slot.shape.clone()),
-                    device,
-                )
-            };
-            burn.means = param2(means);
-            burn.logvars = param2(logvars);
+            burn.means = value(p, means, device);
+            burn.logvars = value(p, logvars, device);
             burn.logits = param(logits, true);
         }
         _ => {}

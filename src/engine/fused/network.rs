@@ -36,7 +36,7 @@ pub type Sums = [f64; 3];
 
 /// A dense layer's weight and bias gradients (written, not added) into `g`, from its input
 /// and the gradient of its output.
-pub(super) fn dense_param_grads(
+fn dense_param_grads(
     t: &Threads,
     g: &mut [f32],
     layer: &Dense,
@@ -82,7 +82,7 @@ fn dense_backward(
 
 /// Back through an MLP body, `grad` holding the gradient of its output.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn chain_backward(
+fn chain_backward(
     t: &Threads,
     p: &[f32],
     g: &mut [f32],
@@ -111,6 +111,59 @@ pub(super) fn chain_backward(
             l > 0 || input_grad,
         );
     }
+}
+
+/// Back through the encoder's mean and log-variance heads and its dense body, from the
+/// heads' gradients (`rows` × Z each) and the body's activations (`pre`, `post`) at `input`:
+/// writes their parameter gradients into `g`; with `input_grad`, leaves the gradient of
+/// `input` in `grad` (for the convolutions before the body, or the VampPrior's
+/// pseudo-inputs).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn encoder_backward(
+    t: &Threads,
+    p: &[f32],
+    g: &mut [f32],
+    layout: &Layout,
+    input: &[f32],
+    rows: usize,
+    (pre, post): (&[Vec<f32>], &[Vec<f32>]),
+    (dmean, dlogvar): (&[f32], &[f32]),
+    grad: &mut Vec<f32>,
+    spare: &mut Vec<f32>,
+    input_grad: bool,
+) {
+    let h: &[f32] = post.last().map_or(input, |v| &v[..]);
+    let (zd, width) = (layout.latent_dim, layout.mean.d_in);
+    let heads = [(&layout.mean, dmean), (&layout.logvar, dlogvar)];
+    for (head, dhead) in heads {
+        dense_param_grads(t, g, head, h, rows, dhead);
+    }
+    if layout.encoder.is_empty() && !input_grad {
+        return;
+    }
+    let dh = sized(grad, rows * width);
+    for (i, (head, dhead)) in heads.into_iter().enumerate() {
+        t.matmul(
+            dh,
+            View::new(dhead, rows, zd),
+            View::new(&p[head.weight.range()], width, zd).t(),
+            i > 0,
+        );
+    }
+    chain_backward(
+        t,
+        p,
+        g,
+        &layout.encoder,
+        layout.encoder_activation,
+        input,
+        rows,
+        pre,
+        post,
+        grad,
+        spare,
+        input_grad,
+    );
 }
 
 /// The Bernoulli likelihood's gradient into the logits, in pieces of whole rows.
@@ -359,37 +412,19 @@ pub fn step(
     // Back through the heads into the encoder body, and its convolutions.
     let has_conv = !layout.encoder_conv.is_empty();
     let enc_in: &[f32] = if has_conv { &w.enc_conv.output } else { x };
-    let h: &[f32] = w.enc_post.last().map_or(enc_in, |v| &v[..]);
-    let width = layout.mean.d_in;
-    let heads = [(&layout.mean, &w.dmean), (&layout.logvar, &w.dlogvar)];
-    for (head, dhead) in heads {
-        dense_param_grads(t, g, head, h, n, dhead);
-    }
-    if !layout.encoder.is_empty() || has_conv {
-        let dh = sized(&mut w.grad, n * width);
-        for (i, (head, dhead)) in heads.into_iter().enumerate() {
-            t.matmul(
-                dh,
-                View::new(dhead, n, zd),
-                View::new(&p[head.weight.range()], width, zd).t(),
-                i > 0,
-            );
-        }
-        chain_backward(
-            t,
-            p,
-            g,
-            &layout.encoder,
-            layout.encoder_activation,
-            enc_in,
-            n,
-            &w.enc_pre,
-            &w.enc_post,
-            &mut w.grad,
-            &mut w.spare,
-            has_conv,
-        );
-    }
+    encoder_backward(
+        t,
+        p,
+        g,
+        layout,
+        enc_in,
+        n,
+        (&w.enc_pre, &w.enc_post),
+        (&w.dmean, &w.dlogvar),
+        &mut w.grad,
+        &mut w.spare,
+        has_conv,
+    );
     if has_conv {
         let a = layout.encoder_activation;
         let ec = &layout.encoder_conv;

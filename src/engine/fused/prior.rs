@@ -6,6 +6,7 @@
 //! gives log p(z), its gradient in z, and the gradients of its own parameters, which it adds
 //! into the gradient buffer (the prior is a piece whose gradients accumulate).
 
+use super::forward::sized;
 use super::layout::Slot;
 use super::products::{Threads, View};
 use crate::model::density::LN_2PI;
@@ -55,6 +56,12 @@ pub struct PriorWork {
     minv2: Vec<f32>,
     zsq: Vec<f32>,
     scratch: Vec<f32>,
+    /// Mixture, per component: the log-density's constant terms ([k]); backward's sums
+    /// of the weighted responsibilities ([k]), and of them times z and z² ([k, z]).
+    constant: Vec<f32>,
+    s0: Vec<f32>,
+    s1: Vec<f32>,
+    s2: Vec<f32>,
 }
 
 impl PriorPiece {
@@ -203,13 +210,12 @@ impl PriorPiece {
                         *o = c * g;
                     }
                 }
-                let mut s0 = vec![0f32; k];
-                super::kernels::column_sums(weighted, &mut s0, false);
-                let mut s1 = vec![0f32; k * zd];
-                let mut s2 = vec![0f32; k * zd];
+                let s0 = sized(&mut w.s0, k);
+                super::kernels::column_sums(weighted, s0, false);
+                let (s1, s2) = (sized(&mut w.s1, k * zd), sized(&mut w.s2, k * zd));
                 let wt = View::new(weighted, rows, k).t();
-                t.matmul(&mut s1, wt, View::new(z, rows, zd), false);
-                t.matmul(&mut s2, wt, View::new(&w.zsq, rows, zd), false);
+                t.matmul(s1, wt, View::new(z, rows, zd), false);
+                t.matmul(s2, wt, View::new(&w.zsq, rows, zd), false);
                 if let Some(logits) = logits {
                     let total: f32 = coef.iter().sum();
                     for c in 0..k {
@@ -306,7 +312,7 @@ fn mixture_log_prob(
     let inv = sized(&mut w.inv, k * zd);
     let minv2 = sized(&mut w.minv2, k * zd);
     // Per component: −½ Σ_j (m² e^(−v) + v + ln 2π) + log w.
-    let mut constant = vec![0f32; k];
+    let constant = sized(&mut w.constant, k);
     for c in 0..k {
         let mut acc = 0f32;
         for j in 0..zd {
@@ -337,7 +343,7 @@ fn mixture_log_prob(
     );
     for (r, o) in out.iter_mut().enumerate() {
         let row = &mut resp[r * k..][..k];
-        for (x, &c) in row.iter_mut().zip(&constant) {
+        for (x, &c) in row.iter_mut().zip(&w.constant) {
             *x = -0.5 * *x + c;
         }
         let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
@@ -365,11 +371,6 @@ fn mixture_log_prob(
     for ((g, &a), &x) in ng.iter_mut().zip(a.iter()).zip(z) {
         *g = x * a + 0.5 * *g;
     }
-}
-
-fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    v.resize(len, 0.0);
-    &mut v[..]
 }
 
 fn log_softmax(l: &[f32]) -> Vec<f32> {

@@ -8,11 +8,11 @@
 //! (whose gradient from the minibatch is already there: both uses add up) and writing the
 //! pseudo-inputs' gradient.
 
-use super::forward::{chain_forward, dense_forward, sized};
+use super::forward::{chain_forward, dense_forward};
 use super::layout::Layout;
-use super::network::{chain_backward, dense_param_grads};
+use super::network::encoder_backward;
 use super::prior::PriorPiece;
-use super::products::{Threads, View};
+use super::products::Threads;
 
 /// The encoder's activations at the pseudo-inputs, kept from [`refresh`] for [`backward`].
 #[derive(Default)]
@@ -89,7 +89,7 @@ pub fn backward(layout: &Layout, t: &Threads, p: &[f32], g: &mut [f32], w: &mut 
     else {
         return;
     };
-    let (k, zd, lim) = (*k, layout.latent_dim, layout.logvar_limit);
+    let (k, lim) = (*k, layout.logvar_limit);
     w.dmean.clear();
     w.dmean.extend_from_slice(&g[means.range()]);
     w.dlogvar.clear();
@@ -105,32 +105,15 @@ pub fn backward(layout: &Layout, t: &Threads, p: &[f32], g: &mut [f32], w: &mut 
 
     let eg = &mut w.encoder_grads;
     eg.resize(layout.len, 0.0);
-    let h: &[f32] = w.post.last().map_or(&w.inputs, |v| &v[..]);
-    let width = layout.mean.d_in;
-    let heads = [(&layout.mean, &w.dmean), (&layout.logvar, &w.dlogvar)];
-    for (head, dhead) in heads {
-        dense_param_grads(t, eg, head, h, k, dhead);
-    }
-    // Into the heads' input: the encoder's last hidden layer, or the pseudo-inputs.
-    let dh = sized(&mut w.grad, k * width);
-    for (i, (head, dhead)) in heads.into_iter().enumerate() {
-        t.matmul(
-            dh,
-            View::new(dhead, k, zd),
-            View::new(&p[head.weight.range()], width, zd).t(),
-            i > 0,
-        );
-    }
-    chain_backward(
+    encoder_backward(
         t,
         p,
         eg,
-        &layout.encoder,
-        layout.encoder_activation,
+        layout,
         &w.inputs,
         k,
-        &w.pre,
-        &w.post,
+        (&w.pre, &w.post),
+        (&w.dmean, &w.dlogvar),
         &mut w.grad,
         &mut w.spare,
         true,

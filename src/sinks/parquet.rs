@@ -17,25 +17,21 @@ use polars_arrow::datatypes::{ArrowDataType, ArrowSchema};
 use super::atomic::write_atomic_with;
 
 /// Writes `df` to `path` atomically (see `write_atomic_with`), with an embedded Arrow
-/// schema free of view types.
+/// schema free of view types, compressed as polars does by default.
 pub fn write_parquet_atomic(path: &Path, df: &mut DataFrame) -> anyhow::Result<()> {
-    let metadata = compatible_metadata(df.schema());
-    write_atomic_with(path, |file| {
-        ParquetWriter::new(file)
-            .with_key_value_metadata(Some(metadata))
-            .finish(df)?;
-        Ok(())
-    })
+    write_parquet_atomic_with(path, df, ParquetCompression::default())
 }
 
-/// [`write_parquet_atomic`] without compression: for small files read back by the program
-/// many at a time (a run's epoch rows), where starting a decompressor for every column
-/// of every file costs more than the bytes saved.
-pub fn write_parquet_atomic_uncompressed(path: &Path, df: &mut DataFrame) -> anyhow::Result<()> {
+/// [`write_parquet_atomic`] with the given compression.
+pub fn write_parquet_atomic_with(
+    path: &Path,
+    df: &mut DataFrame,
+    compression: ParquetCompression,
+) -> anyhow::Result<()> {
     let metadata = compatible_metadata(df.schema());
     write_atomic_with(path, |file| {
         ParquetWriter::new(file)
-            .with_compression(ParquetCompression::Uncompressed)
+            .with_compression(compression)
             .with_key_value_metadata(Some(metadata))
             .finish(df)?;
         Ok(())

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use super::atomic::{write_atomic, write_atomic_with};
-use super::parquet::write_parquet_atomic_uncompressed;
+use super::parquet::write_parquet_atomic_with;
 pub use super::record::{RunRecord, RunStatus};
 use super::tables::{EPOCH_ROWS_FILE, epoch_rows_frame};
 use crate::train::EpochMetrics;
@@ -101,9 +101,12 @@ impl ResultsDir {
             &dir.join("epochs.json"),
             &serde_json::to_vec_pretty(epochs)?,
         )?;
-        write_parquet_atomic_uncompressed(
+        // Uncompressed: a rebuild reads thousands of these, and starting a decompressor for
+        // every column of every file costs more than the bytes saved.
+        write_parquet_atomic_with(
             &dir.join(EPOCH_ROWS_FILE),
             &mut epoch_rows_frame(epochs)?,
+            polars::prelude::ParquetCompression::Uncompressed,
         )?;
         // Written last: its presence is what marks the run finished.
         self.save_record(record)
@@ -124,7 +127,16 @@ impl ResultsDir {
 
     /// The folder lock, held while reading everything and rewriting a shared file.
     pub fn lock(&self) -> anyhow::Result<super::claims::Lock> {
-        super::claims::lock(&self.root.join(".lock"))
+        super::claims::lock(&self.lock_path())
+    }
+
+    /// The folder lock if no other process holds it now, else `None`.
+    pub fn try_lock(&self) -> anyhow::Result<Option<super::claims::Lock>> {
+        super::claims::try_claim(&self.lock_path())
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.root.join(".lock")
     }
 
     /// Rebuilds runs.parquet and epochs.parquet from the finished runs' folders, under the
@@ -142,7 +154,7 @@ impl ResultsDir {
         if self.tables_fresh(max_age) {
             return Ok(false);
         }
-        let Some(_lock) = super::claims::try_claim(&self.root.join(".lock"))? else {
+        let Some(_lock) = self.try_lock()? else {
             return Ok(false);
         };
         // Another process may have rebuilt them while this one looked.

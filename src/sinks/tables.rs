@@ -171,11 +171,10 @@ impl Shape {
     }
 }
 
-/// runs.parquet's rows for `records`, `finished_at` as a UTC timestamp (so pandas, polars
-/// and DuckDB can filter and sort by it).
-fn runs_batch(records: &[RunRecord], columns: &Columns) -> anyhow::Result<DataFrame> {
-    let rows: Vec<Row> = records.iter().map(run_row).collect();
-    let mut frame = columns.frame(&rows)?;
+/// runs.parquet's rows for `records` (whose [`run_row`]s are `rows`), `finished_at` as a
+/// UTC timestamp (so pandas, polars and DuckDB can filter and sort by it).
+fn runs_batch(records: &[RunRecord], rows: &[Row], columns: &Columns) -> anyhow::Result<DataFrame> {
+    let mut frame = columns.frame(rows)?;
     let finished: Int64Chunked = records
         .iter()
         .map(|r| rfc3339_utc_seconds(&r.finished_at).map(|s| s * 1_000_000))
@@ -209,7 +208,7 @@ fn run_epochs(dir: &Path, expected: &Schema) -> Option<DataFrame> {
         Ok(frame) => Some(frame),
         Err(e) => {
             eprintln!(
-                "warning: {}: its epochs are left out of epochs.json's table: {e:#}",
+                "warning: {}: its epochs are left out of epochs.parquet: {e:#}",
                 path.display()
             );
             None
@@ -217,30 +216,31 @@ fn run_epochs(dir: &Path, expected: &Schema) -> Option<DataFrame> {
     }
 }
 
-/// epochs.parquet's rows for a batch of runs: each run's key columns repeated beside its
-/// epoch rows.
+/// epochs.parquet's rows for a batch of runs (their [`run_row`]s): each run's key columns
+/// (taken from its row: run_id, label, swept keys, seed) repeated beside its epoch rows.
 fn epochs_batch(
     out: &ResultsDir,
-    records: &[RunRecord],
+    rows: &[Row],
     keys: &Columns,
     metrics: &Columns,
     expected: &Schema,
 ) -> anyhow::Result<DataFrame> {
-    let mut key_rows = Vec::with_capacity(records.len());
+    let mut key_rows = Vec::with_capacity(rows.len());
     let mut repeat: Vec<IdxSize> = Vec::new();
     let mut parts: Option<DataFrame> = None;
-    for record in records {
-        let Some(epochs) = run_epochs(&out.run_dir(&record.run_id), expected) else {
+    for run in rows {
+        let id = run
+            .get("run_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let Some(epochs) = run_epochs(&out.run_dir(id), expected) else {
             continue;
         };
-        let flat = crate::sweep::flatten(&record.config);
-        let mut row: Row = keys
+        let row: Row = keys
             .names
             .iter()
-            .map(|k| (k.clone(), flat.get(k).cloned().unwrap_or(Value::Null)))
+            .map(|k| (k.clone(), run.get(k).cloned().unwrap_or(Value::Null)))
             .collect();
-        row.insert("run_id".into(), Value::String(record.run_id.clone()));
-        row.insert("label".into(), Value::String(record.label.clone()));
         repeat.extend(std::iter::repeat_n(
             key_rows.len() as IdxSize,
             epochs.height(),
@@ -312,7 +312,7 @@ fn rebuild_in_batches(out: &ResultsDir, batch: usize) -> anyhow::Result<usize> {
     let mut written = 0;
     let mut batches = finished.chunks(batch).peekable();
     if batches.peek().is_none() {
-        runs.write(&mut runs_batch(&[], &runs_columns)?)?;
+        runs.write(&mut runs_batch(&[], &[], &runs_columns)?)?;
         epochs.write(&mut epochs_batch(out, &[], &keys, &metrics, &expected)?)?;
     }
     for ids in batches {
@@ -321,12 +321,11 @@ fn rebuild_in_batches(out: &ResultsDir, batch: usize) -> anyhow::Result<usize> {
             .iter()
             .filter_map(|id| read_record(&out.run_dir(id)).ok().flatten())
             .collect();
-        runs.write(&mut runs_batch(&records, &runs_columns)?)
+        let rows: Vec<Row> = records.iter().map(run_row).collect();
+        runs.write(&mut runs_batch(&records, &rows, &runs_columns)?)
             .map_err(|e| anyhow::anyhow!("{}: {e:#}", out.runs_parquet().display()))?;
         epochs
-            .write(&mut epochs_batch(
-                out, &records, &keys, &metrics, &expected,
-            )?)
+            .write(&mut epochs_batch(out, &rows, &keys, &metrics, &expected)?)
             .map_err(|e| anyhow::anyhow!("{}: {e:#}", out.epochs_parquet().display()))?;
         written += records.len();
         crate::test_signal::during_table_rebuild();

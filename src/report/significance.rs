@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use polars::prelude::*;
 
 use super::stats::Interval;
-use super::{cell_text, floats, texts};
+use super::{floats, texts};
 
 /// Group key values (as text) -> seed -> the group's ok runs' values of `metric`.
 type BySeed = BTreeMap<Vec<String>, BTreeMap<i64, f64>>;
@@ -32,22 +32,15 @@ fn by_seed(runs: &DataFrame, by: &[String], metric: &str) -> BySeed {
     out
 }
 
-/// [`key_text`] of every row of a column.
+/// A key column's values as the summary table writes them (floats as Rust prints them: 1,
+/// not 1.0; "-" where null): how groups of runs and rows of the table are matched.
 fn key_texts(df: &DataFrame, name: &str) -> Vec<String> {
-    match df.column(name).map(|c| c.dtype()) {
-        Ok(DataType::Float64) => floats(df, name)
-            .into_iter()
+    match df.column(name).map(|c| c.f64()) {
+        Ok(Ok(values)) => values
+            .iter()
             .map(|f| f.map_or_else(|| "-".into(), |f| format!("{f}")))
             .collect(),
         _ => texts(df, name),
-    }
-}
-
-/// A key's value as the summary table writes it (floats as Rust prints them: 1, not 1.0).
-fn key_text(df: &DataFrame, name: &str, i: usize) -> String {
-    match df.column(name).and_then(|c| c.get(i)) {
-        Ok(AnyValue::Float64(f)) => format!("{f}"),
-        _ => cell_text(df, name, i),
     }
 }
 
@@ -77,8 +70,9 @@ pub fn add_intervals(
     metric: &str,
     metrics: &[&str],
 ) -> anyhow::Result<()> {
+    let columns: Vec<Vec<String>> = by.iter().map(|k| key_texts(table, k)).collect();
     let keys: Vec<Vec<String>> = (0..table.height())
-        .map(|i| by.iter().map(|k| key_text(table, k, i)).collect())
+        .map(|i| columns.iter().map(|c| c[i].clone()).collect())
         .collect();
     for &m in metrics {
         let groups = by_seed(runs, by, m);

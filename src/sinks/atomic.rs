@@ -46,10 +46,6 @@ impl AtomicFile {
         &self.file
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Makes the contents durable and puts them in place of the target.
     pub fn commit(mut self) -> anyhow::Result<()> {
         let result = (|| -> std::io::Result<()> {

@@ -259,41 +259,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             force,
             workers,
             shard,
-        } => {
-            let (spec, runs) = load(&args)?;
-            let file = args.spec.display().to_string();
-            let shard = shard
-                .map(|s| s.resolve(&|k| std::env::var(k).ok()))
-                .transpose()
-                .map_err(|m| SpecError::new(&file, "--shard", m))?;
-            let workers = runner::workers(&spec, workers.map(|w| w.get()));
-            if spec.sweep.halving.is_some() {
-                // Every shard ranks every rung: it gets all runs and trains its part of each.
-                let part = match shard {
-                    Some(shard) => Part::Shard { shard, plan: &runs },
-                    None => Part::Whole,
-                };
-                return training::train(&spec, &runs, workers, force, &file, part);
-            }
-            if let Some(shard) = shard {
-                let plan = runs;
-                let all = plan.len();
-                let runs = shard::select(&plan, shard);
-                eprintln!(
-                    "{}: shard {}/{}: {} of the sweep's {all} runs",
-                    spec.name,
-                    shard.index,
-                    shard.count,
-                    runs.len()
-                );
-                if runs.is_empty() {
-                    return Ok(ExitCode::SUCCESS);
-                }
-                let part = Part::Shard { shard, plan: &plan };
-                return training::train(&spec, &runs, workers, force, &file, part);
-            }
-            training::train(&spec, &runs, workers, force, &file, Part::Whole)
-        }
+        } => sweep_command(&args, force, workers, shard),
         Command::Slurm { args, submit } => cluster::slurm_command(&args, submit),
         Command::K8s { args } => cluster::k8s_command(&args),
         Command::Collect { dir } => cluster::collect_command(&dir),
@@ -389,6 +355,48 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             commands::trained::eval_command(&run, request, per_example)
         }
     }
+}
+
+/// `runner sweep`: the whole plan, or one shard of it.
+fn sweep_command(
+    args: &SpecArgs,
+    force: bool,
+    workers: Option<std::num::NonZeroUsize>,
+    shard: Option<ShardArg>,
+) -> anyhow::Result<ExitCode> {
+    let (spec, runs) = load(args)?;
+    let file = args.spec.display().to_string();
+    let shard = shard
+        .map(|s| s.resolve(&|k| std::env::var(k).ok()))
+        .transpose()
+        .map_err(|m| SpecError::new(&file, "--shard", m))?;
+    let workers = runner::workers(&spec, workers.map(|w| w.get()));
+    if spec.sweep.halving.is_some() {
+        // Every shard ranks every rung: it gets all runs and trains its part of each.
+        let part = match shard {
+            Some(shard) => Part::Shard { shard, plan: &runs },
+            None => Part::Whole,
+        };
+        return training::train(&spec, &runs, workers, force, &file, part);
+    }
+    if let Some(shard) = shard {
+        let plan = runs;
+        let all = plan.len();
+        let runs = shard::select(&plan, shard);
+        eprintln!(
+            "{}: shard {}/{}: {} of the sweep's {all} runs",
+            spec.name,
+            shard.index,
+            shard.count,
+            runs.len()
+        );
+        if runs.is_empty() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let part = Part::Shard { shard, plan: &plan };
+        return training::train(&spec, &runs, workers, force, &file, part);
+    }
+    training::train(&spec, &runs, workers, force, &file, Part::Whole)
 }
 
 pub fn load(args: &SpecArgs) -> anyhow::Result<(Spec, Vec<PlannedRun>)> {

@@ -1,22 +1,19 @@
-//! The training loop: seeded shuffling and noise, per-epoch metrics, NaN detection.
-
-use std::time::Instant;
+//! Training a run: its state and metrics, the random streams that make it resumable at any
+//! minibatch, and the entry points; the epoch loop itself is `trainer`.
 
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 
-use crate::data::{Dataset, Matrix, bernoulli_sample};
+use crate::data::{Dataset, Matrix};
 use crate::engine::{self, Engine};
-use crate::eval;
 use crate::model::Vae;
-use crate::objective;
-use crate::spec::{LrSchedule, ObjectiveKind, RunConfig, TrainConfig};
+use crate::spec::{LrSchedule, RunConfig, TrainConfig};
 
 mod stopping;
-use stopping::early_stop;
+mod trainer;
 pub use stopping::{Divergence, EpochLimit};
+use trainer::Trainer;
 
 /// JSON has no NaN or infinity: serde_json writes them as `null`. Fields that may hold them
 /// (the metrics of a diverged epoch) read `null` back as NaN instead of failing to load.
@@ -232,7 +229,6 @@ pub fn train_until(
 ) -> anyhow::Result<TrainOutcome> {
     // This thread computes the run (and then evaluates it): no slow subnormal arithmetic.
     crate::fpu::flush_subnormals();
-    let t = &config.train;
     let mut state = TrainState {
         divergence_initial: f64::NAN,
         ..TrainState::default()
@@ -242,227 +238,9 @@ pub fn train_until(
         state.resumes += 1;
         resume.engine
     });
-    let init_rng = &mut stream(t.seed, Stream::Init, 0, 0);
-    let mut engine = engine::start(config, data, device, threads, init_rng, saved)?;
-    let divergence = |state: &TrainState| Divergence {
-        initial: state.divergence_initial,
-        factor: t.divergence_factor,
-    };
-    let mut diverged = None;
-    let mut interrupted = false;
-    let attempt_started = Instant::now();
-    let mut last_checkpoint = attempt_started;
-    let seconds_before = state.train_seconds;
-    let n = data.train.rows;
-
-    let end = limit.map_or(t.epochs, |l| l.epoch().min(t.epochs));
-    if let Some(EpochLimit::Stop { epoch, reason }) = limit
-        && state.epoch >= *epoch
-        && state.stopped.is_none()
-    {
-        // Already there (a paused run that is not promoted): it ends here, as trained.
-        state.stopped = Some((state.epoch, reason.clone()));
-    }
-    'epochs: while state.epoch < end && state.stopped.is_none() {
-        let epoch = state.epoch;
-        // A resumed epoch counts the seconds it had already run.
-        let epoch_start = Instant::now()
-            .checked_sub(std::time::Duration::from_secs_f64(state.epoch_seconds))
-            .unwrap_or_else(Instant::now);
-        let mut order: Vec<usize> = (0..n).collect();
-        if t.shuffle {
-            order.shuffle(&mut stream(t.seed, Stream::Shuffle, epoch, 0));
-        }
-        let lr = lr_at(t, epoch);
-        let batches: Vec<&[usize]> = order.chunks(t.batch_size).collect();
-        // Steps over the whole run: every epoch has the same number of minibatches.
-        let steps_before = (epoch * batches.len()) as u64;
-        let schedule_at = |step: usize| {
-            objective::schedule_at(&config.objective, epoch, steps_before + step as u64, n)
-        };
-        let beta = schedule_at(0).beta;
-        while state.step < batches.len() {
-            let batch = batches[state.step];
-            let mut rng = stream(t.seed, Stream::Step, epoch, state.step);
-            let mut xb = data.train.gather(batch);
-            if data.dynamic_binarization {
-                bernoulli_sample(&mut xb.values, &mut rng);
-            }
-            let stats = engine.step(
-                &xb,
-                &config.objective,
-                &schedule_at(state.step),
-                lr,
-                &mut rng,
-            );
-            if state.examples_seen == 0 {
-                // Computed before the first step: the bound of the untrained model.
-                state.divergence_initial = (stats.recon - stats.kl) / batch.len() as f64;
-            }
-            state.sum_bound += stats.bound;
-            state.sum_recon += stats.recon;
-            state.sum_kl += stats.kl;
-            state.sum_tc += stats.tc.unwrap_or(0.0);
-            state.sum_discriminator += stats.discriminator.unwrap_or(0.0);
-            state.examples_seen += batch.len() as u64;
-            state.step += 1;
-            observer.on_batch(state.examples_seen);
-            crate::test_signal::after_step(epoch + 1, state.step);
-            if !stats.finite() {
-                break;
-            }
-            let stop = crate::interrupt::requested();
-            let timed = t.checkpoint_every_seconds > 0.0
-                && last_checkpoint.elapsed().as_secs_f64() >= t.checkpoint_every_seconds;
-            if (stop || timed) && state.step < batches.len() {
-                state.epoch_seconds = epoch_start.elapsed().as_secs_f64();
-                state.train_seconds = seconds_before + attempt_started.elapsed().as_secs_f64();
-                observer.on_checkpoint(Checkpoint {
-                    state: &state,
-                    engine: engine.as_ref(),
-                });
-                last_checkpoint = Instant::now();
-                if stop {
-                    interrupted = true;
-                    break 'epochs;
-                }
-            }
-        }
-        let train_pass_seconds = epoch_start.elapsed().as_secs_f64();
-        let rows = n as f64;
-        let mut metrics = EpochMetrics {
-            train_pass_seconds,
-            epoch: epoch + 1,
-            examples_seen: state.examples_seen,
-            beta,
-            lr,
-            train_objective: state.sum_bound / rows,
-            train_elbo: (state.sum_recon - state.sum_kl) / rows,
-            train_recon: state.sum_recon / rows,
-            train_kl: state.sum_kl / rows,
-            train_tc: matches!(
-                config.objective.kind,
-                ObjectiveKind::BetaTcvae | ObjectiveKind::FactorVae
-            )
-            .then(|| state.sum_tc / rows),
-            train_discriminator_loss: (config.objective.kind == ObjectiveKind::FactorVae)
-                .then(|| state.sum_discriminator / rows),
-            capacity: (config.objective.kind == ObjectiveKind::Annealed)
-                .then(|| schedule_at(batches.len() - 1).capacity),
-            ..Default::default()
-        };
-        let sums_finite = [state.sum_bound, state.sum_recon, state.sum_kl]
-            .iter()
-            .all(|v| v.is_finite());
-        let train_bound = if sums_finite {
-            metrics.train_elbo
-        } else {
-            f64::NAN
-        };
-        if let Some(why) = divergence(&state).check("the training ELBO", train_bound) {
-            diverged = Some((epoch + 1, why));
-            metrics.seconds = epoch_start.elapsed().as_secs_f64();
-            state.epochs.push(metrics);
-            break;
-        }
-        let last = epoch + 1 == t.epochs;
-        let at_limit = epoch + 1 == end;
-        if last || at_limit || (epoch + 1).is_multiple_of(config.eval.every_epochs) {
-            let test = eval::with_engine(engine.as_ref(), |m| eval::elbo(m, &data.test, config));
-            metrics.test_elbo = Some(test.elbo.mean);
-            metrics.test_recon = Some(test.recon.mean);
-            metrics.test_kl = Some(test.kl.mean);
-            metrics.test_elbo_se = test.elbo.se();
-            metrics.test_kl_se = test.kl.se();
-            if let Some(why) = divergence(&state).check("the test ELBO", test.elbo.mean) {
-                diverged = Some((epoch + 1, why));
-            } else if t.early_stopping_patience > 0 {
-                state.stopped =
-                    early_stop(&mut state, test.elbo.mean, t).map(|why| (epoch + 1, why));
-            }
-        }
-        if let Some(EpochLimit::Stop { reason, .. }) = limit
-            && at_limit
-            && !last
-            && diverged.is_none()
-            && state.stopped.is_none()
-        {
-            state.stopped = Some((epoch + 1, reason.clone()));
-        }
-        metrics.seconds = epoch_start.elapsed().as_secs_f64();
-        observer.on_epoch(&metrics, engine.as_ref(), data);
-        state.epochs.push(metrics);
-        state.start_next_epoch();
-        if diverged.is_some() {
-            break;
-        }
-        if state.stopped.is_some() || state.epoch == end {
-            // Trained (or at its pause): checkpointed before the final evaluation, which a
-            // stop or a kill may then interrupt without losing the training.
-            state.train_seconds = seconds_before + attempt_started.elapsed().as_secs_f64();
-            observer.on_checkpoint(Checkpoint {
-                state: &state,
-                engine: engine.as_ref(),
-            });
-            break;
-        }
-        let due =
-            t.checkpoint_every_epochs > 0 && state.epoch.is_multiple_of(t.checkpoint_every_epochs);
-        let stop = crate::interrupt::requested();
-        if due || stop {
-            state.train_seconds = seconds_before + attempt_started.elapsed().as_secs_f64();
-            observer.on_checkpoint(Checkpoint {
-                state: &state,
-                engine: engine.as_ref(),
-            });
-            last_checkpoint = Instant::now();
-        }
-        if stop {
-            interrupted = true;
-            break;
-        }
-    }
-    // At its pause, whether it trained there now or was there already (a search resumed
-    // after a kill): the rung's active units, from the model as it stands.
-    let paused = match limit {
-        Some(EpochLimit::Pause(e))
-            if diverged.is_none()
-                && state.stopped.is_none()
-                && !interrupted
-                && state.epoch >= *e
-                && state.epoch < t.epochs =>
-        {
-            Some(active_units(engine.as_ref(), data, config))
-        }
-        _ => None,
-    };
-    let (diverged_at, diverged_because) = diverged.unzip();
-    let (stopped_at, stopped_because) = state.stopped.clone().unzip();
-    Ok(TrainOutcome {
-        paused_active_units: paused,
-        engine: engine.name(),
-        model: engine.model(),
-        divergence: divergence(&state),
-        epochs: state.epochs,
-        diverged_at,
-        diverged_because,
-        stopped_at,
-        stopped_because,
-        interrupted,
-        train_seconds: seconds_before + attempt_started.elapsed().as_secs_f64(),
-        examples_seen: state.examples_seen,
-        resumes: state.resumes,
-    })
-}
-
-/// Active latent units of the model as it stands, over the test set.
-fn active_units(engine: &dyn Engine, data: &Dataset, config: &RunConfig) -> usize {
-    let (means, _) = eval::posterior_params(&engine.model(), &data.test);
-    eval::count_active(
-        &means,
-        config.model.latent_dim,
-        config.eval.active_unit_threshold,
-    )
+    let init_rng = &mut stream(config.train.seed, Stream::Init, 0, 0);
+    let engine = engine::start(config, data, device, threads, init_rng, saved)?;
+    Ok(Trainer::new(config, data, observer, engine, state, limit).run())
 }
 
 /// A fresh evaluation noise stream: every evaluation of a run uses the same draws.

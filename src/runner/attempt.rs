@@ -79,16 +79,7 @@ pub(super) fn execute(
             return interrupted(record, &mut board, &log);
         }
         Ok(Ok((trained, _))) if trained.paused_active_units.is_some() => {
-            let rung = RungResult {
-                epoch: trained.epochs.len(),
-                test_elbo: trained
-                    .epochs
-                    .last()
-                    .and_then(|e| e.test_elbo)
-                    .unwrap_or(f64::NAN),
-                active_units: trained.paused_active_units.unwrap_or(0),
-            };
-            let written = rung.write(&shared.out.run_dir(&run.id));
+            let written = rung_result(&trained).write(&shared.out.run_dir(&run.id));
             let mut executed = interrupted(record, &mut board, &log);
             executed.interrupted = false;
             executed.paused = true;
@@ -120,14 +111,8 @@ pub(super) fn execute(
         Ok(Err(e)) => record.error = Some(format!("{e:#}")),
         Err(panic) => record.error = Some(panic_message(panic)),
     }
-    record.checkpoints_written = log.written;
-    record.checkpoint_seconds = log.seconds;
     record.wall_seconds = seconds_before + started.elapsed().as_secs_f64();
-    record.finished_at = crate::sinks::results::utc_now_rfc3339();
-    board.session_end(record.status == RunStatus::Ok);
-    board.flush();
-    let write_error = log.error.or_else(|| board.error().map(str::to_string));
-    drop(board);
+    let write_error = close_board(&mut record, board, log);
     save_phase(
         shared,
         run,
@@ -138,6 +123,30 @@ pub(super) fn execute(
         model.as_ref(),
         write_error,
     )
+}
+
+/// Where a run paused at its rung stands: what successive halving ranks it by.
+fn rung_result(trained: &TrainOutcome) -> RungResult {
+    RungResult {
+        epoch: trained.epochs.len(),
+        test_elbo: trained
+            .epochs
+            .last()
+            .and_then(|e| e.test_elbo)
+            .unwrap_or(f64::NAN),
+        active_units: trained.paused_active_units.unwrap_or(0),
+    }
+}
+
+/// Completes the record's bookkeeping (checkpoints, finish time) and ends the run's
+/// TensorBoard session; returns the first write error of the checkpoints or the log.
+fn close_board(record: &mut RunRecord, mut board: RunBoard, log: CheckpointLog) -> Option<String> {
+    record.checkpoints_written = log.written;
+    record.checkpoint_seconds = log.seconds;
+    record.finished_at = crate::sinks::results::utc_now_rfc3339();
+    board.session_end(record.status == RunStatus::Ok);
+    board.flush();
+    log.error.or_else(|| board.error().map(str::to_string))
 }
 
 /// The checkpoint the run continues from: none with `force` (its checkpoints are removed),

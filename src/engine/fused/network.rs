@@ -209,8 +209,6 @@ pub fn step(
     for slot in layout.prior.slots() {
         g[slot.range()].fill(0.0);
     }
-    let standard_prior = layout.prior == PriorPiece::StandardNormal;
-
     let needs_ratio = !matches!(
         objective,
         Objective::Elbo {
@@ -219,12 +217,53 @@ pub fn step(
         }
     );
     forward::forward(layout, t, p, x, eps, needs_ratio, true, w);
+    let sums = bound_terms(layout, p, objective, beta, batch, n, w);
+    decoder_backward(layout, t, p, g, x, rows, w);
+    latent_backward(layout, t, p, g, needs_ratio, w);
+    posterior_backward(layout, p, g, eps, objective, beta, batch, n, w);
+
+    // Back through the heads into the encoder body, and its convolutions.
+    let has_conv = !layout.encoder_conv.is_empty();
+    let enc_in: &[f32] = if has_conv { &w.enc_conv.output } else { x };
+    encoder_backward(
+        t,
+        p,
+        g,
+        layout,
+        enc_in,
+        n,
+        (&w.enc_pre, &w.enc_post),
+        (&w.dmean, &w.dlogvar),
+        &mut w.grad,
+        &mut w.spare,
+        has_conv,
+    );
+    if has_conv {
+        let a = layout.encoder_activation;
+        let ec = &layout.encoder_conv;
+        conv::backward(t, g, ec, a, n, &mut w.grad, false, &mut w.enc_conv);
+    }
+    sums
+}
+
+/// The minibatch's per-example bounds, and the loss's derivative with respect to each
+/// sample's log p(x|z) (`w.coef_px`) and log-ratio (`w.coef_ratio`): returns the sums of
+/// bound, reconstruction and KL over the `n` rows.
+fn bound_terms(
+    layout: &Layout,
+    p: &[f32],
+    objective: Objective,
+    beta: f32,
+    batch: usize,
+    n: usize,
+    w: &mut Workspace,
+) -> Sums {
+    let zd = layout.latent_dim;
+    let s_count = objective.samples();
+    let rows = s_count * n;
     let log_px = &w.log_px[..];
     let log_ratio = &w.log_ratio[..];
-    let lim = layout.logvar_limit;
 
-    // The per-example terms, and the loss's derivative with respect to each sample's
-    // log p(x|z) (coef_px) and log-ratio (coef_ratio).
     let coef_px = sized(&mut w.coef_px, rows);
     let coef_ratio = sized(&mut w.coef_ratio, rows);
     let inv_n = 1.0 / batch as f32;
@@ -268,6 +307,22 @@ pub fn step(
         sums[2] += kl;
     }
 
+    sums
+}
+
+/// Back from the likelihood's coefficients through the decoder: its parameters' gradients
+/// into `g`, and ∂loss/∂z (rows × Z) left in `w.grad`.
+fn decoder_backward(
+    layout: &Layout,
+    t: &Threads,
+    p: &[f32],
+    g: &mut [f32],
+    x: &[f32],
+    rows: usize,
+    w: &mut Workspace,
+) {
+    let d = layout.data_dim;
+    let lim = layout.logvar_limit;
     // Back through the likelihood into the decoder's output.
     match layout.likelihood {
         LikelihoodKind::Bernoulli => bernoulli_backward(t, &mut w.out, x, &w.coef_px, d),
@@ -341,7 +396,20 @@ pub fn step(
         &mut w.spare,
         true,
     );
-    // w.grad: ∂loss/∂z (rows × Z). Add the log-ratio's own dependence on z: ∂/∂z = z.
+}
+
+/// Adds the log-ratio's own dependence on z to ∂loss/∂z in `w.grad`: z for the standard
+/// normal prior, −∇_z log p(z) (and the prior's parameters' gradients) for a learned one.
+fn latent_backward(
+    layout: &Layout,
+    t: &Threads,
+    p: &[f32],
+    g: &mut [f32],
+    needs_ratio: bool,
+    w: &mut Workspace,
+) {
+    let zd = layout.latent_dim;
+    let standard_prior = layout.prior == PriorPiece::StandardNormal;
     let dz = &mut w.grad;
     if needs_ratio && !standard_prior {
         // −∇_z log p(z) of the prior, and the gradients of its own parameters.
@@ -362,7 +430,28 @@ pub fn step(
             }
         }
     }
+}
 
+/// From ∂loss/∂z to the posterior's μ and log σ² (`w.dmean`, `w.dlogvar`, n × Z), with
+/// an analytic KL's own gradient and no gradient where log σ² was clamped.
+#[allow(clippy::too_many_arguments)]
+fn posterior_backward(
+    layout: &Layout,
+    p: &[f32],
+    g: &mut [f32],
+    eps: &[f32],
+    objective: Objective,
+    beta: f32,
+    batch: usize,
+    n: usize,
+    w: &mut Workspace,
+) {
+    let zd = layout.latent_dim;
+    let rows = objective.samples() * n;
+    let lim = layout.logvar_limit;
+    let inv_n = 1.0 / batch as f32;
+    let standard_prior = layout.prior == PriorPiece::StandardNormal;
+    let dz = &w.grad;
     // Into μ and log σ²: z = μ + e^(v/2) ε, log q = −½ Σ (v + ε² + ln 2π) at fixed ε.
     let dmean = sized(&mut w.dmean, n * zd);
     let dlogvar = sized(&mut w.dlogvar, n * zd);
@@ -408,27 +497,4 @@ pub fn step(
             *dv = 0.0;
         }
     }
-
-    // Back through the heads into the encoder body, and its convolutions.
-    let has_conv = !layout.encoder_conv.is_empty();
-    let enc_in: &[f32] = if has_conv { &w.enc_conv.output } else { x };
-    encoder_backward(
-        t,
-        p,
-        g,
-        layout,
-        enc_in,
-        n,
-        (&w.enc_pre, &w.enc_post),
-        (&w.dmean, &w.dlogvar),
-        &mut w.grad,
-        &mut w.spare,
-        has_conv,
-    );
-    if has_conv {
-        let a = layout.encoder_activation;
-        let ec = &layout.encoder_conv;
-        conv::backward(t, g, ec, a, n, &mut w.grad, false, &mut w.enc_conv);
-    }
-    sums
 }

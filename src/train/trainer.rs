@@ -1,0 +1,326 @@
+//! The epoch loop of one attempt: its minibatches, each epoch's metrics and evaluation,
+//! checkpoints, and where it ends (its epochs, a limit, early stopping, divergence, or a
+//! stop asked for by a signal).
+
+use std::time::{Duration, Instant};
+
+use rand::seq::SliceRandom;
+
+use super::stopping::early_stop;
+use super::{
+    Checkpoint, Divergence, EpochLimit, EpochMetrics, Observer, Stream, TrainOutcome, TrainState,
+    lr_at, stream,
+};
+use crate::data::{Dataset, bernoulli_sample};
+use crate::engine::{Engine, StepSums};
+use crate::eval;
+use crate::objective::{self, Schedule};
+use crate::spec::{ObjectiveKind, RunConfig};
+
+pub(super) struct Trainer<'a> {
+    config: &'a RunConfig,
+    data: &'a Dataset,
+    observer: &'a mut dyn Observer,
+    engine: Box<dyn Engine>,
+    state: TrainState,
+    limit: Option<&'a EpochLimit>,
+    /// The epoch this attempt trains to: the run's last, or its limit's.
+    end: usize,
+    started: Instant,
+    /// Training seconds of the attempts before this one.
+    seconds_before: f64,
+    last_checkpoint: Instant,
+    diverged: Option<(usize, String)>,
+    interrupted: bool,
+}
+
+impl<'a> Trainer<'a> {
+    pub(super) fn new(
+        config: &'a RunConfig,
+        data: &'a Dataset,
+        observer: &'a mut dyn Observer,
+        engine: Box<dyn Engine>,
+        state: TrainState,
+        limit: Option<&'a EpochLimit>,
+    ) -> Self {
+        let t = &config.train;
+        let started = Instant::now();
+        Trainer {
+            end: limit.map_or(t.epochs, |l| l.epoch().min(t.epochs)),
+            seconds_before: state.train_seconds,
+            config,
+            data,
+            observer,
+            engine,
+            state,
+            limit,
+            started,
+            last_checkpoint: started,
+            diverged: None,
+            interrupted: false,
+        }
+    }
+
+    pub(super) fn run(mut self) -> TrainOutcome {
+        if let Some(EpochLimit::Stop { epoch, reason }) = self.limit
+            && self.state.epoch >= *epoch
+            && self.state.stopped.is_none()
+        {
+            // Already there (a paused run that is not promoted): it ends here, as trained.
+            self.state.stopped = Some((self.state.epoch, reason.clone()));
+        }
+        while self.state.epoch < self.end && self.state.stopped.is_none() {
+            if self.epoch() {
+                break;
+            }
+        }
+        self.outcome()
+    }
+
+    /// Trains, evaluates and checkpoints the epoch in progress; true when training ends
+    /// with it.
+    fn epoch(&mut self) -> bool {
+        let config = self.config;
+        let t = &config.train;
+        let epoch = self.state.epoch;
+        // A resumed epoch counts the seconds it had already run.
+        let epoch_start = Instant::now()
+            .checked_sub(Duration::from_secs_f64(self.state.epoch_seconds))
+            .unwrap_or_else(Instant::now);
+        let mut order: Vec<usize> = (0..self.data.train.rows).collect();
+        if t.shuffle {
+            order.shuffle(&mut stream(t.seed, Stream::Shuffle, epoch, 0));
+        }
+        let batches: Vec<&[usize]> = order.chunks(t.batch_size).collect();
+        let lr = lr_at(t, epoch);
+        if self.train_pass(&batches, lr, epoch_start) {
+            self.interrupted = true;
+            return true;
+        }
+        let mut metrics = self.metrics(batches.len(), lr, epoch_start.elapsed().as_secs_f64());
+        let train_bound = if self.state.sums_finite() {
+            metrics.train_elbo
+        } else {
+            f64::NAN
+        };
+        if let Some(why) = self.divergence().check("the training ELBO", train_bound) {
+            self.diverged = Some((epoch + 1, why));
+            metrics.seconds = epoch_start.elapsed().as_secs_f64();
+            self.state.epochs.push(metrics);
+            return true;
+        }
+        let last = epoch + 1 == t.epochs;
+        let at_limit = epoch + 1 == self.end;
+        if last || at_limit || (epoch + 1).is_multiple_of(config.eval.every_epochs) {
+            self.evaluate(&mut metrics);
+        }
+        if let Some(EpochLimit::Stop { reason, .. }) = self.limit
+            && at_limit
+            && !last
+            && self.diverged.is_none()
+            && self.state.stopped.is_none()
+        {
+            self.state.stopped = Some((epoch + 1, reason.clone()));
+        }
+        metrics.seconds = epoch_start.elapsed().as_secs_f64();
+        self.observer
+            .on_epoch(&metrics, self.engine.as_ref(), self.data);
+        self.state.epochs.push(metrics);
+        self.state.start_next_epoch();
+        if self.diverged.is_some() {
+            return true;
+        }
+        if self.state.stopped.is_some() || self.state.epoch == self.end {
+            // Trained (or at its pause): checkpointed before the final evaluation, which a
+            // stop or a kill may then interrupt without losing the training.
+            self.checkpoint();
+            return true;
+        }
+        let due = t.checkpoint_every_epochs > 0
+            && self.state.epoch.is_multiple_of(t.checkpoint_every_epochs);
+        let stop = crate::interrupt::requested();
+        if due || stop {
+            self.checkpoint();
+        }
+        self.interrupted = stop;
+        stop
+    }
+
+    /// The epoch's minibatches from `state.step` on; true when a stop was asked for (the run
+    /// is then checkpointed mid-epoch). A step that is not finite ends the pass: the epoch's
+    /// sums carry it to the divergence check.
+    fn train_pass(&mut self, batches: &[&[usize]], lr: f64, epoch_start: Instant) -> bool {
+        let (config, data) = (self.config, self.data);
+        let t = &config.train;
+        let epoch = self.state.epoch;
+        while self.state.step < batches.len() {
+            let batch = batches[self.state.step];
+            let mut rng = stream(t.seed, Stream::Step, epoch, self.state.step);
+            let mut xb = data.train.gather(batch);
+            if data.dynamic_binarization {
+                bernoulli_sample(&mut xb.values, &mut rng);
+            }
+            let schedule = self.schedule(batches.len(), self.state.step);
+            let sums = self
+                .engine
+                .step(&xb, &config.objective, &schedule, lr, &mut rng);
+            self.state.add(&sums, batch.len());
+            self.observer.on_batch(self.state.examples_seen);
+            crate::test_signal::after_step(epoch + 1, self.state.step);
+            if !sums.finite() {
+                break;
+            }
+            let stop = crate::interrupt::requested();
+            let timed = t.checkpoint_every_seconds > 0.0
+                && self.last_checkpoint.elapsed().as_secs_f64() >= t.checkpoint_every_seconds;
+            if (stop || timed) && self.state.step < batches.len() {
+                self.state.epoch_seconds = epoch_start.elapsed().as_secs_f64();
+                self.checkpoint();
+                if stop {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// The objective's schedule (β, capacity, data size) at a step of the epoch in progress.
+    fn schedule(&self, steps_per_epoch: usize, step: usize) -> Schedule {
+        // Steps over the whole run: every epoch has the same number of minibatches.
+        let steps_before = (self.state.epoch * steps_per_epoch) as u64;
+        objective::schedule_at(
+            &self.config.objective,
+            self.state.epoch,
+            steps_before + step as u64,
+            self.data.train.rows,
+        )
+    }
+
+    /// The finished training pass's metrics: means over the epoch's examples.
+    fn metrics(&self, steps: usize, lr: f64, train_pass_seconds: f64) -> EpochMetrics {
+        let kind = self.config.objective.kind;
+        let state = &self.state;
+        let rows = self.data.train.rows as f64;
+        EpochMetrics {
+            train_pass_seconds,
+            epoch: state.epoch + 1,
+            examples_seen: state.examples_seen,
+            beta: self.schedule(steps, 0).beta,
+            lr,
+            train_objective: state.sum_bound / rows,
+            train_elbo: (state.sum_recon - state.sum_kl) / rows,
+            train_recon: state.sum_recon / rows,
+            train_kl: state.sum_kl / rows,
+            train_tc: matches!(kind, ObjectiveKind::BetaTcvae | ObjectiveKind::FactorVae)
+                .then(|| state.sum_tc / rows),
+            train_discriminator_loss: (kind == ObjectiveKind::FactorVae)
+                .then(|| state.sum_discriminator / rows),
+            capacity: (kind == ObjectiveKind::Annealed)
+                .then(|| self.schedule(steps, steps - 1).capacity),
+            ..Default::default()
+        }
+    }
+
+    /// The test ELBO into `metrics`, then the divergence and early-stopping rules on it.
+    fn evaluate(&mut self, metrics: &mut EpochMetrics) {
+        let (config, data) = (self.config, self.data);
+        let test = eval::with_engine(self.engine.as_ref(), |m| eval::elbo(m, &data.test, config));
+        metrics.test_elbo = Some(test.elbo.mean);
+        metrics.test_recon = Some(test.recon.mean);
+        metrics.test_kl = Some(test.kl.mean);
+        metrics.test_elbo_se = test.elbo.se();
+        metrics.test_kl_se = test.kl.se();
+        let epoch = self.state.epoch + 1;
+        if let Some(why) = self.divergence().check("the test ELBO", test.elbo.mean) {
+            self.diverged = Some((epoch, why));
+        } else if config.train.early_stopping_patience > 0 {
+            self.state.stopped =
+                early_stop(&mut self.state, test.elbo.mean, &config.train).map(|why| (epoch, why));
+        }
+    }
+
+    fn divergence(&self) -> Divergence {
+        Divergence {
+            initial: self.state.divergence_initial,
+            factor: self.config.train.divergence_factor,
+        }
+    }
+
+    fn train_seconds(&self) -> f64 {
+        self.seconds_before + self.started.elapsed().as_secs_f64()
+    }
+
+    /// Hands the observer the whole state: what a later attempt continues from.
+    fn checkpoint(&mut self) {
+        self.state.train_seconds = self.train_seconds();
+        self.observer.on_checkpoint(Checkpoint {
+            state: &self.state,
+            engine: self.engine.as_ref(),
+        });
+        self.last_checkpoint = Instant::now();
+    }
+
+    fn outcome(self) -> TrainOutcome {
+        let (config, data) = (self.config, self.data);
+        let state = &self.state;
+        // At its pause, whether it trained there now or was there already (a search resumed
+        // after a kill): the rung's active units, from the model as it stands.
+        let paused = match self.limit {
+            Some(EpochLimit::Pause(e))
+                if self.diverged.is_none()
+                    && state.stopped.is_none()
+                    && !self.interrupted
+                    && state.epoch >= *e
+                    && state.epoch < config.train.epochs =>
+            {
+                let (means, _) = eval::posterior_params(&self.engine.model(), &data.test);
+                Some(eval::count_active(
+                    &means,
+                    config.model.latent_dim,
+                    config.eval.active_unit_threshold,
+                ))
+            }
+            _ => None,
+        };
+        let (diverged_at, diverged_because) = self.diverged.clone().unzip();
+        let (stopped_at, stopped_because) = state.stopped.clone().unzip();
+        TrainOutcome {
+            paused_active_units: paused,
+            engine: self.engine.name(),
+            model: self.engine.model(),
+            divergence: self.divergence(),
+            train_seconds: self.train_seconds(),
+            epochs: self.state.epochs,
+            diverged_at,
+            diverged_because,
+            stopped_at,
+            stopped_because,
+            interrupted: self.interrupted,
+            examples_seen: self.state.examples_seen,
+            resumes: self.state.resumes,
+        }
+    }
+}
+
+impl TrainState {
+    /// Adds one minibatch's sums (over its `rows` examples) to the epoch in progress.
+    fn add(&mut self, sums: &StepSums, rows: usize) {
+        if self.examples_seen == 0 {
+            // Computed before the first step: the bound of the untrained model.
+            self.divergence_initial = (sums.recon - sums.kl) / rows as f64;
+        }
+        self.sum_bound += sums.bound;
+        self.sum_recon += sums.recon;
+        self.sum_kl += sums.kl;
+        self.sum_tc += sums.tc.unwrap_or(0.0);
+        self.sum_discriminator += sums.discriminator.unwrap_or(0.0);
+        self.examples_seen += rows as u64;
+        self.step += 1;
+    }
+
+    fn sums_finite(&self) -> bool {
+        [self.sum_bound, self.sum_recon, self.sum_kl]
+            .iter()
+            .all(|v| v.is_finite())
+    }
+}

@@ -38,77 +38,9 @@ pub fn expand(spec: &Spec, file: &str) -> Result<Vec<PlannedRun>, SpecError> {
     leaves.extend(omitted_at_default());
 
     // Each axis is a list of assignments; the sweep is their Cartesian product.
-    let mut axes: Vec<Vec<Vec<(String, Value)>>> = Vec::new();
-    for (key, values) in &spec.sweep.grid {
-        check_key(key, &leaves, file, &format!("sweep.grid.\"{key}\""))?;
-        if values.is_empty() {
-            return Err(SpecError::new(
-                file,
-                format!("sweep.grid.\"{key}\""),
-                "expected a non-empty list of values",
-            ));
-        }
-        axes.push(
-            values
-                .iter()
-                .map(|v| vec![(key.clone(), v.clone())])
-                .collect(),
-        );
-    }
+    let mut axes = grid_axes(spec, &leaves, file)?;
     for (i, group) in spec.sweep.zip.iter().enumerate() {
-        let where_ = format!("sweep.zip[{i}]");
-        let mut len = None;
-        for (key, values) in group {
-            check_key(key, &leaves, file, &format!("{where_}.\"{key}\""))?;
-            if spec.sweep.grid.contains_key(key) {
-                return Err(SpecError::new(
-                    file,
-                    format!("{where_}.\"{key}\""),
-                    "this key is also swept in sweep.grid; sweep it in one place",
-                ));
-            }
-            if let Some(first) = spec.sweep.zip[..i].iter().position(|g| g.contains_key(key)) {
-                return Err(SpecError::new(
-                    file,
-                    format!("{where_}.\"{key}\""),
-                    format!(
-                        "this key is also in sweep.zip[{first}]; a key belongs to one zip group (put the lists it pairs with into that group)"
-                    ),
-                ));
-            }
-            match len {
-                None => len = Some(values.len()),
-                Some(n) if n != values.len() => {
-                    return Err(SpecError::new(
-                        file,
-                        &where_,
-                        format!(
-                            "zip lists must have equal lengths, but `{key}` has {} values and an earlier key has {n}",
-                            values.len()
-                        ),
-                    ));
-                }
-                _ => {}
-            }
-        }
-        let n = len.unwrap_or(0);
-        if n == 0 {
-            return Err(SpecError::new(
-                file,
-                &where_,
-                "expected non-empty lists of values",
-            ));
-        }
-        axes.push(
-            (0..n)
-                .map(|j| {
-                    group
-                        .iter()
-                        .map(|(k, vs)| (k.clone(), vs[j].clone()))
-                        .collect()
-                })
-                .collect(),
-        );
+        axes.push(zip_axis(spec, i, group, &leaves, file)?);
     }
 
     // Random search is one more axis, the last (fastest-varying): its trials.
@@ -150,6 +82,93 @@ pub fn expand(spec: &Spec, file: &str) -> Result<Vec<PlannedRun>, SpecError> {
         check_halving(halving, &runs, file)?;
     }
     Ok(runs)
+}
+
+/// An axis of the sweep: its values, each a list of assignments (one key, or a zip group's).
+type Axis = Vec<Vec<(String, Value)>>;
+
+/// One axis per `[sweep.grid]` key: its values, one assignment each.
+fn grid_axes(spec: &Spec, leaves: &[String], file: &str) -> Result<Vec<Axis>, SpecError> {
+    let mut axes = Vec::new();
+    for (key, values) in &spec.sweep.grid {
+        check_key(key, leaves, file, &format!("sweep.grid.\"{key}\""))?;
+        if values.is_empty() {
+            return Err(SpecError::new(
+                file,
+                format!("sweep.grid.\"{key}\""),
+                "expected a non-empty list of values",
+            ));
+        }
+        axes.push(
+            values
+                .iter()
+                .map(|v| vec![(key.clone(), v.clone())])
+                .collect(),
+        );
+    }
+    Ok(axes)
+}
+
+/// The `i`-th `[[sweep.zip]]` group as one axis: its lists, equally long, paired by
+/// position.
+fn zip_axis(
+    spec: &Spec,
+    i: usize,
+    group: &BTreeMap<String, Vec<Value>>,
+    leaves: &[String],
+    file: &str,
+) -> Result<Axis, SpecError> {
+    let where_ = format!("sweep.zip[{i}]");
+    let mut len = None;
+    for (key, values) in group {
+        check_key(key, leaves, file, &format!("{where_}.\"{key}\""))?;
+        if spec.sweep.grid.contains_key(key) {
+            return Err(SpecError::new(
+                file,
+                format!("{where_}.\"{key}\""),
+                "this key is also swept in sweep.grid; sweep it in one place",
+            ));
+        }
+        if let Some(first) = spec.sweep.zip[..i].iter().position(|g| g.contains_key(key)) {
+            return Err(SpecError::new(
+                file,
+                format!("{where_}.\"{key}\""),
+                format!(
+                    "this key is also in sweep.zip[{first}]; a key belongs to one zip group (put the lists it pairs with into that group)"
+                ),
+            ));
+        }
+        match len {
+            None => len = Some(values.len()),
+            Some(n) if n != values.len() => {
+                return Err(SpecError::new(
+                    file,
+                    &where_,
+                    format!(
+                        "zip lists must have equal lengths, but `{key}` has {} values and an earlier key has {n}",
+                        values.len()
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    let n = len.unwrap_or(0);
+    if n == 0 {
+        return Err(SpecError::new(
+            file,
+            &where_,
+            "expected non-empty lists of values",
+        ));
+    }
+    Ok((0..n)
+        .map(|j| {
+            group
+                .iter()
+                .map(|(k, vs)| (k.clone(), vs[j].clone()))
+                .collect()
+        })
+        .collect())
 }
 
 /// `[sweep.halving]` needs rungs below one epoch count that every run shares.
@@ -196,7 +215,7 @@ fn search_axis(
     search: &crate::spec::SearchConfig,
     leaves: &[String],
     file: &str,
-) -> Result<Vec<Vec<(String, Value)>>, SpecError> {
+) -> Result<Axis, SpecError> {
     if search.trials == 0 {
         return Err(SpecError::new(
             file,

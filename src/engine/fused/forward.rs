@@ -149,8 +149,18 @@ pub fn forward(
     let zd = layout.latent_dim;
     let n = x.len() / d;
     let rows = eps.len() / zd;
-    let standard_prior = layout.prior == PriorPiece::StandardNormal;
-    // Encoder (convolutions, then dense layers) and heads.
+    encode(layout, t, p, x, n, w);
+    sample_z(eps, n, zd, w);
+    decode(layout, t, p, x, rows, for_backward, w);
+    if needs_ratio {
+        log_ratio(layout, t, p, eps, n, w);
+    }
+}
+
+/// The encoder (convolutions, then dense layers) and its heads: μ (`w.mean`), log σ² raw
+/// and clamped (`w.logvar_raw`, `w.logvar`) and σ (`w.sigma`) for the `n` rows of `x`.
+fn encode(layout: &Layout, t: &Threads, p: &[f32], x: &[f32], n: usize, w: &mut Workspace) {
+    let zd = layout.latent_dim;
     let enc_in: &[f32] = if layout.encoder_conv.is_empty() {
         x
     } else {
@@ -178,8 +188,11 @@ pub fn forward(
         *lv = raw.clamp(-lim, lim);
         *s = super::math::exp(0.5 * *lv);
     }
+}
 
-    // z = μ + σ ε, S blocks of n rows.
+/// z = μ + σ ε for every draw in `eps`: S blocks of `n` rows.
+fn sample_z(eps: &[f32], n: usize, zd: usize, w: &mut Workspace) {
+    let rows = eps.len() / zd;
     let z = sized(&mut w.z, rows * zd);
     for (r, (zr, er)) in z.chunks_exact_mut(zd).zip(eps.chunks_exact(zd)).enumerate() {
         let i = r % n;
@@ -188,8 +201,22 @@ pub fn forward(
             zr[j] = m[j] + s[j] * er[j];
         }
     }
+}
 
-    // Decoder and likelihood.
+/// The decoder from `w.z` and the likelihood of `x` under it: log p(x|z) per sample in
+/// `w.log_px` (Bernoulli: the logits turned into what the backward pass needs where
+/// `for_backward`).
+fn decode(
+    layout: &Layout,
+    t: &Threads,
+    p: &[f32],
+    x: &[f32],
+    rows: usize,
+    for_backward: bool,
+    w: &mut Workspace,
+) {
+    let d = layout.data_dim;
+    let lim = layout.logvar_limit;
     chain_forward(
         t,
         p,
@@ -249,11 +276,15 @@ pub fn forward(
             kernels::gaussian_log_px(&w.out, x, output_logvar, log_px, scratch);
         }
     }
+}
 
-    // log q(z|x) − log p(z) per sample, where the objective needs it.
+/// log q(z|x) − log p(z) per sample into `w.log_ratio`, log q = −½ Σ (ε² + log σ² + ln 2π)
+/// at the drawn ε.
+fn log_ratio(layout: &Layout, t: &Threads, p: &[f32], eps: &[f32], n: usize, w: &mut Workspace) {
+    let zd = layout.latent_dim;
+    let rows = eps.len() / zd;
     let log_ratio = sized(&mut w.log_ratio, rows);
-    if needs_ratio && !standard_prior {
-        // log q(z|x) − log p(z), log q = −½ Σ (ε² + log σ² + ln 2π) at the drawn ε.
+    if layout.prior != PriorPiece::StandardNormal {
         let log_prior = sized(&mut w.log_prior, rows);
         layout
             .prior
@@ -265,7 +296,7 @@ pub fn forward(
             let log_q: f32 = -0.5 * (0..zd).map(|j| er[j] * er[j] + lv[j] + ln_2pi).sum::<f32>();
             *lr = log_q - log_prior[r];
         }
-    } else if needs_ratio {
+    } else {
         for (r, lr) in log_ratio.iter_mut().enumerate() {
             let i = r % n;
             let (zr, er) = (&w.z[r * zd..][..zd], &eps[r * zd..][..zd]);

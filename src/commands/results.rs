@@ -93,15 +93,10 @@ pub fn report_command(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn check_command(
-    specs: &[PathBuf],
-    baseline_path: &Path,
-    bless: bool,
-    seeds: usize,
-    results: &Path,
-) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(seeds >= 1, "--seeds: expected at least 1 seed");
-    let previous = if baseline_path.is_file() && bless {
+/// The baseline a check compares against, or the one a blessing replaces (none when there
+/// is none yet, or, blessing, when it cannot be read).
+fn previous_baseline(baseline_path: &Path, bless: bool) -> anyhow::Result<Option<check::Baseline>> {
+    Ok(if baseline_path.is_file() && bless {
         // Blessing replaces it: one it cannot read (an older format) only loses its z_limit.
         check::Baseline::load(baseline_path)
             .map_err(|e| eprintln!("note: {e}; writing a new one"))
@@ -115,13 +110,16 @@ pub fn check_command(
             "{}: baseline not found (create it with --bless --seeds N)",
             baseline_path.display()
         );
-    };
-    if bless && seeds < 3 {
-        eprintln!(
-            "warning: blessing with {seeds} seed(s): the seed standard deviation needs several (--seeds 5)"
-        );
-    }
-    // Each spec with its own seed and the next `seeds` − 1, all validated before any trains.
+    })
+}
+
+/// Trains every spec with its own seed and the next `seeds` − 1 (all validated before any
+/// trains) and returns their records.
+fn train_checks(
+    specs: &[PathBuf],
+    seeds: usize,
+    results: &Path,
+) -> anyhow::Result<Vec<aevb::sinks::results::RunRecord>> {
     let mut loaded = Vec::new();
     for file in spec::spec_files(specs) {
         let (base, _) = load(&SpecArgs {
@@ -159,6 +157,24 @@ pub fn check_command(
         let dir = aevb::sinks::results::ResultsDir::new(results, &spec.name);
         records.extend(runs.iter().filter_map(|r| dir.record(&r.id)));
     }
+    Ok(records)
+}
+
+pub fn check_command(
+    specs: &[PathBuf],
+    baseline_path: &Path,
+    bless: bool,
+    seeds: usize,
+    results: &Path,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(seeds >= 1, "--seeds: expected at least 1 seed");
+    let previous = previous_baseline(baseline_path, bless)?;
+    if bless && seeds < 3 {
+        eprintln!(
+            "warning: blessing with {seeds} seed(s): the seed standard deviation needs several (--seeds 5)"
+        );
+    }
+    let records = train_checks(specs, seeds, results)?;
     if bless {
         let blessed = check::bless(&records, previous.as_ref());
         aevb::sinks::results::write_atomic(baseline_path, blessed.to_text()?.as_bytes())?;

@@ -224,38 +224,53 @@ pub(super) fn padded(lo: f64, hi: f64) -> std::ops::Range<f64> {
     (lo - 0.08 * span)..(hi + 0.08 * span)
 }
 
-/// Mean ± std of `metric` over seeds against one swept key; one series per value of the
-/// other swept keys. Numeric keys spanning a wide range are on a log2 axis.
-fn metric_vs_key<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    pts: &[RunPoint],
-    key: &str,
-    metric: &str,
-) -> anyhow::Result<()> {
-    root.fill(&WHITE).map_err(err)?;
-    let values: Vec<&String> = {
-        let mut v: Vec<&String> = pts.iter().map(|p| &p.keys[key]).collect();
-        v.sort();
-        v.dedup();
-        v
-    };
-    let numeric: Option<Vec<f64>> = values.iter().map(|v| v.parse::<f64>().ok()).collect();
-    let log2 = numeric.as_ref().is_some_and(|n| {
-        let (lo, hi) = extent(n.iter().copied());
-        lo > 0.0 && hi / lo >= 8.0
-    });
-    let position = |v: &String| -> f64 {
+/// The swept key's values on a plot's x axis: numbers at their value (log₂ where they span
+/// a factor of 8 or more), anything else at its rank.
+struct KeyAxis<'a> {
+    /// The distinct values, sorted as text.
+    values: Vec<&'a String>,
+    numeric: bool,
+    log2: bool,
+}
+
+impl<'a> KeyAxis<'a> {
+    fn new(pts: &'a [RunPoint], key: &str) -> Self {
+        let mut values: Vec<&String> = pts.iter().map(|p| &p.keys[key]).collect();
+        values.sort();
+        values.dedup();
+        let numeric: Option<Vec<f64>> = values.iter().map(|v| v.parse::<f64>().ok()).collect();
+        let log2 = numeric.as_ref().is_some_and(|n| {
+            let (lo, hi) = extent(n.iter().copied());
+            lo > 0.0 && hi / lo >= 8.0
+        });
+        KeyAxis {
+            values,
+            numeric: numeric.is_some(),
+            log2,
+        }
+    }
+
+    fn position(&self, v: &String) -> f64 {
         match v.parse::<f64>() {
-            Ok(x) if numeric.is_some() => {
-                if log2 {
+            Ok(x) if self.numeric => {
+                if self.log2 {
                     x.log2()
                 } else {
                     x
                 }
             }
-            _ => values.iter().position(|u| *u == v).unwrap_or(0) as f64,
+            _ => self.values.iter().position(|u| *u == v).unwrap_or(0) as f64,
         }
-    };
+    }
+}
+
+/// One line per group of the other keys: the metric's mean and 95% half-width over seeds
+/// at each value of `key` (at its `position`), in x order.
+fn series_by_key(
+    pts: &[RunPoint],
+    key: &str,
+    position: &dyn Fn(&String) -> f64,
+) -> Vec<(String, Vec<MeanCi>)> {
     // series label -> x -> (value, within-run SE) over seeds
     type Values = Vec<(f64, Option<f64>)>;
     let mut series: BTreeMap<String, BTreeMap<String, Values>> = BTreeMap::new();
@@ -269,7 +284,7 @@ fn metric_vs_key<DB: DrawingBackend>(
                 .push((m, p.se));
         }
     }
-    let stats: Vec<(String, Vec<MeanCi>)> = series
+    series
         .into_iter()
         .map(|(label, by_x)| {
             let mut line: Vec<MeanCi> = by_x
@@ -282,7 +297,22 @@ fn metric_vs_key<DB: DrawingBackend>(
             line.sort_by(|a, b| a.0.total_cmp(&b.0));
             (label, line)
         })
-        .collect();
+        .collect()
+}
+
+/// Mean ± std of `metric` over seeds against one swept key; one series per value of the
+/// other swept keys. Numeric keys spanning a wide range are on a log2 axis.
+fn metric_vs_key<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    pts: &[RunPoint],
+    key: &str,
+    metric: &str,
+) -> anyhow::Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    let axis = KeyAxis::new(pts, key);
+    let (values, log2) = (&axis.values, axis.log2);
+    let position = |v: &String| axis.position(v);
+    let stats = series_by_key(pts, key, &position);
     let all: Vec<&MeanCi> = stats.iter().flat_map(|(_, l)| l).collect();
     if all.is_empty() {
         return Ok(());
@@ -320,7 +350,7 @@ fn metric_vs_key<DB: DrawingBackend>(
         .into_font()
         .color(&BLACK)
         .pos(Pos::new(HPos::Center, VPos::Top));
-    for (x, v) in key_points.iter().zip(&values) {
+    for (x, v) in key_points.iter().zip(values) {
         let (px, py) = chart.backend_coord(&(*x, y_axis));
         root.draw(&PathElement::new(vec![(px, py), (px, py + 5)], BLACK))
             .map_err(err)?;

@@ -181,56 +181,7 @@ pub fn run_halving(h: &Halving<'_>, runs: &[PlannedRun]) -> anyhow::Result<Sweep
         if stop || last {
             break;
         }
-        // Rank what reached the rung; collapsed and diverged runs do not compete.
-        let mut ranked: Vec<(&PlannedRun, RungResult)> = Vec::new();
-        let mut collapsed: Vec<(&PlannedRun, RungResult)> = Vec::new();
-        for run in &alive {
-            let Some(rung) = RungResult::read(&out.run_dir(&run.id), r) else {
-                // No rung file: the run diverged or failed before the rung (its row says so).
-                continue;
-            };
-            if rung.active_units < halving.min_active_units {
-                collapsed.push((run, rung));
-            } else {
-                ranked.push((run, rung));
-            }
-        }
-        ranked.sort_by(|a, b| {
-            b.1.test_elbo
-                .total_cmp(&a.1.test_elbo)
-                .then_with(|| a.0.id.cmp(&b.0.id))
-        });
-        let keep = ranked.len().div_ceil(halving.reduction.max(2));
-        let n = ranked.len();
-        let mut stops: Vec<PlannedRun> = Vec::new();
-        for (i, (run, rung)) in ranked.iter().enumerate().skip(keep) {
-            stops.push(PlannedRun {
-                limit: Some(EpochLimit::Stop {
-                    epoch: r,
-                    reason: format!(
-                        "halving: rank {} of {n} by test ELBO ({:.4}) at rung {} ({r} epochs); the best {keep} went on",
-                        i + 1,
-                        rung.test_elbo,
-                        k + 1
-                    ),
-                }),
-                ..(*run).clone()
-            });
-        }
-        for (run, rung) in &collapsed {
-            stops.push(PlannedRun {
-                limit: Some(EpochLimit::Stop {
-                    epoch: r,
-                    reason: format!(
-                        "collapsed: {} active latent units at rung {} ({r} epochs), fewer than {}",
-                        rung.active_units,
-                        k + 1,
-                        halving.min_active_units
-                    ),
-                }),
-                ..(*run).clone()
-            });
-        }
+        let (kept, stops) = rank_rung(&out, &alive, r, k, halving);
         if !stops.is_empty() {
             let summary = h.train_wave(&stops, None, false)?;
             let stop = summary.write_error.is_some() || !summary.interrupted.is_empty();
@@ -239,10 +190,7 @@ pub fn run_halving(h: &Halving<'_>, runs: &[PlannedRun]) -> anyhow::Result<Sweep
                 break;
             }
         }
-        alive = ranked[..keep]
-            .iter()
-            .map(|(run, _)| (*run).clone())
-            .collect();
+        alive = kept;
         if alive.is_empty() {
             break;
         }
@@ -252,6 +200,72 @@ pub fn run_halving(h: &Halving<'_>, runs: &[PlannedRun]) -> anyhow::Result<Sweep
         total.count(record.status);
     }
     Ok(total)
+}
+
+/// Ranks the runs that reached rung `k` (at `r` epochs) by test ELBO: the best
+/// 1/reduction go on; the rest, and the collapsed ones, get a stop there with the reason.
+fn rank_rung(
+    out: &ResultsDir,
+    alive: &[PlannedRun],
+    r: usize,
+    k: usize,
+    halving: &HalvingConfig,
+) -> (Vec<PlannedRun>, Vec<PlannedRun>) {
+    // Rank what reached the rung; collapsed and diverged runs do not compete.
+    let mut ranked: Vec<(&PlannedRun, RungResult)> = Vec::new();
+    let mut collapsed: Vec<(&PlannedRun, RungResult)> = Vec::new();
+    for run in alive {
+        let Some(rung) = RungResult::read(&out.run_dir(&run.id), r) else {
+            // No rung file: the run diverged or failed before the rung (its row says so).
+            continue;
+        };
+        if rung.active_units < halving.min_active_units {
+            collapsed.push((run, rung));
+        } else {
+            ranked.push((run, rung));
+        }
+    }
+    ranked.sort_by(|a, b| {
+        b.1.test_elbo
+            .total_cmp(&a.1.test_elbo)
+            .then_with(|| a.0.id.cmp(&b.0.id))
+    });
+    let keep = ranked.len().div_ceil(halving.reduction.max(2));
+    let n = ranked.len();
+    let mut stops: Vec<PlannedRun> = Vec::new();
+    for (i, (run, rung)) in ranked.iter().enumerate().skip(keep) {
+        stops.push(PlannedRun {
+            limit: Some(EpochLimit::Stop {
+                epoch: r,
+                reason: format!(
+                    "halving: rank {} of {n} by test ELBO ({:.4}) at rung {} ({r} epochs); the best {keep} went on",
+                    i + 1,
+                    rung.test_elbo,
+                    k + 1
+                ),
+            }),
+            ..(*run).clone()
+        });
+    }
+    for (run, rung) in &collapsed {
+        stops.push(PlannedRun {
+            limit: Some(EpochLimit::Stop {
+                epoch: r,
+                reason: format!(
+                    "collapsed: {} active latent units at rung {} ({r} epochs), fewer than {}",
+                    rung.active_units,
+                    k + 1,
+                    halving.min_active_units
+                ),
+            }),
+            ..(*run).clone()
+        });
+    }
+    let kept = ranked[..keep]
+        .iter()
+        .map(|(run, _)| (*run).clone())
+        .collect();
+    (kept, stops)
 }
 
 /// Adds what one wave says beyond its counts (which [`run_halving`] takes from the rows).

@@ -38,6 +38,7 @@ fn epoch(c: &mut Criterion) {
         // The loop evaluates the test ELBO after the epoch; keep that part small.
         test: random_binary(1_000, 784, &mut rng),
         image_shape: Some(aevb::data::ImageShape::grey(28, 28)),
+        validation: None,
         dynamic_binarization: false,
         exact_test_log_px: None,
         test_labels: None,

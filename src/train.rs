@@ -59,6 +59,12 @@ pub struct EpochMetrics {
     pub test_elbo_se: Option<f64>,
     #[serde(default)]
     pub test_kl_se: Option<f64>,
+    /// The ELBO of the validation set (`data.validation`), which early stopping reads
+    /// where there is one, and its standard error over the validation examples.
+    #[serde(default)]
+    pub valid_elbo: Option<f64>,
+    #[serde(default)]
+    pub valid_elbo_se: Option<f64>,
     /// Wall seconds of the epoch: its training pass, evaluation and observers.
     #[serde(deserialize_with = "f64_or_nan")]
     pub seconds: f64,
@@ -116,7 +122,8 @@ pub struct TrainState {
     pub divergence_initial: f64,
     /// Training seconds over every attempt so far.
     pub train_seconds: f64,
-    /// Early stopping: the best test ELBO so far and evaluations since it improved.
+    /// Early stopping: the best ELBO so far of the set it watches (validation, else test)
+    /// and evaluations since it improved.
     pub best_test_elbo: Option<f64>,
     pub evaluations_without_improvement: usize,
     /// Attempts that continued from a checkpoint before this one.

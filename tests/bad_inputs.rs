@@ -1101,6 +1101,16 @@ fn data_cases(root: &Path) -> Vec<Case> {
         "name = \"t\"\n[data]\ndataset = \"synthetic\"\n",
         &["model.likelihood", "synthetic"],
     ));
+    // More validation examples than the training split has: nothing would be left to train.
+    cases.push(case(
+        "validation_all.toml",
+        "name = \"t\"\n[data]\ndataset = \"digits\"\nvalidation = 100000\n",
+        &[
+            "data.validation",
+            "100000 validation examples",
+            "expected fewer",
+        ],
+    ));
     cases
 }
 

@@ -571,6 +571,61 @@ fn early_stopping_ends_a_run_that_stopped_improving() {
 }
 
 #[test]
+fn early_stopping_watches_the_validation_set_where_there_is_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = SMALL_2D
+        .replace(
+            "epochs = 3",
+            "epochs = 80\nearly_stopping_patience = 3\nearly_stopping_min_delta = 0.3",
+        )
+        .replace(
+            "dataset = \"digits\"",
+            "dataset = \"digits\"\nvalidation = 300",
+        );
+    let spec = write(dir.path(), "small.toml", &text);
+    let results = dir.path().join("results");
+    let out = run_sweep(&spec, &results, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let epochs = read_parquet(&results.join("small2d").join("epochs.parquet"));
+    let column = |name: &str| -> Vec<f64> {
+        let c = epochs.column(name).unwrap().f64().unwrap();
+        (0..c.len()).map(|i| c.get(i).expect(name)).collect()
+    };
+    let (valid, test) = (column("valid_elbo"), column("test_elbo"));
+    assert!(column("valid_elbo_se").iter().all(|se| *se > 0.0));
+    // Two sets, two numbers: the validation ELBO is not the test ELBO again.
+    assert!(valid.iter().zip(&test).all(|(v, t)| v != t));
+    // The stopping rule replayed on the validation column: where it stops, and its best.
+    let (mut best, mut without, mut stop) = (f64::NEG_INFINITY, 0, None);
+    for (i, &v) in valid.iter().enumerate() {
+        if v > best + 0.3 || best == f64::NEG_INFINITY {
+            (best, without) = (v, 0);
+        } else {
+            without += 1;
+        }
+        if without >= 3 {
+            stop = Some(i + 1);
+            break;
+        }
+    }
+    let stop = stop.expect("the replay stops within 80 epochs");
+    let r = record(&results, "small2d");
+    assert_eq!(r["stopped_epoch"], stop);
+    assert_eq!(valid.len(), stop);
+    let reason = r["stop_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("the validation ELBO") && reason.contains(&format!("{best:.4}")),
+        "{reason}"
+    );
+    let logged = logged(&results, "small2d");
+    assert!(logged.iter().any(|(tag, _)| tag == "validation/elbo"));
+}
+
+#[test]
 fn a_checkpoint_of_another_engine_or_numerics_is_passed_over_not_stuck() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write(dir.path(), "resume.toml", LONG_DIGITS);

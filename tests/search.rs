@@ -336,3 +336,92 @@ fn a_kill_during_a_promotion_loses_nothing() {
     );
     assert_eq!(outcome(&straight), outcome(&killed));
 }
+
+/// With a validation set held out, halving ranks by its ELBO, not the test set's: every
+/// run that went on at a rung has a validation ELBO there at least as good as every run
+/// stopped there, and the stopped runs' reasons say which set ranked them. The validation
+/// set is small (10 examples), so that its ranking differs from the test set's here: a
+/// ranking by the test ELBO fails this test.
+#[test]
+fn halving_ranks_by_the_validation_elbo_where_there_is_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}[sweep.halving]\nmin_epochs = 1\nreduction = 2\n",
+        HALVING
+            .replace(
+                "\"objective.beta\" = [0.5, 1.0, 2.0, 200.0]",
+                "\"objective.beta\" = [0.5, 1.0, 2.0]"
+            )
+            .replace(", 1e4]", "]")
+            .replace(
+                "dataset = \"digits\"",
+                "dataset = \"digits\"
+validation = 10"
+            )
+    );
+    let spec = write(dir.path(), "h.toml", &text);
+    let results = dir.path().join("results");
+    let out = run_sweep(&spec, &results, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = records(&results, "halving");
+    assert_eq!(rows.len(), 6);
+    let rung = |r: &serde_json::Value, epoch: u64| -> Option<serde_json::Value> {
+        let id = r["run_id"].as_str().unwrap();
+        let file = results
+            .join("halving/runs")
+            .join(id)
+            .join(format!("rung-{epoch}.json"));
+        std::fs::read(file)
+            .ok()
+            .map(|b| serde_json::from_slice(&b).unwrap())
+    };
+    let mut rungs_checked = 0;
+    for epoch in [1u64, 2] {
+        let reached: Vec<(&serde_json::Value, f64)> = rows
+            .iter()
+            .filter_map(|r| rung(r, epoch).map(|g| (r, g["valid_elbo"].as_f64().unwrap())))
+            .collect();
+        // Collapsed runs are stopped whatever their ELBO: they are not ranked.
+        let collapsed = |r: &serde_json::Value| {
+            r["stop_reason"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("collapsed"))
+        };
+        let stopped_here = |r: &serde_json::Value| r["epochs_done"].as_u64() == Some(epoch);
+        let ranked: Vec<&(&serde_json::Value, f64)> = reached
+            .iter()
+            .filter(|(r, _)| !(stopped_here(r) && collapsed(r)))
+            .collect();
+        let went_on: Vec<f64> = ranked
+            .iter()
+            .filter(|(r, _)| !stopped_here(r))
+            .map(|p| p.1)
+            .collect();
+        let stopped: Vec<f64> = ranked
+            .iter()
+            .filter(|(r, _)| stopped_here(r))
+            .map(|p| p.1)
+            .collect();
+        if went_on.is_empty() || stopped.is_empty() {
+            continue;
+        }
+        rungs_checked += 1;
+        let worst_kept = went_on.iter().copied().fold(f64::INFINITY, f64::min);
+        assert!(
+            stopped.iter().all(|&v| v <= worst_kept),
+            "rung {epoch}: {went_on:?} vs {stopped:?}"
+        );
+        for (r, v) in ranked.iter().filter(|(r, _)| stopped_here(r)) {
+            let reason = r["stop_reason"].as_str().unwrap();
+            assert!(
+                reason.contains(&format!("by validation ELBO ({v:.4})")),
+                "{reason}"
+            );
+        }
+    }
+    assert!(rungs_checked >= 1, "no rung both promoted and stopped runs");
+}

@@ -83,6 +83,7 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
             height: SIDE,
             width: SIDE,
         }),
+        validation: None,
         dynamic_binarization: false,
         exact_test_log_px: None,
         test_labels: Some(test_labels),

@@ -28,6 +28,7 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
         train: all.gather(&train),
         test: all.gather(&test),
         image_shape: Some(super::ImageShape::grey(SIDE, SIDE)),
+        validation: None,
         dynamic_binarization: false,
         exact_test_log_px: None,
         test_labels: Some(test.iter().map(|&i| raw.target[i] as u32).collect()),

@@ -82,6 +82,7 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
         train: all.gather(&train),
         test: all.gather(&test),
         image_shape: Some(super::ImageShape::grey(side, side)),
+        validation: None,
         dynamic_binarization: false,
         exact_test_log_px: None,
         test_labels: Some(test.iter().map(|&r| row(&classes, r)[1] as u32).collect()),

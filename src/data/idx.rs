@@ -83,6 +83,7 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
         train,
         test,
         image_shape: Some(super::ImageShape::grey(SIDE, SIDE)),
+        validation: None,
         dynamic_binarization: false,
         exact_test_log_px: None,
         test_labels,

@@ -64,6 +64,9 @@ impl Matrix {
 pub struct Dataset {
     pub train: Matrix,
     pub test: Matrix,
+    /// Training examples held out for model selection (`data.validation`), binarized once
+    /// as the test set is.
+    pub validation: Option<Matrix>,
     /// Channels × height × width where the rows are images (channel-planar): what conv
     /// layers read and image grids draw.
     pub image_shape: Option<ImageShape>,
@@ -151,6 +154,7 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
         }
     }
     let source = source_name(config);
+    hold_out_validation(&mut dataset, config, &source)?;
     for (split, m) in [("training", &dataset.train), ("test", &dataset.test)] {
         if m.rows == 0 || m.cols == 0 {
             return Err(DataError::new(
@@ -227,12 +231,52 @@ pub fn value_range(dataset: &Dataset) -> (f32, f32) {
         })
 }
 
+/// Moves `data.validation` training examples, drawn by a shuffle seeded with
+/// `data.split_seed`, into the validation set; the rest stay in their order.
+fn hold_out_validation(
+    dataset: &mut Dataset,
+    config: &DataConfig,
+    source: &str,
+) -> Result<(), DataError> {
+    let n = config.validation;
+    if n == 0 {
+        return Ok(());
+    }
+    let rows = dataset.train.rows;
+    if n >= rows {
+        return Err(DataError::new(
+            "data.validation",
+            format!(
+                "{source}: {n} validation examples asked of a training split of {rows}; expected fewer, so that some remain to train on"
+            ),
+        ));
+    }
+    let mut order: Vec<usize> = (0..rows).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(
+        config.split_seed ^ VALIDATION_SALT,
+    ));
+    let mut held: Vec<usize> = order[..n].to_vec();
+    let mut kept: Vec<usize> = order[n..].to_vec();
+    held.sort_unstable();
+    kept.sort_unstable();
+    dataset.validation = Some(dataset.train.gather(&held));
+    dataset.train = dataset.train.gather(&kept);
+    Ok(())
+}
+
+/// Keeps the validation draw apart from the other uses of `data.split_seed`.
+const VALIDATION_SALT: u64 = 0x7A11_DA7E;
+
 fn apply_binarization(dataset: &mut Dataset, config: &DataConfig) {
     let mut rng = StdRng::seed_from_u64(config.split_seed ^ 0xB1A2_12E0);
     match config.binarization {
         Binarization::None => {}
         Binarization::Static => {
-            for m in [&mut dataset.train, &mut dataset.test] {
+            let validation = dataset.validation.as_mut();
+            for m in [&mut dataset.train, &mut dataset.test]
+                .into_iter()
+                .chain(validation)
+            {
                 match config.static_mode {
                     StaticBinarization::Threshold => {
                         threshold(&mut m.values, config.threshold as f32)
@@ -245,6 +289,9 @@ fn apply_binarization(dataset: &mut Dataset, config: &DataConfig) {
             // Training data are resampled every time they are seen; the test set is
             // binarized once, so that every evaluation scores the same data.
             bernoulli_sample(&mut dataset.test.values, &mut rng);
+            if let Some(validation) = &mut dataset.validation {
+                bernoulli_sample(&mut validation.values, &mut rng);
+            }
             dataset.dynamic_binarization = true;
         }
     }
@@ -277,4 +324,90 @@ pub fn split_rows(rows: usize, test_fraction: f64, seed: u64) -> (Vec<usize>, Ve
     let n_test = n_test.clamp(1, rows.saturating_sub(1).max(1));
     let (test, train) = order.split_at(n_test);
     (train.to_vec(), test.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digits(validation: usize, binarization: Binarization, split_seed: u64) -> Dataset {
+        load(&DataConfig {
+            dataset: DatasetKind::Digits,
+            validation,
+            binarization,
+            split_seed,
+            ..DataConfig::default()
+        })
+        .unwrap()
+    }
+
+    fn rows(m: &Matrix) -> Vec<Vec<u32>> {
+        m.values
+            .chunks(m.cols)
+            .map(|r| r.iter().map(|v| v.to_bits()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn validation_examples_come_from_the_training_split_and_leave_the_test_set_alone() {
+        let all = digits(0, Binarization::None, 3);
+        let held = digits(100, Binarization::None, 3);
+        let validation = held.validation.as_ref().unwrap();
+        assert_eq!(validation.rows, 100);
+        assert_eq!(held.train.rows + 100, all.train.rows);
+        assert_eq!(rows(&held.test), rows(&all.test));
+        // Together they are the training split (as a multiset: digits has repeated rows)...
+        let mut together = rows(&held.train);
+        together.extend(rows(validation));
+        together.sort();
+        let mut original = rows(&all.train);
+        original.sort();
+        assert_eq!(together, original);
+        // ... and the rows left to train on keep their order: a subsequence of the original.
+        let original = rows(&all.train);
+        let mut at = 0;
+        for row in rows(&held.train) {
+            at += original[at..].iter().position(|r| *r == row).unwrap() + 1;
+        }
+        // The draw is the split seed's: the same again, another with another seed.
+        let again = digits(100, Binarization::None, 3);
+        assert_eq!(rows(again.validation.as_ref().unwrap()), rows(validation));
+        let other = digits(100, Binarization::None, 4);
+        assert_ne!(rows(other.validation.as_ref().unwrap()), rows(validation));
+    }
+
+    #[test]
+    fn a_dynamically_binarized_validation_set_is_binarized_once_and_the_test_set_is_unchanged() {
+        let without = digits(0, Binarization::Dynamic, 5);
+        let with = digits(200, Binarization::Dynamic, 5);
+        let validation = with.validation.as_ref().unwrap();
+        assert!(validation.values.iter().all(|&v| v == 0.0 || v == 1.0));
+        // Binarized, not thresholded: some pixels of intensity below 0.5 came out as 1.
+        let gray = digits(200, Binarization::None, 5);
+        let gray = gray.validation.as_ref().unwrap();
+        assert!(
+            gray.values
+                .iter()
+                .zip(&validation.values)
+                .any(|(&g, &b)| g < 0.5 && g > 0.0 && b == 1.0)
+        );
+        assert_eq!(rows(&with.test), rows(&without.test));
+        let again = digits(200, Binarization::Dynamic, 5);
+        assert_eq!(rows(again.validation.as_ref().unwrap()), rows(validation));
+        // Training examples stay grayscale: they are binarized afresh each time they are seen.
+        assert!(with.train.values.iter().any(|&v| v > 0.0 && v < 1.0));
+    }
+
+    #[test]
+    fn a_validation_set_as_large_as_the_training_split_is_refused() {
+        let train_rows = digits(0, Binarization::None, 0).train.rows;
+        let err = load(&DataConfig {
+            dataset: DatasetKind::Digits,
+            validation: train_rows,
+            ..DataConfig::default()
+        })
+        .unwrap_err();
+        assert_eq!(err.key, "data.validation");
+        assert!(err.message.contains("expected fewer"), "{}", err.message);
+    }
 }

@@ -167,6 +167,7 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
         train: all.gather(&train),
         test: all.gather(&test),
         image_shape: Some(super::ImageShape::grey(side, side)),
+        validation: None,
         dynamic_binarization: false,
         exact_test_log_px: None,
         test_labels: Some(sprites.iter().map(|s| s.shape as u32).collect()),

@@ -173,6 +173,7 @@ pub fn load(config: &DataConfig) -> Result<Dataset, super::DataError> {
         train,
         test,
         image_shape: None,
+        validation: None,
         dynamic_binarization: false,
         exact_test_log_px: Some(exact.iter().sum::<f64>() / exact.len().max(1) as f64),
         test_labels: None,

@@ -84,6 +84,7 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
         train,
         test,
         image_shape: None,
+        validation: None,
         dynamic_binarization: false,
         exact_test_log_px: None,
         test_labels: None,

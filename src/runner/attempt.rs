@@ -127,13 +127,11 @@ pub(super) fn execute(
 
 /// Where a run paused at its rung stands: what successive halving ranks it by.
 fn rung_result(trained: &TrainOutcome) -> RungResult {
+    let last = trained.epochs.last();
     RungResult {
         epoch: trained.epochs.len(),
-        test_elbo: trained
-            .epochs
-            .last()
-            .and_then(|e| e.test_elbo)
-            .unwrap_or(f64::NAN),
+        test_elbo: last.and_then(|e| e.test_elbo).unwrap_or(f64::NAN),
+        valid_elbo: last.and_then(|e| e.valid_elbo),
         active_units: trained.paused_active_units.unwrap_or(0),
     }
 }

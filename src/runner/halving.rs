@@ -1,7 +1,7 @@
 //! Successive halving (Jamieson & Talwalkar 2016; the synchronous form of Li et al.'s ASHA)
 //! over a sweep's runs, with VAE-aware stopping. Rung k trains every run still in to
 //! min_epochs·η^k epochs (the last rung to `train.epochs`) and pauses it there
-//! (checkpointed, its test ELBO and active units in `rung-<epoch>.json`); a run with fewer
+//! (checkpointed, its test and validation ELBO and active units in `rung-<epoch>.json`); a run with fewer
 //! active units than `min_active_units` has collapsed and is stopped there whatever its
 //! ELBO, a diverged one is recorded as diverged, and of the rest the best 1/η (rounded up;
 //! ties to the smaller run id) go on, continuing from their checkpoints, so a run that
@@ -57,10 +57,22 @@ pub struct RungResult {
     /// Epochs trained.
     pub epoch: usize,
     pub test_elbo: f64,
+    /// The validation set's ELBO, where the run has one (`data.validation`): what the
+    /// ranking reads then, so that the test set chooses nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_elbo: Option<f64>,
     pub active_units: usize,
 }
 
 impl RungResult {
+    /// The ELBO the ranking reads, and the set it is of.
+    pub fn ranked_by(&self) -> (f64, &'static str) {
+        match self.valid_elbo {
+            Some(v) => (v, "validation"),
+            None => (self.test_elbo, "test"),
+        }
+    }
+
     fn file(run_dir: &Path, epoch: usize) -> std::path::PathBuf {
         run_dir.join(format!("rung-{epoch}.json"))
     }
@@ -202,7 +214,8 @@ pub fn run_halving(h: &Halving<'_>, runs: &[PlannedRun]) -> anyhow::Result<Sweep
     Ok(total)
 }
 
-/// Ranks the runs that reached rung `k` (at `r` epochs) by test ELBO: the best
+/// Ranks the runs that reached rung `k` (at `r` epochs) by validation ELBO (test ELBO
+/// where they have no validation set): the best
 /// 1/reduction go on; the rest, and the collapsed ones, get a stop there with the reason.
 fn rank_rung(
     out: &ResultsDir,
@@ -226,21 +239,21 @@ fn rank_rung(
         }
     }
     ranked.sort_by(|a, b| {
-        b.1.test_elbo
-            .total_cmp(&a.1.test_elbo)
+        (b.1.ranked_by().0)
+            .total_cmp(&a.1.ranked_by().0)
             .then_with(|| a.0.id.cmp(&b.0.id))
     });
     let keep = ranked.len().div_ceil(halving.reduction.max(2));
     let n = ranked.len();
     let mut stops: Vec<PlannedRun> = Vec::new();
     for (i, (run, rung)) in ranked.iter().enumerate().skip(keep) {
+        let (elbo, set) = rung.ranked_by();
         stops.push(PlannedRun {
             limit: Some(EpochLimit::Stop {
                 epoch: r,
                 reason: format!(
-                    "halving: rank {} of {n} by test ELBO ({:.4}) at rung {} ({r} epochs); the best {keep} went on",
+                    "halving: rank {} of {n} by {set} ELBO ({elbo:.4}) at rung {} ({r} epochs); the best {keep} went on",
                     i + 1,
-                    rung.test_elbo,
                     k + 1
                 ),
             }),

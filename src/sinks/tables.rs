@@ -65,6 +65,8 @@ fn epoch_template() -> Row {
         test_kl: Some(0.0),
         test_elbo_se: Some(0.0),
         test_kl_se: Some(0.0),
+        valid_elbo: Some(0.0),
+        valid_elbo_se: Some(0.0),
         ..Default::default()
     };
     match serde_json::to_value(template) {

@@ -213,6 +213,8 @@ impl RunBoard {
                 scalars.push((tag, se));
             }
         }
+        scalars.extend(m.valid_elbo.map(|e| ("validation/elbo", e)));
+        scalars.extend(m.valid_elbo_se.map(|se| ("validation/elbo_se", se)));
         for (tag, v) in scalars {
             self.scalar(tag, v, step as u64);
         }

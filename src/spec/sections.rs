@@ -57,6 +57,11 @@ pub struct DataConfig {
     /// Use only the first N training / test examples (quick checks, CI).
     pub train_limit: Option<usize>,
     pub test_limit: Option<usize>,
+    /// Training examples held out as a validation set (a seeded draw, `split_seed`): early
+    /// stopping reads their ELBO instead of the test set's, so that the test set chooses
+    /// nothing. 0: none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub validation: usize,
     /// Table datasets: the columns to use (default: every numeric column).
     pub columns: Option<Vec<String>>,
     pub synthetic: SyntheticConfig,
@@ -76,6 +81,7 @@ impl Default for DataConfig {
             threshold: 0.5,
             train_limit: None,
             test_limit: None,
+            validation: 0,
             columns: None,
             synthetic: SyntheticConfig::default(),
             sprites: SpritesConfig::default(),
@@ -336,6 +342,10 @@ fn is_default_discriminator_lr(v: &f64) -> bool {
 }
 
 pub const DEFAULT_PSEUDO_INPUTS: usize = 500;
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
+}
 
 fn is_default_pseudo_inputs(v: &usize) -> bool {
     *v == DEFAULT_PSEUDO_INPUTS

@@ -53,8 +53,14 @@ impl EpochLimit {
     }
 }
 
-/// Early stopping after an evaluation with test ELBO `elbo`: why the run stops, if it does.
-pub(super) fn early_stop(state: &mut TrainState, elbo: f64, t: &TrainConfig) -> Option<String> {
+/// Early stopping after an evaluation with ELBO `elbo` on the set it watches (`watched`:
+/// "validation" or "test"): why the run stops, if it does.
+pub(super) fn early_stop(
+    state: &mut TrainState,
+    elbo: f64,
+    watched: &str,
+    t: &TrainConfig,
+) -> Option<String> {
     match state.best_test_elbo {
         Some(best) if elbo <= best + t.early_stopping_min_delta => {
             state.evaluations_without_improvement += 1;
@@ -67,7 +73,7 @@ pub(super) fn early_stop(state: &mut TrainState, elbo: f64, t: &TrainConfig) -> 
     let best = state.best_test_elbo.unwrap_or(elbo);
     (state.evaluations_without_improvement >= t.early_stopping_patience).then(|| {
         format!(
-            "stopped early: the test ELBO has not improved on its best, {best:.4} nats, by more than {} nats in {} evaluations",
+            "stopped early: the {watched} ELBO has not improved on its best, {best:.4} nats, by more than {} nats in {} evaluations",
             t.early_stopping_min_delta, t.early_stopping_patience
         )
     })

@@ -11,7 +11,7 @@ use super::{
     Checkpoint, Divergence, EpochLimit, EpochMetrics, Observer, Stream, TrainOutcome, TrainState,
     lr_at, stream,
 };
-use crate::data::{Dataset, bernoulli_sample};
+use crate::data::{Dataset, Matrix, bernoulli_sample};
 use crate::engine::{Engine, StepSums};
 use crate::eval;
 use crate::objective::{self, Schedule};
@@ -221,21 +221,34 @@ impl<'a> Trainer<'a> {
         }
     }
 
-    /// The test ELBO into `metrics`, then the divergence and early-stopping rules on it.
+    /// The test ELBO (and the validation set's, where there is one) into `metrics`, then the
+    /// divergence rule on the test ELBO and early stopping on the validation ELBO (the
+    /// test ELBO without a validation set).
     fn evaluate(&mut self, metrics: &mut EpochMetrics) {
         let (config, data) = (self.config, self.data);
-        let test = eval::with_engine(self.engine.as_ref(), |m| eval::elbo(m, &data.test, config));
+        let engine = self.engine.as_ref();
+        let elbo = |m: &Matrix| eval::with_engine(engine, |e| eval::elbo(e, m, config));
+        let test = elbo(&data.test);
         metrics.test_elbo = Some(test.elbo.mean);
         metrics.test_recon = Some(test.recon.mean);
         metrics.test_kl = Some(test.kl.mean);
         metrics.test_elbo_se = test.elbo.se();
         metrics.test_kl_se = test.kl.se();
+        let (watched, value) = match &data.validation {
+            Some(validation) => {
+                let valid = elbo(validation);
+                metrics.valid_elbo = Some(valid.elbo.mean);
+                metrics.valid_elbo_se = valid.elbo.se();
+                ("validation", valid.elbo.mean)
+            }
+            None => ("test", test.elbo.mean),
+        };
         let epoch = self.state.epoch + 1;
         if let Some(why) = self.divergence().check("the test ELBO", test.elbo.mean) {
             self.diverged = Some((epoch, why));
         } else if config.train.early_stopping_patience > 0 {
             self.state.stopped =
-                early_stop(&mut self.state, test.elbo.mean, &config.train).map(|why| (epoch, why));
+                early_stop(&mut self.state, value, watched, &config.train).map(|why| (epoch, why));
         }
     }
 

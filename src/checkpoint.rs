@@ -55,6 +55,26 @@ pub struct Loaded {
     pub path: PathBuf,
 }
 
+/// The subfolder of a checkpoint that keeps the engine's files at the best evaluation
+/// (`train.restore_best`).
+const BEST: &str = "best";
+
+/// The best evaluation's files, if the checkpoint kept them.
+fn read_best(dir: &Path) -> anyhow::Result<Option<crate::engine::Files>> {
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let bytes = std::fs::read(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        files.extend(name.map(|n| (n, bytes)));
+    }
+    files.sort();
+    Ok(Some(files))
+}
+
 /// A checkpoint's folder name: zero-padded, so that names sort by epoch, then minibatch.
 fn folder_name(epoch: usize, step: usize) -> String {
     format!("{epoch:06}-{step:06}")
@@ -91,6 +111,12 @@ impl Checkpoints {
             std::fs::create_dir_all(&tmp)?;
             for (name, bytes) in checkpoint.engine.checkpoint_files()? {
                 write_atomic(&tmp.join(name), &bytes)?;
+            }
+            if let Some(best) = checkpoint.best {
+                std::fs::create_dir_all(tmp.join(BEST))?;
+                for (name, bytes) in best {
+                    write_atomic(&tmp.join(BEST).join(name), bytes)?;
+                }
             }
             let file = StateFile {
                 run_id: self.run_id.clone(),
@@ -192,10 +218,12 @@ impl Checkpoints {
             );
         }
         let engine = crate::engine::Saved::read(path)?;
+        let best = read_best(&path.join(BEST))?;
         let loaded = Loaded {
             resume: Resume {
                 state: state.train,
                 engine,
+                best,
             },
             board: state.board,
             path: path.to_path_buf(),

@@ -451,6 +451,7 @@ fn omitted_at_default() -> Vec<String> {
     c.objective.capacity_max = 0.0;
     c.model.pseudo_inputs = 0;
     c.data.validation = 1;
+    c.train.restore_best = true;
     c.objective.capacity_steps = 0;
     c.objective.capacity_gamma = 0.0;
     c.objective.factor_gamma = 0.0;

@@ -131,6 +131,12 @@ pub struct TrainState {
     /// Early stopping ended training after this epoch (1-based), for this reason.
     #[serde(default)]
     pub stopped: Option<(usize, String)>,
+    /// The epoch (1-based) of the best evaluation early stopping has seen, and whether
+    /// early stopping (not a limit) is what ended the run.
+    #[serde(default)]
+    pub best_epoch: Option<usize>,
+    #[serde(default)]
+    pub stopped_early: bool,
 }
 
 impl TrainState {
@@ -152,12 +158,16 @@ pub struct Checkpoint<'a> {
     pub state: &'a TrainState,
     /// The engine: its model and optimiser state.
     pub engine: &'a dyn Engine,
+    /// `train.restore_best`: the engine's files at the best evaluation so far.
+    pub best: Option<&'a engine::Files>,
 }
 
 /// A run continued from a checkpoint: its state and its engine's model and optimiser state.
 pub struct Resume {
     pub state: TrainState,
     pub engine: engine::Saved,
+    /// The engine's files at the best evaluation so far (`train.restore_best`).
+    pub best: Option<engine::Files>,
 }
 
 pub struct TrainOutcome {
@@ -184,6 +194,9 @@ pub struct TrainOutcome {
     pub examples_seen: u64,
     /// Times this run continued from a checkpoint.
     pub resumes: usize,
+    /// `train.restore_best`: early stopping ended the run and `model` is the one of this
+    /// epoch (1-based), its best evaluation.
+    pub restored_epoch: Option<usize>,
 }
 
 /// Salt that keeps the evaluation noise stream apart from the training stream.
@@ -240,14 +253,21 @@ pub fn train_until(
         divergence_initial: f64::NAN,
         ..TrainState::default()
     };
+    let mut best = None;
     let saved = resume.map(|resume| {
         state = resume.state;
         state.resumes += 1;
+        best = resume.best;
         resume.engine
     });
-    let init_rng = &mut stream(config.train.seed, Stream::Init, 0, 0);
-    let engine = engine::start(config, data, device, threads, init_rng, saved)?;
-    Ok(Trainer::new(config, data, observer, engine, state, limit).run())
+    let engine = engine::start(config, data, device, threads, &mut init_rng(config), saved)?;
+    let trainer = Trainer::new(config, data, observer, engine, state, limit);
+    trainer.with_best(best).run(device, threads)
+}
+
+/// The weight initialisation's stream (an engine restarted from saved files draws it too).
+fn init_rng(config: &RunConfig) -> StdRng {
+    stream(config.train.seed, Stream::Init, 0, 0)
 }
 
 /// A fresh evaluation noise stream: every evaluation of a run uses the same draws.

@@ -631,6 +631,11 @@ fn spec_cases() -> Vec<Case> {
             &["train.early_stopping_min_delta", "non-negative"],
         ),
         case(
+            "restore_best_alone.toml",
+            "name = \"t\"\n[train]\nrestore_best = true\n",
+            &["train.restore_best", "early_stopping_patience"],
+        ),
+        case(
             "k_eval_zero.toml",
             "name = \"t\"\n[eval]\nimportance_samples = 0\n",
             &["eval.importance_samples"],

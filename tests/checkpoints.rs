@@ -625,6 +625,112 @@ fn early_stopping_watches_the_validation_set_where_there_is_one() {
     assert!(logged.iter().any(|(tag, _)| tag == "validation/elbo"));
 }
 
+/// Early stopping on a validation set with `restore_best`: the row is the best epoch's
+/// model (its test ELBO is the one logged at that epoch), not the last epoch's, which is
+/// what the same run without `restore_best` reports.
+#[test]
+fn restore_best_reports_the_model_of_the_best_validation_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = SMALL_2D
+        .replace(
+            "epochs = 3",
+            "epochs = 80\nearly_stopping_patience = 3\nearly_stopping_min_delta = 0.3",
+        )
+        .replace(
+            "dataset = \"digits\"",
+            "dataset = \"digits\"\nvalidation = 300",
+        );
+    let results = dir.path().join("results");
+    let last = write(dir.path(), "last.toml", &base.replace("small2d", "last"));
+    let best = write(
+        dir.path(),
+        "best.toml",
+        &base
+            .replace("small2d", "best")
+            .replace("epochs = 80", "epochs = 80\nrestore_best = true"),
+    );
+    for spec in [&last, &best] {
+        let out = run_sweep(spec, &results, &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let epochs = read_parquet(&results.join("best").join("epochs.parquet"));
+    let column = |name: &str| -> Vec<f64> {
+        let c = epochs.column(name).unwrap().f64().unwrap();
+        (0..c.len()).map(|i| c.get(i).expect(name)).collect()
+    };
+    let (valid, test) = (column("valid_elbo"), column("test_elbo"));
+    // The best evaluation by the stopping rule: the last epoch that improved by > 0.3.
+    let mut best_epoch = 1;
+    for (i, &v) in valid.iter().enumerate() {
+        if v > valid[best_epoch - 1] + 0.3 {
+            best_epoch = i + 1;
+        }
+    }
+    let (r_best, r_last) = (record(&results, "best"), record(&results, "last"));
+    let stopped = r_best["stopped_epoch"].as_u64().unwrap() as usize;
+    assert!(best_epoch < stopped);
+    assert_eq!(r_best["restored_epoch"], best_epoch);
+    assert_eq!(r_best["stopped_epoch"], r_last["stopped_epoch"]);
+    assert!(r_last["restored_epoch"].is_null());
+    let row = |r: &serde_json::Map<String, serde_json::Value>| r["test_elbo"].as_f64().unwrap();
+    assert!(
+        (row(&r_best) - test[best_epoch - 1]).abs() < 1e-9,
+        "{} vs {test:?}",
+        row(&r_best)
+    );
+    assert!(
+        (row(&r_last) - test[stopped - 1]).abs() < 1e-9,
+        "{} vs {test:?}",
+        row(&r_last)
+    );
+    // The saved model is the restored one: it re-evaluates to the row.
+    let mut run = TrainedRun::open(run_dir(&results, "best").to_str().unwrap(), &results).unwrap();
+    let request = aevb::trained::reevaluate::Request::default();
+    let again = aevb::trained::reevaluate::reevaluate(&mut run, &request, &mut |_, _| {}).unwrap();
+    assert_eq!(again.test_elbo.mean, row(&r_best));
+}
+
+/// A `restore_best` run killed after its best epoch resumes with that epoch's model from
+/// its checkpoint: the same row as the run trained straight through.
+#[test]
+fn a_restore_best_run_killed_after_its_best_epoch_resumes_to_the_same_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = SMALL_2D
+        .replace(
+            "epochs = 3",
+            "epochs = 80\nearly_stopping_patience = 3\nearly_stopping_min_delta = 0.3\nrestore_best = true\ncheckpoint_every_epochs = 1",
+        )
+        .replace("dataset = \"digits\"", "dataset = \"digits\"\nvalidation = 300");
+    let spec = write(dir.path(), "best.toml", &text);
+    let reference = dir.path().join("reference");
+    assert!(run_sweep(&spec, &reference, &[]).status.success());
+    let straight = record(&reference, "small2d");
+    let stopped = straight["stopped_epoch"].as_u64().unwrap() as usize;
+    let best = straight["restored_epoch"].as_u64().unwrap() as usize;
+    assert!(best + 1 < stopped, "best {best}, stopped {stopped}");
+    // Killed in its last epoch: the newest checkpoint is after its best.
+    let results = dir.path().join("results");
+    let (status, stderr) = sweep_until(&spec, &results, stopped, 1, "KILL");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{stderr}");
+    let out = run_sweep(&spec, &results, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let resumed = record(&results, "small2d");
+    assert_eq!(resumed["resumes"], 1);
+    assert_eq!(resumed["restored_epoch"], best);
+    for key in METRICS {
+        assert_eq!(straight[key], resumed[key], "{key}");
+    }
+}
+
 #[test]
 fn a_checkpoint_of_another_engine_or_numerics_is_passed_over_not_stuck() {
     let dir = tempfile::tempdir().unwrap();

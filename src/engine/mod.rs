@@ -73,6 +73,9 @@ pub trait Engine {
     }
 }
 
+/// An engine's checkpoint files held in memory: (file name, bytes).
+pub type Files = Vec<(String, Vec<u8>)>;
+
 /// An engine's state read back from a checkpoint folder.
 pub enum Saved {
     Autodiff {
@@ -92,7 +95,25 @@ impl Saved {
             std::fs::read(dir.join(name))
                 .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join(name).display()))
         };
-        if dir.join(fused::CHECKPOINT_FILE).exists() {
+        Self::parse(&read, &|name| dir.join(name).exists())
+    }
+
+    /// The same from files held in memory, as [`Engine::checkpoint_files`] gave them.
+    pub fn from_files(files: &Files) -> anyhow::Result<Self> {
+        let find = |name: &str| files.iter().find(|(n, _)| n == name).map(|(_, b)| b);
+        let read = |name: &str| {
+            find(name)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("{name}: not among the saved files"))
+        };
+        Self::parse(&read, &|name| find(name).is_some())
+    }
+
+    fn parse(
+        read: &dyn Fn(&str) -> anyhow::Result<Vec<u8>>,
+        exists: &dyn Fn(&str) -> bool,
+    ) -> anyhow::Result<Self> {
+        if exists(fused::CHECKPOINT_FILE) {
             let saved = fused::Saved::from_bytes(&read(fused::CHECKPOINT_FILE)?)
                 .map_err(|e| anyhow::anyhow!("{}: {e:#}", fused::CHECKPOINT_FILE))?;
             return Ok(Saved::Fused(saved));
@@ -110,9 +131,7 @@ impl Saved {
             Ok((m, o))
         };
         let (model, optimizer) = records(autodiff::MODEL_FILE, autodiff::OPTIMIZER_FILE)?;
-        let critic = dir
-            .join(autodiff::CRITIC_FILE)
-            .exists()
+        let critic = exists(autodiff::CRITIC_FILE)
             .then(|| records(autodiff::CRITIC_FILE, autodiff::CRITIC_OPTIMIZER_FILE))
             .transpose()?;
         Ok(Saved::Autodiff {

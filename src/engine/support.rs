@@ -163,6 +163,7 @@ fn training(t: &TrainConfig) -> Result<(), Unsupported> {
         keep_last: _,
         early_stopping_patience: _,
         early_stopping_min_delta: _,
+        restore_best: _,
     } = t;
     Ok(())
 }

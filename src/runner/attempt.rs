@@ -270,6 +270,7 @@ fn record_training(trained: &TrainOutcome, data: &Dataset, record: &mut RunRecor
     record.data_notes = (!data.notes.is_empty()).then(|| data.notes.join("; "));
     record.stopped_epoch = trained.stopped_at;
     record.stop_reason = trained.stopped_because.clone();
+    record.restored_epoch = trained.restored_epoch;
     if let Some(epoch) = trained.diverged_at {
         record.status = RunStatus::Diverged;
         record.diverged_epoch = Some(epoch);

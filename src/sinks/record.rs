@@ -105,6 +105,10 @@ pub struct RunRecord {
     pub stopped_epoch: Option<usize>,
     #[serde(default)]
     pub stop_reason: Option<String>,
+    /// `train.restore_best`: the epoch (1-based) whose model the final evaluation, the
+    /// saved model and this row are of, the best evaluation early stopping saw.
+    #[serde(default)]
+    pub restored_epoch: Option<usize>,
     pub examples_seen: u64,
     /// Times the run continued from a checkpoint (after a kill, Ctrl-C or preemption).
     #[serde(default)]
@@ -171,6 +175,7 @@ pub(super) fn template_record() -> RunRecord {
         data_notes: Some(String::new()),
         stopped_epoch: Some(0),
         stop_reason: Some(String::new()),
+        restored_epoch: Some(0),
         experiments_commit: Some(String::new()),
         config,
         ..Default::default()

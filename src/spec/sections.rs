@@ -343,6 +343,10 @@ fn is_default_discriminator_lr(v: &f64) -> bool {
 
 pub const DEFAULT_PSEUDO_INPUTS: usize = 500;
 
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+
 fn is_zero(v: &usize) -> bool {
     *v == 0
 }
@@ -456,10 +460,16 @@ pub struct TrainConfig {
     pub checkpoint_every_seconds: f64,
     /// Checkpoints kept per run while it trains (removed once it has finished, unless failed).
     pub keep_last: usize,
-    /// Early stopping (0: off): stop when the test ELBO has not improved by more than
-    /// `early_stopping_min_delta` nats for this many evaluations in a row.
+    /// Early stopping (0: off): stop when the validation ELBO (the test ELBO without a
+    /// validation set) has not improved by more than `early_stopping_min_delta` nats for
+    /// this many evaluations in a row.
     pub early_stopping_patience: usize,
     pub early_stopping_min_delta: f64,
+    /// With early stopping: the run's model is the one of its best evaluation, not the
+    /// one `early_stopping_patience` evaluations later where it stopped; the final
+    /// evaluation, the saved model and the row are of that model.
+    #[serde(skip_serializing_if = "is_false")]
+    pub restore_best: bool,
 }
 
 impl Default for TrainConfig {
@@ -482,6 +492,7 @@ impl Default for TrainConfig {
             keep_last: 1,
             early_stopping_patience: 0,
             early_stopping_min_delta: 0.0,
+            restore_best: false,
         }
     }
 }

@@ -226,6 +226,12 @@ fn train(c: &RunConfig, file: &str) -> Result<(), SpecError> {
             "expected a non-negative number of nats",
         );
     }
+    if t.restore_best && t.early_stopping_patience == 0 {
+        return err(
+            "train.restore_best",
+            "restoring the best model needs early stopping: set train.early_stopping_patience",
+        );
+    }
     if t.epochs == 0 {
         return err("train.epochs", "expected at least 1 epoch");
     }

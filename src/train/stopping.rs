@@ -68,6 +68,7 @@ pub(super) fn early_stop(
         _ => {
             state.best_test_elbo = Some(elbo);
             state.evaluations_without_improvement = 0;
+            state.best_epoch = Some(state.epoch + 1);
         }
     }
     let best = state.best_test_elbo.unwrap_or(elbo);

@@ -4,15 +4,16 @@
 
 use std::time::{Duration, Instant};
 
+use burn::tensor::Device;
 use rand::seq::SliceRandom;
 
 use super::stopping::early_stop;
 use super::{
     Checkpoint, Divergence, EpochLimit, EpochMetrics, Observer, Stream, TrainOutcome, TrainState,
-    lr_at, stream,
+    init_rng, lr_at, stream,
 };
 use crate::data::{Dataset, Matrix, bernoulli_sample};
-use crate::engine::{Engine, StepSums};
+use crate::engine::{self, Engine, Files, Saved, StepSums};
 use crate::eval;
 use crate::objective::{self, Schedule};
 use crate::spec::{ObjectiveKind, RunConfig};
@@ -32,6 +33,8 @@ pub(super) struct Trainer<'a> {
     last_checkpoint: Instant,
     diverged: Option<(usize, String)>,
     interrupted: bool,
+    /// `train.restore_best`: the engine's files at the best evaluation so far.
+    best: Option<Files>,
 }
 
 impl<'a> Trainer<'a> {
@@ -58,10 +61,19 @@ impl<'a> Trainer<'a> {
             last_checkpoint: started,
             diverged: None,
             interrupted: false,
+            best: None,
         }
     }
 
-    pub(super) fn run(mut self) -> TrainOutcome {
+    /// Continues with the best evaluation's files a checkpoint kept.
+    pub(super) fn with_best(mut self, best: Option<Files>) -> Self {
+        self.best = best;
+        self
+    }
+
+    /// Trains to the end of this attempt; `device` and `threads` start the engine again
+    /// from the best evaluation's files where early stopping restores them.
+    pub(super) fn run(mut self, device: &Device, threads: usize) -> anyhow::Result<TrainOutcome> {
         if let Some(EpochLimit::Stop { epoch, reason }) = self.limit
             && self.state.epoch >= *epoch
             && self.state.stopped.is_none()
@@ -74,7 +86,7 @@ impl<'a> Trainer<'a> {
                 break;
             }
         }
-        self.outcome()
+        self.outcome(device, threads)
     }
 
     /// Trains, evaluates and checkpoints the epoch in progress; true when training ends
@@ -249,7 +261,24 @@ impl<'a> Trainer<'a> {
         } else if config.train.early_stopping_patience > 0 {
             self.state.stopped =
                 early_stop(&mut self.state, value, watched, &config.train).map(|why| (epoch, why));
+            self.state.stopped_early = self.state.stopped.is_some();
+            if config.train.restore_best && self.state.best_epoch == Some(epoch) {
+                self.keep_best();
+            }
         }
+    }
+
+    /// Keeps the engine's files as the best evaluation's (a copy of the model and its
+    /// optimiser state: what starting the engine again needs).
+    fn keep_best(&mut self) {
+        // Files that cannot be made would fail the next checkpoint as well, which says so;
+        // without them the run keeps its last model.
+        self.best = self.engine.checkpoint_files().ok().map(|files| {
+            files
+                .into_iter()
+                .map(|(name, bytes)| (name.to_string(), bytes))
+                .collect()
+        });
     }
 
     fn divergence(&self) -> Divergence {
@@ -269,11 +298,12 @@ impl<'a> Trainer<'a> {
         self.observer.on_checkpoint(Checkpoint {
             state: &self.state,
             engine: self.engine.as_ref(),
+            best: self.best.as_ref(),
         });
         self.last_checkpoint = Instant::now();
     }
 
-    fn outcome(self) -> TrainOutcome {
+    fn outcome(self, device: &Device, threads: usize) -> anyhow::Result<TrainOutcome> {
         let (config, data) = (self.config, self.data);
         let state = &self.state;
         // At its pause, whether it trained there now or was there already (a search resumed
@@ -295,12 +325,27 @@ impl<'a> Trainer<'a> {
             }
             _ => None,
         };
+        // Early stopping ended it: its model is the best evaluation's, the engine started
+        // again from the files kept then.
+        let restored = match (&self.best, state.best_epoch) {
+            (Some(best), Some(epoch))
+                if config.train.restore_best && state.stopped_early && !self.interrupted =>
+            {
+                let saved = Saved::from_files(best)?;
+                let rng = &mut init_rng(config);
+                let engine = engine::start(config, data, device, threads, rng, Some(saved))?;
+                Some((epoch, engine.model()))
+            }
+            _ => None,
+        };
+        let (restored_epoch, restored_model) = restored.unzip();
         let (diverged_at, diverged_because) = self.diverged.clone().unzip();
         let (stopped_at, stopped_because) = state.stopped.clone().unzip();
-        TrainOutcome {
+        Ok(TrainOutcome {
             paused_active_units: paused,
             engine: self.engine.name(),
-            model: self.engine.model(),
+            model: restored_model.unwrap_or_else(|| self.engine.model()),
+            restored_epoch,
             divergence: self.divergence(),
             train_seconds: self.train_seconds(),
             epochs: self.state.epochs,
@@ -311,7 +356,7 @@ impl<'a> Trainer<'a> {
             interrupted: self.interrupted,
             examples_seen: self.state.examples_seen,
             resumes: self.state.resumes,
-        }
+        })
     }
 }
 

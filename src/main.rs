@@ -12,9 +12,10 @@ use aevb::report;
 use aevb::runner;
 use aevb::spec::{self, Spec, SpecError};
 use aevb::sweep::{self, PlannedRun};
-use aevb::trained::{RunNotFound, figures, tables};
+use aevb::trained::RunNotFound;
 
 mod commands;
+use commands::trained::TrainedCommand;
 use commands::{cluster, training};
 use training::Part;
 
@@ -114,107 +115,8 @@ enum Command {
         /// An experiment's results folder, e.g. results/beta_grid.
         dir: PathBuf,
     },
-    /// Draw samples from a trained run's model: a PNG grid and a Parquet of z and E[x|z].
-    Sample {
-        #[command(flatten)]
-        run: RunArgs,
-        /// Number of samples.
-        #[arg(short = 'n', long, default_value_t = 64)]
-        n: usize,
-        /// Seed of the prior draws (default: the run's train.seed).
-        #[arg(long)]
-        seed: Option<u64>,
-    },
-    /// Test inputs beside their reconstructions (PNG and Parquet).
-    Reconstruct {
-        #[command(flatten)]
-        run: RunArgs,
-        #[arg(short = 'n', long, default_value_t = 32)]
-        n: usize,
-    },
-    /// Posterior means and log-variances of every test example (Parquet, with labels where
-    /// the data have them) and the latent scatter of the test set.
-    Encode {
-        #[command(flatten)]
-        run: RunArgs,
-    },
-    /// Latent traversals: one row per latent dimension, ordered by KL.
-    Traverse {
-        #[command(flatten)]
-        run: RunArgs,
-        /// Images per row (prior quantiles from 2.5% to 97.5%).
-        #[arg(long, default_value_t = 11)]
-        steps: usize,
-        /// At most this many dimensions (the ones with the most KL).
-        #[arg(long, default_value_t = 20)]
-        dims: usize,
-        /// The test example whose posterior mean holds the other dimensions.
-        #[arg(long, default_value_t = 0)]
-        example: usize,
-    },
-    /// A VampPrior run's learned pseudo-inputs, as images (`figures/pseudo_inputs.png`).
-    PseudoInputs {
-        #[command(flatten)]
-        run: RunArgs,
-        /// At most this many (of the prior's K).
-        #[arg(long, default_value_t = 100)]
-        max: usize,
-    },
-    /// Interpolations between the posterior means of pairs of test examples.
-    Interpolate {
-        #[command(flatten)]
-        run: RunArgs,
-        #[arg(long, default_value_t = 8)]
-        pairs: usize,
-        #[arg(long, default_value_t = 10)]
-        steps: usize,
-    },
-    /// For a 2-D latent space: the learned data manifold on a grid of prior quantiles (the
-    /// AEVB paper's Figure 4) and the test set's latent scatter coloured by label.
-    Manifold {
-        #[command(flatten)]
-        run: RunArgs,
-        /// Images per side of the grid.
-        #[arg(long, default_value_t = 20)]
-        size: usize,
-    },
-    /// Re-estimate a trained run's test log p(x) with K importance samples and update its row.
-    Eval {
-        #[command(flatten)]
-        run: RunArgs,
-        /// K (default: the run's own, which reproduces its recorded estimate exactly).
-        #[arg(long)]
-        importance_samples: Option<usize>,
-        /// On the first N test examples (default: as many as the run used).
-        #[arg(long)]
-        examples: Option<usize>,
-        /// Record this estimate even when the row holds one with more samples or examples.
-        #[arg(long)]
-        replace: bool,
-        /// Threads (default: every core); the numbers are the same on any count.
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Also write one row per test example (index, label, ELBO terms, log p(x), ESS) to
-        /// per_example.parquet in the run's folder (or in --out).
-        #[arg(long)]
-        per_example: bool,
-        /// Recompute the disentanglement metrics (dis_*) of the saved model on its
-        /// evaluation set and update its row, instead of the log p(x) estimate.
-        #[arg(long)]
-        metrics: bool,
-    },
-}
-
-#[derive(clap::Args, Clone)]
-pub struct RunArgs {
-    /// A finished run: its folder (results/<experiment>/runs/<id>), run id or label.
-    pub run: String,
-    /// The results folder to look for run ids and labels in.
-    #[arg(long, default_value = "results")]
-    pub results: PathBuf,
-    /// Where to write the files (default: the run's figures/ folder).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    Trained(TrainedCommand),
 }
 
 fn main() -> ExitCode {
@@ -284,76 +186,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             seeds,
             results,
         } => commands::results::check_command(&specs, &baseline, bless, seeds, &results),
-        Command::Sample { run, n, seed } => {
-            let trained = commands::trained::open(&run)?;
-            let seed = seed.unwrap_or(trained.config().train.seed);
-            commands::trained::wrote(figures::sample(
-                &trained,
-                n.max(1),
-                seed,
-                run.out.as_deref(),
-            )?)
-        }
-        Command::Reconstruct { run, n } => commands::trained::wrote(figures::reconstruct(
-            &commands::trained::open(&run)?,
-            n.max(1),
-            run.out.as_deref(),
-        )?),
-        Command::Encode { run } => commands::trained::wrote(tables::encode(
-            &commands::trained::open(&run)?,
-            run.out.as_deref(),
-        )?),
-        Command::Traverse {
-            run,
-            steps,
-            dims,
-            example,
-        } => commands::trained::wrote(figures::traverse(
-            &commands::trained::open(&run)?,
-            steps.max(2),
-            dims,
-            example,
-            run.out.as_deref(),
-        )?),
-        Command::PseudoInputs { run, max } => commands::trained::wrote(figures::pseudo_inputs(
-            &commands::trained::open(&run)?,
-            max,
-            run.out.as_deref(),
-        )?),
-        Command::Interpolate { run, pairs, steps } => {
-            commands::trained::wrote(figures::interpolate(
-                &commands::trained::open(&run)?,
-                pairs,
-                steps.max(2),
-                run.out.as_deref(),
-            )?)
-        }
-        Command::Manifold { run, size } => commands::trained::wrote(figures::manifold(
-            &commands::trained::open(&run)?,
-            size.max(2),
-            run.out.as_deref(),
-        )?),
-        Command::Eval {
-            run,
-            importance_samples,
-            examples,
-            replace,
-            threads,
-            per_example,
-            metrics,
-        } => {
-            if metrics {
-                return commands::trained::metrics_command(&run);
-            }
-            let request = aevb::trained::reevaluate::Request {
-                k: importance_samples,
-                examples,
-                replace,
-                threads,
-                per_example: None,
-            };
-            commands::trained::eval_command(&run, request, per_example)
-        }
+        Command::Trained(command) => commands::trained::dispatch(command),
     }
 }
 

@@ -3,16 +3,179 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::Subcommand;
+
 use aevb::progress::fmt_opt;
-use aevb::trained::{TrainedRun, reevaluate};
+use aevb::trained::{TrainedRun, figures, reevaluate, tables};
 
-use crate::RunArgs;
+#[derive(Subcommand)]
+pub enum TrainedCommand {
+    /// Draw samples from a trained run's model: a PNG grid and a Parquet of z and E[x|z].
+    Sample {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Number of samples.
+        #[arg(short = 'n', long, default_value_t = 64)]
+        n: usize,
+        /// Seed of the prior draws (default: the run's train.seed).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Test inputs beside their reconstructions (PNG and Parquet).
+    Reconstruct {
+        #[command(flatten)]
+        run: RunArgs,
+        #[arg(short = 'n', long, default_value_t = 32)]
+        n: usize,
+    },
+    /// Posterior means and log-variances of every test example (Parquet, with labels where
+    /// the data have them) and the latent scatter of the test set.
+    Encode {
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Latent traversals: one row per latent dimension, ordered by KL.
+    Traverse {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Images per row (prior quantiles from 2.5% to 97.5%).
+        #[arg(long, default_value_t = 11)]
+        steps: usize,
+        /// At most this many dimensions (the ones with the most KL).
+        #[arg(long, default_value_t = 20)]
+        dims: usize,
+        /// The test example whose posterior mean holds the other dimensions.
+        #[arg(long, default_value_t = 0)]
+        example: usize,
+    },
+    /// A VampPrior run's learned pseudo-inputs, as images (`figures/pseudo_inputs.png`).
+    PseudoInputs {
+        #[command(flatten)]
+        run: RunArgs,
+        /// At most this many (of the prior's K).
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+    },
+    /// Interpolations between the posterior means of pairs of test examples.
+    Interpolate {
+        #[command(flatten)]
+        run: RunArgs,
+        #[arg(long, default_value_t = 8)]
+        pairs: usize,
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+    },
+    /// For a 2-D latent space: the learned data manifold on a grid of prior quantiles (the
+    /// AEVB paper's Figure 4) and the test set's latent scatter coloured by label.
+    Manifold {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Images per side of the grid.
+        #[arg(long, default_value_t = 20)]
+        size: usize,
+    },
+    /// Re-estimate a trained run's test log p(x) with K importance samples and update its row.
+    Eval {
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        options: EvalOptions,
+    },
+}
 
-pub fn open(run: &RunArgs) -> anyhow::Result<TrainedRun> {
+/// `runner eval`'s options.
+#[derive(clap::Args, Clone)]
+pub struct EvalOptions {
+    /// K (default: the run's own, which reproduces its recorded estimate exactly).
+    #[arg(long)]
+    pub importance_samples: Option<usize>,
+    /// On the first N test examples (default: as many as the run used).
+    #[arg(long)]
+    pub examples: Option<usize>,
+    /// Record this estimate even when the row holds one with more samples or examples.
+    #[arg(long)]
+    pub replace: bool,
+    /// Threads (default: every core); the numbers are the same on any count.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Also write one row per test example (index, label, ELBO terms, log p(x), ESS) to
+    /// per_example.parquet in the run's folder (or in --out).
+    #[arg(long)]
+    pub per_example: bool,
+    /// Recompute the disentanglement metrics (dis_*) of the saved model on its
+    /// evaluation set and update its row, instead of the log p(x) estimate.
+    #[arg(long)]
+    pub metrics: bool,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct RunArgs {
+    /// A finished run: its folder (results/<experiment>/runs/<id>), run id or label.
+    pub run: String,
+    /// The results folder to look for run ids and labels in.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+    /// Where to write the files (default: the run's figures/ folder).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Runs one command on a trained model.
+pub fn dispatch(command: TrainedCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        TrainedCommand::Sample { run, n, seed } => {
+            let trained = open(&run)?;
+            let seed = seed.unwrap_or(trained.config().train.seed);
+            wrote(figures::sample(
+                &trained,
+                n.max(1),
+                seed,
+                run.out.as_deref(),
+            )?)
+        }
+        TrainedCommand::Reconstruct { run, n } => wrote(figures::reconstruct(
+            &open(&run)?,
+            n.max(1),
+            run.out.as_deref(),
+        )?),
+        TrainedCommand::Encode { run } => wrote(tables::encode(&open(&run)?, run.out.as_deref())?),
+        TrainedCommand::Traverse {
+            run,
+            steps,
+            dims,
+            example,
+        } => wrote(figures::traverse(
+            &open(&run)?,
+            steps.max(2),
+            dims,
+            example,
+            run.out.as_deref(),
+        )?),
+        TrainedCommand::PseudoInputs { run, max } => wrote(figures::pseudo_inputs(
+            &open(&run)?,
+            max,
+            run.out.as_deref(),
+        )?),
+        TrainedCommand::Interpolate { run, pairs, steps } => wrote(figures::interpolate(
+            &open(&run)?,
+            pairs,
+            steps.max(2),
+            run.out.as_deref(),
+        )?),
+        TrainedCommand::Manifold { run, size } => wrote(figures::manifold(
+            &open(&run)?,
+            size.max(2),
+            run.out.as_deref(),
+        )?),
+        TrainedCommand::Eval { run, options } => eval_command(&run, options),
+    }
+}
+
+fn open(run: &RunArgs) -> anyhow::Result<TrainedRun> {
     TrainedRun::open(&run.run, &run.results)
 }
 
-pub fn wrote(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
+fn wrote(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
     for p in paths {
         eprintln!("wrote {}", p.display());
     }
@@ -21,7 +184,7 @@ pub fn wrote(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
 
 /// `runner eval RUN --metrics`: the disentanglement metrics of the saved model, recomputed
 /// on its evaluation set (the test split `runner encode` writes), printed and recorded.
-pub fn metrics_command(run: &RunArgs) -> anyhow::Result<ExitCode> {
+fn metrics_command(run: &RunArgs) -> anyhow::Result<ExitCode> {
     let mut trained = open(run)?;
     let scores = reevaluate::remeasure(&mut trained)?;
     for (name, value) in scores.named() {
@@ -35,13 +198,21 @@ pub fn metrics_command(run: &RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn eval_command(
-    run: &RunArgs,
-    mut request: reevaluate::Request,
-    per_example: bool,
-) -> anyhow::Result<ExitCode> {
+/// `runner eval RUN`: the log p(x) estimate again (or, with --metrics, the disentanglement
+/// metrics), printed and recorded in the run's row.
+fn eval_command(run: &RunArgs, options: EvalOptions) -> anyhow::Result<ExitCode> {
+    if options.metrics {
+        return metrics_command(run);
+    }
+    let mut request = reevaluate::Request {
+        k: options.importance_samples,
+        examples: options.examples,
+        replace: options.replace,
+        threads: options.threads,
+        per_example: None,
+    };
     let mut trained = open(run)?;
-    if per_example {
+    if options.per_example {
         let dir = run.out.clone().unwrap_or_else(|| trained.dir.clone());
         request.per_example = Some(dir.join("per_example.parquet"));
     }

@@ -570,18 +570,27 @@ fn early_stopping_ends_a_run_that_stopped_improving() {
     );
 }
 
+/// SMALL_2D with 300 digits held out for validation and early stopping (patience 3, by
+/// more than 0.3 nats) within 80 epochs; `train_extra` adds `[train]` keys.
+fn validated_small(train_extra: &str) -> String {
+    SMALL_2D
+        .replace(
+            "epochs = 3",
+            &format!("epochs = 80\nearly_stopping_patience = 3\nearly_stopping_min_delta = 0.3{train_extra}"),
+        )
+        .replace("dataset = \"digits\"", "dataset = \"digits\"\nvalidation = 300")
+}
+
+/// A column with no nulls, as f64s.
+fn f64_column(frame: &polars::prelude::DataFrame, name: &str) -> Vec<f64> {
+    let c = frame.column(name).unwrap().f64().unwrap();
+    (0..c.len()).map(|i| c.get(i).expect(name)).collect()
+}
+
 #[test]
 fn early_stopping_watches_the_validation_set_where_there_is_one() {
     let dir = tempfile::tempdir().unwrap();
-    let text = SMALL_2D
-        .replace(
-            "epochs = 3",
-            "epochs = 80\nearly_stopping_patience = 3\nearly_stopping_min_delta = 0.3",
-        )
-        .replace(
-            "dataset = \"digits\"",
-            "dataset = \"digits\"\nvalidation = 300",
-        );
+    let text = validated_small("");
     let spec = write(dir.path(), "small.toml", &text);
     let results = dir.path().join("results");
     let out = run_sweep(&spec, &results, &[]);
@@ -591,10 +600,7 @@ fn early_stopping_watches_the_validation_set_where_there_is_one() {
         String::from_utf8_lossy(&out.stderr)
     );
     let epochs = read_parquet(&results.join("small2d").join("epochs.parquet"));
-    let column = |name: &str| -> Vec<f64> {
-        let c = epochs.column(name).unwrap().f64().unwrap();
-        (0..c.len()).map(|i| c.get(i).expect(name)).collect()
-    };
+    let column = |name: &str| f64_column(&epochs, name);
     let (valid, test) = (column("valid_elbo"), column("test_elbo"));
     assert!(column("valid_elbo_se").iter().all(|se| *se > 0.0));
     // Two sets, two numbers: the validation ELBO is not the test ELBO again.
@@ -631,15 +637,7 @@ fn early_stopping_watches_the_validation_set_where_there_is_one() {
 #[test]
 fn restore_best_reports_the_model_of_the_best_validation_epoch() {
     let dir = tempfile::tempdir().unwrap();
-    let base = SMALL_2D
-        .replace(
-            "epochs = 3",
-            "epochs = 80\nearly_stopping_patience = 3\nearly_stopping_min_delta = 0.3",
-        )
-        .replace(
-            "dataset = \"digits\"",
-            "dataset = \"digits\"\nvalidation = 300",
-        );
+    let base = validated_small("");
     let results = dir.path().join("results");
     let last = write(dir.path(), "last.toml", &base.replace("small2d", "last"));
     let best = write(
@@ -658,10 +656,7 @@ fn restore_best_reports_the_model_of_the_best_validation_epoch() {
         );
     }
     let epochs = read_parquet(&results.join("best").join("epochs.parquet"));
-    let column = |name: &str| -> Vec<f64> {
-        let c = epochs.column(name).unwrap().f64().unwrap();
-        (0..c.len()).map(|i| c.get(i).expect(name)).collect()
-    };
+    let column = |name: &str| f64_column(&epochs, name);
     let (valid, test) = (column("valid_elbo"), column("test_elbo"));
     // The best evaluation by the stopping rule: the last epoch that improved by > 0.3.
     let mut best_epoch = 1;
@@ -699,12 +694,7 @@ fn restore_best_reports_the_model_of_the_best_validation_epoch() {
 #[test]
 fn a_restore_best_run_killed_after_its_best_epoch_resumes_to_the_same_model() {
     let dir = tempfile::tempdir().unwrap();
-    let text = SMALL_2D
-        .replace(
-            "epochs = 3",
-            "epochs = 80\nearly_stopping_patience = 3\nearly_stopping_min_delta = 0.3\nrestore_best = true\ncheckpoint_every_epochs = 1",
-        )
-        .replace("dataset = \"digits\"", "dataset = \"digits\"\nvalidation = 300");
+    let text = validated_small("\nrestore_best = true\ncheckpoint_every_epochs = 1");
     let spec = write(dir.path(), "best.toml", &text);
     let reference = dir.path().join("reference");
     assert!(run_sweep(&spec, &reference, &[]).status.success());

@@ -45,6 +45,7 @@ fn epoch(c: &mut Criterion) {
         test_factors: None,
         columns: None,
         notes: Vec::new(),
+        train_on_device: Default::default(),
     };
     let backends = std::env::var("AEVB_BENCH_BACKENDS").unwrap_or_else(|_| "ndarray,flex".into());
     let mut group = c.benchmark_group("epoch_784_400_20");

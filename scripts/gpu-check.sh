@@ -15,6 +15,18 @@
 #                                   Burgess conv net at 64×64: one epoch of 5,000 sprites on
 #                                   CUDA against flex on the host (500 sprites), seconds per
 #                                   1,000 examples
+#   scripts/gpu-check.sh conv       the Burgess conv β-VAE at 64×64, batch 64: seconds per
+#                                   1,000 training examples on CUDA (the second epoch, after
+#                                   the kernels are compiled and tuned) against PyTorch's
+#                                   (../shared/peer/pytorch_conv_vae.py) on the same GPU
+#   scripts/gpu-check.sh iwae       Burda's IWAE k = 50 (784-200-200-50 tanh, batch 20) on
+#                                   6,000 training images, CUDA against PyTorch
+#   scripts/gpu-check.sh all        what a lease of ~10 minutes holds, in order of worth:
+#                                   timing, conv, iwae, numerics, objectives (each part
+#                                   whose binary was carried; every step has its own limit)
+#
+# PyTorch runs through benches/torch_precision.py, in full f32 and with TF32 (burn's
+# tensor-core matmuls stage f32 as TF32 where the GPU has it): the log says which is which.
 #
 # Inputs (environment): GPU_BIN, a folder holding runner.zst and/or numerics.zst (zstd of
 # the stripped binaries of `cargo build --release --features cuda --bin runner --test
@@ -25,7 +37,7 @@
 # A rehearsal on a machine without a GPU: GPU_CHECK_BACKEND=cpu GPU_CHECK_TORCH=cpu.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-part=${1:?usage: scripts/gpu-check.sh numerics|timing}
+part=${1:?usage: scripts/gpu-check.sh all|timing|conv|iwae|numerics|objectives}
 : "${GPU_BIN:?} ${OUT:?}"
 mkdir -p "$OUT"
 work=$(mktemp -d)
@@ -70,15 +82,64 @@ export LD_LIBRARY_PATH="/usr/local/nvidia/lib64:/usr/local/cuda/lib64:${wheels}:
 backend=${GPU_CHECK_BACKEND:-cuda}
 torch_device=${GPU_CHECK_TORCH:-cuda}
 
-case "$part" in
-numerics)
-    unpack numerics || exit 1
+# PyTorch with its f32 precision stated: "${torch_run[@]}" fp32|tf32 SCRIPT ARGS...
+torch_run=(python3 benches/torch_precision.py)
+
+# Seconds per 1,000 training examples of each epoch of the runs under a results folder.
+per_thousand() {
+    python3 - "$1" <<'EOF3'
+import glob, json, os, sys
+for f in sorted(glob.glob(os.path.join(sys.argv[1], "*", "runs", "*", "epochs.json"))):
+    rows = json.load(open(f))
+    seen = [e["examples_seen"] for e in rows]
+    steps = [b - a for a, b in zip([0] + seen[:-1], seen)]
+    print(os.path.basename(sys.argv[1]), "s per 1,000 examples by epoch",
+          [round(1000 * e["train_pass_seconds"] / n, 4) for e, n in zip(rows, steps)],
+          "test_elbo", [round(e.get("test_elbo") or float("nan"), 2) for e in rows])
+EOF3
+}
+
+part_numerics() {
+    unpack numerics || return 1
     # One thread: the tests share one device; their order then reads like the log.
     AEVB_TEST_BACKEND=$backend step numerics 240 "$work/numerics" --test-threads 1
     grep -E "^test |test result" "$OUT/numerics.log" >>"$summary"
-    ;;
-timing)
-    unpack runner || exit 1
+}
+
+part_conv() {
+    unpack runner || return 1
+    local runner="$work/runner" n=${GPU_CONV_COUNT:-6464}
+    # Two epochs of n sprites (n/64 steps each, ~1% held out): the first compiles and tunes.
+    step conv-aevb 150 "$runner" run experiments/sprites_burgess64.toml \
+        --set runtime.backend=$backend --set train.epochs=2 --set "data.sprites.count=$n" \
+        --set eval.importance_samples=1 --set eval.log_px_examples=1 --set eval.images_every_epochs=0 \
+        --set "runtime.results_dir=$work/conv-aevb"
+    per_thousand "$work/conv-aevb" | tee -a "$summary"
+    local blocks=${GPU_CONV_BLOCKS:-6}
+    for precision in fp32 tf32; do
+        step "conv-torch-$precision" 90 "${torch_run[@]}" $precision "$GPU_PEER/pytorch_conv_vae.py" \
+            --device "$torch_device" --blocks "$blocks" --json "$OUT/conv-torch-$precision.json"
+        grep -E "torch .*allow_tf32|per 1,000|s/1000|train" "$OUT/conv-torch-$precision.log" | tail -n 4 >>"$summary"
+    done
+}
+
+part_iwae() {
+    unpack runner || return 1
+    : "${GPU_DATA:?}"
+    local runner="$work/runner" limit=${GPU_IWAE_LIMIT:-6000}
+    step iwae-aevb 150 "$runner" run experiments/repro/iwae_mnist.toml \
+        --set runtime.backend=$backend --set objective.kind=iwae --set objective.iwae_k=50 \
+        --set "data.train_limit=$limit" --set train.epochs=2 --set "data.path=$GPU_DATA" \
+        --set eval.importance_samples=1 --set eval.log_px_examples=1 \
+        --set "runtime.results_dir=$work/iwae-aevb"
+    per_thousand "$work/iwae-aevb" | tee -a "$summary"
+    step iwae-torch 90 "${torch_run[@]}" tf32 "$GPU_PEER/pytorch_iwae.py" --data "$GPU_DATA" --k 50 \
+        --epochs 2 --train-limit "$limit" --device "$torch_device"
+    tail -n 4 "$OUT/iwae-torch.log" >>"$summary"
+}
+
+part_timing() {
+    unpack runner || return 1
     : "${GPU_DATA:?} ${GPU_PEER:?}"
     runner="$work/runner"
     base=experiments/repro/pytorch_example.toml
@@ -88,8 +149,11 @@ timing)
         --set train.epochs=1 --set "runtime.results_dir=$work/smoke" "${quiet[@]}"
     step canonical-cuda 150 "$runner" run "$base" --set runtime.backend=$backend --set train.epochs=3 \
         --set "data.path=$GPU_DATA" --set "runtime.results_dir=$work/canonical-cuda" "${quiet[@]}"
-    step canonical-torch 60 python3 benches/pytorch_vae_gpu.py --peer "$GPU_PEER" --data "$GPU_DATA" \
-        --epochs 3 --device "$torch_device" --json "$OUT/canonical-torch.json"
+    for precision in fp32 tf32; do
+        step "canonical-torch-$precision" 60 "${torch_run[@]}" $precision benches/pytorch_vae_gpu.py \
+            --peer "$GPU_PEER" --data "$GPU_DATA" --epochs 3 --device "$torch_device" \
+            --json "$OUT/canonical-torch-$precision.json"
+    done
     printf 'extends = "%s"\nname = "gpu_sweep"\n[runtime]\nbackend = "%s"\nworkers = 4\n[sweep.grid]\n"train.seed" = [1, 2, 3, 4]\n' \
         "$PWD/$base" "$backend" >"$work/sweep.toml"
     step sweep-cuda 150 "$runner" sweep "$work/sweep.toml" --set train.epochs=2 \
@@ -131,9 +195,10 @@ for f in sorted(glob.glob(os.path.join(out, "*torch*.json"))):
     print(os.path.basename(f), d.get("device"), "train_s", [round(e["train_s"], 3) for e in d["epochs"]],
           "test_loss", [round(e["test_loss"], 2) for e in d["epochs"]])
 EOF
-    ;;
-objectives)
-    unpack runner || exit 1
+}
+
+part_objectives() {
+    unpack runner || return 1
     runner="$work/runner"
     for kind in elbo beta_tcvae factor_vae annealed dip_vae_i; do
         # GPU_OBJECTIVES_COUNT shrinks the CUDA runs' data for a rehearsal.
@@ -158,9 +223,32 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "objectives-*", "*", "runs",
     n = e["examples_seen"]
     print(f"| {kind} | {backend} | {n} | {1000 * e['train_pass_seconds'] / n:.3f} |")
 EOF2
+}
+
+case "$part" in
+all)
+    # In order of worth, so that a lease cut short still leaves the first parts' numbers.
+    [ -e "$GPU_BIN/runner.zst" ] && { part_timing; part_conv; part_iwae; }
+    [ -e "$GPU_BIN/numerics.zst" ] && part_numerics
+    [ -e "$GPU_BIN/runner.zst" ] && [ -n "${GPU_OBJECTIVES_ALL:-}" ] && part_objectives
+    ;;
+conv)
+    part_conv
+    ;;
+iwae)
+    part_iwae
+    ;;
+numerics)
+    part_numerics
+    ;;
+timing)
+    part_timing
+    ;;
+objectives)
+    part_objectives
     ;;
 *)
-    echo "unknown part $part: expected numerics, timing or objectives" >&2
+    echo "unknown part $part: expected all, timing, conv, iwae, numerics or objectives" >&2
     exit 2
     ;;
 esac

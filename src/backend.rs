@@ -61,6 +61,15 @@ pub fn device(kind: BackendKind, index: usize) -> anyhow::Result<Device> {
     Ok(device)
 }
 
+/// Whether this build and machine can train on CUDA device 0 (what `runner plan` tells a
+/// spec that asks for the CPU).
+pub fn cuda_usable() -> bool {
+    cfg!(feature = "cuda") && device(BackendKind::Cuda, 0).is_ok()
+}
+
+/// How a CUDA run computes, as the plan says it.
+pub const CUDA_ROUTE: &str = "burn's autodiff on CUDA with kernel fusion and autotuned kernels; the training set uploaded once per process, each step gathering its rows on the device and its sums read back once per epoch and checkpoint";
+
 #[cfg(feature = "cuda")]
 fn cuda_device(index: usize) -> anyhow::Result<Device> {
     Ok(Device::cuda(index))

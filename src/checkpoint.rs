@@ -9,14 +9,19 @@
 //! ```
 //!
 //! A checkpoint is written into a hidden temporary folder (every file fsynced) that is then
-//! renamed into place, so a kill -9 leaves either the whole checkpoint or none of it. The
-//! newest `keep_last` are kept while the run trains; they are removed once it has finished
-//! (a failed run keeps them for its retry).
+//! renamed into place, so a kill -9 leaves either the whole checkpoint or none of it; one
+//! saved again at the same position is swapped with the old in one step (`replace_dir`).
+//! `state.toml` holds the SHA-256 of every other file, checked before anything is loaded:
+//! a damaged checkpoint is passed over like an unreadable one. The newest `keep_last` are
+//! kept while the run trains; they are removed once it has finished (a failed run keeps them
+//! for its retry).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::sinks::results::write_atomic;
 use crate::spec::RunConfig;
@@ -36,6 +41,10 @@ struct StateFile {
     /// The TensorBoard event file and its length when the checkpoint was taken.
     board: Option<BoardPosition>,
     train: TrainState,
+    /// SHA-256 (hex) of every other file of the checkpoint, by its path inside it. Empty in
+    /// checkpoints written before they were kept: those load unchecked.
+    #[serde(default)]
+    files: BTreeMap<String, String>,
 }
 
 /// Where a run's TensorBoard log stood: a resumed run cuts the file back to this length, so
@@ -75,6 +84,86 @@ fn read_best(dir: &Path) -> anyhow::Result<Option<crate::engine::Files>> {
     Ok(Some(files))
 }
 
+fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Checks every file the manifest lists against its SHA-256.
+fn verify(dir: &Path, files: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    for (name, want) in files {
+        let path = dir.join(name);
+        let bytes = std::fs::read(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if sha256(&bytes) != *want {
+            anyhow::bail!(
+                "{} is damaged: its SHA-256 is not the one written with it",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Moves the finished folder `new` to `target`. Where `target` exists (the same position
+/// saved again: a resumed run stopped before its next step), the two are exchanged in one
+/// atomic step and the old one, now at `new`, is removed: a kill at any moment leaves a
+/// whole checkpoint at `target`.
+fn replace_dir(new: &Path, target: &Path) -> anyhow::Result<()> {
+    if !target.exists() {
+        std::fs::rename(new, target)?;
+        return Ok(());
+    }
+    exchange(new, target)?;
+    let _ = std::fs::remove_dir_all(new);
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> anyhow::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(anyhow::Error::from);
+    let (ca, cb) = (c(a)?, c(b)?);
+    // SAFETY: both are valid NUL-terminated paths that outlive the call; renameat2 only
+    // reads them.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc != 0 {
+        let error = std::io::Error::last_os_error();
+        // A file system without the exchange (NFS, some FUSE mounts).
+        if matches!(error.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) {
+            return exchange_in_steps(a, b);
+        }
+        return Err(error.into());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(a: &Path, b: &Path) -> anyhow::Result<()> {
+    exchange_in_steps(a, b)
+}
+
+/// Without an atomic exchange: the old folder aside under a hidden name (which `list`
+/// skips), then the new one in; only a kill between the first two renames loses the
+/// position (the older checkpoints remain).
+fn exchange_in_steps(a: &Path, b: &Path) -> anyhow::Result<()> {
+    let aside = a.with_extension("old");
+    std::fs::rename(b, &aside)?;
+    std::fs::rename(a, b)?;
+    std::fs::rename(&aside, a)?;
+    Ok(())
+}
+
 /// A checkpoint's folder name: zero-padded, so that names sort by epoch, then minibatch.
 fn folder_name(epoch: usize, step: usize) -> String {
     format!("{epoch:06}-{step:06}")
@@ -109,13 +198,16 @@ impl Checkpoints {
         let write = || -> anyhow::Result<()> {
             let _ = std::fs::remove_dir_all(&tmp);
             std::fs::create_dir_all(&tmp)?;
+            let mut files = BTreeMap::new();
             for (name, bytes) in checkpoint.engine.checkpoint_files()? {
                 write_atomic(&tmp.join(name), &bytes)?;
+                files.insert(name.to_string(), sha256(&bytes));
             }
             if let Some(best) = checkpoint.best {
                 std::fs::create_dir_all(tmp.join(BEST))?;
                 for (name, bytes) in best {
                     write_atomic(&tmp.join(BEST).join(name), bytes)?;
+                    files.insert(format!("{BEST}/{name}"), sha256(bytes));
                 }
             }
             let file = StateFile {
@@ -128,13 +220,10 @@ impl Checkpoints {
                 ),
                 board,
                 train: state.clone(),
+                files,
             };
             write_atomic(&tmp.join("state.toml"), toml::to_string(&file)?.as_bytes())?;
-            // The same position again (a resumed run interrupted before its next step).
-            if target.exists() {
-                std::fs::remove_dir_all(&target)?;
-            }
-            std::fs::rename(&tmp, &target)?;
+            replace_dir(&tmp, &target)?;
             let _ = std::fs::File::open(&self.dir).and_then(|d| d.sync_all());
             Ok(())
         };
@@ -217,6 +306,7 @@ impl Checkpoints {
                 crate::VERSION
             );
         }
+        verify(path, &state.files)?;
         let engine = crate::engine::Saved::read(path)?;
         let best = read_best(&path.join(BEST))?;
         let loaded = Loaded {

@@ -252,9 +252,20 @@ fn killed_run_resumes_bit_for_bit(spec_text: &str) -> Vec<(String, i64)> {
 
 #[test]
 fn sigterm_checkpoints_mid_epoch_and_the_rerun_continues_exactly() {
+    sigterm_mid_epoch(LONG_DIGITS);
+}
+
+/// burn's route reads its steps' sums from the device only at checkpoints and epoch ends:
+/// the mid-epoch checkpoint must hold the sums of every step before it.
+#[test]
+fn sigterm_mid_epoch_on_the_autodiff_engine_continues_exactly() {
+    sigterm_mid_epoch(&format!("{LONG_DIGITS}[runtime]\nbackend = \"flex\"\n"));
+}
+
+fn sigterm_mid_epoch(spec_text: &str) {
     let dir = tempfile::tempdir().unwrap();
     // No periodic checkpoints: the only one is written on SIGTERM, mid-epoch.
-    let text = LONG_DIGITS.replace("checkpoint_every_epochs = 1", "checkpoint_every_epochs = 0");
+    let text = spec_text.replace("checkpoint_every_epochs = 1", "checkpoint_every_epochs = 0");
     let spec = write(dir.path(), "resume.toml", &text);
     let reference = dir.path().join("reference");
     let out = run_sweep(&spec, &reference, &[]);
@@ -313,6 +324,60 @@ fn an_unreadable_checkpoint_is_passed_over_for_the_one_before_it() {
         "continues from the older checkpoint: {stderr}"
     );
     assert_eq!(record(&results, "resume")["status"], "ok");
+}
+
+/// Bytes flipped inside a checkpoint's weights leave a file that still parses: only its
+/// SHA-256 in state.toml tells. The run passes it over for the one before it, says which in
+/// its row, and ends with the uninterrupted run's numbers (not as "diverged").
+#[test]
+fn a_checkpoint_with_flipped_bytes_is_passed_over_and_the_run_ends_as_uninterrupted() {
+    for spec_text in [
+        LONG_DIGITS.to_string(),
+        format!("{LONG_DIGITS}[runtime]\nbackend = \"flex\"\n"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = write(dir.path(), "resume.toml", &spec_text);
+        let reference = dir.path().join("reference");
+        assert!(run_sweep(&spec, &reference, &[]).status.success());
+        let results = dir.path().join("results");
+        let (status, stderr) = sweep_until(&spec, &results, 5, 1, "KILL");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{stderr}");
+        let mut saved = checkpoints(&results, "resume");
+        saved.sort();
+        let (older, newest) = (&saved[0], &saved[1]);
+        let newest_dir = run_dir(&results, "resume").join("checkpoints").join(newest);
+        // The largest file is the weights (and optimiser state): flip bytes near its end,
+        // inside the tensor data, where no format check looks.
+        let weights = std::fs::read_dir(&newest_dir)
+            .unwrap()
+            .flatten()
+            .filter(|f| f.file_name() != "state.toml" && f.path().is_file())
+            .max_by_key(|f| f.metadata().unwrap().len())
+            .unwrap()
+            .path();
+        let mut bytes = std::fs::read(&weights).unwrap();
+        let n = bytes.len();
+        for b in &mut bytes[n - 64..n - 32] {
+            *b ^= 0x5a;
+        }
+        std::fs::write(&weights, &bytes).unwrap();
+        let out = run_sweep(&spec, &results, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains("is damaged"), "{stderr}");
+        assert!(
+            stderr.contains(&format!("checkpoints/{older}")),
+            "continues from the older checkpoint: {stderr}"
+        );
+        let row = record(&results, "resume");
+        let notes = row["resume_notes"].as_str().unwrap_or_default();
+        assert!(
+            notes.contains(newest.as_str()) && notes.contains("damaged"),
+            "{notes}"
+        );
+        assert_same_as_uninterrupted(&reference, &results, "resume");
+    }
 }
 
 const SMALL_2D: &str = r#"

@@ -4,6 +4,7 @@
 //! steps as burn-optim's. Also: its numbers do not depend on how its products are scheduled.
 
 use aevb::data::Matrix;
+use aevb::data::batch::Batch;
 use aevb::engine::{self, Engine};
 use aevb::model::Vae;
 use aevb::model::prior::Prior;
@@ -104,8 +105,8 @@ fn train_steps(
             let x = batch(&config, 100 + s as u64);
             let mut rng = StdRng::seed_from_u64(7 + s as u64);
             engine
-                .step(
-                    &x,
+                .step_and_read(
+                    &Batch::whole(&x),
                     &config.objective,
                     &aevb::objective::Schedule::beta(config.objective.beta),
                     lr,
@@ -291,7 +292,13 @@ fn one_and_two_threads_give_the_same_bits() {
         let sums: Vec<[f64; 3]> = (0..3)
             .map(|_| {
                 engine
-                    .step(&x, &config.objective, &Schedule::beta(1.0), 1e-3, &mut rng)
+                    .step_and_read(
+                        &Batch::whole(&x),
+                        &config.objective,
+                        &Schedule::beta(1.0),
+                        1e-3,
+                        &mut rng,
+                    )
                     .as_array()
             })
             .collect();
@@ -521,8 +528,8 @@ fn blocked_minibatches_match_autodiff_and_give_the_same_bits_on_any_thread_count
         let mut engine = engine::start(&config, D, &flex(), threads, &mut init_rng, None).unwrap();
         let before = parameters(&engine.model());
         let sums = engine
-            .step(
-                &x,
+            .step_and_read(
+                &Batch::whole(&x),
                 &config.objective,
                 &Schedule::beta(1.0),
                 1.0,
@@ -575,8 +582,8 @@ fn train_steps_of(
             let mut rng = StdRng::seed_from_u64(40 + s as u64);
             let x = Matrix::new(n, D, (0..n * D).map(|_| rng.random::<f32>()).collect());
             engine
-                .step(
-                    &x,
+                .step_and_read(
+                    &Batch::whole(&x),
                     &config.objective,
                     &Schedule::beta(config.objective.beta),
                     1e-2,

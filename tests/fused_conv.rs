@@ -3,6 +3,7 @@
 //! minibatch and noise give the same bound and gradient, for colour and grey images, strides
 //! 1 and 2, both likelihoods and IWAE; and the same bits on one thread and two.
 
+use aevb::data::batch::Batch;
 use aevb::data::{ImageShape, Matrix};
 use aevb::engine::{self, Engine};
 use aevb::model::Input;
@@ -95,8 +96,8 @@ fn one_step(
     let before = named(&config, &*engine);
     let x = batch(&config, shape, n, 5);
     let sums = engine
-        .step(
-            &x,
+        .step_and_read(
+            &Batch::whole(&x),
             &config.objective,
             &aevb::objective::Schedule::beta(config.objective.beta),
             1.0,

@@ -5,12 +5,12 @@
 //! another backend; the default is the CPU default. The training tests then train *and*
 //! evaluate on that backend, and assert which engine took the steps.
 
+use aevb::data::device::host;
 use aevb::data::synthetic::LinearGaussian;
 use aevb::eval;
 use aevb::model::density::{
     bernoulli_logits, kl_normal_normal, kl_standard_normal, normal_diag, standard_normal,
 };
-use aevb::model::prior::host;
 use aevb::model::{Posterior, Vae};
 use aevb::objective;
 use aevb::spec::{BackendKind, KlMode, LikelihoodKind, ModelConfig, RunConfig, VarianceKind};
@@ -429,7 +429,7 @@ fn monte_carlo_and_analytic_kl_give_the_same_elbo_in_expectation() {
     let truth = LinearGaussian::random(6, 2, 0.7, 5);
     let data = truth.sample(300, &mut StdRng::seed_from_u64(1));
     let vae = linear_gaussian_vae(&truth, 1.0, &device);
-    let x = aevb::train::to_tensor(&data, &device);
+    let x = aevb::data::device::to_tensor(&data, &device);
     let analytic = objective::elbo(&vae, x.clone(), 20, KlMode::Analytic, 1.0, &mut eval_rng(0));
     let mc = objective::elbo(&vae, x, 20, KlMode::MonteCarlo, 1.0, &mut eval_rng(0));
     let a = to_f64(analytic.bound);

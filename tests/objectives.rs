@@ -4,6 +4,7 @@
 //! `backend = "cpu"` run trains them on burn's autodiff).
 
 use aevb::data::Matrix;
+use aevb::data::batch::Batch;
 use aevb::model::{Posterior, Vae};
 use aevb::objective::Schedule;
 use aevb::objective::{self, dip_penalty};
@@ -165,7 +166,13 @@ fn the_fused_engine_refuses_dip_vaes_through_the_library_and_cpu_runs_train_them
     let mut rng = StdRng::seed_from_u64(5);
     let x = Matrix::new(16, 6, (0..96).map(|_| rng.random::<f32>()).collect());
     let sums = engine
-        .step(&x, &c.objective, &Schedule::beta(1.0), 1e-3, &mut rng)
+        .step_and_read(
+            &Batch::whole(&x),
+            &c.objective,
+            &Schedule::beta(1.0),
+            1e-3,
+            &mut rng,
+        )
         .as_array();
     assert!(sums.iter().all(|s| s.is_finite()), "{sums:?}");
     // bound = recon − KL − penalty per example: below the ELBO.
@@ -439,7 +446,7 @@ fn factor_vae_trains_its_discriminator_beside_the_vae_on_autodiff() {
         capacity: 0.0,
         dataset_size: 32,
     };
-    let first = engine.step(&x, &c.objective, &schedule, 1e-3, &mut rng);
+    let first = engine.step_and_read(&Batch::whole(&x), &c.objective, &schedule, 1e-3, &mut rng);
     let (tc, d) = (first.tc.unwrap(), first.discriminator.unwrap());
     // bound = recon − KL − γ·TĈ, summed over the minibatch.
     let want = first.recon - first.kl - c.objective.factor_gamma * tc;

@@ -30,7 +30,7 @@ fn config() -> ModelConfig {
 }
 
 fn host<const R: usize>(t: Tensor<R>) -> Vec<f64> {
-    aevb::model::prior::host(t)
+    aevb::data::device::host(t)
         .into_iter()
         .map(f64::from)
         .collect()

@@ -151,10 +151,13 @@ fn compute_lines(runs: &[PlannedRun], concurrent: usize) -> Vec<String> {
     // Why the fused engine does not cover a run → those runs' labels, in plan order.
     let mut fallback: Vec<(String, Vec<&str>)> = Vec::new();
     let mut fused = 0;
+    let mut cuda = 0;
     let mut threads = 1;
     for run in runs {
         let kind = aevb::engine::kind_for(&run.config);
-        if kind == aevb::spec::BackendKind::Fused {
+        if kind == aevb::spec::BackendKind::Cuda {
+            cuda += 1;
+        } else if kind == aevb::spec::BackendKind::Fused {
             fused += 1;
             threads = threads.max(aevb::engine::threads_per_run(&run.config, concurrent));
         } else if run.config.runtime.backend == aevb::spec::BackendKind::Cpu
@@ -181,6 +184,19 @@ fn compute_lines(runs: &[PlannedRun], concurrent: usize) -> Vec<String> {
                 "note: {used} threads on {cores} cores: runs will slow each other down"
             ));
         }
+    }
+    if cuda > 0 {
+        lines.push(format!(
+            "cuda: {}, {concurrent} at a time on one GPU: {}",
+            plural(cuda, "run"),
+            backend::CUDA_ROUTE
+        ));
+    } else if backend::cuda_usable() {
+        lines.push(
+            "a CUDA GPU is usable here: `--set runtime.backend=cuda` trains these runs on it \
+             (docs/performance.md compares the two routes)"
+                .to_string(),
+        );
     }
     if !fallback.is_empty() {
         let n: usize = fallback.iter().map(|(_, l)| l.len()).sum();

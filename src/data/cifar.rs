@@ -90,5 +90,6 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
         test_factors: None,
         columns: None,
         notes: Vec::new(),
+        train_on_device: Default::default(),
     })
 }

@@ -100,5 +100,6 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
         }),
         columns: None,
         notes: Vec::new(),
+        train_on_device: Default::default(),
     })
 }

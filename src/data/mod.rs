@@ -3,7 +3,9 @@
 //! Everything random about the data (splits, static binarization, the synthetic model)
 //! comes from `data.split_seed`, so every training seed of a sweep sees the same test set.
 
+pub mod batch;
 mod cifar;
+pub mod device;
 mod digits;
 mod dsprites;
 mod idx;
@@ -22,7 +24,7 @@ pub use image::ImageShape;
 use crate::spec::{Binarization, DataConfig, DatasetKind, StaticBinarization};
 
 /// Row-major examples.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Matrix {
     pub rows: usize,
     pub cols: usize,
@@ -60,7 +62,7 @@ impl Matrix {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Dataset {
     pub train: Matrix,
     pub test: Matrix,
@@ -83,6 +85,8 @@ pub struct Dataset {
     pub columns: Option<Vec<String>>,
     /// What the loader noticed and the run's row keeps (skipped columns, ...).
     pub notes: Vec<String>,
+    /// The training rows on the devices that burn's routes train on, uploaded once each.
+    pub train_on_device: device::DeviceCopies,
 }
 
 /// Known generative factors of a set of examples: per example, each factor's class (an

@@ -180,6 +180,7 @@ pub fn load(config: &DataConfig) -> Result<Dataset, super::DataError> {
         test_factors: None,
         columns: None,
         notes: Vec::new(),
+        train_on_device: Default::default(),
     })
 }
 

@@ -91,6 +91,7 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
         test_factors: None,
         columns: Some(names),
         notes,
+        train_on_device: Default::default(),
     })
 }
 

@@ -8,7 +8,8 @@ use burn::tensor::{Device, Tensor};
 use rand::rngs::StdRng;
 
 use super::Engine;
-use crate::data::Matrix;
+use crate::data::batch::Batch;
+use crate::data::device::host;
 use crate::model::Vae;
 use crate::model::discriminator::Discriminator;
 use crate::objective::{self, factor_vae};
@@ -34,6 +35,8 @@ pub struct AutodiffEngine {
     critic: Option<Critic>,
     device: Device,
     name: &'static str,
+    /// Each step's sums, still on the device: (bound, recon, KL[, TC[, discriminator]]).
+    pending: Vec<Tensor<1>>,
 }
 
 /// FactorVAE's discriminator with its own Adam (β₁ 0.5, β₂ 0.9, as Kim & Mnih).
@@ -109,6 +112,7 @@ impl AutodiffEngine {
             critic,
             name,
             device,
+            pending: Vec::new(),
         })
     }
 }
@@ -128,17 +132,17 @@ impl Engine for AutodiffEngine {
 
     fn step(
         &mut self,
-        x: &Matrix,
+        batch: &Batch<'_>,
         config: &ObjectiveConfig,
         schedule: &objective::Schedule,
         lr: f64,
         rng: &mut StdRng,
-    ) -> super::StepSums {
+    ) {
         let model = self
             .model
             .take()
             .expect("the model is back after every step");
-        let x = crate::train::to_tensor(x, &self.device);
+        let x = batch.on(&self.device, rng);
         if let Some(critic) = self.critic.as_mut() {
             let (sums, model) = factor_vae_step(
                 model,
@@ -151,7 +155,8 @@ impl Engine for AutodiffEngine {
                 rng,
             );
             self.model = Some(model);
-            return sums;
+            self.pending.push(sums);
+            return;
         }
         let terms = objective::evaluate(&model, x, config, schedule, rng);
         let loss = terms.loss();
@@ -161,18 +166,28 @@ impl Engine for AutodiffEngine {
             terms.kl.sum().detach(),
         ];
         parts.extend(terms.tc.map(|tc| tc.sum().detach()));
-        // One read back from the device for all of them.
-        let stats = Tensor::cat(parts, 0);
+        self.pending.push(Tensor::cat(parts, 0));
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         self.model = Some(self.optimizer.step(lr, model, grads));
-        let stats = crate::model::prior::host(stats);
-        super::StepSums {
-            bound: stats[0] as f64,
-            recon: stats[1] as f64,
-            kl: stats[2] as f64,
-            tc: stats.get(3).map(|&v| v as f64),
-            discriminator: None,
+    }
+
+    fn take_sums(&mut self) -> Vec<super::StepSums> {
+        if self.pending.is_empty() {
+            return Vec::new();
         }
+        let width = self.pending[0].dims()[0];
+        let steps = std::mem::take(&mut self.pending);
+        let values = host(Tensor::cat(steps, 0));
+        values
+            .chunks(width)
+            .map(|s| super::StepSums {
+                bound: s[0] as f64,
+                recon: s[1] as f64,
+                kl: s[2] as f64,
+                tc: s.get(3).map(|&v| v as f64),
+                discriminator: s.get(4).map(|&v| v as f64),
+            })
+            .collect()
     }
 
     fn model(&self) -> Vae {
@@ -206,7 +221,8 @@ impl Engine for AutodiffEngine {
 }
 
 /// One FactorVAE step: the VAE's update on its bound less γ·TĈ, then the discriminator's
-/// on the same minibatch's codes (detached) against their dimension-wise permutation.
+/// on the same minibatch's codes (detached) against their dimension-wise permutation. Its
+/// sums stay on the device: (bound, recon, KL, TC, discriminator loss × examples).
 #[allow(clippy::too_many_arguments)]
 fn factor_vae_step(
     model: Vae,
@@ -217,7 +233,7 @@ fn factor_vae_step(
     schedule: &objective::Schedule,
     lr: f64,
     rng: &mut StdRng,
-) -> (super::StepSums, Vae) {
+) -> (Tensor<1>, Vae) {
     let net = critic
         .net
         .take()
@@ -244,15 +260,7 @@ fn factor_vae_step(
     );
     let d_grads = GradientsParams::from_grads(d_loss.backward(), &net);
     critic.net = Some(critic.optimizer.step(critic.lr, net, d_grads));
-    let stats = crate::model::prior::host(stats);
-    let sums = super::StepSums {
-        bound: stats[0] as f64,
-        recon: stats[1] as f64,
-        kl: stats[2] as f64,
-        tc: Some(stats[3] as f64),
-        discriminator: Some(stats[4] as f64),
-    };
-    (sums, model)
+    (stats, model)
 }
 
 fn optimizer(t: &TrainConfig) -> ModuleOptimizer {

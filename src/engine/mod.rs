@@ -11,7 +11,7 @@ use std::path::Path;
 use burn::tensor::Device;
 use rand::rngs::StdRng;
 
-use crate::data::Matrix;
+use crate::data::batch::Batch;
 use crate::model::Vae;
 use crate::spec::{BackendKind, ObjectiveConfig, RunConfig};
 
@@ -50,15 +50,38 @@ impl StepSums {
 }
 
 pub trait Engine {
-    /// One optimiser step on the minibatch `x` at `schedule` (β, capacity, data size).
+    /// One optimiser step on `batch` at `schedule` (β, capacity, data size). Its sums stay
+    /// where they were computed until [`Engine::take_sums`].
     fn step(
         &mut self,
-        x: &Matrix,
+        batch: &Batch<'_>,
         objective: &ObjectiveConfig,
         schedule: &crate::objective::Schedule,
         lr: f64,
         rng: &mut StdRng,
-    ) -> StepSums;
+    );
+    /// The sums of the steps taken since the last call, oldest first: on a device, one read
+    /// for all of them (a read waits for every step queued before it).
+    fn take_sums(&mut self) -> Vec<StepSums>;
+    /// Whether the sums are host values already, so that reading them after every step
+    /// costs nothing (the fused engine); burn's routes read once per logging interval.
+    fn sums_on_host(&self) -> bool {
+        false
+    }
+    /// One step and its sums, read at once (tests and benchmarks that step by hand).
+    fn step_and_read(
+        &mut self,
+        batch: &Batch<'_>,
+        objective: &ObjectiveConfig,
+        schedule: &crate::objective::Schedule,
+        lr: f64,
+        rng: &mut StdRng,
+    ) -> StepSums {
+        self.step(batch, objective, schedule, lr, rng);
+        self.take_sums()
+            .pop()
+            .expect("a step leaves its sums until they are taken")
+    }
     /// The model as it stands, on the plain device: for evaluation, images and saving.
     fn model(&self) -> Vae;
     /// The full state a checkpoint keeps, as (file name, bytes).

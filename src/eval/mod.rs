@@ -12,13 +12,13 @@ pub mod scorer;
 pub mod stats;
 
 use crate::data::Matrix;
+use crate::data::device::host;
+use crate::data::device::to_tensor;
 use crate::engine::Engine;
 use crate::engine::fused::layout::Layout;
 use crate::engine::fused::products::Threads;
 use crate::model::Vae;
-use crate::model::prior::host;
 use crate::spec::{KlMode, ObjectiveKind, PriorKind, RunConfig};
-use crate::train::to_tensor;
 use blocks::Purpose;
 use scorer::{BurnScorer, FusedScorer, Scorer};
 pub use stats::{Estimate, LogWeights};

@@ -6,11 +6,11 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::data::device::host;
 use crate::engine::fused::forward::{self, Workspace};
 use crate::engine::fused::layout::Layout;
 use crate::engine::fused::products::Threads;
 use crate::model::encoder::repeat_rows;
-use crate::model::prior::host;
 use crate::model::{Posterior, Vae};
 
 /// One block's evaluation, given its rows `x` (n × D, row-major) and standard normal noise

@@ -253,13 +253,7 @@ impl VampPrior {
     }
 }
 
-/// Reads a tensor back to the host as f32.
-pub fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("f32 data")
-}
+use crate::data::device::host;
 
 #[derive(Module, Debug)]
 pub enum Prior {

@@ -46,7 +46,7 @@ pub(super) fn execute(
     let threads = crate::engine::threads_per_run(&run.config, shared.concurrent);
     let started = Instant::now();
     let checkpoints = Checkpoints::new(&shared.out.run_dir(&run.id), &run.id);
-    let loaded = resume_point(&checkpoints, &run.config, shared.force, bar);
+    let (loaded, passed_over) = resume_point(&checkpoints, &run.config, shared.force, bar);
     let seconds_before = loaded
         .as_ref()
         .map(|l| l.resume.state.train_seconds)
@@ -72,6 +72,7 @@ pub(super) fn execute(
         loaded,
     );
     let mut record = new_record(shared, run, threads);
+    record.resume_notes = (!passed_over.is_empty()).then(|| passed_over.join("; "));
     let mut epochs: Vec<EpochMetrics> = Vec::new();
     let mut model = None;
     match outcome {
@@ -148,19 +149,24 @@ fn close_board(record: &mut RunRecord, mut board: RunBoard, log: CheckpointLog) 
 }
 
 /// The checkpoint the run continues from: none with `force` (its checkpoints are removed),
-/// else the newest usable one (each passed over is said in a note).
+/// else the newest usable one; and why each newer one was passed over (said in a note, and
+/// kept for the run's row).
 fn resume_point(
     checkpoints: &Checkpoints,
     config: &RunConfig,
     force: bool,
     bar: &RunProgress,
-) -> Option<Loaded> {
+) -> (Option<Loaded>, Vec<String>) {
     if force {
         checkpoints.clear();
-        return None;
+        return (None, Vec::new());
     }
     checkpoints.remove_unfinished();
-    let loaded = checkpoints.latest(config, &mut |note| bar.note(&note));
+    let mut passed_over = Vec::new();
+    let loaded = checkpoints.latest(config, &mut |note| {
+        bar.note(&note);
+        passed_over.push(note);
+    });
     if let Some(l) = &loaded {
         let s = &l.resume.state;
         bar.note(&format!(
@@ -170,7 +176,7 @@ fn resume_point(
             s.step
         ));
     }
-    loaded
+    (loaded, passed_over)
 }
 
 /// Loads the run's data and trains it (from `loaded` where there is a checkpoint); a panic

@@ -113,6 +113,10 @@ pub struct RunRecord {
     /// Times the run continued from a checkpoint (after a kill, Ctrl-C or preemption).
     #[serde(default)]
     pub resumes: usize,
+    /// The checkpoints the attempt that finished the run passed over (damaged, unreadable,
+    /// of another engine), each with why; null when none was.
+    #[serde(default)]
+    pub resume_notes: Option<String>,
     /// Checkpoints written and the seconds they took in all.
     #[serde(default)]
     pub checkpoints_written: usize,
@@ -176,6 +180,7 @@ pub(super) fn template_record() -> RunRecord {
         stopped_epoch: Some(0),
         stop_reason: Some(String::new()),
         restored_epoch: Some(0),
+        resume_notes: Some(String::new()),
         experiments_commit: Some(String::new()),
         config,
         ..Default::default()

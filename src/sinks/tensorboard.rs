@@ -20,9 +20,10 @@ use tensorboard_proto::summary::{
 
 use super::grid::Grid;
 use crate::data::Dataset;
+use crate::data::device::host;
+use crate::data::device::to_tensor;
 use crate::model::Vae;
-use crate::model::prior::host;
-use crate::train::{EpochMetrics, to_tensor};
+use crate::train::EpochMetrics;
 
 /// Metrics the HParams dashboard shows for each run (scalar tags in each run folder): the
 /// bounds and their terms, then the disentanglement scores `test/dis_*` (empty for runs

@@ -12,7 +12,8 @@ use super::{
     Checkpoint, Divergence, EpochLimit, EpochMetrics, Observer, Stream, TrainOutcome, TrainState,
     init_rng, lr_at, stream,
 };
-use crate::data::{Dataset, Matrix, bernoulli_sample};
+use crate::data::batch::Batch;
+use crate::data::{Dataset, Matrix};
 use crate::engine::{self, Engine, Files, Saved, StepSums};
 use crate::eval;
 use crate::objective::{self, Schedule};
@@ -35,6 +36,8 @@ pub(super) struct Trainer<'a> {
     interrupted: bool,
     /// `train.restore_best`: the engine's files at the best evaluation so far.
     best: Option<Files>,
+    /// The examples of each step taken whose sums are not read yet (`read_sums`).
+    unread: Vec<usize>,
 }
 
 impl<'a> Trainer<'a> {
@@ -62,6 +65,7 @@ impl<'a> Trainer<'a> {
             diverged: None,
             interrupted: false,
             best: None,
+            unread: Vec::new(),
         }
     }
 
@@ -160,32 +164,38 @@ impl<'a> Trainer<'a> {
 
     /// The epoch's minibatches from `state.step` on; true when a stop was asked for (the run
     /// is then checkpointed mid-epoch). A step that is not finite ends the pass: the epoch's
-    /// sums carry it to the divergence check.
+    /// sums carry it to the divergence check. The steps' sums are read where the engine keeps
+    /// them only at checkpoints and at the pass's end (after every step where they are host
+    /// values already), so that a device's queue never waits on the host.
     fn train_pass(&mut self, batches: &[&[usize]], lr: f64, epoch_start: Instant) -> bool {
         let (config, data) = (self.config, self.data);
         let t = &config.train;
         let epoch = self.state.epoch;
-        while self.state.step < batches.len() {
-            let batch = batches[self.state.step];
-            let mut rng = stream(t.seed, Stream::Step, epoch, self.state.step);
-            let mut xb = data.train.gather(batch);
-            if data.dynamic_binarization {
-                bernoulli_sample(&mut xb.values, &mut rng);
-            }
-            let schedule = self.schedule(batches.len(), self.state.step);
-            let sums = self
-                .engine
-                .step(&xb, &config.objective, &schedule, lr, &mut rng);
-            self.state.add(&sums, batch.len());
-            self.observer.on_batch(self.state.examples_seen);
-            crate::test_signal::after_step(epoch + 1, self.state.step);
-            if !sums.finite() {
+        let read_each_step = self.engine.sums_on_host();
+        loop {
+            let index = self.state.step + self.unread.len();
+            if index >= batches.len() {
                 break;
+            }
+            let batch = Batch::of(data, batches[index]);
+            let mut rng = stream(t.seed, Stream::Step, epoch, index);
+            let schedule = self.schedule(batches.len(), index);
+            self.engine
+                .step(&batch, &config.objective, &schedule, lr, &mut rng);
+            self.unread.push(batch.len());
+            let seen = self.state.examples_seen + self.unread.iter().sum::<usize>() as u64;
+            self.observer.on_batch(seen);
+            crate::test_signal::after_step(epoch + 1, index + 1);
+            if read_each_step && !self.read_sums() {
+                return false;
             }
             let stop = crate::interrupt::requested();
             let timed = t.checkpoint_every_seconds > 0.0
                 && self.last_checkpoint.elapsed().as_secs_f64() >= t.checkpoint_every_seconds;
-            if (stop || timed) && self.state.step < batches.len() {
+            if (stop || timed) && index + 1 < batches.len() {
+                if !self.read_sums() {
+                    return false;
+                }
                 self.state.epoch_seconds = epoch_start.elapsed().as_secs_f64();
                 self.checkpoint();
                 if stop {
@@ -193,7 +203,24 @@ impl<'a> Trainer<'a> {
                 }
             }
         }
+        self.read_sums();
         false
+    }
+
+    /// Adds the sums of the steps taken since the last read to the epoch's; false when one
+    /// is not finite. The steps after that one are not counted: the record is the one the
+    /// run would have had reading every step (the pass stops at the first such step).
+    fn read_sums(&mut self) -> bool {
+        let rows = std::mem::take(&mut self.unread);
+        let sums = self.engine.take_sums();
+        debug_assert_eq!(rows.len(), sums.len(), "one sum per step");
+        for (sums, rows) in sums.iter().zip(rows) {
+            self.state.add(sums, rows);
+            if !sums.finite() {
+                return false;
+            }
+        }
+        true
     }
 
     /// The objective's schedule (β, capacity, data size) at a step of the epoch in progress.

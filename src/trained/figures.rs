@@ -11,10 +11,10 @@ use super::TrainedRun;
 use super::latent::{by_kl, kl_per_dimension, mixture_quantile};
 use super::tables::{blocks_frame, save, top_two};
 use crate::data::ImageShape;
+use crate::data::device::host;
+use crate::data::device::to_tensor;
 use crate::eval::posterior_params;
-use crate::model::prior::host;
 use crate::sinks::grid::Grid;
-use crate::train::to_tensor;
 
 /// Decoder means E[x | z] of row-major latent codes [rows, latent].
 fn decode(run: &TrainedRun, z: Vec<f32>, rows: usize) -> Vec<f32> {

@@ -25,9 +25,11 @@ use rand_distr::{Distribution, StandardNormal};
 
 use super::Engine;
 use crate::data::Matrix;
+use crate::data::batch::Batch;
+use crate::data::device::host;
 use crate::model::Vae;
 use crate::model::conv::{Conv, ConvStack};
-use crate::model::prior::{Prior, host};
+use crate::model::prior::Prior;
 use crate::spec::{KlMode, ObjectiveConfig, ObjectiveKind, OptimizerKind, RunConfig};
 use forward::Workspace;
 use layout::{Dense, Layout};
@@ -53,6 +55,8 @@ pub struct FusedEngine {
     single: Threads,
     /// The VampPrior's encoder pass at its pseudo-inputs (unused for other priors).
     vamp: vamp::VampWork,
+    /// The sums of the steps not yet taken (`Engine::take_sums`).
+    sums: Vec<crate::engine::StepSums>,
 }
 
 /// Examples per block of a minibatch (see `FusedEngine::blocked_step`). Fixed, so that the
@@ -226,6 +230,7 @@ impl FusedEngine {
             blocks: Vec::new(),
             single: Threads::new(1)?,
             vamp: vamp::VampWork::default(),
+            sums: Vec::new(),
         })
         .map(|mut engine| {
             // The components of the parameters it starts from (a checkpoint's included).
@@ -330,14 +335,23 @@ impl Engine for FusedEngine {
         Some(self.parts())
     }
 
+    fn sums_on_host(&self) -> bool {
+        true
+    }
+
+    fn take_sums(&mut self) -> Vec<crate::engine::StepSums> {
+        std::mem::take(&mut self.sums)
+    }
+
     fn step(
         &mut self,
-        x: &Matrix,
+        batch: &Batch<'_>,
         objective: &ObjectiveConfig,
         schedule: &crate::objective::Schedule,
         lr: f64,
         rng: &mut StdRng,
-    ) -> crate::engine::StepSums {
+    ) {
+        let x = &batch.host(rng);
         let beta = schedule.beta;
         let objective = match objective.kind {
             // A mixture has no closed-form KL: estimated, as `objective::elbo` does too.
@@ -401,13 +415,13 @@ impl Engine for FusedEngine {
             &mut self.params,
             &mut self.vamp,
         );
-        crate::engine::StepSums {
+        self.sums.push(crate::engine::StepSums {
             bound: sums[0],
             recon: sums[1],
             kl: sums[2],
             tc: None,
             discriminator: None,
-        }
+        });
     }
 
     /// The trained values in a burn model on the plain CPU device.

@@ -7,7 +7,8 @@
 //! `"evaluated=N,signal=KILL"`: once the final log p(x) estimate of a run has N examples done
 //! (and its progress saved, where saving is due); `"rebuild=N,signal=KILL"`: during the
 //! process's N-th rebuild of the tables, once their first batch of runs is written (both
-//! files half-written under their temporary names).
+//! files half-written in their generation folder); `"tables=N,signal=KILL"`: in the N-th
+//! rebuild, once both files are whole and before they are made current.
 //! Signals: TERM, KILL, STOP, INT. It fires at most once per process. Unset (always, outside
 //! tests), it costs one load per minibatch.
 
@@ -22,6 +23,7 @@ enum Point {
     RunsFinished(usize),
     Evaluated(usize),
     Rebuild(usize),
+    TablesWritten(usize),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,11 +45,13 @@ fn parse(text: &str) -> Option<Planned> {
         number("runs"),
         number("evaluated"),
         number("rebuild"),
+        number("tables"),
     ) {
-        (Some(epoch), Some(step), None, None, None) => Point::Step { epoch, step },
-        (None, None, Some(n), None, None) => Point::RunsFinished(n),
-        (None, None, None, Some(n), None) => Point::Evaluated(n),
-        (None, None, None, None, Some(n)) => Point::Rebuild(n),
+        (Some(epoch), Some(step), None, None, None, None) => Point::Step { epoch, step },
+        (None, None, Some(n), None, None, None) => Point::RunsFinished(n),
+        (None, None, None, Some(n), None, None) => Point::Evaluated(n),
+        (None, None, None, None, Some(n), None) => Point::Rebuild(n),
+        (None, None, None, None, None, Some(n)) => Point::TablesWritten(n),
         _ => return None,
     };
     let signal = match *fields.get("signal")? {
@@ -118,6 +122,14 @@ pub fn table_rebuild_started() {
     REBUILDS.fetch_add(1, Ordering::SeqCst);
 }
 
+/// The rebuild in progress has written both tables whole, and not yet made them current.
+pub fn tables_written() {
+    if planned().is_some() {
+        let n = REBUILDS.load(Ordering::SeqCst);
+        fire_at(Point::TablesWritten(n));
+    }
+}
+
 /// The rebuild in progress has written a batch of runs into both tables.
 pub fn during_table_rebuild() {
     if planned().is_some() {
@@ -153,6 +165,10 @@ mod tests {
         assert_eq!(
             parse("rebuild=3,signal=KILL").map(|p| p.point),
             Some(Point::Rebuild(3))
+        );
+        assert_eq!(
+            parse("tables=2,signal=KILL").map(|p| p.point),
+            Some(Point::TablesWritten(2))
         );
         assert_eq!(parse("epoch=2,signal=TERM"), None);
         assert_eq!(parse("runs=1,signal=HUP"), None);

@@ -78,7 +78,7 @@ pub fn collect_command(dir: &Path) -> anyhow::Result<ExitCode> {
     let out = aevb::sinks::results::ResultsDir {
         root: dir.to_path_buf(),
     };
-    out.write_tables()?;
+    let rebuilt = out.write_tables()?;
     // What the table says, read back from the file just written.
     use polars::prelude::SerReader;
     let path = out.runs_parquet();
@@ -103,5 +103,15 @@ pub fn collect_command(dir: &Path) -> anyhow::Result<ExitCode> {
         out.runs_parquet().display(),
         out.epochs_parquet().display()
     );
+    if !rebuilt.left_out.is_empty() {
+        eprintln!(
+            "error: {} runs are left out of the tables (their files cannot be read):",
+            rebuilt.left_out.len()
+        );
+        for run in &rebuilt.left_out {
+            eprintln!("  {run}");
+        }
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }

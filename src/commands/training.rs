@@ -89,7 +89,7 @@ pub fn train(
                 experiment_dir.display(),
                 experiment_dir.display()
             ),
-            Ok(runner::FinalTables::Rebuilt) => {}
+            Ok(runner::FinalTables::Rebuilt { left_out }) => summary.left_out = left_out,
             Err(e) => summary.write_error = Some(format!("{e:#}")),
         }
     }
@@ -122,6 +122,20 @@ fn outcome(spec: &Spec, summary: &runner::SweepSummary, experiment_dir: &Path) -
             summary.missing.len(),
             experiment_dir.join("runs").display(),
             summary.missing.join(", ")
+        );
+    }
+    if !summary.left_out.is_empty() {
+        eprintln!(
+            "error: {} runs are left out of the tables in {}:",
+            summary.left_out.len(),
+            experiment_dir.display()
+        );
+        for run in &summary.left_out {
+            eprintln!("  {run}");
+        }
+        eprintln!(
+            "error: repair or remove those run folders, then `runner collect {}` (a removed run trains again on the next sweep)",
+            experiment_dir.display()
         );
     }
     if !summary.interrupted.is_empty() || aevb::interrupt::requested() {

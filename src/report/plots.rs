@@ -167,7 +167,8 @@ fn draw<DB: DrawingBackend>(
     }
 }
 
-/// Draws one figure to `<stem>.png` and `<stem>.svg`.
+/// Draws one figure to `<stem>.png` and `<stem>.svg`, each drawn in memory and then written
+/// atomically (a kill leaves the old figure or the new one, never half of one).
 fn both(
     dir: &Path,
     stem: &str,
@@ -177,18 +178,26 @@ fn both(
 ) -> anyhow::Result<Vec<PathBuf>> {
     let png = dir.join(format!("{stem}.png"));
     let svg = dir.join(format!("{stem}.svg"));
+    let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
     {
-        let root = BitMapBackend::new(&png, SIZE).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area();
         draw(&root, figure, pts, metric)?;
         root.present()
             .map_err(|e| anyhow::anyhow!("{}: {e}", png.display()))?;
     }
+    let mut encoded = Vec::new();
+    image::png::PngEncoder::new(&mut encoded)
+        .encode(&rgb, SIZE.0, SIZE.1, image::ColorType::Rgb8)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", png.display()))?;
+    crate::sinks::results::write_atomic(&png, &encoded)?;
+    let mut text = String::new();
     {
-        let root = SVGBackend::new(&svg, SIZE).into_drawing_area();
+        let root = SVGBackend::with_string(&mut text, SIZE).into_drawing_area();
         draw(&root, figure, pts, metric)?;
         root.present()
             .map_err(|e| anyhow::anyhow!("{}: {e}", svg.display()))?;
     }
+    crate::sinks::results::write_atomic(&svg, text.as_bytes())?;
     Ok(vec![png, svg])
 }
 

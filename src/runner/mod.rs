@@ -56,6 +56,9 @@ pub struct SweepSummary {
     pub interrupted: Vec<String>,
     /// Runs (ids) paused at a successive-halving rung, checkpointed, with `rung.json`.
     pub paused: Vec<String>,
+    /// Runs the final tables had to leave out, as "id: why" (a record or epochs that cannot
+    /// be read).
+    pub left_out: Vec<String>,
 }
 
 impl SweepSummary {
@@ -71,6 +74,7 @@ impl SweepSummary {
         self.diverged == 0
             && self.failed == 0
             && self.missing.is_empty()
+            && self.left_out.is_empty()
             && self.write_error.is_none()
             && self.interrupted.is_empty()
     }
@@ -167,7 +171,16 @@ fn to_train(
     let mut todo = Vec::new();
     let mut other_versions: Vec<String> = Vec::new();
     for run in runs {
-        match out.record(&run.id) {
+        let record = crate::sinks::results::read_record(&out.run_dir(&run.id));
+        if let Err(e) = &record
+            && !force
+        {
+            eprintln!(
+                "note: run {} ({}) trains again: its record cannot be read ({e:#})",
+                run.id, run.label
+            );
+        }
+        match record.ok().flatten() {
             Some(r) if !force && r.status != RunStatus::Failed => {
                 summary.skipped += 1;
                 summary.count(r.status);
@@ -311,12 +324,11 @@ impl Pool<'_> {
 
 /// What a process did to the tables as it ended.
 pub enum FinalTables {
-    Rebuilt,
+    /// Rebuilt, leaving out these runs (whose record or epochs could not be read).
+    Rebuilt { left_out: Vec<String> },
     /// A shard that left runs of the plan unfinished: the tables were refreshed only if
     /// stale; the shard that finishes the last run (or `runner collect`) rebuilds them.
-    Deferred {
-        unfinished: usize,
-    },
+    Deferred { unfinished: usize },
 }
 
 /// The tables at the end of a process: rebuilt, waiting for the folder lock, unless the
@@ -330,7 +342,9 @@ pub fn final_tables(
 ) -> anyhow::Result<FinalTables> {
     let out = ResultsDir::new(results_root, &spec.name);
     if !out.root.is_dir() {
-        return Ok(FinalTables::Rebuilt);
+        return Ok(FinalTables::Rebuilt {
+            left_out: Vec::new(),
+        });
     }
     let unfinished = plan.map_or(0, |plan| {
         plan.iter()
@@ -338,8 +352,8 @@ pub fn final_tables(
             .count()
     });
     if unfinished == 0 {
-        out.write_tables()?;
-        return Ok(FinalTables::Rebuilt);
+        let left_out = out.write_tables()?.left_out;
+        return Ok(FinalTables::Rebuilt { left_out });
     }
     out.refresh_tables(TABLE_REFRESH)?;
     Ok(FinalTables::Deferred { unfinished })

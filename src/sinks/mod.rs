@@ -9,5 +9,6 @@ pub mod model_file;
 pub mod parquet;
 pub mod record;
 pub mod results;
+mod table_pair;
 pub mod tables;
 pub mod tensorboard;

@@ -73,12 +73,16 @@ impl ResultsDir {
         self.tensorboard_dir().join(name)
     }
 
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     pub fn runs_parquet(&self) -> PathBuf {
-        self.root.join("runs.parquet")
+        self.root.join(super::table_pair::RUNS)
     }
 
     pub fn epochs_parquet(&self) -> PathBuf {
-        self.root.join("epochs.parquet")
+        self.root.join(super::table_pair::EPOCHS)
     }
 
     /// The finished run's record, if there is one (an unreadable one counts as none: the
@@ -141,8 +145,8 @@ impl ResultsDir {
 
     /// Rebuilds runs.parquet and epochs.parquet from the finished runs' folders, under the
     /// folder lock (waiting for it), so that a concurrent process never replaces them with
-    /// an older view. Returns the number of runs in them.
-    pub fn write_tables(&self) -> anyhow::Result<usize> {
+    /// an older view. Returns the runs in them and those it had to leave out.
+    pub fn write_tables(&self) -> anyhow::Result<super::tables::Rebuilt> {
         let _lock = self.lock()?;
         super::tables::rebuild(self)
     }

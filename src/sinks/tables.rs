@@ -7,8 +7,9 @@
 //!    (their epoch rows from the run's `epoch_rows.parquet`, written when it finished, or
 //!    from `epochs.json` in folders written before those existed).
 //!
-//! Both files are written under temporary names and renamed into place at the end, so a
-//! reader (or a kill -9 during a rebuild) sees the old tables or the new ones, never a mix.
+//! Both files are written into a generation folder and made current together at the end
+//! (`table_pair`), so a reader (or a kill -9 at any moment of a rebuild) sees the old pair
+//! or the new one, never a mix.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -16,11 +17,12 @@ use std::path::Path;
 use polars::prelude::*;
 use serde_json::Value;
 
-use super::atomic::{AtomicFile, remove_abandoned_temporaries};
+use super::atomic::remove_abandoned_temporaries;
 use super::columns::{Columns, Row, Seen};
 use super::parquet::ParquetBatches;
 use super::record::{RunRecord, template_record};
 use super::results::{ResultsDir, read_record, rfc3339_utc_seconds};
+use super::table_pair::{self, PairWriter};
 use crate::train::EpochMetrics;
 
 /// Runs read, turned into rows and written at a time (100 epochs each: 25,600 epoch rows).
@@ -189,9 +191,18 @@ fn runs_batch(records: &[RunRecord], rows: &[Row], columns: &Columns) -> anyhow:
     Ok(frame)
 }
 
+/// What a rebuild wrote: the runs in the tables, and each run it had to leave out (its
+/// record, or its epochs, could not be read), as "id: why".
+#[derive(Debug, Default)]
+pub struct Rebuilt {
+    pub runs: usize,
+    pub left_out: Vec<String>,
+}
+
 /// A run's epoch rows: its `epoch_rows.parquet` when that has the expected columns, else
-/// built from `epochs.json`; `None` (with a warning naming the files) when neither reads.
-fn run_epochs(dir: &Path, expected: &Schema) -> Option<DataFrame> {
+/// built from `epochs.json`; `None` (with a warning naming the files, and the run in
+/// `left_out`) when neither reads.
+fn run_epochs(dir: &Path, expected: &Schema, left_out: &mut Vec<String>) -> Option<DataFrame> {
     let fragment = dir.join(EPOCH_ROWS_FILE);
     if let Ok(file) = std::fs::File::open(&fragment)
         && let Ok(frame) = ParquetReader::new(file)
@@ -213,6 +224,8 @@ fn run_epochs(dir: &Path, expected: &Schema) -> Option<DataFrame> {
                 "warning: {}: its epochs are left out of epochs.parquet: {e:#}",
                 path.display()
             );
+            let id = dir.file_name().unwrap_or_default().to_string_lossy();
+            left_out.push(format!("{id}: its epochs ({}): {e:#}", path.display()));
             None
         }
     }
@@ -226,6 +239,7 @@ fn epochs_batch(
     keys: &Columns,
     metrics: &Columns,
     expected: &Schema,
+    left_out: &mut Vec<String>,
 ) -> anyhow::Result<DataFrame> {
     let mut key_rows = Vec::with_capacity(rows.len());
     let mut repeat: Vec<IdxSize> = Vec::new();
@@ -235,7 +249,7 @@ fn epochs_batch(
             .get("run_id")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let Some(epochs) = run_epochs(&out.run_dir(id), expected) else {
+        let Some(epochs) = run_epochs(&out.run_dir(id), expected, left_out) else {
             continue;
         };
         let row: Row = keys
@@ -280,16 +294,19 @@ fn run_ids(out: &ResultsDir) -> Vec<String> {
 }
 
 /// Rebuilds both tables from the run folders; the caller holds the folder lock (so no other
-/// process writes them meanwhile). Returns the number of runs in the tables. A run whose
-/// record cannot be read is left out with a warning that names the file (never silently).
-pub(super) fn rebuild(out: &ResultsDir) -> anyhow::Result<usize> {
+/// process writes them meanwhile). A run whose record or epochs cannot be read is left out
+/// with a warning that names the file, and named in what it returns (never silently).
+pub(super) fn rebuild(out: &ResultsDir) -> anyhow::Result<Rebuilt> {
     rebuild_in_batches(out, BATCH)
 }
 
-fn rebuild_in_batches(out: &ResultsDir, batch: usize) -> anyhow::Result<usize> {
+fn rebuild_in_batches(out: &ResultsDir, batch: usize) -> anyhow::Result<Rebuilt> {
+    let mut left_out = Vec::new();
     crate::test_signal::table_rebuild_started();
+    // Temporaries of the single-file writers before generations, then unfinished ones.
     remove_abandoned_temporaries(&out.runs_parquet());
     remove_abandoned_temporaries(&out.epochs_parquet());
+    table_pair::remove_abandoned(out.root());
     let mut shape = Shape::new();
     let mut finished = Vec::new();
     for id in run_ids(out) {
@@ -299,7 +316,10 @@ fn rebuild_in_batches(out: &ResultsDir, batch: usize) -> anyhow::Result<usize> {
                 finished.push(id);
             }
             Ok(None) => {}
-            Err(e) => eprintln!("warning: run {id} left out of the tables: {e:#}"),
+            Err(e) => {
+                eprintln!("warning: run {id} left out of the tables: {e:#}");
+                left_out.push(format!("{id}: {e:#}"));
+            }
         }
     }
     let runs_columns = shape.runs_columns()?;
@@ -307,15 +327,21 @@ fn rebuild_in_batches(out: &ResultsDir, batch: usize) -> anyhow::Result<usize> {
     let metrics = epoch_columns();
     let expected = metrics.frame(&[])?.schema().as_ref().clone();
 
-    let runs_file = AtomicFile::create(&out.runs_parquet())?;
-    let epochs_file = AtomicFile::create(&out.epochs_parquet())?;
-    let mut runs = ParquetBatches::new(runs_file.file());
-    let mut epochs = ParquetBatches::new(epochs_file.file());
+    let pair = PairWriter::create(out.root())?;
+    let mut runs = ParquetBatches::new(pair.runs());
+    let mut epochs = ParquetBatches::new(pair.epochs());
     let mut written = 0;
     let mut batches = finished.chunks(batch).peekable();
     if batches.peek().is_none() {
         runs.write(&mut runs_batch(&[], &[], &runs_columns)?)?;
-        epochs.write(&mut epochs_batch(out, &[], &keys, &metrics, &expected)?)?;
+        epochs.write(&mut epochs_batch(
+            out,
+            &[],
+            &keys,
+            &metrics,
+            &expected,
+            &mut left_out,
+        )?)?;
     }
     for ids in batches {
         // Read again: records are small, and holding them all is what memory must not do.
@@ -327,16 +353,26 @@ fn rebuild_in_batches(out: &ResultsDir, batch: usize) -> anyhow::Result<usize> {
         runs.write(&mut runs_batch(&records, &rows, &runs_columns)?)
             .map_err(|e| anyhow::anyhow!("{}: {e:#}", out.runs_parquet().display()))?;
         epochs
-            .write(&mut epochs_batch(out, &rows, &keys, &metrics, &expected)?)
+            .write(&mut epochs_batch(
+                out,
+                &rows,
+                &keys,
+                &metrics,
+                &expected,
+                &mut left_out,
+            )?)
             .map_err(|e| anyhow::anyhow!("{}: {e:#}", out.epochs_parquet().display()))?;
         written += records.len();
         crate::test_signal::during_table_rebuild();
     }
     runs.finish()?;
     epochs.finish()?;
-    runs_file.commit()?;
-    epochs_file.commit()?;
-    Ok(written)
+    crate::test_signal::tables_written();
+    pair.commit()?;
+    Ok(Rebuilt {
+        runs: written,
+        left_out,
+    })
 }
 
 #[cfg(test)]
@@ -398,9 +434,9 @@ mod tests {
     fn tables_built_in_batches_equal_one_batch_and_keep_every_value() {
         let dir = tempfile::tempdir().unwrap();
         let out = folder(dir.path());
-        assert_eq!(rebuild_in_batches(&out, 2).unwrap(), 5);
+        assert_eq!(rebuild_in_batches(&out, 2).unwrap().runs, 5);
         let (runs2, epochs2) = (read(&out.runs_parquet()), read(&out.epochs_parquet()));
-        assert_eq!(rebuild_in_batches(&out, 1000).unwrap(), 5);
+        assert_eq!(rebuild_in_batches(&out, 1000).unwrap().runs, 5);
         let (runs, epochs) = (read(&out.runs_parquet()), read(&out.epochs_parquet()));
         assert!(runs.equals_missing(&runs2));
         assert!(epochs.equals_missing(&epochs2));
@@ -458,7 +494,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = ResultsDir::new(dir.path(), "e");
         std::fs::create_dir_all(out.root.join("runs")).unwrap();
-        assert_eq!(rebuild(&out).unwrap(), 0);
+        assert_eq!(rebuild(&out).unwrap().runs, 0);
         let runs = read(&out.runs_parquet());
         assert_eq!(runs.height(), 0);
         assert_eq!(

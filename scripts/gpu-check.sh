@@ -28,9 +28,10 @@
 # PyTorch runs through benches/torch_precision.py, in full f32 and with TF32 (burn's
 # tensor-core matmuls stage f32 as TF32 where the GPU has it): the log says which is which.
 #
-# Inputs (environment): GPU_BIN, a folder holding runner.zst and/or numerics.zst (zstd of
-# the stripped binaries of `cargo build --release --features cuda --bin runner --test
-# numerics`); GPU_DATA, the MNIST IDX folder; GPU_PEER, ../shared/peer's scripts; OUT, the
+# Inputs (environment): GPU_BIN, a folder holding runner and/or numerics as .xz or .zst (the
+# stripped binaries of `cargo build --release --features cuda --bin runner --test numerics`;
+# scripts/gpu-pack.sh makes the folder, with the data and peer scripts, under the 64 MiB a
+# device carry holds); GPU_DATA, the MNIST IDX folder; GPU_PEER, the PyTorch peer scripts; OUT, the
 # folder the logs and summary.md go to; GPU_COMMIT, the commit the binaries were built from
 # (the copy on the device machine need not carry git history). Every step has its own time limit, and its log
 # is written as it runs, so a step that hangs or fails still leaves the others' numbers.
@@ -55,13 +56,21 @@ step() { # name limit-seconds command...: runs it, logs to $OUT/name.log, notes 
     return $rc
 }
 
-unpack() { # name: GPU_BIN/name.zst -> $work/name (zstd from PATH, else one carried in GPU_TOOLS)
-    if command -v zstd >/dev/null; then
+unpack() { # name: GPU_BIN/name.xz (python3's lzma: on any machine with PyTorch) or name.zst -> $work/name
+    if [ -e "$GPU_BIN/$1.xz" ]; then
+        python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+            "$GPU_BIN/$1.xz" "$work/$1"
+    elif command -v zstd >/dev/null; then
         zstd -q -d "$GPU_BIN/$1.zst" -o "$work/$1"
     else
         LD_LIBRARY_PATH="${GPU_TOOLS:?no zstd here: carry one and name its folder in GPU_TOOLS}" \
             "$GPU_TOOLS/zstd" -q -d "$GPU_BIN/$1.zst" -o "$work/$1"
     fi && chmod +x "$work/$1"
+}
+
+# A binary was carried: name.xz or name.zst in GPU_BIN.
+carried() {
+    [ -e "$GPU_BIN/$1.xz" ] || [ -e "$GPU_BIN/$1.zst" ]
 }
 
 # cudarc loads libcuda and libnvrtc at run time: the driver's folder, the toolkit's, and
@@ -228,9 +237,9 @@ EOF2
 case "$part" in
 all)
     # In order of worth, so that a lease cut short still leaves the first parts' numbers.
-    [ -e "$GPU_BIN/runner.zst" ] && { part_timing; part_conv; part_iwae; }
-    [ -e "$GPU_BIN/numerics.zst" ] && part_numerics
-    [ -e "$GPU_BIN/runner.zst" ] && [ -n "${GPU_OBJECTIVES_ALL:-}" ] && part_objectives
+    carried runner && { part_timing; part_conv; part_iwae; }
+    carried numerics && part_numerics
+    carried runner && [ -n "${GPU_OBJECTIVES_ALL:-}" ] && part_objectives
     ;;
 conv)
     part_conv

@@ -21,9 +21,11 @@
 #                                   (../shared/peer/pytorch_conv_vae.py) on the same GPU
 #   scripts/gpu-check.sh iwae       Burda's IWAE k = 50 (784-200-200-50 tanh, batch 20) on
 #                                   6,000 training images, CUDA against PyTorch
+#   scripts/gpu-check.sh profile    one canonical epoch under Nsight Systems (where nsys is
+#                                   installed): the kernel and CUDA API summaries
 #   scripts/gpu-check.sh all        what a lease of ~10 minutes holds, in order of worth:
-#                                   timing, conv, iwae, numerics, objectives (each part
-#                                   whose binary was carried; every step has its own limit)
+#                                   timing, conv, iwae, numerics, profile (each part whose
+#                                   binary was carried; every step has its own limit)
 #
 # PyTorch runs through benches/torch_precision.py, in full f32 and with TF32 (burn's
 # tensor-core matmuls stage f32 as TF32 where the GPU has it): the log says which is which.
@@ -38,7 +40,7 @@
 # A rehearsal on a machine without a GPU: GPU_CHECK_BACKEND=cpu GPU_CHECK_TORCH=cpu.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-part=${1:?usage: scripts/gpu-check.sh all|timing|conv|iwae|numerics|objectives}
+part=${1:?usage: scripts/gpu-check.sh all|timing|conv|iwae|numerics|profile|objectives}
 : "${GPU_BIN:?} ${OUT:?}"
 mkdir -p "$OUT"
 work=$(mktemp -d)
@@ -128,7 +130,7 @@ part_conv() {
     for precision in fp32 tf32; do
         step "conv-torch-$precision" 90 "${torch_run[@]}" $precision "$GPU_PEER/pytorch_conv_vae.py" \
             --device "$torch_device" --blocks "$blocks" --json "$OUT/conv-torch-$precision.json"
-        grep -E "torch .*allow_tf32|per 1,000|s/1000|train" "$OUT/conv-torch-$precision.log" | tail -n 4 >>"$summary"
+        grep -E "allow_tf32|_s_per_1000_examples" "$OUT/conv-torch-$precision.log" >>"$summary"
     done
 }
 
@@ -234,11 +236,32 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "objectives-*", "*", "runs",
 EOF2
 }
 
+# Where a CUDA step's time goes: one epoch of the canonical model under Nsight Systems, its
+# kernel and API summaries into the log (the report itself stays on the machine). Only
+# where nsys is installed.
+part_profile() {
+    unpack runner || return 1
+    local nsys
+    nsys=$(command -v nsys || ls /usr/local/cuda/bin/nsys 2>/dev/null) || {
+        echo "| profile | skipped: no nsys here | 0 s |" | tee -a "$summary"
+        return 0
+    }
+    step profile 150 "$nsys" profile --stats=true --force-overwrite=true -o "$work/canonical" \
+        "$work/runner" run experiments/repro/pytorch_example.toml --set runtime.backend=$backend \
+        --set train.epochs=1 --set "data.path=$GPU_DATA" --set "runtime.results_dir=$work/profile" \
+        --set eval.importance_samples=1 --set eval.log_px_examples=1 --set eval.images_every_epochs=0
+    grep -A 14 -E "cuda_gpu_kern_sum|cuda_api_sum" "$OUT/profile.log" | head -n 40 >>"$summary"
+}
+
 case "$part" in
+profile)
+    part_profile
+    ;;
 all)
     # In order of worth, so that a lease cut short still leaves the first parts' numbers.
     carried runner && { part_timing; part_conv; part_iwae; }
     carried numerics && part_numerics
+    carried runner && part_profile
     carried runner && [ -n "${GPU_OBJECTIVES_ALL:-}" ] && part_objectives
     ;;
 conv)
@@ -257,7 +280,7 @@ objectives)
     part_objectives
     ;;
 *)
-    echo "unknown part $part: expected all, timing, conv, iwae, numerics or objectives" >&2
+    echo "unknown part $part: expected all, timing, conv, iwae, numerics, profile or objectives" >&2
     exit 2
     ;;
 esac

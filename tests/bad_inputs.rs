@@ -1315,3 +1315,12 @@ fn a_yaml_spec_with_a_byte_order_mark_is_read_like_one_without() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("bom"), "{stdout}");
 }
+
+#[test]
+fn a_directory_given_as_the_spec_is_refused_as_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("experiments");
+    std::fs::create_dir(&folder).unwrap();
+    let results = dir.path().join("results");
+    common::assert_refused(&folder, &results, &[], "experiments", "is a directory");
+}

@@ -132,6 +132,34 @@ fn three_shards_train_every_run_once_and_collect_tabulates_them() {
     // The full sweep afterwards finds nothing left to train.
     let out = sweep(&spec, &results, &[], &[]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("6 already finished, skipped"));
+
+    // A damaged record: collect tabulates the rest, names the run and exits 1; the next
+    // sweep says it trains that run again.
+    let damaged = &trained[2];
+    let record = results.join("grid6/runs").join(damaged).join("record.json");
+    std::fs::write(&record, "{\"run_id\": ").unwrap();
+    let out = runner()
+        .arg("collect")
+        .arg(results.join("grid6"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("left out of the tables") && stderr.contains(damaged.as_str()),
+        "{stderr}"
+    );
+    assert_eq!(
+        read_parquet(&results.join("grid6/runs.parquet")).height(),
+        5
+    );
+    let out = sweep(&spec, &results, &[], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("run {damaged}")) && stderr.contains("trains again"),
+        "{stderr}"
+    );
 }
 
 #[test]

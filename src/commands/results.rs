@@ -32,6 +32,23 @@ pub fn report_command(
     if let Some(warning) = report::scale_warning(&runs) {
         eprintln!("warning: {warning}");
     }
+    let short = report::coverage::missing_seeds(&runs, &by);
+    let stale = report::coverage::records_not_in_tables(dir, &runs);
+    for line in &short {
+        eprintln!("warning: averaged over fewer seeds than the study has: {line}");
+    }
+    if stale > 0 {
+        eprintln!(
+            "warning: {stale} finished runs in {} are not in its tables yet; `runner collect {}` brings them up to date",
+            dir.display(),
+            dir.display()
+        );
+    } else if !short.is_empty() {
+        eprintln!(
+            "note: a missing seed that trained is brought in by `runner collect {}`; one that did not, by running its sweep again",
+            dir.display()
+        );
+    }
     let table = report::aggregate(&dir.join("runs.parquet"), &by, metric)?;
     let text = report::render(&table, format)?;
     print!("{text}");

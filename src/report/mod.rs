@@ -1,5 +1,6 @@
 //! `runner report`: aggregate a results folder over seeds, print the table, draw the plots.
 
+pub mod coverage;
 mod planes;
 pub mod plots;
 pub mod significance;

@@ -3,7 +3,9 @@
 //!
 //! The log p(x) estimate is the slow part (minutes at K = 5000), so it survives schedulers:
 //! its progress (whole blocks of examples) is saved beside the trained model's checkpoint
-//! every `eval.checkpoint_every_seconds` and on SIGINT/SIGTERM, and a rerun continues it.
+//! after its first group of blocks, then as often as saving costs at most 5% of the time
+//! (and at least every `eval.checkpoint_every_seconds`), and on SIGINT/SIGTERM; a rerun
+//! continues it.
 //! Blocks carry their own noise streams, so the continued estimate equals one that ran
 //! through, bit for bit.
 
@@ -18,6 +20,9 @@ use crate::progress::RunProgress;
 use crate::sinks::results::{RunRecord, write_atomic};
 use crate::spec::{Binarization, RunConfig};
 use crate::train::eval_rng;
+
+/// Saving the estimate's progress may take up to one part in SAVE_SHARE of its time.
+const SAVE_SHARE: f64 = 20.0;
 
 /// File of the estimate's progress, inside the trained model's checkpoint folder.
 pub const PROGRESS_FILE: &str = "evaluation.safetensors";
@@ -226,7 +231,10 @@ fn log_px(
         ));
     }
     let every = config.eval.checkpoint_every_seconds;
-    let mut last_save = Instant::now();
+    // The first finished group is saved at once, so that an attempt killed seconds later
+    // keeps it; after that, whenever `every` seconds have passed or saving would cost at
+    // most 1/SAVE_SHARE of the time since the last save.
+    let mut last_save: Option<(Instant, f64)> = None;
     let mut save_error = None;
     let job = LogPxJob {
         k,
@@ -236,13 +244,17 @@ fn log_px(
     };
     let complete = eval::log_px(m, subset, job, &mut done, &mut |partial| {
         progress.evaluation(partial.len(), subset.rows);
-        let due = last_save.elapsed().as_secs_f64() >= every;
+        let due = last_save.is_none_or(|(at, cost): (Instant, f64)| {
+            let since = at.elapsed().as_secs_f64();
+            since >= every || since >= SAVE_SHARE * cost
+        });
         // The last group too: a kill before the record is written loses nothing.
         if due || crate::interrupt::requested() || partial.len() == subset.rows {
+            let started = Instant::now();
             if let Err(e) = saved.save(partial) {
                 save_error.get_or_insert(e);
             }
-            last_save = Instant::now();
+            last_save = Some((Instant::now(), started.elapsed().as_secs_f64()));
         }
         crate::test_signal::after_evaluated(partial.len());
     });

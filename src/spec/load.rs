@@ -15,6 +15,13 @@ pub const DATA_DIR_ENV: &str = "AEVB_DATA";
 /// Loads a spec file with env and `--set` overrides, and validates every run it sweeps into.
 pub fn load(path: &Path, overrides: &[String]) -> Result<Spec, SpecError> {
     let file = path.display().to_string();
+    if path.is_dir() {
+        return Err(SpecError::new(
+            &file,
+            "-",
+            "is a directory; expected a spec file (.toml or .yaml)",
+        ));
+    }
     if !path.is_file() {
         return Err(SpecError::new(&file, "-", "spec file not found"));
     }

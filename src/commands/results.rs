@@ -33,17 +33,23 @@ pub fn report_command(
         eprintln!("warning: {warning}");
     }
     let short = report::coverage::missing_seeds(&runs, &by);
-    let stale = report::coverage::records_not_in_tables(dir, &runs);
+    let missing = report::coverage::records_not_in_tables(dir, &runs);
     for line in &short {
         eprintln!("warning: averaged over fewer seeds than the study has: {line}");
     }
-    if stale > 0 {
+    for run in &missing.unreadable {
         eprintln!(
-            "warning: {stale} finished runs in {} are not in its tables yet; `runner collect {}` brings them up to date",
+            "warning: a run's record cannot be read, so it is in no table: {run}; repair or remove its folder, then run the sweep again"
+        );
+    }
+    if missing.finished > 0 {
+        eprintln!(
+            "warning: {} finished runs in {} are not in its tables yet; `runner collect {}` brings them up to date",
+            missing.finished,
             dir.display(),
             dir.display()
         );
-    } else if !short.is_empty() {
+    } else if !short.is_empty() && missing.unreadable.is_empty() {
         eprintln!(
             "note: a missing seed that trained is brought in by `runner collect {}`; one that did not, by running its sweep again",
             dir.display()

@@ -50,18 +50,32 @@ pub fn missing_seeds(runs: &DataFrame, by: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Finished runs on disk (a `record.json` in their folder) that the tables do not hold: the
-/// tables are older than the runs.
-pub fn records_not_in_tables(dir: &Path, runs: &DataFrame) -> usize {
+/// Runs on disk that the tables do not hold: finished ones (the tables are older than the
+/// runs) and those whose record cannot be read, as "id: why".
+#[derive(Debug, Default)]
+pub struct NotInTables {
+    pub finished: usize,
+    pub unreadable: Vec<String>,
+}
+
+pub fn records_not_in_tables(dir: &Path, runs: &DataFrame) -> NotInTables {
     let in_table: BTreeSet<String> = texts(runs, "run_id").into_iter().collect();
+    let mut found = NotInTables::default();
     let Ok(entries) = std::fs::read_dir(dir.join("runs")) else {
-        return 0;
+        return found;
     };
-    entries
-        .flatten()
-        .filter(|e| e.path().join("record.json").is_file())
-        .filter(|e| !in_table.contains(e.file_name().to_string_lossy().as_ref()))
-        .count()
+    for entry in entries.flatten() {
+        let id = entry.file_name().to_string_lossy().into_owned();
+        if in_table.contains(&id) {
+            continue;
+        }
+        match crate::sinks::results::read_record(&entry.path()) {
+            Ok(Some(_)) => found.finished += 1,
+            Ok(None) => {}
+            Err(e) => found.unreadable.push(format!("{id}: {e:#}")),
+        }
+    }
+    found
 }
 
 #[cfg(test)]

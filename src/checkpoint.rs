@@ -68,20 +68,26 @@ pub struct Loaded {
 /// (`train.restore_best`).
 const BEST: &str = "best";
 
-/// The best evaluation's files, if the checkpoint kept them.
-fn read_best(dir: &Path) -> anyhow::Result<Option<crate::engine::Files>> {
-    if !dir.is_dir() {
-        return Ok(None);
-    }
+/// The checkpoint's own record of itself: position, identity and the files' SHA-256.
+const STATE_FILE: &str = "state.toml";
+
+/// The files directly in `dir` (not its folders, not `state.toml`), by name, sorted: read
+/// once, then checked against the manifest and parsed from memory.
+fn read_files(dir: &Path) -> anyhow::Result<crate::engine::Files> {
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
+    for entry in std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))? {
         let path = entry?.path();
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        if !path.is_file() || name == STATE_FILE {
+            continue;
+        }
         let bytes = std::fs::read(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        files.extend(name.map(|n| (n, bytes)));
+        files.push((name, bytes));
     }
     files.sort();
-    Ok(Some(files))
+    Ok(files)
 }
 
 fn sha256(bytes: &[u8]) -> String {
@@ -91,12 +97,25 @@ fn sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Checks every file the manifest lists against its SHA-256.
-fn verify(dir: &Path, files: &BTreeMap<String, String>) -> anyhow::Result<()> {
-    for (name, want) in files {
+/// Checks every file the manifest lists (`best/NAME` among `best`'s files) against its
+/// SHA-256; `dir` names them in messages.
+fn verify(
+    dir: &Path,
+    manifest: &BTreeMap<String, String>,
+    files: &crate::engine::Files,
+    best: Option<&crate::engine::Files>,
+) -> anyhow::Result<()> {
+    for (name, want) in manifest {
+        let (set, file) = match name.strip_prefix(&format!("{BEST}/")) {
+            Some(file) => (best, file),
+            None => (Some(files), name.as_str()),
+        };
         let path = dir.join(name);
-        let bytes = std::fs::read(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        if sha256(&bytes) != *want {
+        let bytes = set
+            .and_then(|set| set.iter().find(|(n, _)| n == file))
+            .map(|(_, bytes)| bytes)
+            .ok_or_else(|| anyhow::anyhow!("{}: missing", path.display()))?;
+        if sha256(bytes) != *want {
             anyhow::bail!(
                 "{} is damaged: its SHA-256 is not the one written with it",
                 path.display()
@@ -222,7 +241,7 @@ impl Checkpoints {
                 train: state.clone(),
                 files,
             };
-            write_atomic(&tmp.join("state.toml"), toml::to_string(&file)?.as_bytes())?;
+            write_atomic(&tmp.join(STATE_FILE), toml::to_string(&file)?.as_bytes())?;
             replace_dir(&tmp, &target)?;
             let _ = std::fs::File::open(&self.dir).and_then(|d| d.sync_all());
             Ok(())
@@ -294,7 +313,7 @@ impl Checkpoints {
             std::fs::read(path.join(name))
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.join(name).display()))
         };
-        let text = String::from_utf8(read("state.toml")?)?;
+        let text = String::from_utf8(read(STATE_FILE)?)?;
         let state: StateFile = toml::from_str(&text)?;
         if state.run_id != self.run_id {
             anyhow::bail!("it belongs to run {}", state.run_id);
@@ -306,9 +325,14 @@ impl Checkpoints {
                 crate::VERSION
             );
         }
-        verify(path, &state.files)?;
-        let engine = crate::engine::Saved::read(path)?;
-        let best = read_best(&path.join(BEST))?;
+        let files = read_files(path)?;
+        let best_dir = path.join(BEST);
+        let best = best_dir
+            .is_dir()
+            .then(|| read_files(&best_dir))
+            .transpose()?;
+        verify(path, &state.files, &files, best.as_ref())?;
+        let engine = crate::engine::Saved::from_files(&files)?;
         let loaded = Loaded {
             resume: Resume {
                 state: state.train,

@@ -6,8 +6,6 @@ pub mod autodiff;
 pub mod fused;
 pub mod support;
 
-use std::path::Path;
-
 use burn::tensor::Device;
 use rand::rngs::StdRng;
 
@@ -111,17 +109,8 @@ pub enum Saved {
 }
 
 impl Saved {
-    /// Reads what [`Engine::checkpoint_files`] wrote into `dir`; fails on anything unreadable
-    /// (so that the caller can fall back to an older checkpoint).
-    pub fn read(dir: &Path) -> anyhow::Result<Self> {
-        let read = |name: &str| {
-            std::fs::read(dir.join(name))
-                .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join(name).display()))
-        };
-        Self::parse(&read, &|name| dir.join(name).exists())
-    }
-
-    /// The same from files held in memory, as [`Engine::checkpoint_files`] gave them.
+    /// Parses what [`Engine::checkpoint_files`] gave (a checkpoint's files, read back);
+    /// fails on anything unreadable (so that the caller can fall back to an older one).
     pub fn from_files(files: &Files) -> anyhow::Result<Self> {
         let find = |name: &str| files.iter().find(|(n, _)| n == name).map(|(_, b)| b);
         let read = |name: &str| {

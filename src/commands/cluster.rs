@@ -104,13 +104,7 @@ pub fn collect_command(dir: &Path) -> anyhow::Result<ExitCode> {
         out.epochs_parquet().display()
     );
     if !rebuilt.left_out.is_empty() {
-        eprintln!(
-            "error: {} runs are left out of the tables (their files cannot be read):",
-            rebuilt.left_out.len()
-        );
-        for run in &rebuilt.left_out {
-            eprintln!("  {run}");
-        }
+        super::print_left_out(dir, &rebuilt.left_out);
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

@@ -125,18 +125,7 @@ fn outcome(spec: &Spec, summary: &runner::SweepSummary, experiment_dir: &Path) -
         );
     }
     if !summary.left_out.is_empty() {
-        eprintln!(
-            "error: {} runs are left out of the tables in {}:",
-            summary.left_out.len(),
-            experiment_dir.display()
-        );
-        for run in &summary.left_out {
-            eprintln!("  {run}");
-        }
-        eprintln!(
-            "error: repair or remove those run folders, then `runner collect {}` (a removed run trains again on the next sweep)",
-            experiment_dir.display()
-        );
+        super::print_left_out(experiment_dir, &summary.left_out);
     }
     if !summary.interrupted.is_empty() || aevb::interrupt::requested() {
         eprintln!(

@@ -8,7 +8,11 @@
 //! (and its progress saved, where saving is due); `"rebuild=N,signal=KILL"`: during the
 //! process's N-th rebuild of the tables, once their first batch of runs is written (both
 //! files half-written in their generation folder); `"tables=N,signal=KILL"`: in the N-th
-//! rebuild, once both files are whole and before they are made current.
+//! rebuild, once both files are whole and before they are made current; `"chunks=N"`: once
+//! the process has taken N chunks of samples of a log p(x) estimate (inside a block);
+//! `"phase=P"`: as the final evaluation's phase P begins (`evaluation`: training is done;
+//! `log_px`: the ELBO terms are saved; `metrics`: the estimate is saved; `record`: all is
+//! evaluated and saved, the record not yet written).
 //! Signals: TERM, KILL, STOP, INT. It fires at most once per process. Unset (always, outside
 //! tests), it costs one load per minibatch.
 
@@ -24,6 +28,29 @@ enum Point {
     Evaluated(usize),
     Rebuild(usize),
     TablesWritten(usize),
+    Chunks(usize),
+    Phase(Phase),
+}
+
+/// The phases of a run's final evaluation, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Evaluation,
+    LogPx,
+    Metrics,
+    Record,
+}
+
+impl Phase {
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "evaluation" => Self::Evaluation,
+            "log_px" => Self::LogPx,
+            "metrics" => Self::Metrics,
+            "record" => Self::Record,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,19 +66,24 @@ fn parse(text: &str) -> Option<Planned> {
         fields.insert(k.trim(), v.trim());
     }
     let number = |k: &str| fields.get(k).and_then(|v| v.parse::<usize>().ok());
-    let point = match (
-        number("epoch"),
-        number("step"),
-        number("runs"),
-        number("evaluated"),
-        number("rebuild"),
-        number("tables"),
-    ) {
-        (Some(epoch), Some(step), None, None, None, None) => Point::Step { epoch, step },
-        (None, None, Some(n), None, None, None) => Point::RunsFinished(n),
-        (None, None, None, Some(n), None, None) => Point::Evaluated(n),
-        (None, None, None, None, Some(n), None) => Point::Rebuild(n),
-        (None, None, None, None, None, Some(n)) => Point::TablesWritten(n),
+    let keys = fields.len() - usize::from(fields.contains_key("signal"));
+    let point = match keys {
+        2 => Point::Step {
+            epoch: number("epoch")?,
+            step: number("step")?,
+        },
+        1 => {
+            let (key, value) = fields.iter().find(|(k, _)| **k != "signal")?;
+            match *key {
+                "runs" => Point::RunsFinished(number(key)?),
+                "evaluated" => Point::Evaluated(number(key)?),
+                "rebuild" => Point::Rebuild(number(key)?),
+                "tables" => Point::TablesWritten(number(key)?),
+                "chunks" => Point::Chunks(number(key)?),
+                "phase" => Point::Phase(Phase::parse(value)?),
+                _ => return None,
+            }
+        }
         _ => return None,
     };
     let signal = match *fields.get("signal")? {
@@ -115,6 +147,23 @@ pub fn after_evaluated(done: usize) {
     }
 }
 
+static CHUNKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A log p(x) estimate has taken one more chunk of samples (on any of its threads).
+pub fn after_estimate_chunk() {
+    if planned().is_some() {
+        let n = CHUNKS.fetch_add(1, Ordering::SeqCst) + 1;
+        fire_at(Point::Chunks(n));
+    }
+}
+
+/// A phase of the final evaluation begins.
+pub fn at_phase(phase: Phase) {
+    if planned().is_some() {
+        fire_at(Point::Phase(phase));
+    }
+}
+
 static REBUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// A rebuild of the tables has begun.
@@ -170,7 +219,17 @@ mod tests {
             parse("tables=2,signal=KILL").map(|p| p.point),
             Some(Point::TablesWritten(2))
         );
+        assert_eq!(
+            parse("chunks=3,signal=TERM").map(|p| p.point),
+            Some(Point::Chunks(3))
+        );
+        assert_eq!(
+            parse("phase=metrics,signal=KILL").map(|p| p.point),
+            Some(Point::Phase(Phase::Metrics))
+        );
+        assert_eq!(parse("phase=lunch,signal=KILL"), None);
         assert_eq!(parse("epoch=2,signal=TERM"), None);
+        assert_eq!(parse("epoch=2,runs=1,signal=TERM"), None);
         assert_eq!(parse("runs=1,signal=HUP"), None);
         assert_eq!(parse("runs=1,epoch=2,step=1,signal=KILL"), None);
     }

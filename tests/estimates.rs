@@ -116,8 +116,9 @@ fn standard_errors_in_the_tables_are_those_of_the_per_example_values() {
     );
 }
 
-/// The final evaluation's saved progress: examples done, or 0 with none saved.
-fn saved_examples(results: &Path) -> usize {
+/// The final evaluation's saved progress: samples taken over every example (whole
+/// examples, and blocks part-way), or 0 with none saved.
+fn saved_samples(results: &Path) -> u64 {
     let Ok(folders) = std::fs::read_dir(run_dir(results).join("checkpoints")) else {
         return 0;
     };
@@ -126,11 +127,25 @@ fn saved_examples(results: &Path) -> usize {
         .filter_map(|f| std::fs::read(f.path().join("evaluation.safetensors")).ok())
         .map(|bytes| {
             let t = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-            t.tensor("log_px").unwrap().shape()[0]
+            let whole = t.tensor("log_px").unwrap().shape()[0] as u64 * K;
+            // Column 3 of each in-flight example's running sums is its count of samples.
+            let counts: u64 = t
+                .tensor("in_flight_weights")
+                .unwrap()
+                .data()
+                .chunks_exact(8)
+                .skip(3)
+                .step_by(6)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as u64)
+                .sum();
+            whole + counts
         })
         .max()
         .unwrap_or(0)
 }
+
+/// The spec's K.
+const K: u64 = 300;
 
 const METRICS: [&str; 7] = [
     "test_elbo",
@@ -154,9 +169,13 @@ fn sigterm_during_the_final_evaluation_checkpoints_it_and_the_rerun_matches() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "stopped, not finished: {stderr}");
     assert!(!run_dir(&results).join("record.json").exists());
-    // Stopped at the next block: the first group's progress is saved, no more.
-    let saved = saved_examples(&results);
-    assert!((64..=192).contains(&saved), "saved {saved}: {stderr}");
+    // Stopped within a round of the first 64 examples done: saved, with no more than the
+    // blocks then in flight.
+    let saved = saved_samples(&results);
+    assert!(
+        (64 * K..=192 * K).contains(&saved),
+        "saved {saved}: {stderr}"
+    );
 
     let out = sweep(&spec, &results, None);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -194,7 +213,7 @@ fn kill_9_at_random_points_of_the_evaluation_still_lets_the_sweep_finish() {
             break;
         }
         // Every killed attempt made progress.
-        let now = saved_examples(&results);
+        let now = saved_samples(&results);
         assert!(
             now > saved,
             "attempt {attempt} (kill at {at}): {saved} -> {now}"

@@ -411,16 +411,40 @@ fn evaluation_gives_the_same_bits_on_any_thread_count_and_after_a_stop() {
         seed: 7,
         stoppable: false,
     };
-    let mut partial = eval::ImportanceExamples::default();
+    let mut partial = eval::LogPxProgress::default();
     let b = eval::blocks::BLOCK_EXAMPLES;
-    partial.log_px = one.1.log_px[..2 * b].to_vec();
-    partial.ess = one.1.ess[..2 * b].to_vec();
-    partial.log_w_sd = one.1.log_w_sd[..2 * b].to_vec();
+    partial.examples.log_px = one.1.log_px[..2 * b].to_vec();
+    partial.examples.ess = one.1.ess[..2 * b].to_vec();
+    partial.examples.log_w_sd = one.1.log_w_sd[..2 * b].to_vec();
     eval::with_model(&vae, &config, 2, |m| {
         eval::log_px(m, &data, job, &mut partial, &mut |_| {})
     })
     .unwrap();
-    assert_eq!(partial, one.1);
+    assert_eq!(partial.examples, one.1);
+    // Stopped inside blocks: after the first round (one chunk of 1000 / 64 = 15 samples
+    // per block, of 50), the progress holds blocks part-way; continued from a copy of it,
+    // on another thread count, the estimate has the same bits.
+    for threads in [1, 3] {
+        let mut rounds = Vec::new();
+        let mut full = eval::LogPxProgress::default();
+        eval::with_model(&vae, &config, threads, |m| {
+            eval::log_px(m, &data, job, &mut full, &mut |p| rounds.push(p.clone()))
+        })
+        .unwrap();
+        assert_eq!(full.examples, one.1);
+        let first = &rounds[0];
+        assert!(first.examples.is_empty());
+        assert_eq!(first.in_flight.len(), threads);
+        assert!(first.in_flight.iter().all(|f| f.samples == 15));
+        assert_eq!(first.samples_done(50), (threads * b * 15) as u64);
+        let mut continued = first.clone();
+        eval::with_model(&vae, &config, 4 - threads, |m| {
+            eval::log_px(m, &data, job, &mut continued, &mut |_| {})
+        })
+        .unwrap();
+        assert_eq!(continued.examples, one.1, "{threads} threads");
+        assert!(continued.in_flight.is_empty());
+    }
 }
 
 #[test]

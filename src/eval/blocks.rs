@@ -4,7 +4,7 @@
 //! from saved progress.
 
 use rand::SeedableRng;
-use rand::rngs::StdRng;
+use rand_chacha::ChaCha12Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::engine::fused::products::Threads;
@@ -21,18 +21,22 @@ pub enum Purpose {
     LogPx = 2,
 }
 
+/// A block's noise stream: ChaCha12, the algorithm of rand's `StdRng` (the same draws from
+/// the same key), whose position can be saved and restored.
+pub type Stream = ChaCha12Rng;
+
 /// The noise of one block. Byte 24 carries the purpose with its top bit set, so these
 /// streams never meet the training streams (`train::stream`, bytes 1–3 there).
-pub fn stream(seed: u64, purpose: Purpose, block: usize) -> StdRng {
+pub fn stream(seed: u64, purpose: Purpose, block: usize) -> Stream {
     let mut key = [0u8; 32];
     key[..8].copy_from_slice(&seed.to_le_bytes());
     key[8..16].copy_from_slice(&(block as u64).to_le_bytes());
     key[24] = 0x80 | purpose as u8;
-    StdRng::from_seed(key)
+    Stream::from_seed(key)
 }
 
 /// `count` standard normal draws into `out`, continuing `rng`.
-pub fn draw(rng: &mut StdRng, count: usize, out: &mut Vec<f32>) {
+pub fn draw(rng: &mut Stream, count: usize, out: &mut Vec<f32>) {
     out.clear();
     out.extend((0..count).map(|_| -> f32 { StandardNormal.sample(rng) }));
 }

@@ -8,6 +8,7 @@
 //! forward pass (on its parameters in place during training); the others by burn.
 
 pub mod blocks;
+pub mod importance;
 pub mod scorer;
 pub mod stats;
 
@@ -20,6 +21,10 @@ use crate::engine::fused::products::Threads;
 use crate::model::Vae;
 use crate::spec::{KlMode, ObjectiveKind, PriorKind, RunConfig};
 use blocks::Purpose;
+pub use importance::{
+    ImportanceExamples, InFlight, LogPxJob, LogPxProgress, LogPxSummary, SINGLE_WEIGHT_ESS,
+    iwae_bound, log_px, log_px_examples,
+};
 use scorer::{BurnScorer, FusedScorer, Scorer};
 pub use stats::{Estimate, LogWeights};
 
@@ -194,199 +199,6 @@ fn elbo_blocks<S: Scorer>(
         },
     );
     terms
-}
-
-/// An importance-sampling estimate of log p(x) per example, with its diagnostics. Holds
-/// whole blocks of examples, from the first: a partial one is an estimate's saved progress.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ImportanceExamples {
-    /// log (1/K) Σ_k p(x, z_k) / q(z_k|x).
-    pub log_px: Vec<f64>,
-    /// Effective sample size of the K normalised weights.
-    pub ess: Vec<f64>,
-    /// Standard deviation of the K log-weights.
-    pub log_w_sd: Vec<f64>,
-}
-
-impl ImportanceExamples {
-    pub fn len(&self) -> usize {
-        self.log_px.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.log_px.is_empty()
-    }
-
-    fn push(&mut self, w: &LogWeights) {
-        self.log_px.push(w.log_mean());
-        self.ess.push(w.ess());
-        self.log_w_sd.push(w.sd());
-    }
-
-    pub fn summary(&self) -> LogPxSummary {
-        let n = self.ess.len().max(1) as f64;
-        LogPxSummary {
-            log_px: Estimate::of(&self.log_px),
-            ess_mean: self.ess.iter().sum::<f64>() / n,
-            ess_min: self.ess.iter().copied().fold(f64::INFINITY, f64::min),
-            log_w_sd_mean: self.log_w_sd.iter().sum::<f64>() / n,
-            single_weight_fraction: self.ess.iter().filter(|&&e| e < SINGLE_WEIGHT_ESS).count()
-                as f64
-                / n,
-        }
-    }
-}
-
-/// An example whose weights have an ESS below this rests on about one of its K samples.
-pub const SINGLE_WEIGHT_ESS: f64 = 2.0;
-
-/// The estimate over a set of examples, and how far its importance weights can be trusted.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LogPxSummary {
-    pub log_px: Estimate,
-    pub ess_mean: f64,
-    pub ess_min: f64,
-    pub log_w_sd_mean: f64,
-    /// Fraction of examples with ESS < [`SINGLE_WEIGHT_ESS`].
-    pub single_weight_fraction: f64,
-}
-
-impl LogPxSummary {
-    /// A warning for the run's log when the estimate rests on too few effective samples:
-    /// more than a tenth of the examples with about one weight carrying all the mass.
-    pub fn warning(&self, k: usize) -> Option<String> {
-        (self.single_weight_fraction > 0.1).then(|| {
-            format!(
-                "log p(x): {:.0}% of examples have an effective sample size below {SINGLE_WEIGHT_ESS} of K = {k} (mean {:.1}, min {:.2}); the estimate is dominated by single samples: raise eval.importance_samples",
-                100.0 * self.single_weight_fraction,
-                self.ess_mean,
-                self.ess_min
-            )
-        })
-    }
-}
-
-/// How an importance-sampling estimate runs.
-#[derive(Clone, Copy, Debug)]
-pub struct LogPxJob {
-    /// Samples per example.
-    pub k: usize,
-    /// At most this many decoder rows at once (bounds memory).
-    pub max_rows: usize,
-    pub seed: u64,
-    /// Stop part-way on SIGINT/SIGTERM (what has been done stays in the partial estimate).
-    pub stoppable: bool,
-}
-
-/// log p(x) ≈ log (1/K) Σ_k p(x, z_k) / q(z_k|x), z_k ~ q(z|x), for every row of `data`,
-/// continuing `partial` (whole blocks already done). Samples are drawn in chunks and
-/// combined with a running log-sum-exp in f64, so K = 5000 needs no more memory than
-/// K = 50. `on_progress` sees the estimate after each group of blocks (to show or save it).
-/// Returns whether every example is done (false: stopped by a signal).
-pub fn log_px(
-    model: &Model<'_>,
-    data: &Matrix,
-    job: LogPxJob,
-    partial: &mut ImportanceExamples,
-    on_progress: &mut dyn FnMut(&ImportanceExamples),
-) -> bool {
-    match model {
-        Model::Fused {
-            layout,
-            params,
-            threads,
-        } => match FusedScorer::new(layout, params) {
-            Ok(s) => log_px_blocks(&s, threads, data, job, partial, on_progress),
-            Err(e) => panic!("cannot start evaluation threads: {e:#}"),
-        },
-        Model::Burn(vae) => log_px_blocks(
-            &BurnScorer::new(vae),
-            &one_thread(),
-            data,
-            job,
-            partial,
-            on_progress,
-        ),
-    }
-}
-
-/// [`log_px`] from the start, run through (no stopping).
-pub fn log_px_examples(
-    model: &Model<'_>,
-    data: &Matrix,
-    k: usize,
-    max_rows: usize,
-    seed: u64,
-) -> ImportanceExamples {
-    let mut out = ImportanceExamples::default();
-    let job = LogPxJob {
-        k,
-        max_rows,
-        seed,
-        stoppable: false,
-    };
-    log_px(model, data, job, &mut out, &mut |_| {});
-    out
-}
-
-/// The mean IWAE bound with k samples per example (k = 1 is a one-sample ELBO).
-pub fn iwae_bound(model: &Model<'_>, data: &Matrix, k: usize, seed: u64) -> f64 {
-    let all = log_px_examples(model, data, k, 65_536, seed);
-    all.log_px.iter().sum::<f64>() / all.len().max(1) as f64
-}
-
-fn log_px_blocks<S: Scorer>(
-    scorer: &S,
-    threads: &Threads,
-    data: &Matrix,
-    job: LogPxJob,
-    partial: &mut ImportanceExamples,
-    on_progress: &mut dyn FnMut(&ImportanceExamples),
-) -> bool {
-    let (d, zd) = (data.cols, scorer.latent_dim());
-    let k = job.k.max(1);
-    assert!(
-        partial.len() == data.rows || partial.len().is_multiple_of(blocks::BLOCK_EXAMPLES),
-        "saved progress holds whole blocks"
-    );
-    let first = partial.len().div_ceil(blocks::BLOCK_EXAMPLES);
-    let max_rows = scorer.chunk_rows(job.max_rows);
-    blocks::run(
-        threads,
-        data.rows,
-        first,
-        |work: &mut S::Work, b| {
-            let r = blocks::block_range(b, data.rows);
-            let n = r.len();
-            let x = &data.values[r.start * d..r.end * d];
-            let mut rng = blocks::stream(job.seed, Purpose::LogPx, b);
-            let per_chunk = (max_rows / n).clamp(1, k);
-            let (mut eps, mut log_w) = (Vec::new(), Vec::new());
-            let mut weights = vec![LogWeights::default(); n];
-            let mut done = 0;
-            while done < k {
-                if job.stoppable && crate::interrupt::requested() {
-                    return None;
-                }
-                let s = per_chunk.min(k - done);
-                blocks::draw(&mut rng, s * n * zd, &mut eps);
-                scorer.log_weights(work, x, &eps, &mut log_w);
-                // Row s·n + i: each example takes its samples in order.
-                for (row, &lw) in log_w.iter().enumerate() {
-                    weights[row % n].push(lw);
-                }
-                done += s;
-            }
-            Some(weights)
-        },
-        |_, weights| {
-            for w in &weights {
-                partial.push(w);
-            }
-            on_progress(partial);
-            true
-        },
-    )
 }
 
 /// Examples per batch where the encoder alone runs (posterior parameters, active units).

@@ -41,7 +41,7 @@ impl Estimate {
 /// a running log-sum-exp in f64 for log p(x) ≈ log (1/K) Σ w_k, the effective sample size
 /// (Σ w)² / Σ w² of the normalised weights, and the standard deviation of the log-weights
 /// (Welford), the two diagnostics that say when K is too small.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LogWeights {
     max: f64,
     /// Σ exp(lw − max) and Σ exp(2 (lw − max)).
@@ -81,6 +81,31 @@ impl LogWeights {
         let delta = lw - self.mean;
         self.mean += delta / self.count as f64;
         self.m2 += delta * (lw - self.mean);
+    }
+
+    /// The running sums, to save: [max, Σ w, Σ w², count, mean, M2] (a count is exact in
+    /// f64 up to 2⁵³).
+    pub fn parts(&self) -> [f64; 6] {
+        [
+            self.max,
+            self.sum,
+            self.sum_sq,
+            self.count as f64,
+            self.mean,
+            self.m2,
+        ]
+    }
+
+    /// The sums [`Self::parts`] saved.
+    pub fn from_parts(p: [f64; 6]) -> Self {
+        Self {
+            max: p[0],
+            sum: p[1],
+            sum_sq: p[2],
+            count: p[3] as usize,
+            mean: p[4],
+            m2: p[5],
+        }
     }
 
     /// log (1/K) Σ w_k.

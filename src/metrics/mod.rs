@@ -94,6 +94,30 @@ impl Scores {
         ];
         std::array::from_fn(|i| (NAMES[i], values[i]))
     }
+
+    /// The scores whose values, in [`NAMES`]' order, are `values` (what [`Self::named`] gives).
+    pub fn from_values(values: [Option<f64>; NAMES.len()]) -> Self {
+        let [
+            beta_vae,
+            factor_vae,
+            mig,
+            sap,
+            dci_disentanglement,
+            dci_completeness,
+            dci_informativeness,
+            gaussian_tc,
+        ] = values;
+        Self {
+            beta_vae,
+            factor_vae,
+            mig,
+            sap,
+            dci_disentanglement,
+            dci_completeness,
+            dci_informativeness,
+            gaussian_tc,
+        }
+    }
 }
 
 /// A representation: `rows` examples of `dims` latent values, row-major.

@@ -3,11 +3,12 @@
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::time::Instant;
 
 use super::Shared;
-use super::evaluation::{self, Evaluated, ProgressFile};
+use super::eval_progress::ProgressFile;
+use super::evaluation::{self, Evaluated};
 use super::halving::RungResult;
+use super::ledger::Ledger;
 use crate::checkpoint::{BoardPosition, Checkpoints, Loaded};
 use crate::data::Dataset;
 use crate::engine::Engine;
@@ -44,35 +45,48 @@ pub(super) fn execute(
     bar: &RunProgress,
 ) -> Executed {
     let threads = crate::engine::threads_per_run(&run.config, shared.concurrent);
-    let started = Instant::now();
     let checkpoints = Checkpoints::new(&shared.out.run_dir(&run.id), &run.id);
-    let (loaded, passed_over) = resume_point(&checkpoints, &run.config, shared.force, bar);
-    let seconds_before = loaded
-        .as_ref()
-        .map(|l| l.resume.state.train_seconds)
-        .unwrap_or(0.0);
+    let (mut loaded, mut notes) = resume_point(&checkpoints, &run.config, shared.force, bar);
+    let ledger = Ledger::begin(&shared.out.run_dir(&run.id), shared.force);
     let board_dir = shared.out.board_dir(&run.label, &run.id);
-    let mut board = open_board(
-        &board_dir,
-        run,
-        shared.text_keys,
-        shared.experiment,
-        loaded.as_ref(),
-    );
     let mut log = CheckpointLog::default();
-    let outcome = train_phase(
-        shared,
-        run,
-        device,
-        threads,
-        bar,
-        &mut board,
-        &checkpoints,
-        &mut log,
-        loaded,
-    );
+    let (outcome, mut board) = loop {
+        let mut board = open_board(
+            &board_dir,
+            run,
+            shared.text_keys,
+            shared.experiment,
+            loaded.as_ref(),
+        );
+        let from = loaded
+            .as_ref()
+            .map(|l| (l.path.clone(), l.resume.state.epoch));
+        let outcome = train_phase(
+            shared,
+            run,
+            device,
+            threads,
+            bar,
+            &mut board,
+            &checkpoints,
+            &mut log,
+            &ledger,
+            loaded,
+        );
+        let Some(note) = damaged_checkpoint(&outcome, from) else {
+            break (outcome, board);
+        };
+        // The checkpoint is gone: the next one back (or a fresh start) trains again.
+        bar.note(&note);
+        notes.push(note);
+        board.flush();
+        drop(board);
+        let (older, passed_over) = resume_point(&checkpoints, &run.config, false, bar);
+        loaded = older;
+        notes.extend(passed_over);
+    };
     let mut record = new_record(shared, run, threads);
-    record.resume_notes = (!passed_over.is_empty()).then(|| passed_over.join("; "));
+    record.resume_notes = (!notes.is_empty()).then(|| notes.join("; "));
     let mut epochs: Vec<EpochMetrics> = Vec::new();
     let mut model = None;
     match outcome {
@@ -99,6 +113,7 @@ pub(super) fn execute(
                     run,
                     threads,
                     &checkpoints,
+                    &ledger,
                     &mut record,
                     &mut board,
                     bar,
@@ -112,9 +127,10 @@ pub(super) fn execute(
         Ok(Err(e)) => record.error = Some(format!("{e:#}")),
         Err(panic) => record.error = Some(panic_message(panic)),
     }
-    record.wall_seconds = seconds_before + started.elapsed().as_secs_f64();
+    record.resumes = ledger.resumes();
+    record.wall_seconds = ledger.seconds();
     let write_error = close_board(&mut record, board, log);
-    save_phase(
+    let executed = save_phase(
         shared,
         run,
         &board_dir,
@@ -123,7 +139,36 @@ pub(super) fn execute(
         &epochs,
         model.as_ref(),
         write_error,
-    )
+    );
+    if executed.write_error.is_none() && executed.record.status != RunStatus::Failed {
+        ledger.close();
+    }
+    executed
+}
+
+/// A run continued from a checkpoint that diverged in its very first epoch after it: the
+/// checkpoint is taken to be damaged in a way its checksums cannot see (it was written so),
+/// and is removed; says so. A run that diverges later, or from a fresh start, diverged.
+fn damaged_checkpoint(
+    outcome: &std::thread::Result<anyhow::Result<(TrainOutcome, std::sync::Arc<Dataset>)>>,
+    from: Option<(std::path::PathBuf, usize)>,
+) -> Option<String> {
+    let (path, epochs_done) = from?;
+    let Ok(Ok((trained, _))) = outcome else {
+        return None;
+    };
+    if trained.diverged_at != Some(epochs_done + 1) {
+        return None;
+    }
+    std::fs::remove_dir_all(&path).ok()?;
+    Some(format!(
+        "checkpoint {} discarded: training diverged in the first epoch after it ({}); trained again from the one before",
+        path.display(),
+        trained
+            .diverged_because
+            .as_deref()
+            .unwrap_or("non-finite loss")
+    ))
 }
 
 /// Where a run paused at its rung stands: what successive halving ranks it by.
@@ -191,6 +236,7 @@ fn train_phase(
     board: &mut RunBoard,
     checkpoints: &Checkpoints,
     log: &mut CheckpointLog,
+    ledger: &Ledger,
     loaded: Option<Loaded>,
 ) -> std::thread::Result<anyhow::Result<(TrainOutcome, std::sync::Arc<Dataset>)>> {
     std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -214,6 +260,7 @@ fn train_phase(
             checkpoints,
             keep_last: run.config.train.keep_last,
             log,
+            ledger,
         };
         let resume = loaded.map(|l| l.resume);
         let trained = train::train_until(
@@ -269,7 +316,6 @@ fn record_training(trained: &TrainOutcome, data: &Dataset, record: &mut RunRecor
     record.backend = trained.engine.to_string();
     record.epochs_done = trained.epochs.len();
     record.examples_seen = trained.examples_seen;
-    record.resumes = trained.resumes;
     record.samples_per_second = trained.examples_seen as f64 / trained.train_seconds.max(1e-9);
     record.exact_test_log_px = data.exact_test_log_px;
     record.modelled_columns = data.columns.clone();
@@ -302,6 +348,7 @@ fn evaluate_phase(
     run: &PlannedRun,
     threads: usize,
     checkpoints: &Checkpoints,
+    ledger: &Ledger,
     record: &mut RunRecord,
     board: &mut RunBoard,
     bar: &RunProgress,
@@ -313,6 +360,7 @@ fn evaluate_phase(
         trained.examples_seen,
         &run.config,
         examples,
+        ledger.clone(),
     );
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
         evaluation::final_evaluation(
@@ -506,6 +554,7 @@ struct RunObserver<'a> {
     checkpoints: &'a Checkpoints,
     keep_last: usize,
     log: &'a mut CheckpointLog,
+    ledger: &'a Ledger,
 }
 
 impl Observer for RunObserver<'_> {
@@ -537,6 +586,7 @@ impl Observer for RunObserver<'_> {
             Ok(seconds) => {
                 self.log.written += 1;
                 self.log.seconds += seconds;
+                self.ledger.touch();
             }
             Err(e) => {
                 self.bar.note(&format!("{e:#}"));

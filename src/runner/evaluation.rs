@@ -1,31 +1,29 @@
 //! A run's final evaluation at β = 1: train and test ELBO, the test log p(x) by importance
 //! sampling with its diagnostics, and active units, each mean with its standard error.
 //!
-//! The log p(x) estimate is the slow part (minutes at K = 5000), so it survives schedulers:
-//! its progress (whole blocks of examples) is saved beside the trained model's checkpoint
-//! after its first group of blocks, then as often as saving costs at most 5% of the time
-//! (and at least every `eval.checkpoint_every_seconds`), and on SIGINT/SIGTERM; a rerun
-//! continues it.
-//! Blocks carry their own noise streams, so the continued estimate equals one that ran
-//! through, bit for bit.
+//! Every phase survives schedulers that kill often: the ELBO terms are saved once computed,
+//! the log p(x) estimate (the slow part: minutes at K = 5000) after its first round of
+//! chunks, then after each round of about half a second as long as saving costs at most 5%
+//! of the time (and at least every `eval.checkpoint_every_seconds`), and on SIGINT/SIGTERM;
+//! the metrics once computed. All of it goes beside the trained model's checkpoint and a
+//! rerun continues from it. Blocks carry their own noise streams, and a block part-way is
+//! saved exactly where it stands, so the continued estimate equals one that ran through,
+//! bit for bit.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::Instant;
 
+use super::eval_progress::{ElboParts, EvalProgress, MetricParts, ProgressFile};
 use crate::data::{self, Dataset};
-use crate::eval::{self, ImportanceExamples, LogPxJob};
+use crate::eval::{self, LogPxJob};
 use crate::model::Vae;
 use crate::progress::RunProgress;
-use crate::sinks::results::{RunRecord, write_atomic};
+use crate::sinks::results::RunRecord;
 use crate::spec::{Binarization, RunConfig};
+use crate::test_signal::{Phase, at_phase};
 use crate::train::eval_rng;
 
 /// Saving the estimate's progress may take up to one part in SAVE_SHARE of its time.
 const SAVE_SHARE: f64 = 20.0;
-
-/// File of the estimate's progress, inside the trained model's checkpoint folder.
-pub const PROGRESS_FILE: &str = "evaluation.safetensors";
 
 /// How a final evaluation ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -35,116 +33,8 @@ pub(super) enum Evaluated {
     Interrupted,
 }
 
-/// Where a run's estimate saves its progress, and what it must match to be continued: the
-/// run, the trained model (its examples seen), K, the examples, the seed and the engine.
-pub(super) struct ProgressFile {
-    pub path: Option<PathBuf>,
-    pub key: HashMap<String, String>,
-}
-
-impl ProgressFile {
-    pub(super) fn new(
-        checkpoint: Option<PathBuf>,
-        run_id: &str,
-        examples_seen: u64,
-        config: &RunConfig,
-        examples: usize,
-    ) -> Self {
-        let key = [
-            ("run_id", run_id.to_string()),
-            ("examples_seen", examples_seen.to_string()),
-            ("k", config.eval.importance_samples.to_string()),
-            ("examples", examples.to_string()),
-            ("seed", config.train.seed.to_string()),
-            ("max_rows", config.eval.max_rows_per_chunk.to_string()),
-            ("engine", crate::engine::identity(config)),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        Self {
-            path: checkpoint.map(|dir| dir.join(PROGRESS_FILE)),
-            key,
-        }
-    }
-
-    /// The saved progress, if there is one for exactly this estimate.
-    pub(super) fn load(&self) -> Option<ImportanceExamples> {
-        let bytes = std::fs::read(self.path.as_ref()?).ok()?;
-        read_progress(&bytes, &self.key).ok()
-    }
-
-    pub(super) fn save(&self, done: &ImportanceExamples) -> anyhow::Result<()> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        write_atomic(path, &progress_bytes(done, &self.key)?)
-    }
-}
-
-fn progress_bytes(
-    done: &ImportanceExamples,
-    key: &HashMap<String, String>,
-) -> anyhow::Result<Vec<u8>> {
-    use safetensors::tensor::{Dtype, TensorView};
-    let bytes = |v: &[f64]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
-    let arrays = [
-        ("log_px", bytes(&done.log_px)),
-        ("ess", bytes(&done.ess)),
-        ("log_w_sd", bytes(&done.log_w_sd)),
-    ];
-    let views = arrays
-        .iter()
-        .map(|(name, data)| {
-            Ok((
-                *name,
-                TensorView::new(Dtype::F64, vec![data.len() / 8], data)?,
-            ))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(safetensors::serialize(views, Some(key.clone()))?)
-}
-
-fn read_progress(
-    bytes: &[u8],
-    key: &HashMap<String, String>,
-) -> anyhow::Result<ImportanceExamples> {
-    let (_, header) = safetensors::SafeTensors::read_metadata(bytes)?;
-    anyhow::ensure!(
-        header.metadata().as_ref() == Some(key),
-        "saved for another estimate"
-    );
-    let tensors = safetensors::SafeTensors::deserialize(bytes)?;
-    let array = |name: &str| -> anyhow::Result<Vec<f64>> {
-        Ok(tensors
-            .tensor(name)?
-            .data()
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or_default()))
-            .collect())
-    };
-    let done = ImportanceExamples {
-        log_px: array("log_px")?,
-        ess: array("ess")?,
-        log_w_sd: array("log_w_sd")?,
-    };
-    anyhow::ensure!(
-        done.ess.len() == done.len() && done.log_w_sd.len() == done.len(),
-        "arrays of different lengths"
-    );
-    let examples: usize = key
-        .get("examples")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    anyhow::ensure!(
-        done.len() <= examples
-            && (done.len().is_multiple_of(eval::blocks::BLOCK_EXAMPLES) || done.len() == examples),
-        "not whole blocks"
-    );
-    Ok(done)
-}
-
 /// Final numbers at β = 1 on the trained model, into `record`; on `threads` threads.
+/// Continues from the progress `saved` holds, and saves each phase as it ends.
 pub(super) fn final_evaluation(
     model: &Vae,
     data: &Dataset,
@@ -155,12 +45,24 @@ pub(super) fn final_evaluation(
     progress: &RunProgress,
 ) -> anyhow::Result<Evaluated> {
     eval::with_model(model, config, threads, |m| {
-        elbo_terms(m, data, config, record);
-        let subset = log_px_subset(data, config);
-        let Some(done) = log_px(m, &subset, config, saved, progress)? else {
-            return Ok(Evaluated::Interrupted);
+        let mut state = saved.load().unwrap_or_default();
+        at_phase(Phase::Evaluation);
+        let elbo = match state.elbo {
+            Some(parts) => parts,
+            None => {
+                let parts = elbo_terms(m, data, config);
+                state.elbo = Some(parts);
+                save_noting(saved, &state, progress);
+                parts
+            }
         };
-        let summary = done.summary();
+        record_elbo(&elbo, record);
+        at_phase(Phase::LogPx);
+        let subset = log_px_subset(data, config);
+        if !log_px(m, &subset, config, saved, &mut state, progress)? {
+            return Ok(Evaluated::Interrupted);
+        }
+        let summary = state.log_px.examples.summary();
         record.test_log_px = Some(summary.log_px.mean);
         record.test_log_px_se = summary.log_px.se();
         record.log_px_examples = summary.log_px.n;
@@ -170,37 +72,81 @@ pub(super) fn final_evaluation(
         if let Some(warning) = summary.warning(config.eval.importance_samples) {
             progress.note(&warning);
         }
-        // One pass of the encoder over the test set serves all three.
-        let (means, _) = eval::posterior_params(model, &data.test);
-        let latent = config.model.latent_dim;
-        record.active_units = Some(eval::count_active(
-            &means,
-            latent,
-            config.eval.active_unit_threshold,
-        ));
-        let scores = crate::metrics::Scores::of(&means, latent, data.test_factors.as_ref());
-        record.set_disentanglement(&scores);
+        at_phase(Phase::Metrics);
+        let metrics = match state.metrics {
+            Some(parts) => parts,
+            None => {
+                let parts = metrics(model, data, config);
+                state.metrics = Some(parts);
+                save_noting(saved, &state, progress);
+                parts
+            }
+        };
+        record_metrics(&metrics, record);
+        at_phase(Phase::Record);
         Ok(Evaluated::Done)
     })?
 }
 
+/// Saves `state`; a failure is said, and costs only what a kill would.
+fn save_noting(saved: &ProgressFile, state: &EvalProgress, progress: &RunProgress) {
+    if let Err(e) = saved.save(state) {
+        progress.note(&format!("cannot save the evaluation's progress: {e:#}"));
+    }
+}
+
+/// Active units and the disentanglement scores: one pass of the encoder over the test set
+/// serves them all.
+fn metrics(model: &Vae, data: &Dataset, config: &RunConfig) -> MetricParts {
+    let (means, _) = eval::posterior_params(model, &data.test);
+    let latent = config.model.latent_dim;
+    let active = eval::count_active(&means, latent, config.eval.active_unit_threshold);
+    let scores = crate::metrics::Scores::of(&means, latent, data.test_factors.as_ref());
+    let mut parts = [f64::NAN; 1 + crate::metrics::NAMES.len()];
+    parts[0] = active as f64;
+    for (slot, (_, v)) in parts[1..].iter_mut().zip(scores.named()) {
+        *slot = v.unwrap_or(f64::NAN);
+    }
+    parts
+}
+
+fn record_metrics(parts: &MetricParts, record: &mut RunRecord) {
+    record.active_units = Some(parts[0] as usize);
+    let values = std::array::from_fn(|i| Some(parts[1 + i]).filter(|v| !v.is_nan()));
+    record.set_disentanglement(&crate::metrics::Scores::from_values(values));
+}
+
 /// The train and test ELBO terms. Dynamically binarized training data are scored on one
 /// fixed binarization.
-fn elbo_terms(m: &eval::Model<'_>, data: &Dataset, config: &RunConfig, record: &mut RunRecord) {
+fn elbo_terms(m: &eval::Model<'_>, data: &Dataset, config: &RunConfig) -> ElboParts {
     let mut train_data = data.train.clone();
     if config.data.binarization == Binarization::Dynamic {
         data::bernoulli_sample(&mut train_data.values, &mut eval_rng(config.train.seed));
     }
     let train = eval::elbo(m, &train_data, config);
     let test = eval::elbo(m, &data.test, config);
-    record.train_elbo = Some(train.elbo.mean);
-    record.train_recon = Some(train.recon.mean);
-    record.train_kl = Some(train.kl.mean);
-    record.test_elbo = Some(test.elbo.mean);
-    record.test_recon = Some(test.recon.mean);
-    record.test_kl = Some(test.kl.mean);
-    record.test_elbo_se = test.elbo.se();
-    record.test_kl_se = test.kl.se();
+    let none = f64::NAN;
+    [
+        train.elbo.mean,
+        train.recon.mean,
+        train.kl.mean,
+        test.elbo.mean,
+        test.recon.mean,
+        test.kl.mean,
+        test.elbo.se().unwrap_or(none),
+        test.kl.se().unwrap_or(none),
+    ]
+}
+
+fn record_elbo(p: &ElboParts, record: &mut RunRecord) {
+    record.train_elbo = Some(p[0]);
+    record.train_recon = Some(p[1]);
+    record.train_kl = Some(p[2]);
+    record.test_elbo = Some(p[3]);
+    record.test_recon = Some(p[4]);
+    record.test_kl = Some(p[5]);
+    record.test_elbo_se = Some(p[6]).filter(|v| v.is_finite());
+    record.test_kl_se = Some(p[7]).filter(|v| v.is_finite());
 }
 
 /// The test examples log p(x) is estimated on (`eval.log_px_examples`, else all).
@@ -211,29 +157,31 @@ pub fn log_px_subset(data: &Dataset, config: &RunConfig) -> data::Matrix {
     }
 }
 
-/// The estimate, continued from saved progress where there is some; `None` when a stop
-/// was asked for (its progress saved).
+/// The estimate, continued from `state`; false when a stop was asked for (its progress
+/// saved).
 fn log_px(
     m: &eval::Model<'_>,
     subset: &data::Matrix,
     config: &RunConfig,
     saved: &ProgressFile,
+    state: &mut EvalProgress,
     progress: &RunProgress,
-) -> anyhow::Result<Option<ImportanceExamples>> {
+) -> anyhow::Result<bool> {
     let k = config.eval.importance_samples;
-    let mut done = saved.load().unwrap_or_default();
     progress.evaluation_start(subset.rows, k);
-    if !done.is_empty() {
+    let begun = state.log_px.samples_done(k);
+    if begun > 0 {
         progress.note(&format!(
-            "log p(x): continuing from saved progress ({} of {} examples done)",
-            done.len(),
-            subset.rows
+            "log p(x): continuing from saved progress ({} of {} examples done, {:.1}% of the samples)",
+            state.log_px.examples_done(k),
+            subset.rows,
+            100.0 * begun as f64 / (subset.rows as f64 * k.max(1) as f64)
         ));
     }
     let every = config.eval.checkpoint_every_seconds;
-    // The first finished group is saved at once, so that an attempt killed seconds later
-    // keeps it; after that, whenever `every` seconds have passed or saving would cost at
-    // most 1/SAVE_SHARE of the time since the last save.
+    // The first round is saved at once, so that an attempt killed seconds later keeps it;
+    // after that, whenever `every` seconds have passed or saving would cost at most
+    // 1/SAVE_SHARE of the time since the last save.
     let mut last_save: Option<(Instant, f64)> = None;
     let mut save_error = None;
     let job = LogPxJob {
@@ -242,28 +190,34 @@ fn log_px(
         seed: config.train.seed,
         stoppable: true,
     };
-    let complete = eval::log_px(m, subset, job, &mut done, &mut |partial| {
-        progress.evaluation(partial.len(), subset.rows);
+    let mut estimate = std::mem::take(&mut state.log_px);
+    let complete = eval::log_px(m, subset, job, &mut estimate, &mut |now| {
+        let done = now.examples_done(k);
+        progress.evaluation(done, subset.rows);
         let due = last_save.is_none_or(|(at, cost): (Instant, f64)| {
             let since = at.elapsed().as_secs_f64();
             since >= every || since >= SAVE_SHARE * cost
         });
-        // The last group too: a kill before the record is written loses nothing.
-        if due || crate::interrupt::requested() || partial.len() == subset.rows {
+        // The last round too: a kill before the record is written loses nothing.
+        if due || crate::interrupt::requested() || done == subset.rows {
             let started = Instant::now();
-            if let Err(e) = saved.save(partial) {
+            let snapshot = EvalProgress {
+                log_px: now.clone(),
+                ..state.clone()
+            };
+            if let Err(e) = saved.save(&snapshot) {
                 save_error.get_or_insert(e);
             }
             last_save = Some((Instant::now(), started.elapsed().as_secs_f64()));
         }
-        crate::test_signal::after_evaluated(partial.len());
+        crate::test_signal::after_evaluated(done);
     });
+    state.log_px = estimate;
     if let Some(e) = save_error {
         progress.note(&format!("cannot save the evaluation's progress: {e:#}"));
     }
     if !complete {
-        saved.save(&done)?;
-        return Ok(None);
+        saved.save(state)?;
     }
-    Ok(Some(done))
+    Ok(complete)
 }

@@ -3,8 +3,10 @@
 //! One run's attempt (train, evaluate, save) is `attempt`.
 
 mod attempt;
+mod eval_progress;
 pub mod evaluation;
 pub mod halving;
+mod ledger;
 
 use attempt::{Executed, execute};
 

@@ -454,8 +454,9 @@ pub struct TrainConfig {
     /// process is interrupted by SIGINT or SIGTERM). An interrupted or killed run resumes
     /// from its last checkpoint. Does not change the numbers, so not part of the run id.
     pub checkpoint_every_epochs: usize,
-    /// Also write it whenever this many seconds of training have passed since the last one
-    /// (at the next minibatch; 0: off), so a scheduler's kill loses at most this much work
+    /// Also write it as training goes (at the next minibatch), at most this many seconds
+    /// apart (0: off): the first one second into each attempt, then as often as writing
+    /// them costs at most 5% of the time, so that a scheduler's kill loses little work
     /// whatever the epoch length. Not part of the run id.
     pub checkpoint_every_seconds: f64,
     /// Checkpoints kept per run while it trains (removed once it has finished, unless failed).

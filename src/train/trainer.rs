@@ -19,6 +19,13 @@ use crate::eval;
 use crate::objective::{self, Schedule};
 use crate::spec::{ObjectiveKind, RunConfig};
 
+/// An attempt's first time-based checkpoint comes this many seconds into its training.
+pub const FIRST_CHECKPOINT_SECONDS: f64 = 1.0;
+
+/// Time-based checkpoints come at most as often as costs 1/CHECKPOINT_SHARE (5%) of the
+/// training time.
+pub const CHECKPOINT_SHARE: f64 = 20.0;
+
 pub(super) struct Trainer<'a> {
     config: &'a RunConfig,
     data: &'a Dataset,
@@ -32,6 +39,8 @@ pub(super) struct Trainer<'a> {
     /// Training seconds of the attempts before this one.
     seconds_before: f64,
     last_checkpoint: Instant,
+    /// Seconds the last checkpoint took to write, once one has been.
+    checkpoint_cost: Option<f64>,
     diverged: Option<(usize, String)>,
     interrupted: bool,
     /// `train.restore_best`: the engine's files at the best evaluation so far.
@@ -62,6 +71,7 @@ impl<'a> Trainer<'a> {
             limit,
             started,
             last_checkpoint: started,
+            checkpoint_cost: None,
             diverged: None,
             interrupted: false,
             best: None,
@@ -190,8 +200,9 @@ impl<'a> Trainer<'a> {
                 return false;
             }
             let stop = crate::interrupt::requested();
-            let timed = t.checkpoint_every_seconds > 0.0
-                && self.last_checkpoint.elapsed().as_secs_f64() >= t.checkpoint_every_seconds;
+            let timed = self
+                .checkpoint_interval()
+                .is_some_and(|s| self.last_checkpoint.elapsed().as_secs_f64() >= s);
             if (stop || timed) && index + 1 < batches.len() {
                 if !self.read_sums() {
                     return false;
@@ -319,15 +330,30 @@ impl<'a> Trainer<'a> {
         self.seconds_before + self.started.elapsed().as_secs_f64()
     }
 
+    /// Seconds between time-based checkpoints (none: `train.checkpoint_every_seconds` = 0):
+    /// the first after [`FIRST_CHECKPOINT_SECONDS`] of the attempt, so that an attempt
+    /// killed soon after keeps its work; then [`CHECKPOINT_SHARE`] times what the last one
+    /// took, so that writing them costs at most 1/CHECKPOINT_SHARE of the time; never more
+    /// than `train.checkpoint_every_seconds`.
+    fn checkpoint_interval(&self) -> Option<f64> {
+        let most = self.config.train.checkpoint_every_seconds;
+        let adaptive = self.checkpoint_cost.map_or(FIRST_CHECKPOINT_SECONDS, |c| {
+            (CHECKPOINT_SHARE * c).max(FIRST_CHECKPOINT_SECONDS)
+        });
+        (most > 0.0).then(|| adaptive.min(most))
+    }
+
     /// Hands the observer the whole state: what a later attempt continues from.
     fn checkpoint(&mut self) {
         self.state.train_seconds = self.train_seconds();
+        let started = Instant::now();
         self.observer.on_checkpoint(Checkpoint {
             state: &self.state,
             engine: self.engine.as_ref(),
             best: self.best.as_ref(),
         });
         self.last_checkpoint = Instant::now();
+        self.checkpoint_cost = Some(started.elapsed().as_secs_f64());
     }
 
     fn outcome(self, device: &Device, threads: usize) -> anyhow::Result<TrainOutcome> {

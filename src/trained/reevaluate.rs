@@ -81,12 +81,12 @@ pub fn reevaluate(
     let (terms, importance, log_px_seconds) =
         eval::with_model(&run.model, &config, threads, |m| {
             let terms = eval::elbo_examples(m, test, &config);
-            let mut importance = ImportanceExamples::default();
+            let mut importance = eval::LogPxProgress::default();
             let started = std::time::Instant::now();
             eval::log_px(m, &subset, job, &mut importance, &mut |done| {
-                progress(done.len(), n)
+                progress(done.examples_done(k), n)
             });
-            (terms, importance, started.elapsed().as_secs_f64())
+            (terms, importance.examples, started.elapsed().as_secs_f64())
         })?;
     if let Some(path) = &request.per_example {
         write_per_example(path, &terms, &importance, run.data.test_labels.as_deref())?;

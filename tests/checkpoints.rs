@@ -326,6 +326,62 @@ fn an_unreadable_checkpoint_is_passed_over_for_the_one_before_it() {
     assert_eq!(record(&results, "resume")["status"], "ok");
 }
 
+/// A checkpoint whose checksums match but whose weights are not finite (damaged before it
+/// was written): the run diverges in the first epoch after it, so the checkpoint is
+/// discarded and the run trains again from the one before, ending as an uninterrupted run
+/// would, with a note in its row; never a final "diverged".
+#[test]
+fn a_checkpoint_that_diverges_at_once_is_discarded_for_the_one_before_it() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write(dir.path(), "resume.toml", LONG_DIGITS);
+    let reference = dir.path().join("reference");
+    assert!(run_sweep(&spec, &reference, &[]).status.success());
+    let results = dir.path().join("results");
+    let (status, stderr) = sweep_until(&spec, &results, 5, 1, "KILL");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{stderr}");
+    let mut saved = checkpoints(&results, "resume");
+    saved.sort();
+    let (older, newest) = (&saved[0], &saved[1]);
+    let newest_dir = run_dir(&results, "resume").join("checkpoints").join(newest);
+    let state_path = newest_dir.join("state.toml");
+    let mut state = std::fs::read_to_string(&state_path).unwrap();
+    for file in std::fs::read_dir(&newest_dir).unwrap().flatten() {
+        let name = file.file_name().to_string_lossy().into_owned();
+        if name == "state.toml" || !file.path().is_file() {
+            continue;
+        }
+        // Every float of the tensor data near the file's end becomes NaN, and the manifest
+        // is made to agree.
+        let mut bytes = std::fs::read(file.path()).unwrap();
+        let old = hex(&sha2::Sha256::digest(&bytes));
+        let n = bytes.len();
+        bytes[n - 64..n - 32].fill(0xff);
+        std::fs::write(file.path(), &bytes).unwrap();
+        let new = hex(&sha2::Sha256::digest(&bytes));
+        assert!(state.contains(&old), "{name} in the manifest");
+        state = state.replace(&old, &new);
+    }
+    std::fs::write(&state_path, state).unwrap();
+    let out = run_sweep(&spec, &results, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let row = record(&results, "resume");
+    assert_eq!(row["status"], "ok", "{stderr}");
+    let notes = row["resume_notes"].as_str().unwrap_or_default();
+    assert!(
+        notes.contains(newest.as_str()) && notes.contains("discarded"),
+        "{notes}"
+    );
+    assert!(stderr.contains(&format!("checkpoints/{older}")), "{stderr}");
+    assert_same_as_uninterrupted(&reference, &results, "resume");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Bytes flipped inside a checkpoint's weights leave a file that still parses: only its
 /// SHA-256 in state.toml tells. The run passes it over for the one before it, says which in
 /// its row, and ends with the uninterrupted run's numbers (not as "diverged").

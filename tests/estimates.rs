@@ -225,3 +225,100 @@ fn kill_9_at_random_points_of_the_evaluation_still_lets_the_sweep_finish() {
         assert_eq!(a[key], b[key], "{key}");
     }
 }
+
+/// The spec with blocks of many chunks: 300 samples in chunks of 640 / 64 = 10.
+fn chunked_spec(dir: &Path) -> PathBuf {
+    let text = SPEC.replace(
+        "importance_samples = 300",
+        "importance_samples = 300\nmax_rows_per_chunk = 640",
+    );
+    write(dir, "chunked.toml", &text)
+}
+
+/// What the final evaluation has saved: (ELBO terms, samples of the estimate, metrics).
+fn saved_phases(results: &Path) -> (bool, u64, bool) {
+    let folders = std::fs::read_dir(run_dir(results).join("checkpoints")).unwrap();
+    let newest = folders.flatten().map(|f| f.path()).max().unwrap();
+    let Ok(bytes) = std::fs::read(newest.join("evaluation.safetensors")) else {
+        return (false, 0, false);
+    };
+    let t = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let names = t.names();
+    let has = |n: &str| names.iter().any(|m| *m == n);
+    (has("elbo_terms"), saved_samples(results), has("metrics"))
+}
+
+#[test]
+fn a_kill_at_each_phase_of_the_evaluation_keeps_the_phases_before_it_and_the_row_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = chunked_spec(dir.path());
+    let reference = dir.path().join("reference");
+    assert!(sweep(&spec, &reference, None).status.success());
+    let total = record(&reference)["log_px_examples"].as_u64().unwrap() * K;
+    // (where, what must be saved by then: ELBO terms, samples at least, metrics)
+    let points = [
+        ("phase=evaluation", (false, 0, false)),
+        ("phase=log_px", (true, 0, false)),
+        ("chunks=5", (true, 1, false)),
+        ("phase=metrics", (true, total, false)),
+        ("phase=record", (true, total, true)),
+    ];
+    for (at, (elbo, samples, metrics)) in points {
+        for signal in ["KILL", "TERM"] {
+            let results = dir.path().join(format!("{at}-{signal}"));
+            let out = sweep(&spec, &results, Some(&format!("{at},signal={signal}")));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{at} {signal}: {stderr}");
+            // SIGTERM once the estimate is done lets the run finish: all of it is saved.
+            let finished = run_dir(&results).join("record.json").exists();
+            let may_finish = signal == "TERM" && ["phase=metrics", "phase=record"].contains(&at);
+            assert!(!finished || may_finish, "{at} {signal}");
+            let saved = match finished {
+                true => (true, total, true),
+                false => saved_phases(&results),
+            };
+            assert!(
+                saved.0 >= elbo && saved.1 >= samples && saved.2 >= metrics,
+                "{at} {signal}: saved {saved:?}"
+            );
+            let out = sweep(&spec, &results, None);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            common::assert_same_results(&record(&reference), &record(&results));
+        }
+    }
+}
+
+#[test]
+fn killed_inside_blocks_again_and_again_each_attempt_saves_more_and_the_row_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = chunked_spec(dir.path());
+    let reference = dir.path().join("reference");
+    assert!(sweep(&spec, &reference, None).status.success());
+    for signal in ["KILL", "TERM"] {
+        let results = dir.path().join(signal);
+        let mut saved = 0;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            assert!(attempts < 100, "no end in sight");
+            // Past the first round (a chunk per block, saved at once): inside a block.
+            let at = format!("chunks=4,signal={signal}");
+            let out = sweep(&spec, &results, Some(&at));
+            // (SIGTERM in the last round lets the run finish, and the sweep then stops.)
+            if out.status.success() || run_dir(&results).join("record.json").exists() {
+                break;
+            }
+            let now = saved_phases(&results).1;
+            assert!(now > saved, "attempt {attempts}: {saved} -> {now}");
+            saved = now;
+        }
+        assert!(attempts > 10, "{attempts} attempts");
+        let (a, b) = (record(&reference), record(&results));
+        common::assert_same_results(&a, &b);
+        assert_eq!(b["resumes"].as_u64(), Some(attempts - 1));
+    }
+}

@@ -126,3 +126,37 @@ pub fn record(results: &Path, name: &str) -> serde_json::Map<String, serde_json:
         _ => panic!("record.json is not an object"),
     }
 }
+
+/// Columns that say how a run went (its attempts, their times), not what it found.
+pub const BOOKKEEPING: [&str; 7] = [
+    "resumes",
+    "resume_notes",
+    "checkpoints_written",
+    "checkpoint_seconds",
+    "wall_seconds",
+    "samples_per_second",
+    "finished_at",
+];
+
+/// Every result column of two records is the same, bit for bit (JSON numbers read back
+/// exactly); only [`BOOKKEEPING`] and the folder they were written to may differ.
+pub fn assert_same_results(
+    a: &serde_json::Map<String, serde_json::Value>,
+    b: &serde_json::Map<String, serde_json::Value>,
+) {
+    let without_folder = |r: &serde_json::Map<String, serde_json::Value>| {
+        let mut r = r.clone();
+        if let Some(runtime) = r.get_mut("config").and_then(|c| c.get_mut("runtime")) {
+            runtime["results_dir"] = serde_json::Value::Null;
+        }
+        r
+    };
+    let (a, b) = (&without_folder(a), &without_folder(b));
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let differ: Vec<&String> = keys
+        .into_iter()
+        .filter(|k| !BOOKKEEPING.contains(&k.as_str()) && a.get(*k) != b.get(*k))
+        .collect();
+    let show: Vec<_> = differ.iter().map(|k| (k, a.get(*k), b.get(*k))).collect();
+    assert!(differ.is_empty(), "results differ: {show:?}");
+}

@@ -244,7 +244,7 @@ fn saved_phases(results: &Path) -> (bool, u64, bool) {
     };
     let t = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let names = t.names();
-    let has = |n: &str| names.iter().any(|m| *m == n);
+    let has = |n: &str| names.contains(&n);
     (has("elbo_terms"), saved_samples(results), has("metrics"))
 }
 

@@ -34,7 +34,7 @@ while :; do
     set +e
     # (In a subshell: bash's own "Killed" notice stays out of the output.)
     (timeout -s "$signal" "$seconds" "$runner" sweep "$spec" \
-        --set "runtime.results_dir=$work/killed" >"$work/attempt-$attempt.log" 2>&1)
+        --set "runtime.results_dir=$work/killed") >"$work/attempt-$attempt.log" 2>&1
     status=$?
     set -e
     progress=$(python3 - "$work/killed" <<'EOF'

@@ -11,7 +11,7 @@ use crate::data::{self, DataError, Dataset};
 use burn::tensor::Device;
 
 use crate::spec::{
-    BackendKind, Binarization, DataConfig, LikelihoodKind, RuntimeConfig, SpecError,
+    BackendKind, Binarization, DataConfig, LikelihoodKind, RuntimeConfig, SpecError, VarianceKind,
 };
 use crate::sweep::PlannedRun;
 
@@ -76,8 +76,7 @@ pub fn load_data(runs: &[PlannedRun], file: &str) -> Result<DataCache, SpecError
 }
 
 /// More parameters than any machine could hold (2⁴⁸ f32 values are 1 PiB, before
-/// gradients and optimiser state): a spec error, not a run failure. A model that is only
-/// too big for this machine stays a failed run (another machine may train it).
+/// gradients and optimiser state): a spec error, whatever the machine.
 pub const MAX_PARAMETERS: f64 = (1u64 << 48) as f64;
 
 /// What the model asks of the data: a size some machine can hold, and, for a Bernoulli
@@ -99,6 +98,8 @@ fn check_against_model(run: &PlannedRun, data: &Dataset, file: &str) -> Result<(
             ),
         ));
     }
+    check_memory(run, data, file)?;
+    check_constant_columns(run, data, file)?;
     let needs_unit_range = c.model.likelihood == LikelihoodKind::Bernoulli
         || c.data.binarization != Binarization::None;
     if !needs_unit_range {
@@ -127,6 +128,55 @@ fn check_against_model(run: &PlannedRun, data: &Dataset, file: &str) -> Result<(
             data::source_name(&c.data)
         ),
     ))
+}
+
+/// A table column that never varies, under a Gaussian likelihood whose variance is
+/// learned: the variance of its fit shrinks without end and the ELBO with it rises without
+/// bound (to the `model.logvar_limit` clamp), so such a run is refused. (Image datasets'
+/// constant pixels, MNIST's borders, and a fixed variance get a note in the run's row.)
+fn check_constant_columns(run: &PlannedRun, data: &Dataset, file: &str) -> Result<(), SpecError> {
+    let m = &run.config.model;
+    if m.likelihood != LikelihoodKind::Gaussian
+        || m.variance == VarianceKind::Fixed
+        || data.columns.is_none()
+    {
+        return Ok(());
+    }
+    let constant = data::constant_columns(&data.train);
+    if constant.is_empty() {
+        return Ok(());
+    }
+    Err(SpecError::new(
+        file,
+        "model.variance",
+        format!(
+            "run {}: {}: column(s) {} take one value in every training example, and a Gaussian likelihood with a learned variance fits them ever more tightly, so the ELBO rises without bound; leave them out (data.columns) or use variance = \"fixed\"",
+            run.label,
+            data::source_name(&run.config.data),
+            data::column_names(data, &constant).join(", ")
+        ),
+    ))
+}
+
+/// A run the memory estimate says this machine cannot hold is refused before anything is
+/// written, naming the setting that weighs most. (Memory that others take between now and
+/// the run is checked again as it starts: a failed allocation would abort the sweep.)
+fn check_memory(run: &PlannedRun, data: &Dataset, file: &str) -> Result<(), SpecError> {
+    let estimate =
+        crate::model::memory_estimate(&run.config, data, data.train.rows, data.test.rows);
+    crate::resources::ensure_fits(estimate.bytes(), &format!("run {}", run.label)).map_err(|m| {
+        let limit = crate::resources::memory_limit_bytes();
+        SpecError::new(
+            file,
+            estimate.key_over(limit),
+            format!(
+                "{m} (parameters with optimiser state {}, a training minibatch's activations {}, an evaluation chunk's {})",
+                crate::resources::human_bytes(estimate.parameters),
+                crate::resources::human_bytes(estimate.training),
+                crate::resources::human_bytes(estimate.evaluation)
+            ),
+        )
+    })
 }
 
 /// The devices the runs of a sweep train on, each started once, by (backend, index).

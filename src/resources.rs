@@ -13,9 +13,7 @@ pub fn available_memory_bytes() -> Option<u64> {
 /// `Err` with a message when `bytes` (an estimate, as f64 so that absurd sizes cannot
 /// overflow) exceeds the memory available now.
 pub fn ensure_fits(bytes: f64, what: &str) -> Result<(), String> {
-    let available = available_memory_bytes().map(|b| b as f64);
-    // Without /proc/meminfo, refuse only what no machine has (1 TiB).
-    let limit = available.unwrap_or(f64::from(1u32 << 30) * 1024.0);
+    let limit = memory_limit_bytes();
     if bytes.is_finite() && bytes <= limit {
         Ok(())
     } else {
@@ -25,6 +23,29 @@ pub fn ensure_fits(bytes: f64, what: &str) -> Result<(), String> {
             human_bytes(limit)
         ))
     }
+}
+
+/// The bytes a new allocation may take: what is available now, or without /proc/meminfo
+/// what no machine has (1 TiB), so that only that is refused.
+pub fn memory_limit_bytes() -> f64 {
+    available_memory_bytes().map_or(f64::from(1u32 << 30) * 1024.0, |b| b as f64)
+}
+
+/// Bytes free to this user on the file system holding `path` (the nearest existing folder
+/// above it), if known.
+pub fn free_disk_bytes(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let existing = path.ancestors().find(|p| p.exists())?;
+    let c = std::ffi::CString::new(existing.as_os_str().as_bytes()).ok()?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid NUL-terminated path and a statvfs for the call to fill.
+    let ok = unsafe { libc::statvfs(c.as_ptr(), &mut stat) } == 0;
+    ok.then(|| (stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+}
+
+/// Whether an error's text says the disk is full (ENOSPC).
+pub fn is_disk_full(message: &str) -> bool {
+    message.contains("(os error 28)")
 }
 
 pub fn human_bytes(bytes: f64) -> String {

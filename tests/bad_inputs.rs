@@ -962,6 +962,22 @@ fn data_cases(root: &Path) -> Vec<Case> {
             "",
             &["data.path", "non-finite"],
         ),
+        // Finite, but its square is not: a data error, not a "diverged" run.
+        table(
+            "csv_square_overflow.toml",
+            "square.csv",
+            b"a,b\n0.1,0.2\n0.3,1e30\n0.5,0.6\n",
+            "",
+            &["data.path", "`b`", "square overflows"],
+        ),
+        // A column that never varies, under a learned variance (the default).
+        table(
+            "csv_constant.toml",
+            "constant.csv",
+            b"a,b\n0.1,7\n0.3,7\n0.5,7\n",
+            "",
+            &["model.variance", "b", "one value", "fixed"],
+        ),
         table("csv_empty.toml", "empty.csv", b"", "", &["data.path"]),
         table(
             "csv_header.toml",
@@ -1100,6 +1116,20 @@ fn data_cases(root: &Path) -> Vec<Case> {
             wide.display()
         ),
         &["data.binarization", "wide.csv"],
+    ));
+    // The IWAE bound has no KL term: a `kl` it would ignore is refused.
+    cases.push(case(
+        "iwae_kl.toml",
+        "name = \"t\"\n[model]\nprior = \"mixture\"\n[objective]\nkind = \"iwae\"\nkl = \"analytic\"\n",
+        &["objective.kl", "iwae", "ignored"],
+    ));
+    cases.push(with_set(
+        case(
+            "iwae_kl_set.toml",
+            "name = \"t\"\n[objective]\nkind = \"iwae\"\n",
+            &["objective.kl", "ignored"],
+        ),
+        "objective.kl=monte_carlo",
     ));
     cases.push(case(
         "synthetic_bernoulli.toml",
@@ -1323,4 +1353,38 @@ fn a_directory_given_as_the_spec_is_refused_as_a_directory() {
     std::fs::create_dir(&folder).unwrap();
     let results = dir.path().join("results");
     common::assert_refused(&folder, &results, &[], "experiments", "is a directory");
+}
+
+/// A constant column under a Gaussian likelihood with a fixed variance trains; the row's
+/// `data_notes` says the column adds a constant that says nothing about the model.
+#[test]
+fn a_constant_column_under_a_fixed_variance_trains_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("constant.csv");
+    let mut text = String::from("a,b,c\n");
+    for i in 0..40 {
+        text.push_str(&format!("{},7,{}\n", i as f64 / 40.0, (i % 7) as f64 / 7.0));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let spec = common::write(
+        dir.path(),
+        "fixed.toml",
+        &format!(
+            "name = \"fixed\"\n[data]\ndataset = \"table\"\npath = \"{}\"\n[model]\nlatent_dim = 1\nlikelihood = \"gaussian\"\nvariance = \"fixed\"\nencoder = {{ hidden = [8] }}\ndecoder = {{ hidden = [8] }}\n[train]\nepochs = 1\n[eval]\nimportance_samples = 10\n",
+            csv.display()
+        ),
+    );
+    let results = dir.path().join("results");
+    let out = common::run_sweep(&spec, &results, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = common::record(&results, "fixed");
+    let notes = row["data_notes"].as_str().unwrap_or_default();
+    assert!(
+        notes.contains("1 column(s) constant") && notes.contains("(b)"),
+        "{notes}"
+    );
 }

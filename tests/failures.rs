@@ -107,29 +107,35 @@ fn diverged_runs_keep_their_rows_and_report_counts_them() {
     assert_eq!(with_metric, 1, "{stdout}");
 }
 
+/// A model some machine could hold (fewer than 2⁴⁸ parameters) but the memory estimate says
+/// this one cannot: refused at planning, naming the key that weighs most, nothing written.
 #[test]
-fn a_model_too_large_for_memory_is_refused_and_the_rest_of_its_sweep_trains() {
+fn a_model_too_large_for_this_machines_memory_is_refused_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write_spec(
         dir.path(),
         "huge.toml",
-        "[sweep.grid]\n\"model.latent_dim\" = [1000000000000, 3]\n",
+        "[sweep.grid]\n\"model.latent_dim\" = [1000000000, 3]\n",
     );
     let results = dir.path().join("results");
-    let out = sweep(&spec, &results, &["--workers", "1"]);
+    common::assert_refused(&spec, &results, &[], "huge.toml", "key `model`");
+    let out = sweep(&spec, &results, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("1 ok, 0 diverged, 1 failed"), "{stderr}");
-    let runs = read_parquet(&results.join("tiny/runs.parquet"));
-    assert_eq!(runs.height(), 2);
-    let errors = strings(&runs, "error");
-    let refused = errors
-        .iter()
-        .flatten()
-        .find(|e| e.contains("refused before training"));
-    assert!(
-        refused.is_some_and(|e| e.contains("of memory")),
-        "{errors:?}"
+    assert!(stderr.contains("of memory, but"), "{stderr}");
+    // A training minibatch too large is named as such.
+    let batch = write_spec(dir.path(), "batch.toml", "");
+    let huge_batch = [
+        "--set",
+        "objective.kind=iwae",
+        "--set",
+        "objective.iwae_k=100000000",
+    ];
+    common::assert_refused(
+        &batch,
+        &results,
+        &huge_batch,
+        "batch.toml",
+        "key `train.batch_size`",
     );
 }
 
@@ -376,6 +382,26 @@ fn a_full_disk_stops_the_sweep_with_a_clear_error_and_finished_runs_intact() {
             "{free}: {stderr}"
         );
         assert!(!stderr.contains("panicked"), "{free}: {stderr}");
+        // One message: the folder, the space free and needed, the commands that finish.
+        assert!(
+            stderr.contains(&format!(
+                "the disk holding {} is full",
+                results.join("tiny").display()
+            )) && stderr.contains("writes about")
+                && stderr.contains("runner collect"),
+            "{free}: {stderr}"
+        );
+        // A run that failed for lack of space leaves no checkpoints behind.
+        for entry in std::fs::read_dir(results.join("tiny/runs"))
+            .unwrap()
+            .flatten()
+        {
+            assert!(
+                !entry.path().join("checkpoints").exists(),
+                "{free}: {}",
+                entry.path().display()
+            );
+        }
         // What finished before is untouched and readable.
         assert_eq!(std::fs::read(&record[0]).unwrap(), record_bytes, "{free}");
         let runs = read_parquet(&runs_parquet);

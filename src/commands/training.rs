@@ -93,17 +93,56 @@ pub fn train(
             Err(e) => summary.write_error = Some(format!("{e:#}")),
         }
     }
-    Ok(outcome(spec, &summary, &experiment_dir))
+    let per_run = bytes_per_run(runs, &prepared);
+    Ok(outcome(spec, &summary, &experiment_dir, per_run))
+}
+
+/// About the bytes one run of `runs` writes at its peak: its model, its checkpoints (the
+/// weights and the optimiser's two moments each; `keep_last` of them and one being
+/// written), and a mebibyte for logs, records and the evaluation's progress.
+fn bytes_per_run(runs: &[PlannedRun], prepared: &prepare::Prepared) -> f64 {
+    let files = |run: &PlannedRun| -> Option<f64> {
+        let data = prepared.datasets.get(&run.config.data).ok()?;
+        let parameters = aevb::model::parameter_count(&run.config.model, &*data);
+        let checkpoints = run.config.train.keep_last as f64 + 1.0;
+        Some(4.0 * parameters * (1.0 + 3.0 * checkpoints) + f64::from(1u32 << 20))
+    };
+    runs.iter().filter_map(files).fold(0.0, f64::max)
+}
+
+/// One message for a sweep stopped by a full disk: the folder, the space free and needed,
+/// and the commands that finish the work and bring the tables up to date.
+fn disk_full(experiment_dir: &Path, per_run: f64) {
+    let free = aevb::resources::free_disk_bytes(experiment_dir)
+        .map_or("unknown".to_string(), |b| {
+            aevb::resources::human_bytes(b as f64)
+        });
+    eprintln!(
+        "error: the disk holding {dir} is full ({free} free); a run of this sweep writes about {need} (its model, checkpoints and logs). Runs that finished are intact; the runs that failed for lack of space left no checkpoints behind. Free at least {need}, then rerun this command to train the rest; until then runs.parquet and epochs.parquet may not list every finished run (`runner collect {dir}` brings them up to date).",
+        dir = experiment_dir.display(),
+        need = aevb::resources::human_bytes(per_run),
+    );
 }
 
 /// What the sweep did, said on stderr, and its exit code: 0 when every run is ok, 1 for
 /// diverged, failed or missing runs and write errors, 128 + the signal when stopped by one.
-fn outcome(spec: &Spec, summary: &runner::SweepSummary, experiment_dir: &Path) -> ExitCode {
+fn outcome(
+    spec: &Spec,
+    summary: &runner::SweepSummary,
+    experiment_dir: &Path,
+    bytes_per_run: f64,
+) -> ExitCode {
     eprintln!(
         "{}: {} ok, {} diverged, {} failed ({} already finished, skipped)",
         spec.name, summary.ok, summary.diverged, summary.failed, summary.skipped
     );
-    if let Some(e) = &summary.write_error {
+    let disk_is_full = summary
+        .write_error
+        .as_deref()
+        .is_some_and(aevb::resources::is_disk_full);
+    if disk_is_full {
+        disk_full(experiment_dir, bytes_per_run);
+    } else if let Some(e) = &summary.write_error {
         eprintln!(
             "error: {e}\nerror: the sweep stopped; runs that finished before it are intact in {} (rerun to train the rest)",
             experiment_dir.display()

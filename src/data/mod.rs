@@ -169,14 +169,31 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
                 ),
             ));
         }
+        let column = |c: usize| match &dataset.columns {
+            Some(names) if c < names.len() => format!("column `{}`", names[c]),
+            _ => format!("column {c}"),
+        };
         if let Some(i) = m.values.iter().position(|v| !v.is_finite()) {
             return Err(DataError::new(
                 "data.path",
                 format!(
-                    "{source}: {split} example {} has a non-finite value ({}) in column {}",
+                    "{source}: {split} example {} has a non-finite value ({}) in {}",
                     i / m.cols,
                     m.values[i],
-                    i % m.cols
+                    column(i % m.cols)
+                ),
+            ));
+        }
+        // A likelihood squares values (a Gaussian's (x − μ)²): past √f32::MAX that is
+        // infinite, and the run would "diverge" on its data rather than its training.
+        if let Some(i) = m.values.iter().position(|v| v.abs() > MAX_ABS_VALUE) {
+            return Err(DataError::new(
+                "data.path",
+                format!(
+                    "{source}: {split} example {} has the value {:e} in {}, whose square overflows 32-bit floats (|x| must be at most {MAX_ABS_VALUE:e}); rescale the data",
+                    i / m.cols,
+                    m.values[i],
+                    column(i % m.cols)
                 ),
             ));
         }
@@ -184,6 +201,9 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
     apply_binarization(&mut dataset, config);
     Ok(dataset)
 }
+
+/// The largest magnitude a value may have: its square still fits an f32.
+pub const MAX_ABS_VALUE: f32 = 1.8e19;
 
 /// The shape of a dataset's rows as its config declares it, without reading it: values per
 /// row and the image shape where they are images; `None` for a table (its columns are only
@@ -233,6 +253,31 @@ pub fn value_range(dataset: &Dataset) -> (f32, f32) {
         .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
             (lo.min(v), hi.max(v))
         })
+}
+
+/// Columns that take one value over every training example.
+pub fn constant_columns(m: &Matrix) -> Vec<usize> {
+    if m.rows == 0 {
+        return Vec::new();
+    }
+    let first = &m.values[..m.cols];
+    let mut constant = vec![true; m.cols];
+    for row in m.values.chunks_exact(m.cols).skip(1) {
+        for ((c, v), f) in constant.iter_mut().zip(row).zip(first) {
+            *c &= v == f;
+        }
+    }
+    (0..m.cols).filter(|&c| constant[c]).collect()
+}
+
+/// The names of columns `cols` of `dataset`: a table's own, else their indices.
+pub fn column_names(dataset: &Dataset, cols: &[usize]) -> Vec<String> {
+    cols.iter()
+        .map(|&c| match &dataset.columns {
+            Some(names) if c < names.len() => names[c].clone(),
+            _ => c.to_string(),
+        })
+        .collect()
 }
 
 /// Moves `data.validation` training examples, drawn by a shuffle seeded with

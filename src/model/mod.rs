@@ -258,15 +258,58 @@ pub fn eval_chunk_rows(floats_per_row: usize, asked: usize) -> usize {
     (EVAL_CHUNK_BYTES / (4 * floats_per_row.max(1))).clamp(1, asked.max(1))
 }
 
-/// A generous estimate of the bytes a run needs: parameters with their gradients and
-/// optimiser state, and the activations (forward and backward) of the largest batch of
-/// rows it pushes through the network, in training or in evaluation.
+/// A generous estimate of the bytes a run needs, by what needs them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MemoryEstimate {
+    /// Parameters with their gradients and optimiser state.
+    pub parameters: f64,
+    /// Activations (forward and backward) of a training minibatch, all its samples.
+    pub training: f64,
+    /// Activations of the largest chunk of rows the evaluation pushes through at once.
+    pub evaluation: f64,
+    /// Activations of one row (forward and backward).
+    pub row: f64,
+}
+
+impl MemoryEstimate {
+    /// The run's peak: its parameters, and the larger of its two activation peaks.
+    pub fn bytes(&self) -> f64 {
+        self.parameters + self.training.max(self.evaluation)
+    }
+
+    /// The setting to change when `limit` bytes are too few: `model` when its parameters
+    /// and a block of 64 rows alone exceed them, else `train.batch_size` or
+    /// `eval.max_rows_per_chunk`, whichever peak is larger.
+    pub fn key_over(&self, limit: f64) -> &'static str {
+        if self.parameters + 64.0 * self.row > limit {
+            "model"
+        } else if self.training >= self.evaluation {
+            "train.batch_size"
+        } else {
+            "eval.max_rows_per_chunk"
+        }
+    }
+}
+
+/// [`memory_estimate`]'s bytes.
 pub fn memory_estimate_bytes(
     config: &crate::spec::RunConfig,
     input: impl Into<Input>,
     train_rows: usize,
     test_rows: usize,
 ) -> f64 {
+    memory_estimate(config, input, train_rows, test_rows).bytes()
+}
+
+/// A generous estimate of the bytes a run needs: parameters with their gradients and
+/// optimiser state, and the activations (forward and backward) of the largest batch of
+/// rows it pushes through the network, in training or in evaluation.
+pub fn memory_estimate(
+    config: &crate::spec::RunConfig,
+    input: impl Into<Input>,
+    train_rows: usize,
+    test_rows: usize,
+) -> MemoryEstimate {
     let input = input.into();
     let m = &config.model;
     let params = parameter_count(m, input);
@@ -295,5 +338,10 @@ pub fn memory_estimate_bytes(
         .min(test_rows as f64 * config.eval.importance_samples as f64)
         .max(64f64.min(test_rows as f64) * samples);
     const F32: f64 = 4.0;
-    F32 * (6.0 * params + 2.0 * train_rows.max(eval_rows) * widths)
+    MemoryEstimate {
+        parameters: F32 * 6.0 * params,
+        training: F32 * 2.0 * train_rows * widths,
+        evaluation: F32 * 2.0 * eval_rows * widths,
+        row: F32 * 2.0 * widths,
+    }
 }

@@ -143,6 +143,15 @@ pub(super) fn execute(
     if executed.write_error.is_none() && executed.record.status != RunStatus::Failed {
         ledger.close();
     }
+    if executed
+        .write_error
+        .as_deref()
+        .is_some_and(crate::resources::is_disk_full)
+    {
+        // Its checkpoints would only hold the space others need; the rerun trains it anew.
+        checkpoints.clear();
+        ledger.close();
+    }
     executed
 }
 
@@ -319,7 +328,9 @@ fn record_training(trained: &TrainOutcome, data: &Dataset, record: &mut RunRecor
     record.samples_per_second = trained.examples_seen as f64 / trained.train_seconds.max(1e-9);
     record.exact_test_log_px = data.exact_test_log_px;
     record.modelled_columns = data.columns.clone();
-    record.data_notes = (!data.notes.is_empty()).then(|| data.notes.join("; "));
+    let mut notes = data.notes.clone();
+    notes.extend(constant_column_note(&record.config, data));
+    record.data_notes = (!notes.is_empty()).then(|| notes.join("; "));
     record.stopped_epoch = trained.stopped_at;
     record.stop_reason = trained.stopped_because.clone();
     record.restored_epoch = trained.restored_epoch;
@@ -337,6 +348,25 @@ fn record_training(trained: &TrainOutcome, data: &Dataset, record: &mut RunRecor
         let epochs = &trained.epochs;
         last_metrics(&epochs[..epochs.len().saturating_sub(1)], record);
     }
+}
+
+/// Under a Gaussian likelihood, the training data's constant columns: each is fitted
+/// exactly, adding a constant to the ELBO and log p(x) (with a learned variance, up to
+/// about `model.logvar_limit` / 2 nats each) that says nothing about the model.
+fn constant_column_note(config: &RunConfig, data: &Dataset) -> Option<String> {
+    if config.model.likelihood != crate::spec::LikelihoodKind::Gaussian {
+        return None;
+    }
+    let constant = crate::data::constant_columns(&data.train);
+    let names = crate::data::column_names(data, &constant);
+    let shown = names.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
+    let more = if names.len() > 8 { ", ..." } else { "" };
+    (!constant.is_empty()).then(|| {
+        format!(
+            "{} column(s) constant in the training data under a Gaussian likelihood ({shown}{more}): fitted exactly, they add a constant to the ELBO and log p(x) that says nothing about the model",
+            constant.len()
+        )
+    })
 }
 
 /// The final evaluation of a trained run, its verdict (ok, or diverged in the evaluation)

@@ -7,7 +7,7 @@ use figment::Figment;
 use figment::providers::{Env, Serialized};
 
 use super::validate::validate_spec;
-use super::{DatasetKind, Spec, SpecError, absolute_from, closest, file, paths};
+use super::{DatasetKind, ObjectiveKind, Spec, SpecError, absolute_from, closest, file, paths};
 
 /// Environment variable that moves the MNIST-style data directory (`data.path`).
 pub const DATA_DIR_ENV: &str = "AEVB_DATA";
@@ -70,6 +70,7 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Spec, SpecError> {
         .extract()
         .map_err(|e| figment_error(&file, e, path))?;
     check_finite(&spec, &figment, &file, path)?;
+    check_ignored(&spec, &figment, &file)?;
     paths::resolve_data_paths(&mut spec, &figment);
     // AEVB_DATA moves the IDX directory (above the file, below --set). It is applied only to
     // the datasets that read one, so that it never changes the run ids of other specs.
@@ -217,6 +218,37 @@ fn check_file_text(path: &Path, text: &str, file: &str) -> Result<(), SpecError>
 
 /// NaN and infinities pass serde as valid floats; no setting takes one. The error names the
 /// dotted key and where the value came from (file, environment or --set).
+/// A setting every run of the spec would ignore is refused, naming its key, rather than
+/// silently dropped: `objective.kl` (analytic or Monte Carlo KL) under the IWAE objective,
+/// whose bound has no KL term.
+fn check_ignored(spec: &Spec, figment: &Figment, file: &str) -> Result<(), SpecError> {
+    let defaults = std::any::type_name::<Spec>();
+    let swept = |key: &str| {
+        let sweep = &spec.sweep;
+        sweep.grid.contains_key(key)
+            || sweep.zip.iter().any(|group| group.contains_key(key))
+            || sweep
+                .search
+                .as_ref()
+                .is_some_and(|s| s.keys.contains_key(key))
+    };
+    let given = |key: &str| {
+        figment
+            .find_metadata(key)
+            .is_some_and(|m| m.name != defaults)
+            || swept(key)
+    };
+    let only_iwae = spec.objective.kind == ObjectiveKind::Iwae && !swept("objective.kind");
+    if only_iwae && given("objective.kl") {
+        return Err(SpecError::new(
+            file,
+            "objective.kl",
+            "objective.kind = \"iwae\" has no KL term (its bound weighs samples of p(x, z) / q(z|x)), so `kl` would be ignored; remove it",
+        ));
+    }
+    Ok(())
+}
+
 fn check_finite(spec: &Spec, figment: &Figment, file: &str, path: &Path) -> Result<(), SpecError> {
     fn walk(value: &toml::Value, key: &str, bad: &mut Vec<(String, f64)>) {
         match value {

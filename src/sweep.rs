@@ -30,7 +30,7 @@ impl PlannedRun {
     }
 }
 
-/// Expands the grid and zip groups, in a deterministic order.
+/// Expands the grid and zip groups, in a deterministic order, and checks every run.
 pub fn expand(spec: &Spec, file: &str) -> Result<Vec<PlannedRun>, SpecError> {
     let base = serde_json::to_value(spec.run_config())
         .map_err(|e| SpecError::new(file, "-", format!("cannot represent the spec: {e}")))?;
@@ -80,6 +80,9 @@ pub fn expand(spec: &Spec, file: &str) -> Result<Vec<PlannedRun>, SpecError> {
     check_distinct(&runs, file)?;
     if let Some(halving) = &spec.sweep.halving {
         check_halving(halving, &runs, file)?;
+    }
+    for run in &runs {
+        crate::spec::validate_run(&run.config, file)?;
     }
     Ok(runs)
 }

@@ -13,9 +13,10 @@
 use std::time::{Duration, Instant};
 
 use super::blocks::{self, BLOCK_EXAMPLES, Purpose};
+use super::model::{Model, one_thread};
 use super::scorer::{BurnScorer, FusedScorer, Scorer};
+use super::stats::Estimate;
 use super::stats::LogWeights;
-use super::{Model, one_thread};
 use crate::data::Matrix;
 use crate::engine::fused::products::Threads;
 
@@ -52,7 +53,7 @@ impl ImportanceExamples {
     pub fn summary(&self) -> LogPxSummary {
         let n = self.ess.len().max(1) as f64;
         LogPxSummary {
-            log_px: super::Estimate::of(&self.log_px),
+            log_px: Estimate::of(&self.log_px),
             ess_mean: self.ess.iter().sum::<f64>() / n,
             ess_min: self.ess.iter().copied().fold(f64::INFINITY, f64::min),
             log_w_sd_mean: self.log_w_sd.iter().sum::<f64>() / n,
@@ -132,7 +133,7 @@ pub const SINGLE_WEIGHT_ESS: f64 = 2.0;
 /// The estimate over a set of examples, and how far its importance weights can be trusted.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LogPxSummary {
-    pub log_px: super::Estimate,
+    pub log_px: Estimate,
     pub ess_mean: f64,
     pub ess_min: f64,
     pub log_w_sd_mean: f64,

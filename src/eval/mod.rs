@@ -9,14 +9,13 @@
 
 pub mod blocks;
 pub mod importance;
+mod model;
 pub mod scorer;
 pub mod stats;
 
 use crate::data::Matrix;
 use crate::data::device::host;
 use crate::data::device::to_tensor;
-use crate::engine::Engine;
-use crate::engine::fused::layout::Layout;
 use crate::engine::fused::products::Threads;
 use crate::model::Vae;
 use crate::spec::{KlMode, ObjectiveKind, PriorKind, RunConfig};
@@ -25,72 +24,10 @@ pub use importance::{
     ImportanceExamples, InFlight, LogPxJob, LogPxProgress, LogPxSummary, SINGLE_WEIGHT_ESS,
     iwae_bound, log_px, log_px_examples,
 };
+use model::one_thread;
+pub use model::{Flat, Model, with_engine, with_model};
 use scorer::{BurnScorer, FusedScorer, Scorer};
 pub use stats::{Estimate, LogWeights};
-
-/// The model being evaluated, and where.
-pub enum Model<'a> {
-    /// The fused engine's flat parameters, evaluated on `threads`.
-    Fused {
-        layout: &'a Layout,
-        params: &'a [f32],
-        threads: &'a Threads,
-    },
-    /// A burn model on its device, one block at a time.
-    Burn(&'a Vae),
-}
-
-/// A burn model flattened for the fused engine's forward pass, with the threads to run on.
-pub struct Flat {
-    layout: Layout,
-    params: Vec<f32>,
-    threads: Threads,
-}
-
-impl Flat {
-    fn model(&self) -> Model<'_> {
-        Model::Fused {
-            layout: &self.layout,
-            params: &self.params,
-            threads: &self.threads,
-        }
-    }
-}
-
-/// `f` on `vae` as the run's engine evaluates it: flattened onto the fused engine's forward
-/// pass on `threads` threads where that engine trains `config`, else burn's modules. A
-/// saved model evaluated this way gives the recorded numbers bit for bit.
-pub fn with_model<T>(
-    vae: &Vae,
-    config: &RunConfig,
-    threads: usize,
-    f: impl FnOnce(&Model<'_>) -> T,
-) -> anyhow::Result<T> {
-    if crate::engine::uses_fused(config) {
-        let (layout, params) = crate::engine::fused::flatten(config, vae);
-        let flat = Flat {
-            layout,
-            params,
-            threads: Threads::new(threads)?,
-        };
-        Ok(f(&flat.model()))
-    } else {
-        Ok(f(&Model::Burn(vae)))
-    }
-}
-
-/// `f` on a training engine's model as it stands: the fused engine's parameters in place
-/// (nothing copied), else the autodiff engine's model on the plain device.
-pub fn with_engine<T>(engine: &dyn Engine, f: impl FnOnce(&Model<'_>) -> T) -> T {
-    match engine.fused_parts() {
-        Some((layout, params, threads)) => f(&Model::Fused {
-            layout,
-            params,
-            threads,
-        }),
-        None => f(&Model::Burn(&engine.model())),
-    }
-}
 
 /// Per-example ELBO terms in nats: E_q[log p(x|z)] and the KL.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -159,10 +96,6 @@ pub fn elbo_examples(model: &Model<'_>, data: &Matrix, config: &RunConfig) -> Ex
 /// [`elbo_examples`], summarised.
 pub fn elbo(model: &Model<'_>, data: &Matrix, config: &RunConfig) -> ElboTerms {
     elbo_examples(model, data, config).summary()
-}
-
-fn one_thread() -> Threads {
-    Threads::new(1).expect("one thread needs no pool")
 }
 
 fn elbo_blocks<S: Scorer>(

@@ -211,11 +211,11 @@ impl VampPrior {
     }
 
     /// The mixture's components: the encoder's posteriors at the pseudo-inputs.
-    pub fn components(&self, encoder: &super::Encoder) -> Posterior {
+    pub fn components(&self, encoder: &super::encoder::Encoder) -> Posterior {
         encoder.forward(self.inputs())
     }
 
-    pub fn log_prob(&self, encoder: &super::Encoder, z: Tensor<2>) -> Tensor<1> {
+    pub fn log_prob(&self, encoder: &super::encoder::Encoder, z: Tensor<2>) -> Tensor<1> {
         let q = self.components(encoder);
         let k = q.mean.dims()[0];
         let uniform = Tensor::<1>::zeros([k], &z.device()).sub_scalar((k as f64).ln());
@@ -224,7 +224,7 @@ impl VampPrior {
 
     pub fn sample(
         &self,
-        encoder: &super::Encoder,
+        encoder: &super::encoder::Encoder,
         n: usize,
         rng: &mut StdRng,
         device: &Device,
@@ -237,7 +237,7 @@ impl VampPrior {
     }
 
     /// Latent dimension `dim`'s marginal: K equally weighted normals.
-    pub fn marginal(&self, encoder: &super::Encoder, dim: usize) -> Vec<(f64, f64, f64)> {
+    pub fn marginal(&self, encoder: &super::encoder::Encoder, dim: usize) -> Vec<(f64, f64, f64)> {
         let q = self.components(encoder);
         let [k, d] = q.mean.dims();
         let (means, logvars) = (host(q.mean), host(q.logvar));
@@ -306,7 +306,7 @@ impl Prior {
     /// The prior's marginal along latent dimension `dim`, as normal components
     /// (weight, mean, standard deviation): one for the normal priors, K for the mixture and
     /// the VampPrior (whose components `encoder` gives).
-    pub fn marginal(&self, encoder: &super::Encoder, dim: usize) -> Vec<(f64, f64, f64)> {
+    pub fn marginal(&self, encoder: &super::encoder::Encoder, dim: usize) -> Vec<(f64, f64, f64)> {
         match self {
             Prior::Vamp(p) => p.marginal(encoder, dim),
             Prior::StandardNormal(_) => vec![(1.0, 0.0, 1.0)],

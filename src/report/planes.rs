@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::plots::{RunPoint, err, extent, group_label, padded};
+use super::points::{RunPoint, err, extent, group_label, padded};
 use super::stats::Interval;
 
 /// The most runs a plane draws one by one.

@@ -4,11 +4,11 @@
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
-use super::Shared;
 use super::eval_progress::ProgressFile;
 use super::evaluation::{self, Evaluated};
-use super::halving::RungResult;
 use super::ledger::Ledger;
+use super::rung::RungResult;
+use super::shared::Shared;
 use crate::checkpoint::{BoardPosition, Checkpoints, Loaded};
 use crate::data::Dataset;
 use crate::engine::Engine;

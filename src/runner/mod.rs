@@ -7,8 +7,12 @@ mod eval_progress;
 pub mod evaluation;
 pub mod halving;
 mod ledger;
+mod rung;
+mod shared;
 
 use attempt::{Executed, execute};
+pub use rung::RungResult;
+use shared::Shared;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -16,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
-use crate::prepare::{DataCache, Prepared};
+use crate::prepare::Prepared;
 use crate::progress::{Progress, RunWork};
 use crate::sinks::results::{ResultsDir, RunStatus, TABLE_REFRESH};
 use crate::sinks::tensorboard::{ExperimentRecord, integer_keys, remove_top_level_events};
@@ -405,21 +409,4 @@ fn swept_domains(runs: &[PlannedRun]) -> Vec<(String, Vec<Value>)> {
         }
     }
     out
-}
-
-/// What every run of one sweep shares.
-pub(crate) struct Shared<'a> {
-    pub(crate) spec: &'a Spec,
-    pub(crate) out: &'a ResultsDir,
-    pub(crate) datasets: &'a DataCache,
-    /// Swept keys shown as text in HParams (integer-valued).
-    pub(crate) text_keys: &'a [String],
-    /// The sweep's HParams experiment record, written into every run's log.
-    pub(crate) experiment: &'a ExperimentRecord,
-    /// The git commit of the folder holding the spec, where it is a repository.
-    pub(crate) experiments_commit: Option<&'a str>,
-    /// Retrain finished runs, and start unfinished ones afresh rather than from checkpoints.
-    pub(crate) force: bool,
-    /// Runs trained at once: the cores are split between them (`engine::threads_per_run`).
-    pub(crate) concurrent: usize,
 }

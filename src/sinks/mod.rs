@@ -3,6 +3,7 @@
 pub mod atomic;
 pub mod claims;
 mod columns;
+mod epoch_rows;
 pub mod font;
 pub mod grid;
 pub mod model_file;

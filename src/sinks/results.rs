@@ -21,9 +21,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use super::atomic::{write_atomic, write_atomic_with};
+use super::epoch_rows::{EPOCH_ROWS_FILE, epoch_rows_frame};
 use super::parquet::write_parquet_atomic_with;
 pub use super::record::{RunRecord, RunStatus};
-use super::tables::{EPOCH_ROWS_FILE, epoch_rows_frame};
 use crate::train::EpochMetrics;
 
 /// How stale the tables may get while runs finish: a process that finishes a run rebuilds
@@ -143,34 +143,8 @@ impl ResultsDir {
         self.root.join(".lock")
     }
 
-    /// Rebuilds runs.parquet and epochs.parquet from the finished runs' folders, under the
-    /// folder lock (waiting for it), so that a concurrent process never replaces them with
-    /// an older view. Returns the runs in them and those it had to leave out.
-    pub fn write_tables(&self) -> anyhow::Result<super::tables::Rebuilt> {
-        let _lock = self.lock()?;
-        super::tables::rebuild(self)
-    }
-
-    /// Rebuilds the tables if they are missing or older than `max_age` and no other
-    /// process holds the folder lock (that one is rebuilding them, or soon will); returns
-    /// whether it did. What a process calls after each finished run.
-    pub fn refresh_tables(&self, max_age: Duration) -> anyhow::Result<bool> {
-        if self.tables_fresh(max_age) {
-            return Ok(false);
-        }
-        let Some(_lock) = self.try_lock()? else {
-            return Ok(false);
-        };
-        // Another process may have rebuilt them while this one looked.
-        if self.tables_fresh(max_age) {
-            return Ok(false);
-        }
-        super::tables::rebuild(self)?;
-        Ok(true)
-    }
-
     /// Both tables exist and were written less than `max_age` ago.
-    fn tables_fresh(&self, max_age: Duration) -> bool {
+    pub(super) fn tables_fresh(&self, max_age: Duration) -> bool {
         let age = |p: PathBuf| {
             std::fs::metadata(p)
                 .and_then(|m| m.modified())

@@ -13,12 +13,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
+use std::time::Duration;
 
 use polars::prelude::*;
 use serde_json::Value;
 
 use super::atomic::remove_abandoned_temporaries;
 use super::columns::{Columns, Row, Seen};
+use super::epoch_rows::{EPOCH_ROWS_FILE, epoch_columns, epoch_rows_frame};
 use super::parquet::ParquetBatches;
 use super::record::{RunRecord, template_record};
 use super::results::{ResultsDir, read_record, rfc3339_utc_seconds};
@@ -28,9 +30,34 @@ use crate::train::EpochMetrics;
 /// Runs read, turned into rows and written at a time (100 epochs each: 25,600 epoch rows).
 pub const BATCH: usize = 256;
 
-/// A run's epoch rows, written beside its record when it finishes, so that a rebuild reads
-/// columns rather than parsing JSON.
-pub const EPOCH_ROWS_FILE: &str = "epoch_rows.parquet";
+/// The tables of a results folder, rebuilt.
+impl ResultsDir {
+    /// Rebuilds runs.parquet and epochs.parquet from the finished runs' folders, under the
+    /// folder lock (waiting for it), so that a concurrent process never replaces them with
+    /// an older view. Returns the runs in them and those it had to leave out.
+    pub fn write_tables(&self) -> anyhow::Result<Rebuilt> {
+        let _lock = self.lock()?;
+        rebuild(self)
+    }
+
+    /// Rebuilds the tables if they are missing or older than `max_age` and no other
+    /// process holds the folder lock (that one is rebuilding them, or soon will); returns
+    /// whether it did. What a process calls after each finished run.
+    pub fn refresh_tables(&self, max_age: Duration) -> anyhow::Result<bool> {
+        if self.tables_fresh(max_age) {
+            return Ok(false);
+        }
+        let Some(_lock) = self.try_lock()? else {
+            return Ok(false);
+        };
+        // Another process may have rebuilt them while this one looked.
+        if self.tables_fresh(max_age) {
+            return Ok(false);
+        }
+        rebuild(self)?;
+        Ok(true)
+    }
+}
 
 /// A run's row of runs.parquet: its record's fields, then its config flattened (dotted).
 fn run_row(record: &RunRecord) -> Row {
@@ -54,46 +81,6 @@ fn epoch_keys(record: &RunRecord) -> Vec<&str> {
         keys.push("train.seed");
     }
     keys
-}
-
-/// An epoch's fields as JSON, with every optional one filled (for the column types).
-fn epoch_template() -> Row {
-    let template = EpochMetrics {
-        train_tc: Some(0.0),
-        capacity: Some(0.0),
-        train_discriminator_loss: Some(0.0),
-        test_elbo: Some(0.0),
-        test_recon: Some(0.0),
-        test_kl: Some(0.0),
-        test_elbo_se: Some(0.0),
-        test_kl_se: Some(0.0),
-        valid_elbo: Some(0.0),
-        valid_elbo_se: Some(0.0),
-        ..Default::default()
-    };
-    match serde_json::to_value(template) {
-        Ok(Value::Object(map)) => map.into_iter().collect(),
-        _ => BTreeMap::new(),
-    }
-}
-
-/// The columns of a run's epoch rows (the same for every run).
-fn epoch_columns() -> Columns {
-    let template = epoch_template();
-    let names = template.keys().cloned().collect();
-    Columns::typed(names, &HashMap::new(), &template)
-}
-
-/// A run's epochs as a frame with [`epoch_columns`]: what `epoch_rows.parquet` holds.
-pub fn epoch_rows_frame(epochs: &[EpochMetrics]) -> anyhow::Result<DataFrame> {
-    let rows: Vec<Row> = epochs
-        .iter()
-        .map(|e| match serde_json::to_value(e) {
-            Ok(Value::Object(map)) => map.into_iter().collect(),
-            _ => BTreeMap::new(),
-        })
-        .collect();
-    epoch_columns().frame(&rows)
 }
 
 /// The two tables' columns, learned from every record (pass 1).

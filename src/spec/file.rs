@@ -8,7 +8,7 @@ use figment::providers::{Format, Toml, Yaml};
 use figment::value::{Dict, Map};
 use figment::{Metadata, Profile, Provider};
 
-use super::SpecError;
+use super::error::SpecError;
 
 /// No spec is more than a few levels deep; a file nested deeper than this is refused
 /// before any parser recurses into it (a 100,000-deep YAML took 54 s to reject).

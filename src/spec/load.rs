@@ -6,8 +6,12 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Env, Serialized};
 
+use super::document::Spec;
+use super::error::{SpecError, closest};
+use super::file;
+use super::paths::{self, absolute_from};
+use super::sections::{DatasetKind, ObjectiveKind};
 use super::validate::validate_spec;
-use super::{DatasetKind, ObjectiveKind, Spec, SpecError, absolute_from, closest, file, paths};
 
 /// Environment variable that moves the MNIST-style data directory (`data.path`).
 pub const DATA_DIR_ENV: &str = "AEVB_DATA";

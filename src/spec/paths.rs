@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use figment::{Figment, Source};
 
-use super::Spec;
+use super::document::Spec;
 
 /// The spec keys that hold file or folder paths of data.
 const PATH_KEYS: [&str; 2] = ["data.path", "data.test_path"];

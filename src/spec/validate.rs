@@ -1,9 +1,14 @@
-//! Validation of a spec and of every run it sweeps into: values in range and combinations
-//! that make sense, each refusal naming its key.
+//! Validation of a spec's own settings, and of one resolved run (which `sweep::expand` asks
+//! of every run it expands into): values in range and combinations that make sense, each
+//! refusal naming its key.
 
-use super::{
-    BackendKind, Binarization, ConvLayer, KlMode, LikelihoodKind, ObjectiveKind, PriorKind,
-    RunConfig, Spec, SpecError, StaticBinarization, VarianceKind,
+use super::conv::ConvLayer;
+use super::document::{RunConfig, Spec};
+use super::error::SpecError;
+use super::runtime::BackendKind;
+use super::sections::{
+    Binarization, KlMode, LikelihoodKind, ObjectiveKind, PriorKind, StaticBinarization,
+    VarianceKind,
 };
 
 pub(super) fn validate_spec(spec: &Spec, file: &str) -> Result<(), SpecError> {
@@ -24,10 +29,8 @@ pub(super) fn validate_spec(spec: &Spec, file: &str) -> Result<(), SpecError> {
             ),
         ));
     }
-    let runs = crate::sweep::expand(spec, file)?;
-    for run in &runs {
-        validate_run(&run.config, file)?;
-    }
+    // Every run the sweep expands into is checked by `sweep::expand`, the layer that
+    // expands it.
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! When training ends before its epochs: divergence, early stopping, and the limits that
 //! successive halving sets.
 
-use super::TrainState;
+use super::state::TrainState;
 use crate::spec::TrainConfig;
 
 /// When a run counts as diverged: a metric that is not finite, or a bound (nats per example)

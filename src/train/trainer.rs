@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 use burn::tensor::Device;
 use rand::seq::SliceRandom;
 
+use super::outcome::TrainOutcome;
+use super::schedule::lr_at;
+use super::state::{Checkpoint, EpochMetrics, Observer, TrainState};
 use super::stopping::early_stop;
-use super::{
-    Checkpoint, Divergence, EpochLimit, EpochMetrics, Observer, Stream, TrainOutcome, TrainState,
-    init_rng, lr_at, stream,
-};
+use super::stopping::{Divergence, EpochLimit};
+use super::streams::{Stream, init_rng, stream};
 use crate::data::batch::Batch;
 use crate::data::{Dataset, Matrix};
 use crate::engine::{self, Engine, Files, Saved, StepSums};

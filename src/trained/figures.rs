@@ -8,8 +8,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::TrainedRun;
-use super::latent::{by_kl, kl_per_dimension, mixture_quantile};
-use super::tables::{blocks_frame, save, top_two};
+use super::frames::{blocks_frame, save};
+use super::latent::{by_kl, kl_per_dimension, mixture_quantile, top_two};
 use crate::data::ImageShape;
 use crate::data::device::host;
 use crate::data::device::to_tensor;

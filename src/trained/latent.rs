@@ -56,6 +56,12 @@ pub fn by_kl(kl: &[f64]) -> Vec<usize> {
     order
 }
 
+/// The two latent dimensions with the most KL (the only two for a 2-D latent space).
+pub fn top_two(means: &[f32], logvars: &[f32], latent: usize) -> (usize, usize) {
+    let order = by_kl(&kl_per_dimension(means, logvars, latent));
+    (order[0], *order.get(1).unwrap_or(&order[0]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

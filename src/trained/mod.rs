@@ -3,6 +3,7 @@
 //! (for two latents) the learned manifold, or re-estimate its test log p(x) with a larger K.
 
 pub mod figures;
+mod frames;
 pub mod latent;
 pub mod reevaluate;
 pub mod tables;

@@ -6,38 +6,8 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 
 use super::TrainedRun;
-use super::latent::{by_kl, kl_per_dimension};
+use super::frames::{blocks_frame, save};
 use crate::eval::posterior_params;
-use crate::sinks::parquet::write_parquet_atomic;
-
-/// A table with an integer `index` column and, per block, `name_0 … name_{width-1}`
-/// columns from a row-major [rows, width] block.
-pub fn blocks_frame(
-    index_name: &str,
-    rows: usize,
-    labels: Option<&[u32]>,
-    blocks: &[(&str, &[f32], usize)],
-) -> anyhow::Result<DataFrame> {
-    let mut columns: Vec<Column> = vec![Column::new(
-        index_name.into(),
-        (0..rows as u32).collect::<Vec<u32>>(),
-    )];
-    if let Some(labels) = labels {
-        columns.push(Column::new("label".into(), labels.to_vec()));
-    }
-    for &(name, values, width) in blocks {
-        for j in 0..width {
-            let col: Vec<f32> = (0..rows).map(|i| values[i * width + j]).collect();
-            columns.push(Column::new(format!("{name}_{j}").into(), col));
-        }
-    }
-    Ok(DataFrame::new(rows, columns)?)
-}
-
-pub fn save(path: &Path, mut frame: DataFrame) -> anyhow::Result<PathBuf> {
-    write_parquet_atomic(path, &mut frame)?;
-    Ok(path.to_path_buf())
-}
 
 /// `runner encode`: `encoded.parquet` (per test example: label where the data have them,
 /// the generative factors where they are known — `factor_<name>` classes and
@@ -67,10 +37,4 @@ pub fn encode(run: &TrainedRun, out: Option<&Path>) -> anyhow::Result<Vec<PathBu
     let table = save(&dir.join("encoded.parquet"), frame)?;
     let scatter = super::figures::latent_scatter(run, &means, &logvars, &dir)?;
     Ok(vec![table, scatter])
-}
-
-/// The two latent dimensions with the most KL (the only two for a 2-D latent space).
-pub fn top_two(means: &[f32], logvars: &[f32], latent: usize) -> (usize, usize) {
-    let order = by_kl(&kl_per_dimension(means, logvars, latent));
-    (order[0], *order.get(1).unwrap_or(&order[0]))
 }

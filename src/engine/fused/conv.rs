@@ -11,7 +11,7 @@
 //! convolution multiplies and scatters into its output (the larger grid). Their backward
 //! passes swap the two: one [`Grid`] describes both.
 
-use super::forward::sized;
+use super::flat::sized;
 use super::kernels;
 use super::layout::{ConvSlot, Layout};
 use super::products::{Threads, View};

@@ -49,11 +49,7 @@ pub struct Workspace {
     pub(super) out_post: Vec<f32>,
 }
 
-/// `v` with exactly `len` elements (contents unspecified: every user overwrites them).
-pub(super) fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    v.resize(len, 0.0);
-    &mut v[..]
-}
+pub(super) use super::flat::sized;
 
 pub(super) fn dense_forward(
     t: &Threads,

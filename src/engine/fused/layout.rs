@@ -7,27 +7,7 @@ use crate::model::Input;
 use crate::model::conv::{Stage, plan};
 use crate::spec::{Activation, LikelihoodKind, ModelConfig, PriorKind, VarianceKind};
 
-/// One named parameter tensor: `shape` row-major at `offset`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Slot {
-    pub name: String,
-    pub shape: Vec<usize>,
-    pub offset: usize,
-}
-
-impl Slot {
-    pub fn len(&self) -> usize {
-        self.shape.iter().product()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn range(&self) -> std::ops::Range<usize> {
-        self.offset..self.offset + self.len()
-    }
-}
+pub use super::flat::Slot;
 
 /// A dense layer `y = x·W + b`, W stored [d_in, d_out] (burn's `Linear` layout).
 #[derive(Clone, Debug, PartialEq)]

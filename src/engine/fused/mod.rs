@@ -5,6 +5,7 @@
 //! "Performance"); models it does not cover train on burn (see [`super::support`], which `engine::start` asks).
 
 pub mod conv;
+mod flat;
 pub mod forward;
 pub mod kernels;
 pub mod layout;

@@ -5,7 +5,8 @@
 //! it with gradient for gradient.
 
 use super::conv;
-use super::forward::{self, Workspace, rows_per_piece, sized};
+use super::flat::sized;
+use super::forward::{self, Workspace, rows_per_piece};
 use super::kernels;
 use super::layout::{Dense, Layout};
 use super::prior::PriorPiece;

@@ -6,8 +6,8 @@
 //! gives log p(z), its gradient in z, and the gradients of its own parameters, which it adds
 //! into the gradient buffer (the prior is a piece whose gradients accumulate).
 
-use super::forward::sized;
-use super::layout::Slot;
+use super::flat::Slot;
+use super::flat::sized;
 use super::products::{Threads, View};
 use crate::model::density::LN_2PI;
 

@@ -22,6 +22,9 @@ fn register_font() {
 /// (x, mean, half-width of its 95% interval).
 type MeanCi = (f64, f64, f64);
 
+/// The mean of a group's runs and the half-width of its 95% interval: Student t over the
+/// seeds where there are two or more, else the one run's ±1.96 SE over test examples
+/// (0 without one).
 fn interval(values: &[(f64, Option<f64>)]) -> (f64, f64) {
     let v: Vec<f64> = values.iter().map(|(m, _)| *m).collect();
     match super::stats::Interval::over(&v) {

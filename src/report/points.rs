@@ -57,10 +57,6 @@ pub(super) fn group_label(keys: &BTreeMap<String, String>, skip: Option<&str>) -
     }
 }
 
-/// The mean of a group's runs and the half-width of its 95% interval: Student t over the
-/// seeds where there are two or more, else the one run's ±1.96 SE over test examples
-/// (0 without one).
-
 pub(super) fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow::anyhow!("plotting failed: {e}")
 }

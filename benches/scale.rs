@@ -161,8 +161,9 @@ fn measure_child(args: &[String]) -> ! {
     });
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
-    // SAFETY: an rusage filled by wait4 for our own child.
+    // SAFETY: rusage is a plain C struct of integers, for which all zeroes is a value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: an rusage filled by wait4 for our own child.
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let seconds = start.elapsed().as_secs_f64();
     assert_eq!(waited, pid);

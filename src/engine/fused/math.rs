@@ -24,6 +24,7 @@ macro_rules! multiversion {
                 match $crate::engine::fused::math::level() {
                     // SAFETY: level() saw these features on this CPU (is_x86_feature_detected).
                     $crate::engine::fused::math::Level::V4 => return unsafe { v4($($arg),*) },
+                    // SAFETY: as above: level() saw AVX2 and FMA on this CPU.
                     $crate::engine::fused::math::Level::V3 => return unsafe { v3($($arg),*) },
                     $crate::engine::fused::math::Level::Baseline => {}
                 }

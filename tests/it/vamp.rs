@@ -3,8 +3,9 @@
 //! weights against finite differences of that f64 function, and sampling against the
 //! mixture's moments.
 
+use crate::common::flex;
 use aevb::model::{Posterior, Prior, Vae};
-use aevb::spec::{Activation, BackendKind, KlMode, ModelConfig, PriorKind, RunConfig};
+use aevb::spec::{Activation, KlMode, ModelConfig, PriorKind, RunConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -13,10 +14,6 @@ const D: usize = 5;
 const Z: usize = 2;
 const K: usize = 3;
 const H: usize = 4;
-
-fn flex() -> Device {
-    aevb::backend::device(BackendKind::Flex, 0).unwrap()
-}
 
 fn config() -> ModelConfig {
     let mut m = RunConfig::default().model;
@@ -278,21 +275,19 @@ fn a_vamp_run_trains_on_the_fused_engine_unless_its_encoder_has_convolutions() {
     assert_eq!(why.key, "model.prior");
 }
 
-mod common;
-
 /// A VampPrior run beside a standard-normal one: both train, the VampPrior's TensorBoard
 /// log has its pseudo-inputs image, `runner pseudo-inputs` draws them and refuses the
 /// other run (exit 2, naming it).
 #[test]
 fn pseudo_inputs_are_shown_in_tensorboard_and_by_a_command() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = common::write(
+    let spec = crate::common::write(
         dir.path(),
         "v.toml",
         "name = \"vamp\"\n[data]\ndataset = \"digits\"\n[model]\nlatent_dim = 3\nencoder = { hidden = [16] }\ndecoder = { hidden = [16] }\npseudo_inputs = 12\n[objective]\nkl = \"monte_carlo\"\n[train]\nepochs = 2\n[eval]\nimportance_samples = 20\nimages_every_epochs = 2\n[sweep.grid]\n\"model.prior\" = [\"standard_normal\", \"vamp\"]\n",
     );
     let results = dir.path().join("results");
-    let out = common::run_sweep(&spec, &results, &[]);
+    let out = crate::common::run_sweep(&spec, &results, &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -303,12 +298,12 @@ fn pseudo_inputs_are_shown_in_tensorboard_and_by_a_command() {
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().contains("prior=vamp"))
-        .flat_map(|e| common::tags(&common::events_in(&e.path())))
+        .flat_map(|e| crate::common::tags(&crate::common::events_in(&e.path())))
         .map(|(t, _)| t)
         .collect();
     assert!(tags.iter().any(|t| t == "pseudo_inputs"), "{tags:?}");
     let draw = |label: &str| {
-        common::runner()
+        crate::common::runner()
             .args(["pseudo-inputs", label, "--results"])
             .arg(&results)
             .output()

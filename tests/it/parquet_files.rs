@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use aevb::sinks::parquet::{embedded_arrow_schema, has_view_type};
 use polars::prelude::*;
 
-mod common;
-use common::{read_parquet, runner, write};
+use crate::common::{read_parquet, runner, write};
 
 /// A table with a text column (skipped, noted in the row) and two numeric columns, in a
 /// folder of its own; the spec names it relative to itself.

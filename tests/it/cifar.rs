@@ -1,12 +1,10 @@
 //! CIFAR-10's binary batches in their published layout, generated small: read back value
 //! for value, trained on, and malformed files refused naming the file (issue 21).
 
-mod common;
-
 use std::path::Path;
 
+use crate::common::{run_sweep, write};
 use aevb::spec::{DataConfig, DatasetKind};
-use common::{run_sweep, write};
 
 /// Record r of a batch: label r mod 10, pixel p of channel c = (r + 7c + p) mod 256.
 fn batch(path: &Path, records: usize, label_of: impl Fn(usize) -> u8) {
@@ -101,6 +99,6 @@ fn a_sweep_trains_on_them_and_malformed_batches_are_refused_naming_the_file() {
         cifar_dir(&batches);
         break_it(&batches);
         let results = dir.path().join(format!("results-{file}"));
-        common::assert_refused(&spec, &results, &[], file, expected);
+        crate::common::assert_refused(&spec, &results, &[], file, expected);
     }
 }

@@ -1,5 +1,4 @@
 //! What the `runner` tests share: running the binary, writing specs, reading Parquet.
-#![allow(dead_code)] // each test crate uses its own part of this
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -37,7 +36,6 @@ pub fn run_sweep(spec: &Path, results: &Path, extra: &[&str]) -> Output {
 /// `runner report DIR --format FORMAT`, asserting success; its stdout.
 /// A sweep of `spec` into `results` that must be refused before anything is written: exit 2,
 /// the message naming `file` and saying `expected`, and no results folder.
-#[allow(dead_code)] // not every test binary refuses data
 pub fn assert_refused(spec: &Path, results: &Path, extra: &[&str], file: &str, expected: &str) {
     let out = run_sweep(spec, results, extra);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -159,4 +157,9 @@ pub fn assert_same_results(
         .collect();
     let show: Vec<_> = differ.iter().map(|k| (k, a.get(*k), b.get(*k))).collect();
     assert!(differ.is_empty(), "results differ: {show:?}");
+}
+
+/// burn's CPU backend, where the tests train and evaluate burn's modules.
+pub fn flex() -> burn::tensor::Device {
+    aevb::backend::device(aevb::spec::BackendKind::Flex, 0).expect("flex starts")
 }

@@ -7,8 +7,7 @@ use std::process::Command;
 
 use polars::prelude::*;
 
-mod common;
-use common::{read_parquet, run_sweep as sweep, runner};
+use crate::common::{read_parquet, run_sweep as sweep, runner};
 
 fn strings(df: &DataFrame, name: &str) -> Vec<Option<String>> {
     df.column(name)
@@ -91,7 +90,7 @@ fn diverged_runs_keep_their_rows_and_report_counts_them() {
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(stderr.contains("3 already finished"), "{stderr}");
 
-    let stdout = common::report(&results.join("tiny"), "json");
+    let stdout = crate::common::report(&results.join("tiny"), "json");
     let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
     let total = |key: &str| -> f64 { rows.iter().map(|r| r[key].as_f64().unwrap_or(0.0)).sum() };
     assert_eq!(
@@ -118,7 +117,7 @@ fn a_model_too_large_for_this_machines_memory_is_refused_before_anything_is_writ
         "[sweep.grid]\n\"model.latent_dim\" = [1000000000, 3]\n",
     );
     let results = dir.path().join("results");
-    common::assert_refused(&spec, &results, &[], "huge.toml", "key `model`");
+    crate::common::assert_refused(&spec, &results, &[], "huge.toml", "key `model`");
     let out = sweep(&spec, &results, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("of memory, but"), "{stderr}");
@@ -130,7 +129,7 @@ fn a_model_too_large_for_this_machines_memory_is_refused_before_anything_is_writ
         "--set",
         "objective.iwae_k=100000000",
     ];
-    common::assert_refused(
+    crate::common::assert_refused(
         &batch,
         &results,
         &huge_batch,
@@ -310,8 +309,9 @@ fn fill(dir: &Path) {
         }
     }
     let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a NUL-terminated path and a zeroed struct statvfs fills in.
+    // SAFETY: statvfs is a plain C struct of integers, for which all zeroes is a value.
     let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a struct for statvfs to fill in.
     assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut stat) }, 0);
     let free = stat.f_bavail as u64 * stat.f_frsize as u64;
     assert!(

@@ -1,11 +1,9 @@
 //! The generated dSprites data end to end: a sweep trains on them, `runner encode` writes
 //! the generative factors beside the latents, and a bad resolution is refused (issue 21).
 
-mod common;
-
 use std::path::Path;
 
-use common::{read_parquet, run_dir, run_sweep, runner, write};
+use crate::common::{read_parquet, run_dir, run_sweep, runner, write};
 
 const SPEC: &str = r#"
 name = "sprites"
@@ -441,7 +439,7 @@ fn report_aggregates_the_disentanglement_scores_and_draws_them_against_beta() {
     );
     let study = results.join("sprites");
     // Every dis_* column gets mean ± sd over the two seeds and its interval.
-    let table = common::report(&study, "csv");
+    let table = crate::common::report(&study, "csv");
     let header = table.lines().next().unwrap();
     for m in [
         "dis_beta_vae",
@@ -467,7 +465,8 @@ fn report_aggregates_the_disentanglement_scores_and_draws_them_against_beta() {
         .map(|i| mig.get(i).unwrap())
         .sum::<f64>()
         / 2.0;
-    let json: serde_json::Value = serde_json::from_str(&common::report(&study, "json")).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&crate::common::report(&study, "json")).unwrap();
     let row = json
         .as_array()
         .unwrap()

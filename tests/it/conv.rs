@@ -2,13 +2,14 @@
 //! refusals that name every layer's shape), parameter counts against PyTorch's, and burn's
 //! convolutions, forward and gradients, against direct f64 sums and finite differences.
 
+use crate::common::flex;
 use aevb::data::ImageShape;
 use aevb::model::conv::{Conv, Stage, plan};
 use aevb::model::mlp::Init;
 use aevb::model::{Input, Vae, parameter_count};
 use aevb::spec::{Activation, ConvLayer, InitKind, MlpConfig, ModelConfig};
 use burn::module::Module;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -34,10 +35,6 @@ fn burgess(side: usize) -> ModelConfig {
         },
         ..ModelConfig::default()
     }
-}
-
-fn flex() -> Device {
-    aevb::backend::device(aevb::spec::BackendKind::Flex, 0).expect("flex starts")
 }
 
 #[test]

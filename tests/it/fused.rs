@@ -3,6 +3,7 @@
 //! likelihood and activation the fused engine covers, and its optimisers must take the same
 //! steps as burn-optim's. Also: its numbers do not depend on how its products are scheduled.
 
+use crate::common::flex;
 use aevb::data::Matrix;
 use aevb::data::batch::Batch;
 use aevb::engine::{self, Engine};
@@ -13,16 +14,11 @@ use aevb::spec::{
     Activation, BackendKind, KlMode, LikelihoodKind, ObjectiveKind, OptimizerKind, RunConfig,
     VarianceKind,
 };
-use burn::tensor::Device;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 const N: usize = 7;
 const D: usize = 12;
-
-fn flex() -> Device {
-    aevb::backend::device(BackendKind::Flex, 0).unwrap()
-}
 
 fn batch(config: &RunConfig, seed: u64) -> Matrix {
     let mut rng = StdRng::seed_from_u64(seed);

@@ -3,19 +3,16 @@
 //! engine contract (the fused engine refuses them through the library, with the reason; a
 //! `backend = "cpu"` run trains them on burn's autodiff).
 
+use crate::common::flex;
 use aevb::data::Matrix;
 use aevb::data::batch::Batch;
 use aevb::model::{Posterior, Vae};
 use aevb::objective::Schedule;
 use aevb::objective::{self, dip_penalty};
 use aevb::spec::{BackendKind, KlMode, ObjectiveKind, RunConfig};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-fn flex() -> Device {
-    aevb::backend::device(BackendKind::Flex, 0).unwrap()
-}
 
 /// A [N] tensor's values, read back as f64.
 fn host64(t: Tensor<1>) -> Vec<f64> {

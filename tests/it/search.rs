@@ -1,9 +1,7 @@
 //! `[sweep.search]`: random search trials crossed with a seed grid, trained, recorded with
 //! their drawn values, and found again (same ids, skipped) by a rerun (issue 24).
 
-mod common;
-
-use common::{read_parquet, run_sweep, write};
+use crate::common::{read_parquet, run_sweep, write};
 
 const SPEC: &str = r#"
 name = "search"
@@ -264,7 +262,7 @@ fn two_shards_run_one_halving_search_with_a_single_processs_decisions() {
     let children: Vec<std::process::Child> = ["0/2", "1/2"]
         .iter()
         .map(|s| {
-            common::sweep_command(&spec, &shared, &["--shard", s])
+            crate::common::sweep_command(&spec, &shared, &["--shard", s])
                 .stderr(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
@@ -315,7 +313,7 @@ fn a_kill_during_a_promotion_loses_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
     let killed = dir.path().join("killed");
-    let out = common::sweep_command(&spec, &killed, &[])
+    let out = crate::common::sweep_command(&spec, &killed, &[])
         .env("AEVB_TEST_SIGNAL", "runs=2,signal=KILL")
         .output()
         .unwrap();

@@ -6,8 +6,7 @@ use std::path::Path;
 
 use serde_yaml::Value;
 
-mod common;
-use common::{read_parquet, runner, sweep_command, write};
+use crate::common::{read_parquet, runner, sweep_command, write};
 
 const SIX_RUNS: &str = r#"
 name = "grid6"

@@ -3,14 +3,12 @@
 //! its labels, trained on with a convolutional model, and malformed files refused naming the
 //! file (issue 21).
 
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 
+use crate::common::{run_sweep, write};
 use aevb::data::ImageShape;
 use aevb::spec::{DataConfig, DatasetKind};
-use common::{run_sweep, write};
 
 fn gzip(path: &Path, bytes: &[u8]) {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -99,7 +97,7 @@ fn a_conv_sweep_trains_on_them_and_malformed_files_are_refused_naming_the_file()
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rec = common::record(&dir.path().join("results"), "fashion");
+    let rec = crate::common::record(&dir.path().join("results"), "fashion");
     assert_eq!(rec["status"], "ok");
     assert_eq!(
         rec["backend"], "fused",
@@ -128,7 +126,7 @@ fn a_conv_sweep_trains_on_them_and_malformed_files_are_refused_naming_the_file()
         fashion_dir(&idx);
         break_it(&idx);
         let results = dir.path().join(format!("results-{expected}"));
-        common::assert_refused(&spec, &results, &[], file, expected);
+        crate::common::assert_refused(&spec, &results, &[], file, expected);
     }
     // A conv decoder that cannot land on 28×28 is a spec error naming the key and shapes.
     fashion_dir(&idx);

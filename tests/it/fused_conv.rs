@@ -3,6 +3,7 @@
 //! minibatch and noise give the same bound and gradient, for colour and grey images, strides
 //! 1 and 2, both likelihoods and IWAE; and the same bits on one thread and two.
 
+use crate::common::flex;
 use aevb::data::batch::Batch;
 use aevb::data::{ImageShape, Matrix};
 use aevb::engine::{self, Engine};
@@ -11,13 +12,8 @@ use aevb::spec::{
     Activation, BackendKind, ConvLayer, LikelihoodKind, ObjectiveKind, OptimizerKind, RunConfig,
     VarianceKind,
 };
-use burn::tensor::Device;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-fn flex() -> Device {
-    aevb::backend::device(BackendKind::Flex, 0).unwrap()
-}
 
 fn colour() -> ImageShape {
     ImageShape {

@@ -2,10 +2,9 @@
 //! that names the file and the key (or the data file), no panic, no results folder.
 //! Specs in TOML and YAML, `--set` overrides, environment variables and data files.
 
+use crate::common::runner;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-mod common;
-use common::runner;
 
 /// One bad input: the spec file (name and text), extra command-line arguments, environment
 /// variables, and what the error message must contain besides the spec file's name.
@@ -1352,7 +1351,7 @@ fn a_directory_given_as_the_spec_is_refused_as_a_directory() {
     let folder = dir.path().join("experiments");
     std::fs::create_dir(&folder).unwrap();
     let results = dir.path().join("results");
-    common::assert_refused(&folder, &results, &[], "experiments", "is a directory");
+    crate::common::assert_refused(&folder, &results, &[], "experiments", "is a directory");
 }
 
 /// A constant column under a Gaussian likelihood with a fixed variance trains; the row's
@@ -1366,7 +1365,7 @@ fn a_constant_column_under_a_fixed_variance_trains_with_a_note() {
         text.push_str(&format!("{},7,{}\n", i as f64 / 40.0, (i % 7) as f64 / 7.0));
     }
     std::fs::write(&csv, text).unwrap();
-    let spec = common::write(
+    let spec = crate::common::write(
         dir.path(),
         "fixed.toml",
         &format!(
@@ -1375,13 +1374,13 @@ fn a_constant_column_under_a_fixed_variance_trains_with_a_note() {
         ),
     );
     let results = dir.path().join("results");
-    let out = common::run_sweep(&spec, &results, &[]);
+    let out = crate::common::run_sweep(&spec, &results, &[]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let row = common::record(&results, "fixed");
+    let row = crate::common::record(&results, "fixed");
     let notes = row["data_notes"].as_str().unwrap_or_default();
     assert!(
         notes.contains("1 column(s) constant") && notes.contains("(b)"),

@@ -1,13 +1,11 @@
 //! Every estimate with its standard error, `runner eval --per-example`, and a final
 //! evaluation that survives SIGTERM and kill -9 (issue 20).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::common::{read_parquet, runner, sweep_command, write};
 use aevb::test_signal::TEST_SIGNAL_ENV;
-use common::{read_parquet, runner, sweep_command, write};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -30,11 +28,11 @@ checkpoint_every_seconds = 0
 "#;
 
 fn run_dir(results: &Path) -> PathBuf {
-    common::run_dir(results, "estimates")
+    crate::common::run_dir(results, "estimates")
 }
 
 fn record(results: &Path) -> serde_json::Map<String, serde_json::Value> {
-    common::record(results, "estimates")
+    crate::common::record(results, "estimates")
 }
 
 fn sweep(spec: &Path, results: &Path, signal: Option<&str>) -> std::process::Output {
@@ -287,7 +285,7 @@ fn a_kill_at_each_phase_of_the_evaluation_keeps_the_phases_before_it_and_the_row
                 "{}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            common::assert_same_results(&record(&reference), &record(&results));
+            crate::common::assert_same_results(&record(&reference), &record(&results));
         }
     }
 }
@@ -318,7 +316,7 @@ fn killed_inside_blocks_again_and_again_each_attempt_saves_more_and_the_row_is_e
         }
         assert!(attempts > 10, "{attempts} attempts");
         let (a, b) = (record(&reference), record(&results));
-        common::assert_same_results(&a, &b);
+        crate::common::assert_same_results(&a, &b);
         assert_eq!(b["resumes"].as_u64(), Some(attempts - 1));
     }
 }

@@ -6,8 +6,7 @@ use std::process::{Command, Output};
 
 use polars::prelude::*;
 
-mod common;
-use common::{events_in, read_parquet, run_sweep, runner, sweep_command, tags, write};
+use crate::common::{events_in, read_parquet, run_sweep, runner, sweep_command, tags, write};
 
 const SMALL_DIGITS: &str = r#"
 name = "small"
@@ -475,7 +474,7 @@ fn report_aggregates_a_fixed_table_as_computed_by_hand_and_draws_the_plots() {
     assert_eq!((best.get(0), best.get(1)), (Some(true), Some(false)));
 
     // The command prints the same numbers and writes PNG and SVG plots.
-    let stdout = common::report(dir.path(), "markdown");
+    let stdout = crate::common::report(dir.path(), "markdown");
     assert!(
         stdout.contains("-12.00 ± 2.00") && stdout.contains("-21.00 ± 1.41"),
         "{stdout}"

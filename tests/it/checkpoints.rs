@@ -7,8 +7,7 @@ use std::path::Path;
 use aevb::trained::TrainedRun;
 use serde_json::Value;
 
-mod common;
-use common::{
+use crate::common::{
     events_in, read_parquet, record, run_dir, run_sweep, runner, sweep_command, tags, write,
 };
 

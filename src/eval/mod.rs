@@ -152,10 +152,11 @@ pub fn posterior_params(model: &Vae, data: &Matrix) -> (Vec<f32>, Vec<f32>) {
     (means, logvars)
 }
 
-/// Count of columns of a row-major [N, Z] matrix whose (population) variance > threshold.
-pub fn count_active(means: &[f32], latent: usize, threshold: f64) -> usize {
+/// Columns of a row-major [N, Z] matrix whose (population) variance > threshold: the
+/// active units.
+pub fn active_dims(means: &[f32], latent: usize, threshold: f64) -> Vec<usize> {
     if latent == 0 || means.is_empty() {
-        return 0;
+        return Vec::new();
     }
     let n = (means.len() / latent) as f64;
     (0..latent)
@@ -165,7 +166,12 @@ pub fn count_active(means: &[f32], latent: usize, threshold: f64) -> usize {
             let var = col.map(|v| (v - mean).powi(2)).sum::<f64>() / n;
             var > threshold
         })
-        .count()
+        .collect()
+}
+
+/// How many [`active_dims`] there are.
+pub fn count_active(means: &[f32], latent: usize, threshold: f64) -> usize {
+    active_dims(means, latent, threshold).len()
 }
 
 fn model_device(model: &Vae) -> burn::tensor::Device {

@@ -2,7 +2,11 @@
 //! `gaussian_total_correlation`): with Σ the sample covariance (n − 1) of the latent means
 //! over the evaluation set, TC = ½ (Σ_j ln Σ_jj − ln det Σ), the KL from the Gaussian with
 //! covariance Σ to the product of its marginals; 0 when the dimensions are uncorrelated.
-//! Dimensions that do not vary at all (variance 0, where ln Σ_jj is −∞) are left out.
+//! It is taken over the active units alone (the dimensions whose posterior mean varies by
+//! more than `eval.active_unit_threshold`): a collapsed dimension carries no information,
+//! and its near-zero variance would otherwise dominate ln det Σ, making the most collapsed
+//! model look the most entangled. Below two active units there is no correlation to
+//! measure: None.
 
 use super::Codes;
 
@@ -55,22 +59,13 @@ pub fn total_correlation_of(cov: &[f64], k: usize) -> Option<f64> {
     Some(0.5 * (diag - ln_det(cov, k)?))
 }
 
-/// The codes' Gaussian total correlation (nats); None with fewer than two varying
-/// dimensions or a singular covariance.
-pub fn gaussian_total_correlation(codes: &Codes<'_>) -> Option<f64> {
-    if codes.rows < 2 {
+/// The Gaussian total correlation (nats) of the codes' dimensions `active`; None with fewer
+/// than two of them, fewer than two rows, or a singular covariance.
+pub fn gaussian_total_correlation(codes: &Codes<'_>, active: &[usize]) -> Option<f64> {
+    if codes.rows < 2 || active.len() < 2 {
         return None;
     }
-    let all: Vec<usize> = (0..codes.dims).collect();
-    let full = covariance(codes, &all);
-    let varying: Vec<usize> = all
-        .into_iter()
-        .filter(|&j| full[j * codes.dims + j] > 0.0)
-        .collect();
-    if varying.len() < 2 {
-        return (varying.len() == 1).then_some(0.0);
-    }
-    total_correlation_of(&covariance(codes, &varying), varying.len())
+    total_correlation_of(&covariance(codes, active), active.len())
 }
 
 #[cfg(test)]
@@ -116,21 +111,26 @@ mod tests {
                 .collect()
         };
         let independent = codes(&[0, 1]);
-        let tc = gaussian_total_correlation(&Codes {
-            values: &independent,
+        let codes_of = |values, dims| Codes {
+            values,
             rows: n,
-            dims: 2,
-        })
-        .unwrap();
+            dims,
+        };
+        let tc = gaussian_total_correlation(&codes_of(&independent, 2), &[0, 1]).unwrap();
         assert!(tc.abs() < 1e-3, "{tc}");
         let correlated = codes(&[2, 3, 4]);
-        let tc = gaussian_total_correlation(&Codes {
-            values: &correlated,
-            rows: n,
-            dims: 3,
-        })
-        .unwrap();
+        // Dimension 2 of these is constant (inactive): left out, it changes nothing.
+        let tc = gaussian_total_correlation(&codes_of(&correlated, 3), &[0, 1]).unwrap();
         let exact = -0.5 * (1.0 - 0.64f64).ln();
         assert!((tc - exact).abs() < 0.02, "{tc} vs {exact}");
+        // One active unit, or none: nothing to measure.
+        assert_eq!(
+            gaussian_total_correlation(&codes_of(&correlated, 3), &[1]),
+            None
+        );
+        assert_eq!(
+            gaussian_total_correlation(&codes_of(&correlated, 3), &[]),
+            None
+        );
     }
 }

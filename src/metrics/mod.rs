@@ -44,8 +44,14 @@ pub struct Scores {
 
 impl Scores {
     /// The metrics of posterior means `means` ([rows × latent], row-major) against the
-    /// examples' `factors`, where there are some.
-    pub fn of(means: &[f32], latent: usize, factors: Option<&crate::data::Factors>) -> Self {
+    /// examples' `factors`, where there are some; the Gaussian total correlation over the
+    /// `active` latent dimensions.
+    pub fn of(
+        means: &[f32],
+        latent: usize,
+        active: &[usize],
+        factors: Option<&crate::data::Factors>,
+    ) -> Self {
         let rows = means.len() / latent.max(1);
         let values: Vec<f64> = means.iter().map(|&v| v as f64).collect();
         let codes = Codes {
@@ -55,7 +61,7 @@ impl Scores {
         };
         let finite = |v: f64| v.is_finite().then_some(v);
         let mut scores = Scores {
-            gaussian_tc: gaussian_tc::gaussian_total_correlation(&codes).and_then(finite),
+            gaussian_tc: gaussian_tc::gaussian_total_correlation(&codes, active).and_then(finite),
             ..Scores::default()
         };
         let Some(factors) = factors else {

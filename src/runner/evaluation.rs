@@ -82,6 +82,12 @@ pub(super) fn final_evaluation(
                 parts
             }
         };
+        if metrics[0] < 2.0 {
+            progress.note(&format!(
+                "dis_gaussian_tc: {} active unit(s), fewer than two: there is no correlation to measure, so it is left empty",
+                metrics[0]
+            ));
+        }
         record_metrics(&metrics, record);
         at_phase(Phase::Record);
         Ok(Evaluated::Done)
@@ -100,10 +106,10 @@ fn save_noting(saved: &ProgressFile, state: &EvalProgress, progress: &RunProgres
 fn metrics(model: &Vae, data: &Dataset, config: &RunConfig) -> MetricParts {
     let (means, _) = eval::posterior_params(model, &data.test);
     let latent = config.model.latent_dim;
-    let active = eval::count_active(&means, latent, config.eval.active_unit_threshold);
-    let scores = crate::metrics::Scores::of(&means, latent, data.test_factors.as_ref());
+    let active = eval::active_dims(&means, latent, config.eval.active_unit_threshold);
+    let scores = crate::metrics::Scores::of(&means, latent, &active, data.test_factors.as_ref());
     let mut parts = [f64::NAN; 1 + crate::metrics::NAMES.len()];
-    parts[0] = active as f64;
+    parts[0] = active.len() as f64;
     for (slot, (_, v)) in parts[1..].iter_mut().zip(scores.named()) {
         *slot = v.unwrap_or(f64::NAN);
     }

@@ -120,7 +120,10 @@ pub fn reevaluate(
 pub fn remeasure(run: &mut TrainedRun) -> anyhow::Result<crate::metrics::Scores> {
     let latent = run.record.config.model.latent_dim;
     let (means, _) = eval::posterior_params(&run.model, &run.data.test);
-    let scores = crate::metrics::Scores::of(&means, latent, run.data.test_factors.as_ref());
+    let threshold = run.record.config.eval.active_unit_threshold;
+    let active = eval::active_dims(&means, latent, threshold);
+    let scores =
+        crate::metrics::Scores::of(&means, latent, &active, run.data.test_factors.as_ref());
     update(run, |r| r.set_disentanglement(&scores))?;
     Ok(scores)
 }

@@ -188,21 +188,26 @@ fn every_parquet_file_has_no_view_types_and_the_documented_column_types() {
 /// (the config's dotted keys, which the document covers as `data.*`, `model.*`, ..., and
 /// the swept keys and seed that epoch rows repeat, aside).
 fn assert_every_column_documented(runs: &DataFrame, epochs: &DataFrame) {
-    let doc = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("results/README.md"),
-    )
-    .unwrap();
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("results/README.md"))
+            .unwrap();
     let section = |title: &str| -> String {
-        let start = doc.find(title).unwrap_or_else(|| panic!("no section {title}"));
+        let start = doc
+            .find(title)
+            .unwrap_or_else(|| panic!("no section {title}"));
         let rest = &doc[start + title.len()..];
         rest[..rest.find("\n## ").unwrap_or(rest.len())].to_string()
     };
-    let config = ["data.", "model.", "objective.", "train.", "eval.", "runtime."];
+    let config = [
+        "data.",
+        "model.",
+        "objective.",
+        "train.",
+        "eval.",
+        "runtime.",
+    ];
     let mut missing = Vec::new();
-    for (frame, title) in [
-        (runs, "## `runs.parquet`"),
-        (epochs, "## `epochs.parquet`"),
-    ] {
+    for (frame, title) in [(runs, "## `runs.parquet`"), (epochs, "## `epochs.parquet`")] {
         let text = section(title);
         for name in frame.get_column_names() {
             let name = name.as_str();
@@ -214,5 +219,9 @@ fn assert_every_column_documented(runs: &DataFrame, epochs: &DataFrame) {
             }
         }
     }
-    assert!(missing.is_empty(), "undocumented columns:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "undocumented columns:\n{}",
+        missing.join("\n")
+    );
 }

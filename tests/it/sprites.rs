@@ -45,7 +45,12 @@ fn train_and_encode(spec: &Path, results: &Path) -> polars::prelude::DataFrame {
 #[test]
 fn encode_writes_the_sprites_factors_beside_the_latents() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = write(dir.path(), "s.toml", SPEC);
+    // A low active-unit threshold: more than one unit counts (the TC needs two).
+    let spec = write(
+        dir.path(),
+        "s.toml",
+        &SPEC.replace("[eval]\n", "[eval]\nactive_unit_threshold = 1e-5\n"),
+    );
     let results = dir.path().join("results");
     let table = train_and_encode(&spec, &results);
     // The default test_fraction, 0.2, of 600 examples.
@@ -112,11 +117,22 @@ fn encode_writes_the_sprites_factors_beside_the_latents() {
     );
 
     // The Gaussian total correlation from the same means: the sample covariance of the
-    // dimensions that vary, ln det by Gaussian elimination (not the Cholesky the code uses).
+    // active units (population variance above the spec's threshold), ln det by
+    // Gaussian elimination (not the Cholesky the code uses).
     let varying: Vec<&Vec<f64>> = latents
         .iter()
-        .filter(|z| z.iter().any(|&v| v != z[0]))
+        .filter(|z| {
+            let m = z.iter().sum::<f64>() / z.len() as f64;
+            z.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / z.len() as f64 > 1e-5
+        })
         .collect();
+    let active = runs_table
+        .column("active_units")
+        .unwrap()
+        .cast(&polars::prelude::DataType::Float64)
+        .unwrap();
+    assert_eq!(active.f64().unwrap().get(0), Some(varying.len() as f64));
+    assert!(varying.len() >= 2, "{} active units", varying.len());
     let n = varying[0].len() as f64;
     let k = varying.len();
     let mean: Vec<f64> = varying.iter().map(|z| z.iter().sum::<f64>() / n).collect();

@@ -63,8 +63,10 @@ enum Command {
     },
     /// Aggregate a results folder over seeds: a table, and plots in <DIR>/report/.
     Report {
-        /// A results folder, e.g. results/beta_grid.
-        dir: PathBuf,
+        /// A results folder, e.g. results/beta_grid; several (or a shell glob) are reported
+        /// as one study, with a `study` column naming each row's folder.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
         /// Primary metric: sorts the table and is plotted against each swept key.
         #[arg(long, default_value = "test_elbo")]
         metric: String,
@@ -174,11 +176,11 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             training::train(&spec, &runs, 1, force, &file, Part::Whole)
         }
         Command::Report {
-            dir,
+            dirs,
             metric,
             by,
             format,
-        } => commands::results::report_command(&dir, &metric, by, format),
+        } => commands::results::report_command(&dirs, &metric, by, format),
         Command::Check {
             specs,
             baseline,

@@ -8,6 +8,128 @@ use aevb::{check, prepare, report, runner, spec};
 use crate::{SpecArgs, load};
 
 pub fn report_command(
+    dirs: &[PathBuf],
+    metric: &str,
+    by: Option<Vec<String>>,
+    format: report::Format,
+) -> anyhow::Result<ExitCode> {
+    if let [dir] = dirs {
+        return report_one(dir, metric, by, format);
+    }
+    report_studies(dirs, metric, by, format)
+}
+
+/// Several folders as one study: their runs in one table with a `study` column, grouped by
+/// it first; the report goes beside the first folder, in `report_<a>+<b>+...`.
+fn report_studies(
+    dirs: &[PathBuf],
+    metric: &str,
+    by: Option<Vec<String>>,
+    format: report::Format,
+) -> anyhow::Result<ExitCode> {
+    let runs = report::studies::read_studies(dirs)?;
+    let names: Vec<String> = dirs
+        .iter()
+        .map(|d| {
+            d.file_name().map_or_else(
+                || d.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    let parent = dirs[0].parent().unwrap_or(Path::new("."));
+    let out = parent.join(format!("report_{}", names.join("+")));
+    let mut keys = vec![report::studies::STUDY.to_string()];
+    keys.extend(by.unwrap_or_else(|| report::default_group_keys(&runs)));
+    let varying = report::varying_keys(&runs, &keys);
+    if !varying.is_empty() {
+        eprintln!(
+            "note: within a folder the runs also differ in {}, which are not swept; grouping by them too",
+            varying.join(", ")
+        );
+        keys.extend(varying);
+    }
+    for dir in dirs {
+        warn_coverage(dir, &report::read_runs(dir)?, &keys[1..]);
+    }
+    let table = report::aggregate_runs(&runs, "the folders' runs.parquet", &keys, metric)?;
+    write_summary(&runs, &table, &keys, metric, format, &out)?;
+    for file in report::write_plots(&runs, None, &keys, metric, &out)? {
+        eprintln!("wrote {}", file.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Warnings for a folder whose runs the tables do not all show.
+fn warn_coverage(dir: &Path, runs: &polars::prelude::DataFrame, by: &[String]) {
+    let short = report::coverage::missing_seeds(runs, by);
+    let missing = report::coverage::records_not_in_tables(dir, runs);
+    for line in &short {
+        eprintln!("warning: averaged over fewer seeds than the study has: {line}");
+    }
+    for run in &missing.unreadable {
+        eprintln!(
+            "warning: a run's record cannot be read, so it is in no table: {run}; repair or remove its folder, then run the sweep again"
+        );
+    }
+    if missing.finished > 0 {
+        eprintln!(
+            "warning: {} finished runs in {} are not in its tables yet; `runner collect {}` brings them up to date",
+            missing.finished,
+            dir.display(),
+            dir.display()
+        );
+    } else if !short.is_empty() && missing.unreadable.is_empty() {
+        eprintln!(
+            "note: a missing seed that trained is brought in by `runner collect {}`; one that did not, by running its sweep again",
+            dir.display()
+        );
+    }
+}
+
+/// The summary table on stdout and in `out`, and the paired differences beside it.
+fn write_summary(
+    runs: &polars::prelude::DataFrame,
+    table: &polars::prelude::DataFrame,
+    by: &[String],
+    metric: &str,
+    format: report::Format,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let text = report::render(table, format)?;
+    print!("{text}");
+    std::fs::create_dir_all(out)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
+    let extension = match format {
+        report::Format::Table => "txt",
+        report::Format::Markdown => "md",
+        report::Format::Csv => "csv",
+        report::Format::Json => "json",
+    };
+    let path = out.join(format!("summary.{extension}"));
+    aevb::sinks::results::write_atomic(&path, text.as_bytes())?;
+    eprintln!("wrote {}", path.display());
+    if let Some(line) = report::stop_reasons(runs) {
+        eprintln!("{line}");
+    }
+    if let Some(paired) = report::significance::paired_differences(runs, by, metric)? {
+        let text = report::render_plain(&paired, format)?;
+        // CSV and JSON on stdout stay one document: the paired table goes to its file.
+        if matches!(format, report::Format::Table | report::Format::Markdown) {
+            println!(
+                "\npaired differences of {metric} between adjacent values (per shared seed, 95% CI):"
+            );
+            print!("{text}");
+        }
+        let path = out.join(format!("paired.{extension}"));
+        aevb::sinks::results::write_atomic(&path, text.as_bytes())?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// One results folder: its table, paired differences, plots and traversal grids.
+fn report_one(
     dir: &Path,
     metric: &str,
     by: Option<Vec<String>>,
@@ -32,59 +154,9 @@ pub fn report_command(
     if let Some(warning) = report::scale_warning(&runs) {
         eprintln!("warning: {warning}");
     }
-    let short = report::coverage::missing_seeds(&runs, &by);
-    let missing = report::coverage::records_not_in_tables(dir, &runs);
-    for line in &short {
-        eprintln!("warning: averaged over fewer seeds than the study has: {line}");
-    }
-    for run in &missing.unreadable {
-        eprintln!(
-            "warning: a run's record cannot be read, so it is in no table: {run}; repair or remove its folder, then run the sweep again"
-        );
-    }
-    if missing.finished > 0 {
-        eprintln!(
-            "warning: {} finished runs in {} are not in its tables yet; `runner collect {}` brings them up to date",
-            missing.finished,
-            dir.display(),
-            dir.display()
-        );
-    } else if !short.is_empty() && missing.unreadable.is_empty() {
-        eprintln!(
-            "note: a missing seed that trained is brought in by `runner collect {}`; one that did not, by running its sweep again",
-            dir.display()
-        );
-    }
+    warn_coverage(dir, &runs, &by);
     let table = report::aggregate(&dir.join("runs.parquet"), &by, metric)?;
-    let text = report::render(&table, format)?;
-    print!("{text}");
-    std::fs::create_dir_all(&out)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
-    let extension = match format {
-        report::Format::Table => "txt",
-        report::Format::Markdown => "md",
-        report::Format::Csv => "csv",
-        report::Format::Json => "json",
-    };
-    let path = out.join(format!("summary.{extension}"));
-    aevb::sinks::results::write_atomic(&path, text.as_bytes())?;
-    eprintln!("wrote {}", path.display());
-    if let Some(line) = report::stop_reasons(&runs) {
-        eprintln!("{line}");
-    }
-    if let Some(paired) = report::significance::paired_differences(&runs, &by, metric)? {
-        let text = report::render_plain(&paired, format)?;
-        // CSV and JSON on stdout stay one document: the paired table goes to its file.
-        if matches!(format, report::Format::Table | report::Format::Markdown) {
-            println!(
-                "\npaired differences of {metric} between adjacent values (per shared seed, 95% CI):"
-            );
-            print!("{text}");
-        }
-        let path = out.join(format!("paired.{extension}"));
-        aevb::sinks::results::write_atomic(&path, text.as_bytes())?;
-        eprintln!("wrote {}", path.display());
-    }
+    write_summary(&runs, &table, &by, metric, format, &out)?;
     let epochs_path = dir.join("epochs.parquet");
     let epochs = if epochs_path.is_file() {
         let read = std::fs::File::open(&epochs_path)

@@ -7,6 +7,7 @@ pub mod plots;
 mod points;
 pub mod significance;
 pub mod stats;
+pub mod studies;
 
 use std::path::{Path, PathBuf};
 
@@ -149,31 +150,33 @@ fn scan(path: &Path) -> anyhow::Result<LazyFrame> {
 /// mean and sample standard deviation of each metric over the ok runs, best group first
 /// (highest mean of `metric`; failed groups last).
 pub fn aggregate(runs_parquet: &Path, by: &[String], metric: &str) -> anyhow::Result<DataFrame> {
-    let lf = scan(runs_parquet)?;
-    let runs = lf.clone().collect()?;
+    let runs = scan(runs_parquet)?.collect()?;
+    aggregate_runs(&runs, &runs_parquet.display().to_string(), by, metric)
+}
+
+/// [`aggregate`] of runs already read; `source` names them in messages.
+pub fn aggregate_runs(
+    runs: &DataFrame,
+    source: &str,
+    by: &[String],
+    metric: &str,
+) -> anyhow::Result<DataFrame> {
+    let lf = runs.clone().lazy();
+    let runs = runs.clone();
     let metrics = metrics_of(&runs);
     anyhow::ensure!(
         metrics.contains(&metric),
-        "--metric {metric}: expected one of {} (in {})",
+        "--metric {metric}: expected one of {} (in {source})",
         metrics.join(", "),
-        runs_parquet.display()
     );
-    let schema = lf.clone().collect_schema().map_err(|e| {
-        anyhow::anyhow!(
-            "{}: not a readable Parquet file: {e}",
-            runs_parquet.display()
-        )
-    })?;
+    let schema = runs.schema().clone();
     for key in by {
         if !schema.contains(key) {
             let names: Vec<&str> = schema.iter_names().map(|n| n.as_str()).collect();
             let hint = crate::spec::closest(key, &names)
                 .map(|c| format!("; did you mean `{c}`?"))
                 .unwrap_or_default();
-            anyhow::bail!(
-                "--by {key}: no such column in {}{hint}",
-                runs_parquet.display()
-            );
+            anyhow::bail!("--by {key}: no such column in {source}{hint}");
         }
     }
     let (lf, keys): (LazyFrame, Vec<Expr>) = if by.is_empty() {

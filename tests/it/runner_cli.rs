@@ -950,3 +950,71 @@ fn two_sweeps_at_once_on_one_folder_train_each_run_once_and_lose_no_row() {
         .count();
     assert_eq!(top_files, 0);
 }
+
+/// Two experiments reported as one study: one table with a `study` column, grouped by it
+/// first; each row's numbers are its own folder's.
+#[test]
+fn report_of_two_folders_is_one_study_with_a_column_naming_each_rows_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let a = write(
+        dir.path(),
+        "a.toml",
+        &SMALL_DIGITS.replace(
+            "name = \"small\"",
+            "name = \"first\"\n[sweep.grid]\n\"train.seed\" = [0, 1]\n",
+        ),
+    );
+    let b = write(
+        dir.path(),
+        "b.toml",
+        &SMALL_DIGITS
+            .replace("name = \"small\"", "name = \"second\"")
+            .replace("latent_dim = 4", "latent_dim = 2"),
+    );
+    for spec in [&a, &b] {
+        let out = run_sweep(spec, &results, &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = runner()
+        .arg("report")
+        .arg(results.join("first"))
+        .arg(results.join("second"))
+        .args(["--format", "csv"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[0], "study", "{csv}");
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let studies: Vec<&str> = rows.iter().map(|r| r[0]).collect();
+    assert_eq!(studies.len(), 2, "{csv}");
+    assert!(
+        studies.contains(&"first") && studies.contains(&"second"),
+        "{csv}"
+    );
+    // The first study's group averages its two seeds; its mean is its own folder's.
+    let ok = header.iter().position(|h| *h == "ok").unwrap();
+    let first = rows.iter().find(|r| r[0] == "first").unwrap();
+    assert_eq!(first[ok], "2", "{csv}");
+    let own = crate::common::report(&results.join("first"), "csv");
+    let mean = header.iter().position(|h| *h == "test_elbo_mean").unwrap();
+    let own_header: Vec<&str> = own.lines().next().unwrap().split(',').collect();
+    let own_mean = own_header
+        .iter()
+        .position(|h| *h == "test_elbo_mean")
+        .unwrap();
+    let own_row: Vec<&str> = own.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(first[mean], own_row[own_mean], "{csv}\n{own}");
+    assert!(results.join("report_first+second/summary.csv").is_file());
+}

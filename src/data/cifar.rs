@@ -2,8 +2,7 @@
 //! `data_batch_1.bin` … `data_batch_5.bin` for training, `test_batch.bin` for testing; each
 //! record 1 label byte then 3,072 pixel bytes, the red, green and blue 32×32 planes in turn),
 //! read from the folder at `data.path`. Intensities are scaled to [0, 1]; a row keeps the
-//! file's channel-major order. Colour images are not drawn yet (TensorBoard images and the
-//! figure commands need one channel), so the dataset carries no image shape.
+//! file's channel-major order, which is the 3×32×32 image shape the figures draw in colour.
 
 use std::path::Path;
 

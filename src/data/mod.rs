@@ -10,6 +10,7 @@ mod digits;
 mod dsprites;
 mod idx;
 pub mod image;
+mod image_folder;
 pub mod npz;
 pub mod sprites;
 pub mod synthetic;
@@ -144,6 +145,7 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
         DatasetKind::Sprites => sprites::load(config)?,
         DatasetKind::Dsprites => dsprites::load(config)?,
         DatasetKind::Cifar10 => cifar::load(config)?,
+        DatasetKind::ImageFolder => image_folder::load(config)?,
     };
     if let Some(n) = config.train_limit {
         dataset.train = dataset.train.head(n);
@@ -226,6 +228,7 @@ pub fn declared_shape(config: &DataConfig) -> Option<(usize, Option<ImageShape>)
             height: cifar::SIDE,
             width: cifar::SIDE,
         }),
+        DatasetKind::ImageFolder => image(image_folder::shape(config)),
         DatasetKind::Table => None,
     }
 }
@@ -233,9 +236,13 @@ pub fn declared_shape(config: &DataConfig) -> Option<(usize, Option<ImageShape>)
 /// How to name a dataset in messages: its file or folder, else its kind.
 pub fn source_name(config: &DataConfig) -> String {
     match (config.dataset, config.path.as_deref()) {
-        (DatasetKind::Table | DatasetKind::Dsprites | DatasetKind::Cifar10, Some(p)) => {
-            p.to_string()
-        }
+        (
+            DatasetKind::Table
+            | DatasetKind::Dsprites
+            | DatasetKind::Cifar10
+            | DatasetKind::ImageFolder,
+            Some(p),
+        ) => p.to_string(),
         (DatasetKind::Mnist | DatasetKind::FashionMnist, p) => {
             p.unwrap_or(idx::DEFAULT_DIR).to_string()
         }

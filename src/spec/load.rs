@@ -61,6 +61,7 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Spec, SpecError> {
                 "PROGRESS_SECONDS",
                 "SIMD",
                 "TEST_SIGNAL",
+                "CACHE_DIR",
             ])
             .split("__"),
     );

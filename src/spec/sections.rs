@@ -19,6 +19,9 @@ pub enum DatasetKind {
     /// CIFAR-10's binary batches in the folder at `data.path`.
     #[serde(rename = "cifar10")]
     Cifar10,
+    /// Your own PNG and JPEG files under the folder at `data.path` (class subfolders become
+    /// labels), at `data.image_size` and `data.channels`.
+    ImageFolder,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +67,12 @@ pub struct DataConfig {
     pub validation: usize,
     /// Table datasets: the columns to use (default: every numeric column).
     pub columns: Option<Vec<String>>,
+    /// `image_folder`: the side images are resized and centre-cropped to (default 64).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<usize>,
+    /// `image_folder`: 1 (grey) or 3 (RGB, the default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<usize>,
     pub synthetic: SyntheticConfig,
     pub sprites: SpritesConfig,
 }
@@ -83,6 +92,8 @@ impl Default for DataConfig {
             test_limit: None,
             validation: 0,
             columns: None,
+            image_size: None,
+            channels: None,
             synthetic: SyntheticConfig::default(),
             sprites: SpritesConfig::default(),
         }

@@ -7,8 +7,8 @@ use super::document::{RunConfig, Spec};
 use super::error::SpecError;
 use super::runtime::BackendKind;
 use super::sections::{
-    Binarization, KlMode, LikelihoodKind, ObjectiveKind, PriorKind, StaticBinarization,
-    VarianceKind,
+    Binarization, DatasetKind, KlMode, LikelihoodKind, ObjectiveKind, PriorKind,
+    StaticBinarization, VarianceKind,
 };
 
 pub(super) fn validate_spec(spec: &Spec, file: &str) -> Result<(), SpecError> {
@@ -329,6 +329,24 @@ fn data(c: &RunConfig, file: &str) -> Result<(), SpecError> {
             "data.threshold",
             "expected a threshold in [0, 1) (intensities are in [0, 1])",
         );
+    }
+    let folder = d.dataset == DatasetKind::ImageFolder;
+    for (key, given) in [
+        ("data.image_size", d.image_size.is_some()),
+        ("data.channels", d.channels.is_some()),
+    ] {
+        if given && !folder {
+            return err(
+                key,
+                "applies to dataset = \"image_folder\" only (other datasets have their own size)",
+            );
+        }
+    }
+    if d.image_size.is_some_and(|s| !(4..=1024).contains(&s)) {
+        return err("data.image_size", "expected a side of 4 to 1024 pixels");
+    }
+    if d.channels.is_some_and(|c| c != 1 && c != 3) {
+        return err("data.channels", "expected 1 (grey) or 3 (RGB)");
     }
     if d.columns.as_ref().is_some_and(|c| c.is_empty()) {
         return err(

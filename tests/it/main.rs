@@ -14,6 +14,7 @@ mod failures;
 mod fashion_mnist;
 mod fused;
 mod fused_conv;
+mod image_folder;
 mod launch;
 mod layering;
 mod objectives;

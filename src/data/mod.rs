@@ -8,6 +8,7 @@ mod cifar;
 pub mod device;
 mod digits;
 mod dsprites;
+mod factor_npz;
 mod idx;
 pub mod image;
 mod image_folder;
@@ -146,6 +147,7 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
         DatasetKind::Dsprites => dsprites::load(config)?,
         DatasetKind::Cifar10 => cifar::load(config)?,
         DatasetKind::ImageFolder => image_folder::load(config)?,
+        DatasetKind::Npz => factor_npz::load(config)?,
     };
     if let Some(n) = config.train_limit {
         dataset.train = dataset.train.head(n);
@@ -229,7 +231,7 @@ pub fn declared_shape(config: &DataConfig) -> Option<(usize, Option<ImageShape>)
             width: cifar::SIDE,
         }),
         DatasetKind::ImageFolder => image(image_folder::shape(config)),
-        DatasetKind::Table => None,
+        DatasetKind::Table | DatasetKind::Npz => None,
     }
 }
 
@@ -240,7 +242,8 @@ pub fn source_name(config: &DataConfig) -> String {
             DatasetKind::Table
             | DatasetKind::Dsprites
             | DatasetKind::Cifar10
-            | DatasetKind::ImageFolder,
+            | DatasetKind::ImageFolder
+            | DatasetKind::Npz,
             Some(p),
         ) => p.to_string(),
         (DatasetKind::Mnist | DatasetKind::FashionMnist, p) => {

@@ -22,6 +22,9 @@ pub enum DatasetKind {
     /// Your own PNG and JPEG files under the folder at `data.path` (class subfolders become
     /// labels), at `data.image_size` and `data.channels`.
     ImageFolder,
+    /// Images and their generative factors in an .npz at `data.path` (`imgs`,
+    /// `latents_classes`, `latents_values`), any shape, any number of factors.
+    Npz,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +76,9 @@ pub struct DataConfig {
     /// `image_folder`: 1 (grey) or 3 (RGB, the default).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channels: Option<usize>,
+    /// `npz`: the factors' names, one per column of `latents_classes` (default factor_0 …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub factor_names: Option<Vec<String>>,
     pub synthetic: SyntheticConfig,
     pub sprites: SpritesConfig,
 }
@@ -94,6 +100,7 @@ impl Default for DataConfig {
             columns: None,
             image_size: None,
             channels: None,
+            factor_names: None,
             synthetic: SyntheticConfig::default(),
             sprites: SpritesConfig::default(),
         }

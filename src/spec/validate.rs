@@ -342,6 +342,12 @@ fn data(c: &RunConfig, file: &str) -> Result<(), SpecError> {
             );
         }
     }
+    if d.factor_names.is_some() && d.dataset != DatasetKind::Npz {
+        return err(
+            "data.factor_names",
+            "applies to dataset = \"npz\" only (dsprites and sprites name their own factors)",
+        );
+    }
     if d.image_size.is_some_and(|s| !(4..=1024).contains(&s)) {
         return err("data.image_size", "expected a side of 4 to 1024 pixels");
     }

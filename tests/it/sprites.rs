@@ -541,3 +541,100 @@ fn report_aggregates_the_disentanglement_scores_and_draws_them_against_beta() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Five factors (dSprites' without its constant colour), images stored [N, 32, 32, 1]:
+/// `dataset = "npz"` trains on it and the row gets the supervised disentanglement scores;
+/// `encode` names the factors as `data.factor_names` says.
+#[test]
+fn a_five_factor_npz_trains_as_npz_and_gets_every_disentanglement_score() {
+    use aevb::data::npz::{Array, write as write_npz};
+    use aevb::data::sprites::{ALL, Sprite};
+    let dir = tempfile::tempdir().unwrap();
+    let n = 600;
+    let (mut imgs, mut classes, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    let mut image = vec![0f32; 32 * 32];
+    for i in 0..n {
+        let s = Sprite::from_index((i * 7919) % ALL);
+        s.render(32, &mut image);
+        imgs.extend(image.iter().map(|&p| (p * 255.0) as u8));
+        classes.extend(s.classes().map(|c| c as f64));
+        values.extend(s.values().map(f64::from));
+    }
+    let npz = dir.path().join("five.npz");
+    let arrays = [
+        (
+            "imgs",
+            Array::U8 {
+                shape: vec![n, 32, 32, 1],
+                values: imgs,
+            },
+        ),
+        (
+            "latents_classes",
+            Array::F64 {
+                shape: vec![n, 5],
+                values: classes,
+            },
+        ),
+        (
+            "latents_values",
+            Array::F64 {
+                shape: vec![n, 5],
+                values,
+            },
+        ),
+    ];
+    let named: Vec<(&str, &Array)> = arrays.iter().map(|(n, a)| (*n, a)).collect();
+    write_npz(&npz, &named).unwrap();
+    let names = "[\"shape\", \"scale\", \"orientation\", \"x\", \"y\"]";
+    let spec = write(
+        dir.path(),
+        "five.toml",
+        &SPEC
+            .replace("name = \"sprites\"", "name = \"five\"")
+            .replace(
+                "dataset = \"sprites\"\nsprites = { resolution = 32, count = 600 }",
+                &format!("dataset = \"npz\"\npath = \"five.npz\"\nfactor_names = {names}"),
+            ),
+    );
+    let results = dir.path().join("results");
+    let out = run_sweep(&spec, &results, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = crate::common::record(&results, "five");
+    for m in [
+        "dis_mig",
+        "dis_sap",
+        "dis_beta_vae",
+        "dis_factor_vae",
+        "dis_dci_informativeness",
+    ] {
+        assert!(
+            row[m].as_f64().is_some_and(|v| (0.0..=1.0).contains(&v)),
+            "{m}: {}",
+            row[m]
+        );
+    }
+    let run = crate::common::run_dir(&results, "five");
+    let out = runner().arg("encode").arg(&run).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = read_parquet(&run.join("figures/encoded.parquet"));
+    for name in ["shape", "scale", "orientation", "x", "y"] {
+        assert!(table.column(&format!("factor_{name}")).is_ok(), "{name}");
+    }
+    // Names that do not match the factors are refused, naming the key.
+    let out = run_sweep(
+        &spec,
+        &dir.path().join("r2"),
+        &["--set", "data.factor_names=[\"a\"]"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("data.factor_names"));
+}

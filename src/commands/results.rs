@@ -201,10 +201,12 @@ fn previous_baseline(baseline_path: &Path, bless: bool) -> anyhow::Result<Option
     } else if bless {
         None
     } else {
-        anyhow::bail!(
-            "{}: baseline not found (create it with --bless --seeds N)",
-            baseline_path.display()
-        );
+        return Err(spec::SpecError::new(
+            baseline_path.display().to_string(),
+            "-",
+            "baseline not found (create it with --bless --seeds N)",
+        )
+        .into());
     })
 }
 

@@ -312,6 +312,14 @@ fn halving_line(spec: &Spec, runs: &[PlannedRun]) -> Option<String> {
     ))
 }
 
+/// A setting as a spec spells it (`standard_normal`, not the type's `StandardNormal`).
+fn spelling<T: serde::Serialize + std::fmt::Debug>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => format!("{value:?}"),
+    }
+}
+
 pub fn print_plan(spec: &Spec, runs: &[PlannedRun], workers: usize) {
     let base = spec.run_config();
     println!("experiment  {}", spec.name);
@@ -319,13 +327,13 @@ pub fn print_plan(spec: &Spec, runs: &[PlannedRun], workers: usize) {
         println!("            {}", spec.description);
     }
     println!(
-        "data        {:?}; encoder {}, {} latents, decoder {}; {:?} likelihood, {:?} prior",
-        base.data.dataset,
+        "data        {}; encoder {}, {} latents, decoder {}; {} likelihood, {} prior",
+        spelling(&base.data.dataset),
         network(&base.model.encoder, true),
         base.model.latent_dim,
         network(&base.model.decoder, false),
-        base.model.likelihood,
-        base.model.prior
+        spelling(&base.model.likelihood),
+        spelling(&base.model.prior)
     );
     let results =
         aevb::sinks::results::ResultsDir::new(Path::new(&spec.runtime.results_dir), &spec.name);

@@ -116,25 +116,23 @@ pub fn scale_warning(runs: &DataFrame) -> Option<String> {
 }
 
 pub fn read_runs(dir: &Path) -> anyhow::Result<DataFrame> {
-    anyhow::ensure!(
-        dir.is_dir(),
-        "{}: not a folder; expected a results folder such as results/beta_grid",
-        dir.display()
-    );
+    // A folder that is not a results folder is bad input (exit 2), as a bad spec is.
+    let bad = |message: &str| crate::spec::SpecError::new(dir.display().to_string(), "-", message);
+    if !dir.is_dir() {
+        return Err(
+            bad("not a folder; expected a results folder such as results/beta_grid").into(),
+        );
+    }
     let path = dir.join("runs.parquet");
-    anyhow::ensure!(
-        path.is_file(),
-        "{}: no runs.parquet here; run `runner sweep SPEC` first",
-        dir.display()
-    );
+    if !path.is_file() {
+        return Err(bad("no runs.parquet here; run `runner sweep SPEC` first").into());
+    }
     let runs = scan(&path)?
         .collect()
         .map_err(|e| anyhow::anyhow!("{}: not a readable Parquet file: {e}", path.display()))?;
-    anyhow::ensure!(
-        runs.height() > 0 && runs.schema().contains("status"),
-        "{}: no runs recorded yet",
-        path.display()
-    );
+    if runs.height() == 0 || !runs.schema().contains("status") {
+        return Err(bad("runs.parquet holds no runs yet").into());
+    }
     Ok(runs)
 }
 

@@ -1018,3 +1018,34 @@ fn report_of_two_folders_is_one_study_with_a_column_naming_each_rows_folder() {
     assert_eq!(first[mean], own_row[own_mean], "{csv}\n{own}");
     assert!(results.join("report_first+second/summary.csv").is_file());
 }
+
+/// Bad input to `report` and `check` exits 2, as the README's exit codes say: a folder that
+/// is missing or holds no tables, a baseline that is not there.
+#[test]
+fn report_of_a_missing_or_empty_folder_and_check_without_its_baseline_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for (folder, expected) in [
+        (dir.path().join("missing"), "not a folder"),
+        (empty, "no runs.parquet"),
+    ] {
+        let out = runner().arg("report").arg(&folder).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+    let spec = write(dir.path(), "s.toml", SMALL_DIGITS);
+    let out = runner()
+        .arg("check")
+        .arg(&spec)
+        .arg("--baseline")
+        .arg(dir.path().join("none.toml"))
+        .arg("--results")
+        .arg(dir.path().join("r"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("baseline not found"), "{stderr}");
+}

@@ -187,6 +187,17 @@ fn parse_override(item: &str) -> Result<(String, toml::Value), String> {
 /// spec would train a default experiment), or that a YAML mapping repeats a key (figment's
 /// YAML provider silently keeps the last value). Syntax errors are left to figment, which
 /// reports them with line numbers.
+/// The first line (1-based) whose indentation holds a tab.
+fn tab_indented_line(text: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            l.chars()
+                .take_while(|c| c.is_whitespace())
+                .any(|c| c == '\t')
+        })
+        .map(|i| i + 1)
+}
+
 fn check_file_text(path: &Path, text: &str, file: &str) -> Result<(), SpecError> {
     let empty = SpecError::new(
         file,
@@ -201,6 +212,16 @@ fn check_file_text(path: &Path, text: &str, file: &str) -> Result<(), SpecError>
         Some("yaml" | "yml") => match serde_yaml::from_str::<serde_yaml::Value>(text) {
             Ok(serde_yaml::Value::Null) => Err(empty),
             Ok(serde_yaml::Value::Mapping(m)) if m.is_empty() => Err(empty),
+            Err(e) if tab_indented_line(text).is_some() => {
+                let line = tab_indented_line(text).unwrap_or_default();
+                Err(SpecError::new(
+                    file,
+                    "-",
+                    format!(
+                        "not valid YAML: line {line} is indented with a tab; YAML indents with spaces only ({e})"
+                    ),
+                ))
+            }
             Err(e) if e.to_string().contains("duplicate entry") => {
                 let message = e.to_string();
                 // serde_yaml: `duplicate entry with key "latent_dim" at line 4 column 3`.
@@ -302,6 +323,33 @@ fn source_name(metadata: Option<&figment::Metadata>, file: &str, path: &Path) ->
     }
 }
 
+/// A Rust type name in serde's words as a person says it.
+fn plain_type(expected: &str) -> String {
+    match expected {
+        "usize" | "u64" | "u32" | "u16" | "u8" => "a whole number, 0 or more".into(),
+        "i64" | "i32" | "isize" => "a whole number".into(),
+        "f64" | "f32" => "a number".into(),
+        "a boolean" | "bool" => "true or false".into(),
+        other => other
+            .replace("usize", "whole number")
+            .replace("f64", "number"),
+    }
+}
+
+/// serde's description of a value found ("signed int -3", "string \"two\"") as the value
+/// itself, its kind where that helps.
+fn plain_value(actual: &str) -> String {
+    for prefix in ["signed int ", "unsigned int ", "float "] {
+        if let Some(v) = actual.strip_prefix(prefix) {
+            return v.to_string();
+        }
+    }
+    match actual.strip_prefix("string ") {
+        Some(v) => format!("the text {v}"),
+        None => actual.to_string(),
+    }
+}
+
 fn figment_error(file: &str, error: figment::Error, path: &Path) -> SpecError {
     use figment::error::Kind;
     let Some(error) = error.into_iter().next() else {
@@ -331,11 +379,17 @@ fn figment_error(file: &str, error: figment::Error, path: &Path) -> SpecError {
                 ),
             )
         }
-        Kind::InvalidType(actual, expected) => SpecError::new(
-            source,
-            key_path.join("."),
-            format!("expected {expected}, found {actual}"),
-        ),
+        Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
+            SpecError::new(
+                source,
+                key_path.join("."),
+                format!(
+                    "expected {}, found {}",
+                    plain_type(expected),
+                    plain_value(&actual.to_string())
+                ),
+            )
+        }
         Kind::UnknownVariant(variant, expected) => SpecError::new(
             source,
             key_path.join("."),

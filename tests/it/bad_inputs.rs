@@ -788,7 +788,7 @@ fn spec_cases() -> Vec<Case> {
             case(
                 "env_nan.toml",
                 OK,
-                &["train.lr", "environment", "expected f64"],
+                &["train.lr", "environment", "expected a number"],
             ),
             "AEVB_TRAIN__LR",
             "nan",
@@ -1129,6 +1129,22 @@ fn data_cases(root: &Path) -> Vec<Case> {
             &["objective.kl", "ignored"],
         ),
         "objective.kl=monte_carlo",
+    ));
+    // Types in plain words, not Rust's; a YAML tab named as such.
+    cases.push(case(
+        "epochs_text.toml",
+        "name = \"t\"\n[train]\nepochs = \"two\"\n",
+        &["train.epochs", "a whole number", "\"two\""],
+    ));
+    cases.push(case(
+        "epochs_negative.yaml",
+        "name: t\ntrain:\n  epochs: -3\n",
+        &["train.epochs", "a whole number, 0 or more", "-3"],
+    ));
+    cases.push(case(
+        "tab.yaml",
+        "name: t\nmodel:\n\tlatent_dim: 3\n",
+        &["line 3", "tab", "spaces"],
     ));
     cases.push(case(
         "synthetic_bernoulli.toml",

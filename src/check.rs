@@ -238,11 +238,19 @@ impl Comparison {
     }
 }
 
-/// Every baseline run and metric against the current records (each compared with the
-/// blessed value of its own seed); a run missing on either side fails.
+/// Every baseline run of the experiments checked (those `records` are of: a check of some
+/// of the baseline's specs compares only theirs) and metric against the current records,
+/// each compared with the blessed value of its own seed; a run missing on either side
+/// fails, saying which side.
 pub fn compare(baseline: &Baseline, records: &[RunRecord]) -> Vec<Comparison> {
     let mut out = Vec::new();
-    let mut keys: Vec<String> = baseline.runs.keys().cloned().collect();
+    let checked: Vec<&str> = records.iter().map(|r| r.experiment.as_str()).collect();
+    let mut keys: Vec<String> = baseline
+        .runs
+        .keys()
+        .filter(|k| checked.contains(&k.split('/').next().unwrap_or_default()))
+        .cloned()
+        .collect();
     for r in records {
         if !keys.contains(&run_key(r)) {
             keys.push(run_key(r));
@@ -334,6 +342,10 @@ pub fn render(comparisons: &[Comparison]) -> String {
             match (&c.violation, c.passed()) {
                 (Some(v), _) => format!("FAIL: {v}"),
                 (None, true) => "pass".into(),
+                (None, false) if c.baseline.is_none() => {
+                    "FAIL: not in the baseline (--bless adds it)".into()
+                }
+                (None, false) if c.now.is_none() => "FAIL: not run, or no value".into(),
                 (None, false) => format!("FAIL (|z| > {})", c.z_limit),
             },
         ]);

@@ -1049,3 +1049,28 @@ fn report_of_a_missing_or_empty_folder_and_check_without_its_baseline_exit_2() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("baseline not found"), "{stderr}");
 }
+
+/// `check` of one of the baseline's specs compares that spec's runs only: the others are
+/// not reported as failures.
+#[test]
+fn check_of_a_subset_of_the_baselines_specs_compares_only_those() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = runner()
+        .arg("check")
+        .arg(root.join("experiments/ci/digits.toml"))
+        .arg("--baseline")
+        .arg(root.join("experiments/ci_baseline.toml"))
+        .arg("--results")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("ci_digits/run") && !stdout.contains("ci_mixture"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+}

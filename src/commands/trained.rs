@@ -115,6 +115,10 @@ pub struct RunArgs {
     /// The results folder to look for run ids and labels in.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
+    /// The spec the run was trained from: ids and labels are looked for in its experiment,
+    /// in its `runtime.results_dir` (instead of --results).
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
     /// Where to write the files (default: the run's figures/ folder).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -172,7 +176,14 @@ pub fn dispatch(command: TrainedCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn open(run: &RunArgs) -> anyhow::Result<TrainedRun> {
-    TrainedRun::open(&run.run, &run.results)
+    match &run.spec {
+        Some(path) => {
+            let spec = aevb::spec::load(path, &[])?;
+            let results = PathBuf::from(&spec.runtime.results_dir);
+            TrainedRun::open_in(&run.run, &results, Some(&spec.name))
+        }
+        None => TrainedRun::open(&run.run, &run.results),
+    }
 }
 
 fn wrote(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {

@@ -36,7 +36,13 @@ pub struct TrainedRun {
 impl TrainedRun {
     /// Opens `run` (a run folder, or a run id or label under `results`).
     pub fn open(run: &str, results: &Path) -> anyhow::Result<Self> {
-        let dir = locate(run, results)?;
+        Self::open_in(run, results, None)
+    }
+
+    /// [`Self::open`], looking for ids and labels in experiment `experiment` alone where
+    /// one is given.
+    pub fn open_in(run: &str, results: &Path, experiment: Option<&str>) -> anyhow::Result<Self> {
+        let dir = locate(run, results, experiment)?;
         let record = read_record(&dir)?;
         let config: &RunConfig = &record.config;
         let model_path = dir.join(MODEL_FILE);
@@ -117,8 +123,9 @@ fn read_record(dir: &Path) -> anyhow::Result<RunRecord> {
 }
 
 /// The folder of the finished run `run`: a path to it, else the run id or label of exactly
-/// one finished run in `results/*/runs/`.
-pub fn locate(run: &str, results: &Path) -> Result<PathBuf, RunNotFound> {
+/// one finished run in `results/*/runs/` (in `results/<experiment>/runs/` alone where an
+/// experiment is given).
+pub fn locate(run: &str, results: &Path, experiment: Option<&str>) -> Result<PathBuf, RunNotFound> {
     let as_path = Path::new(run);
     if as_path.join("record.json").is_file() {
         return Ok(as_path.to_path_buf());
@@ -129,8 +136,10 @@ pub fn locate(run: &str, results: &Path) -> Result<PathBuf, RunNotFound> {
         )));
     }
     let mut found = Vec::new();
-    for experiment in std::fs::read_dir(results).into_iter().flatten().flatten() {
-        let runs = experiment.path().join("runs");
+    let folders = std::fs::read_dir(results).into_iter().flatten().flatten();
+    let wanted = folders.filter(|e| experiment.is_none_or(|name| e.file_name() == name));
+    for folder in wanted {
+        let runs = folder.path().join("runs");
         for entry in std::fs::read_dir(&runs).into_iter().flatten().flatten() {
             let dir = entry.path();
             let Ok(record) = read_record(&dir) else {

@@ -1074,3 +1074,43 @@ fn check_of_a_subset_of_the_baselines_specs_compares_only_those() {
     );
     assert!(!stdout.contains("FAIL"), "{stdout}");
 }
+
+/// The trained-model commands find a run through the spec it was trained from: its
+/// experiment, in its `runtime.results_dir`, with no `--results`.
+#[test]
+fn trained_model_commands_find_runs_through_their_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("elsewhere");
+    let spec = write(
+        dir.path(),
+        "s.toml",
+        &format!(
+            "{SMALL_DIGITS}[runtime]\nresults_dir = \"{}\"\n",
+            results.display()
+        ),
+    );
+    let out = runner().arg("sweep").arg(&spec).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = runner()
+        .current_dir(dir.path())
+        .args(["sample", "run", "-n", "4", "--spec"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Without it, the default `results` folder has no such run: exit 2, saying so.
+    let out = runner()
+        .current_dir(dir.path())
+        .args(["sample", "run", "-n", "4"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

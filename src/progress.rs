@@ -44,9 +44,6 @@ impl Progress {
             "{prefix:>12} [{bar:30}] {pos}/{len} runs, {elapsed} so far, ETA {eta}",
         ));
         overall.set_prefix("sweep");
-        if terminal {
-            overall.enable_steady_tick(Duration::from_millis(500));
-        }
         let seconds = std::env::var(PROGRESS_SECONDS_ENV)
             .ok()
             .and_then(|s| s.parse::<f64>().ok())

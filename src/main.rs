@@ -170,9 +170,14 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run { args, force } => {
             let (mut spec, _) = load(&args)?;
             spec.sweep = Default::default();
-            spec.name = format!("{}-run", spec.name);
             let file = args.spec.display().to_string();
             let runs = sweep::expand(&spec, &file)?;
+            // The same run finished by the spec's sweep (same id) is not trained again.
+            if !force && let Some(done) = training::finished_by_sweep(&spec, &runs) {
+                eprintln!("{done}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            spec.name = format!("{}-run", spec.name);
             training::train(&spec, &runs, 1, force, &file, Part::Whole)
         }
         Command::Report {

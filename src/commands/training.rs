@@ -20,6 +20,26 @@ pub enum Part<'a> {
     },
 }
 
+/// Where `runner run`'s one run was already finished by the spec's sweep (a run of the same
+/// id, ok or diverged, in `results/<name>/`), said in a line; none when it was not.
+pub fn finished_by_sweep(spec: &Spec, runs: &[PlannedRun]) -> Option<String> {
+    let [run] = runs else { return None };
+    let results =
+        aevb::sinks::results::ResultsDir::new(Path::new(&spec.runtime.results_dir), &spec.name);
+    let record = results.record(&run.id)?;
+    (record.status != aevb::sinks::results::RunStatus::Failed).then(|| {
+        format!(
+            "{}: run {} is already finished ({}) by the spec's sweep, as `{}`: its record, model and logs are in {} (--force trains it again into {}-run/)",
+            spec.name,
+            run.id,
+            record.status.as_str(),
+            record.label,
+            results.run_dir(&run.id).display(),
+            spec.name
+        )
+    })
+}
+
 /// Trains `runs`, this process's `part` of the sweep.
 pub fn train(
     spec: &Spec,

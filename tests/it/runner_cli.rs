@@ -1114,3 +1114,36 @@ fn trained_model_commands_find_runs_through_their_spec() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `runner run` of a spec whose sweep already trained its base config (the same run id)
+/// points to that run instead of training it again.
+#[test]
+fn run_finds_the_base_config_its_sweep_already_trained() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let spec = write(
+        dir.path(),
+        "s.toml",
+        &format!("{SMALL_DIGITS}[sweep.grid]\n\"train.seed\" = [0, 1]\n"),
+    );
+    let out = run_sweep(&spec, &results, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = runner()
+        .arg("run")
+        .arg(&spec)
+        .arg("--set")
+        .arg(format!("runtime.results_dir={}", results.display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("already finished") && stderr.contains("seed=0"),
+        "{stderr}"
+    );
+    assert!(!results.join("small-run").exists(), "nothing trained again");
+}

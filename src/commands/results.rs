@@ -27,7 +27,11 @@ fn report_studies(
     by: Option<Vec<String>>,
     format: report::Format,
 ) -> anyhow::Result<ExitCode> {
-    let runs = report::studies::read_studies(dirs)?;
+    let folders: Vec<_> = dirs
+        .iter()
+        .map(|d| report::read_runs(d))
+        .collect::<anyhow::Result<_>>()?;
+    let runs = report::studies::combine(dirs, &folders)?;
     let names: Vec<String> = dirs
         .iter()
         .map(|d| {
@@ -49,8 +53,8 @@ fn report_studies(
         );
         keys.extend(varying);
     }
-    for dir in dirs {
-        warn_coverage(dir, &report::read_runs(dir)?, &keys[1..]);
+    for (dir, folder) in dirs.iter().zip(&folders) {
+        warn_coverage(dir, folder, &keys[1..]);
     }
     let table = report::aggregate_runs(&runs, "the folders' runs.parquet", &keys, metric)?;
     write_summary(&runs, &table, &keys, metric, format, &out)?;

@@ -106,23 +106,37 @@ pub fn read(path: &Path, factors: Option<usize>, layout: &str) -> Result<FactorI
 impl FactorImages {
     /// Rows `chosen` as channel-planar values in [0, 1].
     pub fn matrix(&self, chosen: &[usize]) -> Matrix {
-        let (c, plane) = (self.shape.channels, self.shape.height * self.shape.width);
         let len = self.shape.len();
         let mut out = Vec::with_capacity(chosen.len() * len);
         let scale = if self.scale_bytes { 1.0 / 255.0 } else { 1.0 };
-        for &r in chosen {
-            // The file is [H, W, C] per image: channel k of pixel p is at p·C + k.
-            let at = |i: usize| -> f32 {
-                match &self.pixels {
-                    Array::U8 { values, .. } => values[r * len + i] as f32 * scale,
-                    Array::F64 { values, .. } => values[r * len + i] as f32,
-                }
-            };
-            for k in 0..c {
-                out.extend((0..plane).map(|p| at(p * c + k)));
-            }
+        // The element type is settled once, not per pixel.
+        match &self.pixels {
+            Array::U8 { values, .. } => self.planar(values, chosen, |b| b as f32 * scale, &mut out),
+            Array::F64 { values, .. } => self.planar(values, chosen, |v| v as f32, &mut out),
         }
         Matrix::new(chosen.len(), len, out)
+    }
+
+    /// Rows `chosen` of the file's `values`, each image turned from [H, W, C] (channel k of
+    /// pixel p at p·C + k) into channel planes, each value through `to`.
+    fn planar<T: Copy>(
+        &self,
+        values: &[T],
+        chosen: &[usize],
+        to: impl Fn(T) -> f32,
+        out: &mut Vec<f32>,
+    ) {
+        let (c, plane, len) = (
+            self.shape.channels,
+            self.shape.height * self.shape.width,
+            self.shape.len(),
+        );
+        for &r in chosen {
+            let image = &values[r * len..(r + 1) * len];
+            for k in 0..c {
+                out.extend((0..plane).map(|p| to(image[p * c + k])));
+            }
+        }
     }
 
     /// Whether the pixels are 0/1 (binary images, as dSprites').

@@ -46,37 +46,32 @@ pub fn block_range(b: usize, rows: usize) -> std::ops::Range<usize> {
     b * BLOCK_EXAMPLES..((b + 1) * BLOCK_EXAMPLES).min(rows)
 }
 
-/// Blocks `first..` of `rows` examples, one per thread at a time: `f` computes block b with
-/// that thread's work buffers (`None`: it stopped part-way, for a stop request), `done`
-/// takes each finished block's result in block order and says whether to go on. Returns
-/// whether every block was done.
+/// Every block of `rows` examples, one per thread at a time: `f` computes block b with
+/// that thread's work buffers, `done` takes each block's result in block order. (The
+/// importance sampler, which stops and continues inside blocks, has rounds of its own:
+/// `importance.rs`.)
 pub fn run<W: Default + Send, R: Send>(
     threads: &Threads,
     rows: usize,
-    first: usize,
-    f: impl Fn(&mut W, usize) -> Option<R> + Sync,
-    mut done: impl FnMut(usize, R) -> bool,
-) -> bool {
+    f: impl Fn(&mut W, usize) -> R + Sync,
+    mut done: impl FnMut(R),
+) {
     let blocks = rows.div_ceil(BLOCK_EXAMPLES);
     let width = threads.count();
     let mut works: Vec<W> = (0..width).map(|_| W::default()).collect();
     let mut results: Vec<Option<R>> = (0..width).map(|_| None).collect();
-    let mut b = first;
+    let mut b = 0;
     while b < blocks {
         let group = width.min(blocks - b);
         let items = (b..b + group).zip(works.iter_mut()).zip(results.iter_mut());
-        threads.each(items, |((block, work), result)| *result = f(work, block));
-        for (i, result) in results.iter_mut().take(group).enumerate() {
-            let go_on = match result.take() {
-                Some(r) => done(b + i, r),
-                None => false,
-            };
-            if !go_on {
-                results.iter_mut().for_each(|r| *r = None);
-                return false;
-            }
-        }
+        threads.each(items, |((block, work), result)| {
+            *result = Some(f(work, block))
+        });
+        results
+            .iter_mut()
+            .take(group)
+            .flat_map(Option::take)
+            .for_each(&mut done);
         b += group;
     }
-    true
 }

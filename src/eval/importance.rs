@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 use super::blocks::{self, BLOCK_EXAMPLES, Purpose};
 use super::model::{Model, one_thread};
 use super::scorer::{BurnScorer, FusedScorer, Scorer};
-use super::stats::Estimate;
-use super::stats::LogWeights;
+use super::stats::{Estimate, LogWeights};
 use crate::data::Matrix;
 use crate::engine::fused::products::Threads;
 

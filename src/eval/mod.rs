@@ -112,7 +112,6 @@ fn elbo_blocks<S: Scorer>(
     blocks::run(
         threads,
         data.rows,
-        0,
         |work: &mut S::Work, b| {
             let r = blocks::block_range(b, data.rows);
             let mut eps = Vec::new();
@@ -121,14 +120,13 @@ fn elbo_blocks<S: Scorer>(
             let mut out = Vec::new();
             let x = &data.values[r.start * d..r.end * d];
             scorer.elbo_terms(work, x, &eps, analytic, &mut out);
-            Some(out)
+            out
         },
-        |_, out| {
+        |out| {
             for (recon, kl) in out {
                 terms.recon.push(recon);
                 terms.kl.push(kl);
             }
-            true
         },
     );
     terms

@@ -8,19 +8,19 @@ use polars::prelude::*;
 /// The column that says which folder a row came from.
 pub const STUDY: &str = "study";
 
-/// The folders' runs in one frame: the union of their columns (a column one folder lacks is
-/// null in its rows), `study` first. Folders are named by their last component, or by
-/// their whole path where two share one.
-pub fn read_studies(dirs: &[PathBuf]) -> anyhow::Result<DataFrame> {
+/// The runs of folders `dirs` (`runs[i]` read from `dirs[i]`) in one frame: the union of
+/// their columns (a column one folder lacks is null in its rows), `study` first. Folders
+/// are named by their last component, or by their whole path where two share one.
+pub fn combine(dirs: &[PathBuf], runs: &[DataFrame]) -> anyhow::Result<DataFrame> {
     let names = study_names(dirs);
     let mut frames = Vec::new();
-    for (dir, name) in dirs.iter().zip(&names) {
-        let mut runs = super::read_runs(dir)?;
-        runs.with_column(Column::new(
+    for (frame, name) in runs.iter().zip(&names) {
+        let mut frame = frame.clone();
+        frame.with_column(Column::new(
             STUDY.into(),
-            vec![name.as_str(); runs.height()],
+            vec![name.as_str(); frame.height()],
         ))?;
-        frames.push(runs);
+        frames.push(frame);
     }
     union(frames)
 }

@@ -80,40 +80,59 @@ impl ProgressFile {
     }
 
     pub(super) fn save(&self, progress: &EvalProgress) -> anyhow::Result<()> {
+        self.save_parts(
+            progress.elbo.as_ref(),
+            &progress.log_px,
+            progress.metrics.as_ref(),
+        )
+    }
+
+    /// [`Self::save`] of the parts, borrowed where they are (the estimate in progress is
+    /// saved while the sampler holds it, nothing copied).
+    pub(super) fn save_parts(
+        &self,
+        elbo: Option<&ElboParts>,
+        log_px: &LogPxProgress,
+        metrics: Option<&MetricParts>,
+    ) -> anyhow::Result<()> {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        write_atomic(path, &bytes(progress, &self.key)?)?;
+        write_atomic(path, &bytes(elbo, log_px, metrics, &self.key)?)?;
         self.ledger.touch();
         Ok(())
     }
 }
 
-fn f64_bytes(v: impl IntoIterator<Item = f64>) -> Vec<u8> {
+fn f64_bytes<'a>(v: impl IntoIterator<Item = &'a f64>) -> Vec<u8> {
     v.into_iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn bytes(p: &EvalProgress, key: &HashMap<String, String>) -> anyhow::Result<Vec<u8>> {
-    let done = &p.log_px.examples;
-    let flights = &p.log_px.in_flight;
+fn bytes(
+    elbo: Option<&ElboParts>,
+    log_px: &LogPxProgress,
+    metrics: Option<&MetricParts>,
+    key: &HashMap<String, String>,
+) -> anyhow::Result<Vec<u8>> {
+    let done = &log_px.examples;
+    let flights = &log_px.in_flight;
+    anyhow::ensure!(
+        flights.iter().all(|f| f.word_pos <= u64::MAX as u128),
+        "a noise stream past 2⁶⁴ words"
+    );
     let mut arrays: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> = vec![
         (
             "log_px",
             Dtype::F64,
             vec![done.len()],
-            f64_bytes(done.log_px.clone()),
+            f64_bytes(&done.log_px),
         ),
-        (
-            "ess",
-            Dtype::F64,
-            vec![done.len()],
-            f64_bytes(done.ess.clone()),
-        ),
+        ("ess", Dtype::F64, vec![done.len()], f64_bytes(&done.ess)),
         (
             "log_w_sd",
             Dtype::F64,
             vec![done.len()],
-            f64_bytes(done.log_w_sd.clone()),
+            f64_bytes(&done.log_w_sd),
         ),
     ];
     let position = flights
@@ -133,12 +152,12 @@ fn bytes(p: &EvalProgress, key: &HashMap<String, String>) -> anyhow::Result<Vec<
         "in_flight_weights",
         Dtype::F64,
         vec![weights.len() / 6, 6],
-        f64_bytes(weights),
+        f64_bytes(&weights),
     ));
-    if let Some(elbo) = p.elbo {
+    if let Some(elbo) = elbo {
         arrays.push(("elbo_terms", Dtype::F64, vec![elbo.len()], f64_bytes(elbo)));
     }
-    if let Some(metrics) = p.metrics {
+    if let Some(metrics) = metrics {
         arrays.push((
             "metrics",
             Dtype::F64,
@@ -146,10 +165,6 @@ fn bytes(p: &EvalProgress, key: &HashMap<String, String>) -> anyhow::Result<Vec<
             f64_bytes(metrics),
         ));
     }
-    anyhow::ensure!(
-        flights.iter().all(|f| f.word_pos <= u64::MAX as u128),
-        "a noise stream past 2⁶⁴ words"
-    );
     let views = arrays
         .iter()
         .map(|(name, dtype, shape, data)| {
@@ -222,9 +237,8 @@ fn read(bytes: &[u8], key: &HashMap<String, String>) -> anyhow::Result<EvalProgr
         });
     }
     anyhow::ensure!(weights.next().is_none(), "in-flight weights left over");
-    let fixed = |name: &str| -> anyhow::Result<Option<Vec<f64>>> { floats(name) };
     Ok(EvalProgress {
-        elbo: fixed("elbo_terms")?
+        elbo: floats("elbo_terms")?
             .map(|v| v.try_into())
             .transpose()
             .map_err(|_| anyhow::anyhow!("elbo_terms of the wrong size"))?,
@@ -232,7 +246,7 @@ fn read(bytes: &[u8], key: &HashMap<String, String>) -> anyhow::Result<EvalProgr
             examples,
             in_flight,
         },
-        metrics: fixed("metrics")?
+        metrics: floats("metrics")?
             .map(|v| v.try_into())
             .transpose()
             .map_err(|_| anyhow::anyhow!("metrics of the wrong size"))?,
@@ -275,7 +289,13 @@ mod tests {
             metrics: None,
         };
         let key: HashMap<String, String> = [("examples".to_string(), "130".to_string())].into();
-        let bytes = bytes(&progress, &key).unwrap();
+        let bytes = bytes(
+            progress.elbo.as_ref(),
+            &progress.log_px,
+            progress.metrics.as_ref(),
+            &key,
+        )
+        .unwrap();
         let back = read(&bytes, &key).unwrap();
         assert_eq!(back.log_px, progress.log_px);
         assert_eq!(back.metrics, None);

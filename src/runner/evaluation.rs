@@ -196,8 +196,8 @@ fn log_px(
         seed: config.train.seed,
         stoppable: true,
     };
-    let mut estimate = std::mem::take(&mut state.log_px);
-    let complete = eval::log_px(m, subset, job, &mut estimate, &mut |now| {
+    let (elbo, metrics) = (state.elbo, state.metrics);
+    let complete = eval::log_px(m, subset, job, &mut state.log_px, &mut |now| {
         let done = now.examples_done(k);
         progress.evaluation(done, subset.rows);
         let due = last_save.is_none_or(|(at, cost): (Instant, f64)| {
@@ -207,18 +207,13 @@ fn log_px(
         // The last round too: a kill before the record is written loses nothing.
         if due || crate::interrupt::requested() || done == subset.rows {
             let started = Instant::now();
-            let snapshot = EvalProgress {
-                log_px: now.clone(),
-                ..state.clone()
-            };
-            if let Err(e) = saved.save(&snapshot) {
+            if let Err(e) = saved.save_parts(elbo.as_ref(), now, metrics.as_ref()) {
                 save_error.get_or_insert(e);
             }
             last_save = Some((Instant::now(), started.elapsed().as_secs_f64()));
         }
         crate::test_signal::after_evaluated(done);
     });
-    state.log_px = estimate;
     if let Some(e) = save_error {
         progress.note(&format!("cannot save the evaluation's progress: {e:#}"));
     }
